@@ -1,0 +1,81 @@
+"""The one settings object. Nothing else in Vigie reads the environment.
+
+Every field can be set with an environment variable prefixed ``VIGIE_``
+(``VIGIE_KAFKA_BOOTSTRAP``, ``VIGIE_REDIS_URL``, ...).
+
+>>> s = Settings(state_dir=Path("/tmp/vigie-doc"))
+>>> s.clickhouse_dsn
+'chdb:///tmp/vigie-doc/clickhouse'
+>>> Settings(clickhouse_url="http://ch:8123").clickhouse_dsn
+'http://ch:8123'
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    """Vigie's configuration, frozen once read."""
+
+    model_config = SettingsConfigDict(env_prefix="VIGIE_", frozen=True, extra="ignore")
+
+    state_dir: Path = Field(
+        default=Path(".vigie"),
+        description="Where the local stack, models, outboxes and the embedded warehouse live.",
+    )
+    kafka_bootstrap: str | None = Field(
+        default=None,
+        description="Kafka bootstrap servers. Unset: the local stack's broker is used (and started).",
+    )
+    redis_url: str | None = Field(
+        default=None,
+        description="Redis URL. Unset: the local stack's Redis is used (and started).",
+    )
+    clickhouse_url: str | None = Field(
+        default=None,
+        description="ClickHouse: http(s)://host:8123 for a server; unset for embedded chDB.",
+    )
+    kafka_port: int = Field(default=19092, description="Port of the local Kafka broker.")
+    kafka_controller_port: int = Field(default=19093, description="Port of its KRaft controller.")
+    redis_port: int = Field(default=16379, description="Port of the local Redis server.")
+    topic_partitions: int = Field(default=4, ge=1, description="Partitions of input topics.")
+    max_message_bytes: int = Field(
+        default=64 * 1024, ge=1024, description="Larger declarations are dead-lettered."
+    )
+    worker_web_port: int = Field(default=6066, description="Worker HTTP port (health, metrics).")
+
+    @property
+    def bootstrap_servers(self) -> str:
+        """Kafka bootstrap servers: the configured ones, or the local broker's."""
+        return self.kafka_bootstrap or f"127.0.0.1:{self.kafka_port}"
+
+    @property
+    def redis_dsn(self) -> str:
+        """Redis URL: the configured one, or the local server's."""
+        return self.redis_url or f"redis://127.0.0.1:{self.redis_port}/0"
+
+    @property
+    def clickhouse_dsn(self) -> str:
+        """ClickHouse DSN: a server URL, or embedded chDB under the state directory."""
+        if self.clickhouse_url:
+            return self.clickhouse_url
+        return f"chdb://{self.state_dir.resolve() / 'clickhouse'}"
+
+    @property
+    def uses_external_kafka(self) -> bool:
+        return self.kafka_bootstrap is not None
+
+    @property
+    def uses_external_redis(self) -> bool:
+        return self.redis_url is not None
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    """The process-wide settings, read from the environment once."""
+    return Settings()

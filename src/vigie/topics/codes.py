@@ -1,0 +1,65 @@
+"""Reference code lists used to validate records (countries, currencies, commodity codes).
+
+Country and currency codes come from ISO 3166-1 and ISO 4217 through ``pycountry``.
+Customs also uses a few user-assigned country codes: ``ZZ`` (unknown), ``EU``,
+``XK`` (Kosovo), ``XC``/``XL``/``XS`` (Ceuta, Melilla, Serbia in older lists) and the
+``QU``-``QZ`` range of the EU's statistical nomenclature.
+
+>>> is_country("CN"), is_country("ZZ"), is_country("XX")
+(True, True, False)
+>>> is_currency("EUR"), is_currency("ABC")
+(True, False)
+>>> normalise_commodity_code("90121")
+'090121'
+"""
+
+from __future__ import annotations
+
+import re
+from functools import lru_cache
+
+import pycountry
+
+_USER_ASSIGNED_COUNTRIES = frozenset({"ZZ", "EU", "XK", "XC", "XL", "XS", "QU", "QV", "QW", "QX", "QY", "QZ"})
+COMMODITY_CODE = re.compile(r"^\d{6}(\d{2}(\d{2})?)?$")
+
+
+@lru_cache(maxsize=1)
+def country_codes() -> frozenset[str]:
+    """Every country code a record may carry."""
+    return frozenset(c.alpha_2 for c in pycountry.countries) | _USER_ASSIGNED_COUNTRIES
+
+
+@lru_cache(maxsize=1)
+def currency_codes() -> frozenset[str]:
+    """Every ISO 4217 currency code."""
+    return frozenset(c.alpha_3 for c in pycountry.currencies)
+
+
+def is_country(code: str) -> bool:
+    return code in country_codes()
+
+
+def is_currency(code: str) -> bool:
+    return code in currency_codes()
+
+
+def normalise_commodity_code(raw: str) -> str:
+    """Pad a commodity code whose leading zero was lost in a spreadsheet.
+
+    HS codes have an even number of digits (6, 8 or 10); an odd count means a lost zero.
+    """
+    digits = raw.strip().replace(".", "").replace(" ", "")
+    if digits.isdigit() and len(digits) % 2 == 1:
+        digits = "0" + digits
+    return digits
+
+
+def hs_prefixes(code: str) -> tuple[str, ...]:
+    """The commodity code and its coarser levels, finest first.
+
+    >>> hs_prefixes("62034231")
+    ('62034231', '620342', '6203', '62')
+    """
+    levels = [code] + [code[:n] for n in (6, 4, 2) if len(code) > n]
+    return tuple(dict.fromkeys(levels))
