@@ -48,6 +48,19 @@ class Settings(BaseSettings):
         default=64 * 1024, ge=1024, description="Larger declarations are dead-lettered."
     )
     worker_web_port: int = Field(default=6066, description="Worker HTTP port (health, metrics).")
+    topic_prefix: str = Field(
+        default="",
+        pattern=r"^[A-Za-z0-9._-]*$",
+        description="Prefix of every topic name (one cluster shared by several environments).",
+    )
+
+    def topic(self, name: str) -> str:
+        """The physical name of a catalogue topic: ``topic_prefix`` + logical name.
+
+        >>> Settings(topic_prefix="test-1.").topic("declarations")
+        'test-1.declarations'
+        """
+        return f"{self.topic_prefix}{name}"
 
     @property
     def bootstrap_servers(self) -> str:
