@@ -53,6 +53,17 @@ class Settings(BaseSettings):
         pattern=r"^[A-Za-z0-9._-]*$",
         description="Prefix of every topic name (one cluster shared by several environments).",
     )
+    redis_prefix: str = Field(
+        default="vigie",
+        pattern=r"^[A-Za-z0-9._-]+$",
+        description="Prefix of every Redis key (stream <prefix>:alerts, <prefix>:alert:<id>...).",
+    )
+    alerts_stream_maxlen: int = Field(
+        default=100_000, ge=1, description="Approximate bound of the Redis alert stream."
+    )
+    webhooks_file: Path | None = Field(
+        default=None, description="TOML or JSON file declaring the webhook subscribers."
+    )
 
     def topic(self, name: str) -> str:
         """The physical name of a catalogue topic: ``topic_prefix`` + logical name.

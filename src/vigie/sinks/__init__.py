@@ -1,0 +1,1 @@
+"""Sinks: consumers of the output topics (warehouse, Redis alert feed, webhooks)."""

@@ -1,0 +1,159 @@
+"""A small batching sink: ``add()`` per record, ``flush()`` per checkpoint (Quix style).
+
+A sink buffers what it is given and writes the whole batch at once when flushed; the
+caller commits its Kafka offsets only after ``flush()`` returned, so a crash replays the
+batch and the sink's idempotent writes absorb the replay. :func:`pump` is that loop for a
+confluent-kafka consumer.
+
+Examples
+--------
+>>> class Total(BatchingSink[int]):
+...     def __init__(self) -> None:
+...         super().__init__()
+...         self.total = 0
+...     def write(self, batch: Sequence[int]) -> int:
+...         self.total += sum(batch)
+...         return len(batch)
+>>> sink = Total()
+>>> for n in (3, 4, 5):
+...     sink.add(n)
+>>> len(sink), sink.flush(), sink.total, len(sink), sink.flush()
+(3, 3, 12, 0, 0)
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from abc import ABC, abstractmethod
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass, field
+from typing import Any, Generic, TypeVar
+
+from pydantic import BaseModel
+
+from vigie.errors import DecodeError
+from vigie.topics.codec import decode
+
+log = logging.getLogger(__name__)
+
+T = TypeVar("T")
+M = TypeVar("M", bound=BaseModel)
+
+
+class BatchingSink(ABC, Generic[T]):
+    """Buffers records; :meth:`write` receives them all at each :meth:`flush`."""
+
+    def __init__(self) -> None:
+        self._batch: list[T] = []
+
+    def add(self, record: T) -> None:
+        """Buffer one record until the next flush."""
+        self._batch.append(record)
+
+    def flush(self) -> int:
+        """Write the buffered batch; the buffer is kept if the write raises.
+
+        Returns what :meth:`write` returns: the number of records that changed the sink
+        (replayed duplicates do not count).
+        """
+        if not self._batch:
+            return 0
+        changed = self.write(self._batch)
+        self._batch = []
+        return changed
+
+    def __len__(self) -> int:
+        return len(self._batch)
+
+    @abstractmethod
+    def write(self, batch: Sequence[T]) -> int:
+        """Write ``batch`` in one go, idempotently; return the number of new records."""
+
+
+@dataclass
+class PumpStats:
+    """What :func:`pump` did."""
+
+    consumed: int = 0
+    written: int = 0
+    invalid: int = 0
+    batches: int = 0
+    errors: list[str] = field(default_factory=list)
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def pump(
+    consumer: Any,
+    schema: type[M],
+    sink: BatchingSink[M],
+    *,
+    batch_size: int = 500,
+    poll_s: float = 0.5,
+    idle_exit_s: float | None = None,
+    max_records: int | None = None,
+    should_stop: Callable[[], bool] = lambda: False,
+) -> PumpStats:
+    """Consume records into ``sink``, committing offsets only after each flush succeeded.
+
+    Stops when ``should_stop()`` is true, after ``max_records`` records, or when nothing
+    arrived for ``idle_exit_s`` seconds (``None``: never). Records that do not decode are
+    logged and counted, then committed past: they cannot become valid by replaying.
+    """
+    stats = PumpStats()
+    idle_since = time.monotonic()
+    while not should_stop():
+        if max_records is not None and stats.consumed >= max_records:
+            break
+        want = batch_size if max_records is None else min(batch_size, max_records - stats.consumed)
+        messages = consumer.consume(num_messages=want, timeout=poll_s)
+        if not messages:
+            if idle_exit_s is not None and time.monotonic() - idle_since >= idle_exit_s:
+                break
+            continue
+        idle_since = time.monotonic()
+        _add_all(messages, schema, sink, stats)
+        stats.written += sink.flush()
+        consumer.commit(asynchronous=False)
+        stats.batches += 1
+    return stats
+
+
+def _add_all(messages: list[Any], schema: type[M], sink: BatchingSink[M], stats: PumpStats) -> None:
+    for message in messages:
+        if message.error() is not None:
+            stats.errors.append(str(message.error()))
+            log.warning("kafka error on %s: %s", message.topic(), message.error())
+            continue
+        stats.consumed += 1
+        try:
+            sink.add(decode(schema, message.value()))
+        except DecodeError as exc:
+            stats.invalid += 1
+            log.error(
+                "skipping undecodable %s at %s[%d]@%d: %s",
+                schema.__name__,
+                message.topic(),
+                message.partition(),
+                message.offset(),
+                exc,
+            )
+
+
+def kafka_consumer(bootstrap: str, topic: str, group_id: str, *, reset: str = "earliest") -> Any:
+    """A confluent-kafka consumer subscribed to ``topic``, committing only by hand."""
+    from confluent_kafka import Consumer
+
+    consumer = Consumer(
+        {
+            "bootstrap.servers": bootstrap,
+            "group.id": group_id,
+            "enable.auto.commit": False,
+            "auto.offset.reset": reset,
+            "enable.partition.eof": False,
+        }
+    )
+    consumer.subscribe([topic])
+    return consumer

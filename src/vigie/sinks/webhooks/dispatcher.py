@@ -1,0 +1,310 @@
+"""The webhook dispatcher: alerts topic -> outbox -> signed HTTP deliveries, retried.
+
+Two loops share the outbox file. The *intake* (a thread) consumes ``alerts``, enqueues one
+delivery per matching subscriber and commits its Kafka offsets after the outbox
+transaction committed. The *delivery* loop (asyncio) claims due rows, posts them signed
+per Standard Webhooks, and records each outcome: delivered on 2xx; otherwise retried after
+an exponential, jittered, capped delay; dead-lettered (``failed``) after the last attempt.
+A delivery whose 2xx answer was lost in a crash is sent again with the same
+``webhook-id``: receivers drop it.
+
+>>> RetryPolicy(base_s=1.0, cap_s=10.0, max_attempts=7, jitter=0.0).schedule()
+[1.0, 2.0, 4.0, 8.0, 10.0, 10.0]
+>>> from vigie.sinks.examples import example_alert
+>>> orjson.loads(payload_for(example_alert()))["type"]
+'alert.raised'
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+import threading
+import time
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Protocol
+
+import aiohttp
+import orjson
+
+from vigie.settings import Settings
+from vigie.sinks.base import BatchingSink, PumpStats, kafka_consumer, pump
+from vigie.sinks.webhooks.outbox import Delivery, NewDelivery, Outbox, Outcome
+from vigie.sinks.webhooks.signing import signed_headers, webhook_id
+from vigie.sinks.webhooks.subscribers import Subscriber
+from vigie.topics.codec import encode
+from vigie.topics.schemas import Alert
+
+log = logging.getLogger(__name__)
+
+EVENT_TYPE = "alert.raised"
+
+
+def outbox_path(settings: Settings) -> Path:
+    """Where the outbox lives: ``<state_dir>/webhooks/outbox.sqlite3``."""
+    return settings.state_dir / "webhooks" / "outbox.sqlite3"
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    """Exponential backoff with jitter: ``min(cap, base * factor**(n-1))`` minus up to
+    ``jitter`` of it, after the n-th failed attempt; ``max_attempts`` attempts in all."""
+
+    base_s: float = 1.0
+    factor: float = 2.0
+    cap_s: float = 3600.0
+    max_attempts: int = 10
+    jitter: float = 0.2
+
+    def delay(self, attempt: int, rng: random.Random) -> float:
+        """Seconds to wait after failed attempt number ``attempt`` (1-based)."""
+        full = min(self.cap_s, self.base_s * self.factor ** (attempt - 1))
+        return full * (1.0 - self.jitter * rng.random())
+
+    def schedule(self) -> list[float]:
+        """The delays between attempts, without jitter."""
+        rng = random.Random(0)
+        plain = RetryPolicy(self.base_s, self.factor, self.cap_s, self.max_attempts, 0.0)
+        return [plain.delay(n, rng) for n in range(1, self.max_attempts)]
+
+
+class Transport(Protocol):
+    """The network layer: POST a body, return the HTTP status (raise on network errors)."""
+
+    async def post(self, url: str, body: bytes, headers: Mapping[str, str]) -> int: ...
+
+
+class AiohttpTransport:
+    """:class:`Transport` over an ``aiohttp.ClientSession`` the caller owns."""
+
+    def __init__(self, session: aiohttp.ClientSession, timeout_s: float = 10.0) -> None:
+        self.session = session
+        self.timeout_s = timeout_s
+
+    async def post(self, url: str, body: bytes, headers: Mapping[str, str]) -> int:
+        timeout = aiohttp.ClientTimeout(total=self.timeout_s)
+        async with self.session.post(
+            url, data=body, headers=dict(headers), timeout=timeout, allow_redirects=False
+        ) as response:
+            await response.read()
+            return response.status
+
+
+def payload_for(alert: Alert) -> bytes:
+    """The JSON body: ``{"type", "timestamp", "data"}`` as Standard Webhooks suggests."""
+    data = orjson.loads(encode(alert))
+    return orjson.dumps(
+        {"type": EVENT_TYPE, "timestamp": alert.raised_at.isoformat(), "data": data}
+    )
+
+
+def enqueue(
+    outbox: Outbox, subscribers: Sequence[Subscriber], alerts: Iterable[Alert], *, now: float
+) -> int:
+    """Enqueue the deliveries of ``alerts`` in one transaction; returns how many were new."""
+    return outbox.enqueue([d for alert in alerts for d in plan(alert, subscribers)], now=now)
+
+
+def plan(alert: Alert, subscribers: Sequence[Subscriber]) -> list[NewDelivery]:
+    """One delivery per subscriber whose filters the alert passes."""
+    body = payload_for(alert)
+    return [
+        NewDelivery(webhook_id(alert.alert_id, s.name), s.name, alert.alert_id, body)
+        for s in subscribers
+        if s.matches(alert)
+    ]
+
+
+@dataclass
+class RoundStats:
+    """Outcomes of delivery attempts."""
+
+    attempted: int = 0
+    delivered: int = 0
+    retried: int = 0
+    failed: int = 0
+
+    def add(self, other: RoundStats) -> None:
+        for name in ("attempted", "delivered", "retried", "failed"):
+            setattr(self, name, getattr(self, name) + getattr(other, name))
+
+
+class Dispatcher:
+    """Enqueues alerts into the outbox and delivers what is due.
+
+    Parameters
+    ----------
+    outbox
+        The persistent outbox (a dispatcher restarted on the same file loses nothing).
+    subscribers
+        The configured subscribers.
+    transport
+        The network layer (:class:`AiohttpTransport` in production and tests).
+    policy
+        Retry schedule and number of attempts.
+    concurrency
+        Deliveries in flight at once.
+    lease_s
+        How long a claimed delivery is reserved; after a crash it is retried then.
+    """
+
+    def __init__(
+        self,
+        outbox: Outbox,
+        subscribers: Sequence[Subscriber],
+        transport: Transport,
+        *,
+        policy: RetryPolicy | None = None,
+        concurrency: int = 8,
+        lease_s: float = 60.0,
+        clock: Callable[[], float] = time.time,
+        rng: random.Random | None = None,
+    ) -> None:
+        self.outbox = outbox
+        self.subscribers = {s.name: s for s in subscribers}
+        self.transport = transport
+        self.policy = policy or RetryPolicy()
+        self.concurrency = concurrency
+        self.lease_s = lease_s
+        self.clock = clock
+        self.rng = rng or random.Random()
+
+    def enqueue(self, alerts: Iterable[Alert]) -> int:
+        """Plan and enqueue deliveries for ``alerts`` in one transaction; returns new ones."""
+        return enqueue(self.outbox, list(self.subscribers.values()), alerts, now=self.clock())
+
+    async def deliver_due(self) -> RoundStats:
+        """Attempt every delivery due now (up to a few batches' worth), record outcomes."""
+        due = self.outbox.claim_due(
+            now=self.clock(), limit=self.concurrency * 4, lease_s=self.lease_s
+        )
+        if not due:
+            return RoundStats()
+        gate = asyncio.Semaphore(self.concurrency)
+
+        async def bounded(delivery: Delivery) -> Outcome:
+            async with gate:
+                return await self._attempt(delivery)
+
+        outcomes = await asyncio.gather(*(bounded(d) for d in due))
+        self.outbox.settle(outcomes, now=self.clock())
+        stats = RoundStats(attempted=len(outcomes))
+        for outcome in outcomes:
+            if outcome.status == "delivered":
+                stats.delivered += 1
+            elif outcome.status == "failed":
+                stats.failed += 1
+            else:
+                stats.retried += 1
+        return stats
+
+    async def _attempt(self, delivery: Delivery) -> Outcome:
+        attempts = delivery.attempts + 1
+        subscriber = self.subscribers.get(delivery.subscriber)
+        if subscriber is None:
+            error = f"subscriber {delivery.subscriber!r} is no longer configured"
+            return Outcome(delivery.webhook_id, "failed", attempts, self.clock(), error)
+        stamp = int(self.clock())
+        headers = signed_headers(subscriber.secret, delivery.webhook_id, stamp, delivery.payload)
+        try:
+            status = await self.transport.post(subscriber.url, delivery.payload, headers)
+        except (aiohttp.ClientError, TimeoutError, OSError) as exc:
+            error = f"{type(exc).__name__}: {exc}"
+        else:
+            if 200 <= status < 300:
+                return Outcome(delivery.webhook_id, "delivered", attempts, self.clock())
+            error = f"HTTP {status}"
+        log.info(
+            "delivery %s to %s: attempt %d failed (%s)",
+            delivery.webhook_id,
+            subscriber.name,
+            attempts,
+            error,
+        )
+        if attempts >= self.policy.max_attempts:
+            return Outcome(delivery.webhook_id, "failed", attempts, self.clock(), error)
+        retry_at = self.clock() + self.policy.delay(attempts, self.rng)
+        return Outcome(delivery.webhook_id, "pending", attempts, retry_at, error)
+
+
+class OutboxSink(BatchingSink[Alert]):
+    """The intake's sink: a batch of alerts becomes one outbox transaction."""
+
+    def __init__(self, outbox: Outbox, subscribers: Sequence[Subscriber]) -> None:
+        super().__init__()
+        self.outbox = outbox
+        self.subscribers = subscribers
+        self.last_write = time.monotonic()
+
+    def write(self, batch: Sequence[Alert]) -> int:
+        self.last_write = time.monotonic()
+        return enqueue(self.outbox, self.subscribers, batch, now=time.time())
+
+
+@dataclass
+class DispatchReport:
+    """What a run of :func:`run_dispatcher` did."""
+
+    intake: dict[str, Any] = field(default_factory=dict)
+    deliveries: RoundStats = field(default_factory=RoundStats)
+    outbox: dict[str, int] = field(default_factory=dict)
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+async def run_dispatcher(
+    settings: Settings,
+    subscribers: Sequence[Subscriber],
+    transport: Transport,
+    *,
+    group_id: str = "vigie-webhooks",
+    policy: RetryPolicy | None = None,
+    lease_s: float = 60.0,
+    until_idle_s: float | None = None,
+    poll_s: float = 0.5,
+    stop: asyncio.Event | None = None,
+) -> DispatchReport:
+    """Run intake and deliveries until ``stop`` is set, or, with ``until_idle_s``, until
+    no alert arrived for that long and nothing is pending in the outbox."""
+    stop = stop or asyncio.Event()
+    path = outbox_path(settings)
+    halt = threading.Event()
+    sink = OutboxSink(Outbox(path), subscribers)
+    consumer = kafka_consumer(settings.bootstrap_servers, settings.topic("alerts"), group_id)
+    intake = asyncio.create_task(
+        asyncio.to_thread(pump, consumer, Alert, sink, poll_s=poll_s, should_stop=halt.is_set)
+    )
+    box = Outbox(path)
+    dispatcher = Dispatcher(box, subscribers, transport, policy=policy, lease_s=lease_s)
+    report = DispatchReport()
+    try:
+        while not stop.is_set() and not intake.done():
+            stats = await dispatcher.deliver_due()
+            report.deliveries.add(stats)
+            if stats.attempted:
+                continue
+            idle = time.monotonic() - sink.last_write
+            if until_idle_s is not None and idle >= until_idle_s and not box.counts()["pending"]:
+                break
+            await _pause(stop, box.next_due(), poll_s)
+    finally:
+        halt.set()
+        intake_stats: PumpStats = await intake
+        consumer.close()
+        report.intake = intake_stats.as_dict()
+        report.outbox = box.counts()
+        box.close()
+        sink.outbox.close()
+    return report
+
+
+async def _pause(stop: asyncio.Event, next_due: float | None, poll_s: float) -> None:
+    wait = poll_s if next_due is None else min(poll_s, max(0.01, next_due - time.time()))
+    try:
+        await asyncio.wait_for(stop.wait(), timeout=wait)
+    except TimeoutError:
+        return
