@@ -12,8 +12,7 @@ a message still in flight when :meth:`KafkaProducer.flush` gives up.
 :func:`produce_records` encodes contract records with :func:`vigie.topics.codec.encode`,
 keyed by their topic's key field.
 
->>> from vigie.errors import StackError
-from vigie.settings import Settings
+>>> from vigie.settings import Settings
 >>> conf = producer_config(Settings(kafka_port=29092), compression="zstd")
 >>> conf["bootstrap.servers"], conf["compression.type"], conf["enable.idempotence"]
 ('127.0.0.1:29092', 'zstd', True)
