@@ -1,0 +1,38 @@
+"""The one way Vigie connects to ClickHouse: embedded chDB or a server, same client API.
+
+``settings.clickhouse_dsn`` is ``chdb:///path/to/dir`` by default (an embedded database
+under the state directory) or ``http(s)://host:8123`` for a server.
+
+chDB embeds one ClickHouse server per process, bound to the first path it opens: while a
+client is open, opening a *different* ``chdb://`` path in the same process fails
+(``EmbeddedServer already initialized with path ...``). Clients on the same path are fine.
+So a process (a worker, a pytest session) uses one warehouse directory, and examples here
+do not open one.
+
+>>> from pathlib import Path
+>>> from vigie.settings import Settings
+>>> Settings(state_dir=Path("/srv/vigie")).clickhouse_dsn
+'chdb:///srv/vigie/clickhouse'
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import clickhouse_connect
+
+from vigie.settings import Settings
+
+
+def connect(settings: Settings) -> Any:
+    """A clickhouse-connect client for the configured warehouse."""
+    return clickhouse_connect.get_client(dsn=settings.clickhouse_dsn)
+
+
+def server_version(settings: Settings) -> str:
+    """The ClickHouse engine version (``SELECT version()``)."""
+    client = connect(settings)
+    try:
+        return str(client.command("SELECT version()"))
+    finally:
+        client.close()
