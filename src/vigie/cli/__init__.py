@@ -42,6 +42,10 @@ def _register() -> None:
 
     app.command(name="replay")(replay.replay)
     app.add_typer(deadletters.app, name="dlq")
+    from vigie.cli import alerts, webhooks
+
+    app.add_typer(alerts.app, name="alerts")
+    app.add_typer(webhooks.app, name="webhooks")
 
 
 def main() -> None:

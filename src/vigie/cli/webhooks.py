@@ -1,0 +1,126 @@
+"""``vigie webhooks``: subscribers, the dispatcher, and dead-lettered deliveries."""
+
+from __future__ import annotations
+
+import asyncio
+import signal
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated
+
+import typer
+
+from vigie.cli import output
+from vigie.errors import ConfigurationError
+from vigie.settings import get_settings
+
+if TYPE_CHECKING:
+    from vigie.sinks.webhooks.dispatcher import DispatchReport, RetryPolicy
+    from vigie.sinks.webhooks.subscribers import Subscriber
+
+app = typer.Typer(help="Signed alert webhooks.", no_args_is_help=True)
+
+FILE_HELP = "Subscribers file (TOML or JSON); default: VIGIE_WEBHOOKS_FILE."
+
+
+@app.command()
+def subscribers(
+    file: Annotated[Path | None, typer.Option("--file", help=FILE_HELP)] = None,
+    as_json: bool = typer.Option(False, "--json", help=output.JSON_OPTION_HELP),
+) -> None:
+    """List the configured subscribers and their filters (secrets are not shown)."""
+    found = _load(file)
+    output.emit(
+        {"count": len(found), "subscribers": {s.name: s.public() for s in found}},
+        as_json=as_json,
+        title="webhook subscribers",
+    )
+
+
+@app.command()
+def failed(
+    limit: int = typer.Option(1000, min=1, help="At most this many, most recent first."),
+    as_json: bool = typer.Option(False, "--json", help=output.JSON_OPTION_HELP),
+) -> None:
+    """Deliveries dead-lettered after their last attempt."""
+    from vigie.sinks.webhooks.dispatcher import outbox_path
+    from vigie.sinks.webhooks.outbox import Outbox
+
+    path = outbox_path(get_settings())
+    if not path.exists():
+        output.emit({"outbox": str(path), "count": 0, "failed": []}, as_json=as_json)
+        return
+    with Outbox(path) as box:
+        rows = [d.as_dict() for d in box.failed(limit)]
+        counts = box.counts()
+    if as_json:
+        output.emit({"outbox": str(path), "count": len(rows), "failed": rows}, as_json=True)
+        return
+    _failed_table(rows)
+    output.emit({"outbox": str(path), **counts}, as_json=False, title="outbox")
+
+
+@app.command()
+def dispatch(
+    file: Annotated[Path | None, typer.Option("--file", help=FILE_HELP)] = None,
+    group: str = typer.Option("vigie-webhooks", help="Kafka consumer group."),
+    max_attempts: int = typer.Option(10, min=1, help="Attempts before a delivery fails."),
+    base_delay: float = typer.Option(1.0, min=0.0, help="First retry delay (s), then doubled."),
+    max_delay: float = typer.Option(3600.0, min=0.0, help="Cap of the retry delay (s)."),
+    until_idle: float | None = typer.Option(
+        None, help="Exit once no alert came for this long and nothing is pending."
+    ),
+    as_json: bool = typer.Option(False, "--json", help=output.JSON_OPTION_HELP),
+) -> None:
+    """Consume alerts, queue them in the outbox, deliver them signed, retry, dead-letter."""
+    from vigie.sinks.webhooks.dispatcher import RetryPolicy
+
+    policy = RetryPolicy(base_s=base_delay, cap_s=max_delay, max_attempts=max_attempts)
+    report = asyncio.run(_dispatch(_load(file), group, policy, until_idle))
+    output.emit(report.as_dict(), as_json=as_json, title="webhooks dispatched")
+
+
+async def _dispatch(
+    found: tuple[Subscriber, ...], group: str, policy: RetryPolicy, until_idle: float | None
+) -> DispatchReport:
+    import aiohttp
+
+    from vigie.sinks.webhooks.dispatcher import AiohttpTransport, run_dispatcher
+
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(signum, stop.set)
+    async with aiohttp.ClientSession() as session:
+        return await run_dispatcher(
+            get_settings(),
+            found,
+            AiohttpTransport(session),
+            group_id=group,
+            policy=policy,
+            until_idle_s=until_idle,
+            stop=stop,
+        )
+
+
+def _load(file: Path | None) -> tuple[Subscriber, ...]:
+    from vigie.sinks.webhooks.subscribers import load_subscribers
+
+    path = file or get_settings().webhooks_file
+    if path is None:
+        raise output.CommandError("no subscribers file: set VIGIE_WEBHOOKS_FILE or pass --file")
+    try:
+        return load_subscribers(path)
+    except ConfigurationError as exc:
+        raise output.CommandError(str(exc)) from exc
+
+
+def _failed_table(rows: list[dict[str, object]]) -> None:
+    from rich.table import Table
+
+    columns = ("webhook_id", "subscriber", "alert_id", "attempts", "last_error")
+    table = Table(title="failed deliveries")
+    for column in columns:
+        table.add_column(column)
+    for row in rows:
+        table.add_row(*(str(row[c]) for c in columns))
+    output.console.print(table)
