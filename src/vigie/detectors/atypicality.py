@@ -1,0 +1,357 @@
+"""Atypicality (atypie): how far a declaration is from the normal flows, and why.
+
+Ten features, each turned into a surprise in [0, 1] and weighted by its importance:
+
+========================== ===========================================================
+new_chapter_for_importer   the importer never declared this HS chapter
+new_route_for_importer     new (origin, dispatch, office) for the importer
+new_seller_for_importer    a seller the importer never bought from
+origin_unusual_for_product an origin never seen for this HS6
+unusual_transit_hub        dispatched from a country rarely used for that origin
+volume_burst               the importer's count in the last day vs its own rate
+value_unusual_for_importer a value far above the importer's mean declared value
+unit_value_incoherent      log EUR/kg far from the HS6 (either side)
+mass_per_unit_incoherent   log kg per supplementary unit far from the HS4
+multivariate_outlier       River Half-Space Trees over the numeric features
+========================== ===========================================================
+
+Novelty is damped by history: an importer's first declarations are not atypical merely
+for being first (see :mod:`vigie.detectors.behaviour`). The score combines the weighted
+surprises as a noisy-or, ``1 - prod(1 - w_i)``; ``contributions`` lists the features
+with the largest weights. The Half-Space Trees score is calibrated against its own
+running 90th and 99th percentiles, so only its top decile contributes.
+
+Memory is bounded: at most ``max_importers`` importer profiles and ``max_products``
+product memories (least recently used evicted), sets capped at ``set_cap`` values.
+"""
+
+from __future__ import annotations
+
+import math
+import sys
+from collections import OrderedDict
+from collections.abc import Hashable
+from typing import Any
+
+from river import anomaly
+
+from vigie.detectors.base import Detector
+from vigie.detectors.behaviour import ImporterProfile, NoveltySet, squash
+from vigie.detectors.quantiles import SECONDS_PER_DAY, EWStats, OnlineQuantile
+from vigie.topics.schemas import AtypicalityEvidence, Contribution, Declaration
+
+IMPORTANCE: dict[str, float] = {
+    "new_chapter_for_importer": 0.5,
+    "new_route_for_importer": 0.35,
+    "new_seller_for_importer": 0.3,
+    "origin_unusual_for_product": 0.6,
+    "unusual_transit_hub": 0.5,
+    "volume_burst": 0.6,
+    "value_unusual_for_importer": 0.4,
+    "unit_value_incoherent": 0.7,
+    "mass_per_unit_incoherent": 0.6,
+    "multivariate_outlier": 0.6,
+}
+"""The weight of each feature when fully surprising."""
+
+LIMITS: dict[Hashable, tuple[float, float]] = {
+    "log_value": (0.0, 8.0),
+    "log_mass": (0.0, 8.0),
+    "unit_value_z": (-6.0, 6.0),
+    "mass_per_unit_z": (-6.0, 6.0),
+    "duty_rate": (0.0, 0.5),
+    "burst_nats": (0.0, 20.0),
+    "log_value_ratio": (-8.0, 8.0),
+    "transit": (0.0, 1.0),
+}
+"""Fixed ranges of the numeric features fed to the Half-Space Trees."""
+
+_NEUTRAL = AtypicalityEvidence(score=0.0)
+Features = dict[str, tuple[float, float]]  # name -> (value, surprise)
+
+
+class AtypicalityDetector(Detector):
+    """Multivariate outlyingness plus categorical novelty and behaviour features.
+
+    Parameters
+    ----------
+    n_trees, height, window_size
+        Half-Space Trees parameters.
+    seed
+        Random seed of the trees.
+    warm_up
+        Declarations learnt before the detector scores anything (neutral 0 before).
+    max_importers, max_products
+        Caps on importer profiles and per-product memories (LRU eviction).
+    set_cap
+        At most this many distinct chapters / routes / sellers remembered per importer.
+    short_days, long_days
+        Half-lives of the importer's recent and long-run activity counters.
+    importer_tau, product_tau
+        History lengths over which novelty surprise matures (see ``behaviour``).
+    hub_share
+        A transit country carrying less than this share of an origin's flow is unusual.
+    top_k
+        Contributions reported.
+
+    Examples
+    --------
+    An importer of shirts from China, through Roissy, suddenly declaring engines from
+    China dispatched via the Emirates:
+
+    >>> from vigie.topics.schemas import EXAMPLE_DECLARATION
+    >>> det = AtypicalityDetector(warm_up=100)
+    >>> for i in range(300):
+    ...     d = dict(EXAMPLE_DECLARATION, declaration_id=f"D{i}",
+    ...              lodged_at=f"2026-03-{1 + i // 20:02d}T08:00:00Z",
+    ...              customs_value_eur=25000.0 + 100 * (i % 7))
+    ...     det.learn_one(Declaration.model_validate(d))
+    >>> odd = dict(EXAMPLE_DECLARATION, declaration_id="ODD", commodity_code="84082010",
+    ...            dispatch="AE", lodged_at="2026-03-15T09:00:00Z")
+    >>> ev = det.score_one(Declaration.model_validate(odd))
+    >>> round(ev.score, 2)
+    0.9
+    >>> for c in ev.contributions:
+    ...     print(f"{c.name:<25} {c.weight:.2f}")
+    multivariate_outlier      0.60
+    unusual_transit_hub       0.50
+    new_chapter_for_importer  0.50
+    new_route_for_importer    0.35
+    """
+
+    def __init__(
+        self,
+        n_trees: int = 10,
+        height: int = 8,
+        window_size: int = 250,
+        seed: int = 0,
+        warm_up: int = 250,
+        max_importers: int = 100_000,
+        max_products: int = 50_000,
+        set_cap: int = 32,
+        short_days: float = 1.0,
+        long_days: float = 60.0,
+        importer_tau: float = 10.0,
+        product_tau: float = 50.0,
+        hub_share: float = 0.02,
+        top_k: int = 5,
+    ) -> None:
+        self.n_trees = n_trees
+        self.height = height
+        self.window_size = window_size
+        self.seed = seed
+        self.warm_up = warm_up
+        self.max_importers = max_importers
+        self.max_products = max_products
+        self.set_cap = set_cap
+        self.short_days = short_days
+        self.long_days = long_days
+        self.importer_tau = importer_tau
+        self.product_tau = product_tau
+        self.hub_share = hub_share
+        self.top_k = top_k
+        self._trees: Any = anomaly.HalfSpaceTrees(  # River's methods are untyped
+            n_trees=n_trees, height=height, window_size=window_size, limits=LIMITS, seed=seed
+        )
+        self._q90 = OnlineQuantile(0.90, step=0.002)
+        self._q99 = OnlineQuantile(0.99, step=0.002)
+        self._importers: OrderedDict[str, ImporterProfile] = OrderedDict()
+        self._origins: OrderedDict[str, NoveltySet] = OrderedDict()
+        self._unit_values: OrderedDict[str, EWStats] = OrderedDict()
+        self._unit_masses: OrderedDict[str, EWStats] = OrderedDict()
+        self._hubs: dict[str, dict[str, int]] = {}
+        self._n = 0
+        self._last: tuple[str, int, Features, dict[str, float]] | None = None
+
+    @property
+    def version(self) -> str:
+        """Changes whenever the detector learns."""
+        return f"atypicality-{self._n}"
+
+    @property
+    def n_importers(self) -> int:
+        return len(self._importers)
+
+    def score_one(self, decl: Declaration) -> AtypicalityEvidence:
+        """The atypicality score and its top contributions; neutral during warm-up."""
+        features, numeric = self._features(decl)
+        self._last = (decl.declaration_id, decl.item_number, features, numeric)
+        if self._n < self.warm_up:
+            return _NEUTRAL
+        weighted = [
+            (IMPORTANCE[name] * surprise, name, value)
+            for name, (value, surprise) in features.items()
+            if surprise > 0.0
+        ]
+        weighted.sort(reverse=True)
+        remaining = 1.0
+        for weight, _, _ in weighted:
+            remaining *= 1.0 - weight
+        contributions = tuple(
+            Contribution(name=name, value=value, weight=weight)
+            for weight, name, value in weighted[: self.top_k]
+            if weight >= 0.01
+        )
+        return AtypicalityEvidence(score=1.0 - remaining, contributions=contributions)
+
+    def learn_one(self, decl: Declaration) -> None:
+        """Learn one declaration (every declaration: novelty is about what was seen)."""
+        last = self._last
+        if last is not None and last[0] == decl.declaration_id and last[1] == decl.item_number:
+            features, numeric = last[2], last[3]
+        else:
+            features, numeric = self._features(decl)
+        self._last = None
+        t = decl.lodged_at.timestamp() / SECONDS_PER_DAY
+        raw = features["multivariate_outlier"][0]
+        self._q90.update(raw)
+        self._q99.update(raw)
+        self._trees.learn_one(numeric)
+        self._learn_importer(decl, t)
+        self._learn_product(decl)
+        self._n += 1
+
+    # -- features -------------------------------------------------------------------
+
+    def _features(self, decl: Declaration) -> tuple[Features, dict[str, float]]:
+        t = decl.lodged_at.timestamp() / SECONDS_PER_DAY
+        features: Features = {}
+        self._importer_features(decl, t, features)
+        self._product_features(decl, features)
+        numeric = {
+            "log_value": math.log10(decl.customs_value_eur + 1.0),
+            "log_mass": math.log10(decl.net_mass_kg + 1.0),
+            "unit_value_z": _clip(features["unit_value_incoherent"][0], 6.0),
+            "mass_per_unit_z": _clip(features["mass_per_unit_incoherent"][0], 6.0),
+            "duty_rate": min(decl.duty_rate_pct / 100.0, 0.5),
+            "burst_nats": min(features["volume_burst"][0], 20.0),
+            "log_value_ratio": _clip(features["value_unusual_for_importer"][0], 8.0),
+            "transit": 1.0 if decl.dispatch not in (None, decl.origin) else 0.0,
+        }
+        raw = self._trees.score_one(numeric)
+        spread = max(self._q99.value - self._q90.value, 0.1)
+        features["multivariate_outlier"] = (raw, _unit((raw - self._q90.value) / spread))
+        return features, numeric
+
+    def _importer_features(self, decl: Declaration, t: float, out: Features) -> None:
+        profile = self._importers.get(decl.importer)
+        if profile is None:
+            for name in (
+                "new_chapter_for_importer",
+                "new_route_for_importer",
+                "new_seller_for_importer",
+                "volume_burst",
+            ):
+                out[name] = (0.0, 0.0)
+            out["value_unusual_for_importer"] = (0.0, 0.0)
+            return
+        tau = self.importer_tau
+        chapter = profile.chapters.surprise(decl.chapter, tau)
+        route = profile.routes.surprise(_route(decl), tau)
+        seller = 0.0 if decl.seller is None else profile.sellers.surprise(decl.seller, tau)
+        out["new_chapter_for_importer"] = (float(chapter > 0), chapter)
+        out["new_route_for_importer"] = (float(route > 0), route)
+        out["new_seller_for_importer"] = (float(seller > 0), seller)
+        nats = profile.burst_nats(t)
+        out["volume_burst"] = (nats, squash(nats, 3.0, 6.0))
+        ratio = profile.value_ratio(decl.customs_value_eur, t)
+        log_ratio = math.log2(ratio) if ratio > 0 else 0.0
+        maturity = 1.0 - math.exp(-profile.n / tau)
+        out["value_unusual_for_importer"] = (log_ratio, maturity * squash(log_ratio, 2.0, 2.0))
+
+    def _product_features(self, decl: Declaration, out: Features) -> None:
+        origins = self._origins.get(decl.hs6)
+        surprise = 0.0 if origins is None else origins.surprise(decl.origin, self.product_tau)
+        out["origin_unusual_for_product"] = (float(surprise > 0), surprise)
+        out["unusual_transit_hub"] = self._hub(decl)
+        out["unit_value_incoherent"] = _incoherence(
+            self._unit_values.get(decl.hs6), _log_or_none(decl.unit_value_per_kg)
+        )
+        kg_per_unit = (
+            decl.net_mass_kg / decl.supplementary_units
+            if decl.supplementary_units and decl.net_mass_kg > 0
+            else None
+        )
+        out["mass_per_unit_incoherent"] = _incoherence(
+            self._unit_masses.get(decl.commodity_code[:4]), _log_or_none(kg_per_unit)
+        )
+
+    def _hub(self, decl: Declaration) -> tuple[float, float]:
+        if decl.dispatch is None or decl.dispatch == decl.origin:
+            return (0.0, 0.0)
+        counts = self._hubs.get(decl.origin)
+        if not counts:
+            return (0.0, 0.0)
+        total = counts[""]
+        share = counts.get(decl.dispatch, 0) / total
+        maturity = 1.0 - math.exp(-total / self.product_tau)
+        return (share, maturity * max(0.0, 1.0 - share / self.hub_share))
+
+    # -- learning -------------------------------------------------------------------
+
+    def _learn_importer(self, decl: Declaration, t: float) -> None:
+        importers = self._importers
+        profile = importers.get(decl.importer)
+        if profile is None:
+            profile = ImporterProfile(self.set_cap, self.short_days, self.long_days, t)
+            importers[sys.intern(decl.importer)] = profile
+            if len(importers) > self.max_importers:
+                importers.popitem(last=False)
+        else:
+            importers.move_to_end(decl.importer)
+        seller = None if decl.seller is None else sys.intern(decl.seller)
+        profile.learn(decl.chapter, _route(decl), seller, decl.customs_value_eur, t)
+
+    def _learn_product(self, decl: Declaration) -> None:
+        hs6 = decl.hs6
+        _lru(self._origins, hs6, lambda: NoveltySet(self.set_cap), self.max_products).add(
+            sys.intern(decl.origin)
+        )
+        log_uv = _log_or_none(decl.unit_value_per_kg)
+        if log_uv is not None:
+            _lru(self._unit_values, hs6, EWStats, self.max_products).update(log_uv)
+        if decl.supplementary_units and decl.net_mass_kg > 0:
+            stats = _lru(self._unit_masses, decl.commodity_code[:4], EWStats, self.max_products)
+            stats.update(math.log(decl.net_mass_kg / decl.supplementary_units))
+        counts = self._hubs.setdefault(sys.intern(decl.origin), {"": 0})
+        counts[""] += 1
+        dispatch = decl.dispatch or decl.origin
+        if dispatch in counts or len(counts) <= self.set_cap:
+            counts[dispatch] = counts.get(dispatch, 0) + 1
+
+
+def _route(decl: Declaration) -> str:
+    return sys.intern(f"{decl.origin}>{decl.dispatch or decl.origin}@{decl.office}")
+
+
+def _lru(table: OrderedDict[str, Any], key: str, factory: Any, cap: int) -> Any:
+    item = table.get(key)
+    if item is None:
+        item = factory()
+        table[sys.intern(key)] = item
+        if len(table) > cap:
+            table.popitem(last=False)
+    else:
+        table.move_to_end(key)
+    return item
+
+
+def _incoherence(stats: EWStats | None, x: float | None) -> tuple[float, float]:
+    """Two-sided robust deviation of ``x`` from a product's statistics, as a surprise."""
+    if stats is None or x is None or stats.n < 2:
+        return (0.0, 0.0)
+    z = stats.z(x, floor=0.05)
+    maturity = 1.0 - math.exp(-stats.n / 20.0)
+    return (z, maturity * squash(abs(z), 3.0, 2.0))
+
+
+def _log_or_none(x: float | None) -> float | None:
+    return math.log(x) if x is not None and x > 0 else None
+
+
+def _clip(x: float, bound: float) -> float:
+    return min(max(x, -bound), bound)
+
+
+def _unit(x: float) -> float:
+    return min(max(x, 0.0), 1.0)

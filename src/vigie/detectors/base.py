@@ -1,0 +1,44 @@
+"""What every Vigie detector shares, River style: parameters, clone, repr, version.
+
+A detector's constructor stores its arguments under the same names and nothing else
+public; :meth:`Detector.clone` rebuilds a fresh, unlearnt detector from them. Learnt state
+lives in attributes that start with an underscore, so parameters and state never mix.
+Snapshot and restore are ``pickle.dumps`` / ``pickle.loads``.
+
+Examples
+--------
+>>> class Counter(Detector):
+...     def __init__(self, step: int = 1) -> None:
+...         self.step = step
+...         self._n = 0
+>>> c = Counter(step=3)
+>>> c._n = 7
+>>> c.clone(), c.clone()._n
+(Counter(step=3), 0)
+"""
+
+from __future__ import annotations
+
+import inspect
+from typing import Any, Self
+
+
+class Detector:
+    """Mixin: parameters read back from the constructor signature."""
+
+    def _get_params(self) -> dict[str, Any]:
+        """The constructor arguments, read back from the attributes of the same name."""
+        signature = inspect.signature(type(self).__init__)
+        return {
+            name: getattr(self, name)
+            for name, parameter in signature.parameters.items()
+            if name != "self" and parameter.kind is parameter.POSITIONAL_OR_KEYWORD
+        }
+
+    def clone(self) -> Self:
+        """A fresh detector with the same parameters and no learnt state."""
+        return type(self)(**self._get_params())
+
+    def __repr__(self) -> str:
+        params = ", ".join(f"{k}={v!r}" for k, v in self._get_params().items())
+        return f"{type(self).__name__}({params})"
