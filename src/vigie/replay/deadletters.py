@@ -24,13 +24,15 @@ from datetime import datetime
 from typing import Any
 from uuid import uuid4
 
+import orjson
 from confluent_kafka import OFFSET_END, Consumer, KafkaException, TopicPartition
+from pydantic import ValidationError
 
 from vigie.errors import ConfigurationError, DecodeError
 from vigie.replay.producer import Headers, KafkaProducer
 from vigie.settings import Settings
 from vigie.topics.catalogue import DEAD_LETTERS
-from vigie.topics.codec import dead_letter, decode, encode, original_bytes
+from vigie.topics.codec import dead_letter, original_bytes
 from vigie.topics.schemas import DeadLetter
 
 log = logging.getLogger(__name__)
@@ -63,7 +65,7 @@ class DeadLetterRouter:
         """Queue the dead letter of a rejected record; return it."""
         letter = dead_letter(source_topic, key, value, error, received_at)
         headers: Headers | None = [(SOURCE_HEADER, source.encode())] if source else None
-        self.producer.produce(self.topic, encode(letter), key, headers=headers)
+        self.producer.produce(self.topic, encode_letter(letter), key, headers=headers)
         self.reasons[error.reason] += 1
         return letter
 
@@ -110,7 +112,7 @@ def tail(settings: Settings, n: int = 20, *, timeout: float = 15.0) -> list[Tail
     )
     try:
         ends = _start_positions(consumer, topic, n, timeout)
-        entries = list(_read_until(consumer, ends, timeout, settings.max_message_bytes))
+        entries = list(_read_until(consumer, ends, timeout))
     finally:
         consumer.close()
     entries.sort(key=lambda e: (e.letter.received_at, e.partition, e.offset))
@@ -137,9 +139,7 @@ def _start_positions(consumer: Consumer, topic: str, n: int, timeout: float) -> 
     return ends
 
 
-def _read_until(
-    consumer: Consumer, ends: Mapping[int, int], timeout: float, max_bytes: int
-) -> Iterable[TailEntry]:
+def _read_until(consumer: Consumer, ends: Mapping[int, int], timeout: float) -> Iterable[TailEntry]:
     waiting = dict(ends)
     deadline = time.monotonic() + timeout
     while waiting and time.monotonic() < deadline:
@@ -151,7 +151,7 @@ def _read_until(
                 continue
             if offset + 1 >= waiting.get(partition, 0):
                 waiting.pop(partition, None)
-            entry = _entry(partition, offset, msg.headers(), msg.value(), max_bytes)
+            entry = _entry(partition, offset, msg.headers(), msg.value())
             if entry is not None:
                 yield entry
     if waiting:
@@ -163,18 +163,46 @@ def _entry(
     offset: int,
     headers: Headers | dict[str, str | bytes | None] | None,
     value: bytes | None,
-    max_bytes: int,
 ) -> TailEntry | None:
     pairs = headers.items() if isinstance(headers, dict) else headers or []
     source = next((_text(v) for k, v in pairs if k == SOURCE_HEADER and v), None)
     try:
-        letter = decode(DeadLetter, value, max_bytes=max(max_bytes * 4, 1 << 20))
+        letter = decode_letter(value or b"")
     except DecodeError as exc:
         log.warning(
             "dead-letter topic: offset %s:%s is not a DeadLetter: %s", partition, offset, exc
         )
         return None
     return TailEntry(partition, offset, source, letter)
+
+
+def encode_letter(letter: DeadLetter) -> bytes:
+    """A dead letter's wire bytes.
+
+    Unlike :func:`vigie.topics.codec.encode`, null fields are kept: ``key`` is a required
+    field of :class:`DeadLetter`, even when it is None.
+    """
+    return orjson.dumps(letter.model_dump(mode="json"))
+
+
+def decode_letter(raw: bytes) -> DeadLetter:
+    """A dead letter from its wire bytes, or :class:`DecodeError`.
+
+    Validated in pydantic's JSON mode, where a JSON array is a valid tuple (``errors``);
+    strict Python-mode validation of the parsed object would refuse the list.
+
+    >>> letter = dead_letter("declarations", None, b"\\xff", DecodeError("empty", []))
+    >>> decode_letter(encode_letter(letter)) == letter
+    True
+    """
+    try:
+        return DeadLetter.model_validate_json(raw)
+    except ValidationError as exc:
+        errors = [
+            {"loc": list(e["loc"]), "msg": e["msg"], "type": e["type"]}
+            for e in exc.errors(include_url=False)
+        ]
+        raise DecodeError("schema", errors) from exc
 
 
 def _text(value: str | bytes | None) -> str | None:
