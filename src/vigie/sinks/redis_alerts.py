@@ -33,8 +33,8 @@ import orjson
 import redis
 
 from vigie.settings import Settings
-from vigie.sinks.base import BatchingSink, PumpStats, kafka_consumer, pump
-from vigie.topics.codec import decode_object, encode
+from vigie.sinks.base import BatchingSink, PumpStats, decode_json, kafka_consumer, pump
+from vigie.topics.codec import encode
 from vigie.topics.schemas import Alert
 
 log = logging.getLogger(__name__)
@@ -269,7 +269,7 @@ class AlertFeed:
 
 
 def _entry(entry_id: str, fields: dict[str, str], *, claimed: bool = False) -> FeedEntry:
-    alert = decode_object(Alert, orjson.loads(fields["alert"]))
+    alert = decode_json(Alert, fields["alert"].encode("utf-8"))
     return FeedEntry(entry_id=entry_id, alert=alert, claimed=claimed)
 
 
