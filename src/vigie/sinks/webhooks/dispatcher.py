@@ -256,6 +256,24 @@ class DispatchReport:
         return asdict(self)
 
 
+def intake(
+    settings: Settings,
+    subscribers: Sequence[Subscriber],
+    *,
+    group_id: str = "vigie-webhooks",
+    max_records: int | None = None,
+    idle_exit_s: float | None = None,
+) -> PumpStats:
+    """Only the intake: alerts topic -> outbox, committing offsets after each transaction."""
+    consumer = kafka_consumer(settings.bootstrap_servers, settings.topic("alerts"), group_id)
+    try:
+        with Outbox(outbox_path(settings)) as box:
+            sink = OutboxSink(box, subscribers)
+            return pump(consumer, Alert, sink, max_records=max_records, idle_exit_s=idle_exit_s)
+    finally:
+        consumer.close()
+
+
 async def run_dispatcher(
     settings: Settings,
     subscribers: Sequence[Subscriber],
