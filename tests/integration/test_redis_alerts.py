@@ -8,6 +8,7 @@ import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import orjson
 import pytest
@@ -41,12 +42,14 @@ def client(settings: Settings) -> Iterator[redis.Redis]:
     conn.close()
 
 
-def produce(settings: Settings, alerts: list[Alert]) -> None:
+def produce(settings: Settings, alerts: list[Alert], garbage: bytes = b"") -> None:
     producer = Producer({"bootstrap.servers": settings.bootstrap_servers})
     for alert in alerts:
         producer.produce(
             settings.topic("alerts"), key=alert.score.declaration_id, value=encode(alert)
         )
+    if garbage:
+        producer.produce(settings.topic("alerts"), key=b"bad", value=garbage)
     assert producer.flush(30) == 0
 
 
@@ -55,15 +58,17 @@ def test_replays_and_restarts_leave_one_entry_per_alert(
 ) -> None:
     alerts = [example_alert(f"D-{i}", risk=0.8 + i / 100, importer=f"IMP{i % 2}") for i in range(6)]
     # The producer retried: two alerts arrive twice in the same run.
-    produce(settings, [*alerts, alerts[0], alerts[3]])
+    # ... and a record that is not an alert is skipped, not fatal.
+    produce(settings, [*alerts, alerts[0], alerts[3]], garbage=b'{"alert_id": 1}')
 
-    first = publish(settings, group_id=f"g1-{uuid.uuid4().hex}", max_records=8, idle_exit_s=20)
+    first = publish(settings, group_id=f"g1-{uuid.uuid4().hex}", max_records=9, idle_exit_s=20)
     # A new run re-consumes everything from offset 0, as after a lost commit.
-    second = publish(settings, group_id=f"g2-{uuid.uuid4().hex}", max_records=8, idle_exit_s=20)
+    second = publish(settings, group_id=f"g2-{uuid.uuid4().hex}", max_records=9, idle_exit_s=20)
 
     keys = AlertKeys(settings.redis_prefix)
-    entries = client.xrange(keys.stream)
-    assert (first.consumed, first.written, second.consumed, second.written) == (8, 6, 8, 0)
+    entries: Any = client.xrange(keys.stream)
+    assert (first.consumed, first.written, first.invalid) == (9, 6, 1)
+    assert (second.consumed, second.written, second.invalid) == (9, 0, 1)
     assert sorted(fields["alert_id"] for _id, fields in entries) == sorted(
         a.alert_id for a in alerts
     )
@@ -144,8 +149,8 @@ def test_cli_tail_reads_with_a_consumer_group(settings: Settings, client: redis.
     assert first["alerts"][0]["alert"]["score"]["risk"] == 0.93
 
 
-def _run(argv: list[str], env: dict[str, str]) -> dict[str, object]:
+def _run(argv: list[str], env: dict[str, str]) -> dict[str, Any]:
     done = subprocess.run(argv, env=env, capture_output=True, check=False, timeout=60)
     assert done.returncode == 0, done.stderr.decode()
-    result: dict[str, object] = orjson.loads(done.stdout)
+    result: dict[str, Any] = orjson.loads(done.stdout)
     return result

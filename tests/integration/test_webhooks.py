@@ -14,6 +14,7 @@ from collections import Counter
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
+from typing import Any
 
 import aiohttp
 import orjson
@@ -236,11 +237,11 @@ def test_cli_lists_subscribers_without_secrets(tmp_path: Path) -> None:
     assert not any(s in str(listed) for s in secrets.values())
 
 
-def _cli(args: list[str], state_dir: Path | None = None) -> dict[str, object]:
+def _cli(args: list[str], state_dir: Path | None = None) -> dict[str, Any]:
     env = {"PATH": "/usr/bin:/bin"}
     if state_dir is not None:
         env["VIGIE_STATE_DIR"] = str(state_dir)
     done = subprocess.run([VIGIE, *args], env=env, capture_output=True, check=False, timeout=60)
     assert done.returncode == 0, done.stderr.decode()
-    result: dict[str, object] = orjson.loads(done.stdout)
+    result: dict[str, Any] = orjson.loads(done.stdout)
     return result

@@ -114,10 +114,10 @@ def pump(
                 break
             continue
         idle_since = time.monotonic()
-        _add_all(messages, schema, sink, stats)
-        stats.written += sink.flush()
-        consumer.commit(asynchronous=False)
-        stats.batches += 1
+        if _add_all(messages, schema, sink, stats):
+            stats.written += sink.flush()
+            consumer.commit(asynchronous=False)
+            stats.batches += 1
     return stats
 
 
@@ -141,13 +141,16 @@ def decode_json(schema: type[M], raw: bytes | None) -> M:
     return decode(schema, raw)
 
 
-def _add_all(messages: list[Any], schema: type[M], sink: BatchingSink[M], stats: PumpStats) -> None:
+def _add_all(messages: list[Any], schema: type[M], sink: BatchingSink[M], stats: PumpStats) -> int:
+    """Decode and add the batch's records; returns how many messages carried a record."""
+    records = 0
     for message in messages:
         if message.error() is not None:
             stats.errors.append(str(message.error()))
             log.warning("kafka error on %s: %s", message.topic(), message.error())
             continue
         stats.consumed += 1
+        records += 1
         try:
             sink.add(decode_json(schema, message.value()))
         except DecodeError as exc:
@@ -160,6 +163,8 @@ def _add_all(messages: list[Any], schema: type[M], sink: BatchingSink[M], stats:
                 message.offset(),
                 exc,
             )
+
+    return records
 
 
 def kafka_consumer(bootstrap: str, topic: str, group_id: str, *, reset: str = "earliest") -> Any:

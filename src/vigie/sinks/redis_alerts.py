@@ -187,7 +187,8 @@ class AlertFeed:
     Parameters
     ----------
     client, keys
-        Redis client and key names.
+        Redis client answering ``str`` (``decode_responses=True``, as :func:`redis_client`)
+        and key names.
     group, consumer
         Consumer group and this consumer's name within it.
     start_id
@@ -283,9 +284,9 @@ def publish(
     should_stop: Callable[[], bool] = lambda: False,
 ) -> PumpStats:
     """Run the Kafka ``alerts`` -> Redis publisher (at-least-once, idempotent writes)."""
-    client = client or redis_client(settings)
+    conn = client or redis_client(settings)
     sink = RedisAlertSink(
-        client, AlertKeys(settings.redis_prefix), maxlen=settings.alerts_stream_maxlen
+        conn, AlertKeys(settings.redis_prefix), maxlen=settings.alerts_stream_maxlen
     )
     consumer = kafka_consumer(settings.bootstrap_servers, settings.topic("alerts"), group_id)
     try:
@@ -299,3 +300,5 @@ def publish(
         )
     finally:
         consumer.close()
+        if client is None:
+            conn.close()
