@@ -1,0 +1,115 @@
+"""``vigie warehouse migrate | write | summary``: the warehouse writer and its figures.
+
+Registered on the ``warehouse`` group of :mod:`vigie.cli.warehouse` by :func:`register`.
+"""
+
+from __future__ import annotations
+
+import signal
+from collections.abc import Iterator
+from contextlib import contextmanager
+from types import FrameType
+from typing import TYPE_CHECKING, Any
+
+import typer
+
+from vigie.cli import output
+from vigie.settings import get_settings
+
+if TYPE_CHECKING:
+    from vigie.sinks.warehouse.migrations import MigrationReport
+
+
+def register(app: typer.Typer) -> None:
+    """Add the writer's commands to the ``warehouse`` group."""
+    app.command("migrate")(migrate)
+    app.command("write")(write)
+    app.command("summary")(summary)
+
+
+@contextmanager
+def _warehouse() -> Iterator[tuple[Any, MigrationReport]]:
+    """A migrated warehouse client, closed on exit (chDB: one owner process at a time)."""
+    from vigie.sinks.clickhouse_client import connect
+    from vigie.sinks.warehouse.migrations import migrate as apply_migrations
+
+    settings = get_settings()
+    try:
+        client = connect(settings)
+    except Exception as exc:  # any driver error: report it, no traceback
+        raise output.CommandError(f"ClickHouse at {settings.clickhouse_dsn}: {exc}") from exc
+    try:
+        yield client, apply_migrations(client)
+    finally:
+        client.close()
+
+
+def migrate(as_json: bool = typer.Option(False, "--json", help=output.JSON_OPTION_HELP)) -> None:
+    """Create or update the warehouse tables (versioned, idempotent)."""
+    with _warehouse() as (_, migrations):
+        report = migrations.as_dict()
+    report["dsn"] = get_settings().clickhouse_dsn
+    output.emit(report, as_json=as_json, title="warehouse migrations")
+
+
+def write(
+    once: bool = typer.Option(False, "--once", help="Stop after the first batch written."),
+    until_idle: bool = typer.Option(
+        False, "--until-idle", help="Stop when every topic is read to its end and written."
+    ),
+    group: str = typer.Option("vigie-warehouse", "--group", help="Kafka consumer group."),
+    batch_size: int = typer.Option(5000, "--batch-size", min=1, help="Rows per insert."),
+    max_age: float = typer.Option(2.0, "--max-age", min=0.0, help="Seconds before a flush."),
+    as_json: bool = typer.Option(False, "--json", help=output.JSON_OPTION_HELP),
+) -> None:
+    """Consume Vigie's topics into the warehouse, committing offsets after each insert."""
+    from vigie.errors import SinkError
+    from vigie.sinks.warehouse.consumer import WarehouseConsumer
+
+    settings = get_settings()
+    stop = _StopFlag()
+    with _warehouse() as (client, _), stop.installed():
+        writer = WarehouseConsumer(
+            settings, client, group_id=group, max_records=batch_size, max_age_s=max_age
+        )
+        output.console.print(f"writing {', '.join(writer.topics)} to {settings.clickhouse_dsn}")
+        try:
+            stats = writer.run(once=once, until_idle=until_idle, should_stop=stop)
+        except SinkError as exc:
+            raise output.CommandError(str(exc)) from exc
+        finally:
+            writer.close()
+    output.emit(stats.as_dict(), as_json=as_json, title="warehouse writer")
+
+
+def summary(as_json: bool = typer.Option(False, "--json", help=output.JSON_OPTION_HELP)) -> None:
+    """Declarations, scores, alerts, hit rate of controls, duties and latency percentiles."""
+    from vigie.sinks.warehouse.summary import summary as figures
+
+    with _warehouse() as (client, _):
+        result = figures(client)
+    output.emit(result, as_json=as_json, title="warehouse summary")
+
+
+class _StopFlag:
+    """Set by SIGINT/SIGTERM, so the writer checkpoints and leaves its group cleanly."""
+
+    def __init__(self) -> None:
+        self.stopped = False
+
+    def __call__(self) -> bool:
+        return self.stopped
+
+    def _handle(self, signum: int, frame: FrameType | None) -> None:
+        self.stopped = True
+
+    @contextmanager
+    def installed(self) -> Iterator[None]:
+        previous = {
+            sig: signal.signal(sig, self._handle) for sig in (signal.SIGINT, signal.SIGTERM)
+        }
+        try:
+            yield
+        finally:
+            for sig, handler in previous.items():
+                signal.signal(sig, handler)

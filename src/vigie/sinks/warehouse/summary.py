@@ -1,0 +1,80 @@
+"""Management figures from the warehouse, exact under replays (every query reads FINAL).
+
+``summary(client)`` returns the counts of declarations, scores and alerts, the alert
+rate, the hit rate of controls by selection source, duties recovered and at risk, the
+scoring latency percentiles and the dead letters by reason.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+_COUNTS = """
+SELECT
+    (SELECT count() FROM declarations FINAL) AS declarations,
+    (SELECT count() FROM scores FINAL) AS scores,
+    (SELECT count() FROM alerts FINAL) AS alerts,
+    (SELECT count() FROM control_results FINAL) AS controls,
+    (SELECT count() FROM dead_letters FINAL) AS dead_letters
+"""
+
+_SCORES = """
+SELECT
+    countIf(selected) AS n_selected,
+    sum(duty_at_risk_eur) AS duty_at_risk_eur,
+    sumIf(expected_recoverable_eur, selected) AS expected_recoverable_selected_eur,
+    quantilesExact(0.5, 0.95, 0.99)(latency_ms) AS latency
+FROM scores FINAL
+"""
+
+_CONTROLS = """
+SELECT selection, count() AS n, countIf(is_fraud) AS hits, sum(recovered_eur) AS recovered
+FROM control_results FINAL
+GROUP BY selection
+ORDER BY selection
+"""
+
+_LETTERS = "SELECT reason, count() FROM dead_letters FINAL GROUP BY reason ORDER BY reason"
+
+
+def _ratio(part: float, whole: float) -> float | None:
+    return round(part / whole, 6) if whole else None
+
+
+def _finite(value: float) -> float | None:
+    return None if math.isnan(value) else round(float(value), 3)
+
+
+def summary(client: Any) -> dict[str, Any]:
+    """The warehouse's management figures, as one JSON-able dict."""
+    counts = client.query(_COUNTS).first_item
+    selected, at_risk, expected, latency = client.query(_SCORES).first_row
+    by_selection: dict[str, dict[str, Any]] = {}
+    controls = hits = 0
+    recovered = 0.0
+    for selection, n, n_hits, n_recovered in client.query(_CONTROLS).result_rows:
+        by_selection[str(selection)] = {
+            "controls": int(n),
+            "hits": int(n_hits),
+            "hit_rate": _ratio(n_hits, n),
+            "recovered_eur": round(float(n_recovered), 2),
+        }
+        controls, hits, recovered = controls + n, hits + n_hits, recovered + n_recovered
+    letters = {str(reason): int(n) for reason, n in client.query(_LETTERS).result_rows}
+    scores = int(counts["scores"])
+    return {
+        "declarations": int(counts["declarations"]),
+        "scores": scores,
+        "alerts": int(counts["alerts"]),
+        "selected": int(selected),
+        "alert_rate": _ratio(int(counts["alerts"]), scores),
+        "controls": int(controls),
+        "hit_rate": _ratio(hits, controls),
+        "hit_rate_by_selection": by_selection,
+        "recovered_eur": round(float(recovered), 2),
+        "duty_at_risk_eur": round(float(at_risk), 2),
+        "expected_recoverable_selected_eur": round(float(expected), 2),
+        "latency_ms": dict(zip(("p50", "p95", "p99"), map(_finite, latency), strict=True)),
+        "dead_letters": {"total": int(counts["dead_letters"]), "by_reason": letters},
+    }
