@@ -154,3 +154,17 @@ def _run(argv: list[str], env: dict[str, str]) -> dict[str, Any]:
     assert done.returncode == 0, done.stderr.decode()
     result: dict[str, Any] = orjson.loads(done.stdout)
     return result
+
+
+def test_cli_publish_copies_the_topic(settings: Settings, client: redis.Redis) -> None:
+    produce(settings, [example_alert("D-1"), example_alert("D-2"), example_alert("D-1")])
+    env = {
+        "VIGIE_KAFKA_BOOTSTRAP": settings.bootstrap_servers,
+        "VIGIE_TOPIC_PREFIX": settings.topic_prefix,
+        "VIGIE_REDIS_URL": settings.redis_dsn,
+        "VIGIE_REDIS_PREFIX": settings.redis_prefix,
+        "PATH": "/usr/bin:/bin",
+    }
+    stats = _run([VIGIE, "alerts", "publish", "--count", "3", "--until-idle", "30", "--json"], env)
+    assert (stats["consumed"], stats["written"], stats["invalid"]) == (3, 2, 0)
+    assert client.xlen(AlertKeys(settings.redis_prefix).stream) == 2

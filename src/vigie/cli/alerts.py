@@ -25,6 +25,7 @@ def publish(
     until_idle: float | None = typer.Option(
         None, help="Exit after this many seconds without alerts (default: run until Ctrl-C)."
     ),
+    count: int | None = typer.Option(None, min=1, help="Exit after this many records."),
     as_json: bool = typer.Option(False, "--json", help=output.JSON_OPTION_HELP),
 ) -> None:
     """Copy the alerts topic into the Redis stream, one entry per alert id."""
@@ -32,7 +33,11 @@ def publish(
 
     stop = _stop_on_signals()
     stats = run_publisher(
-        get_settings(), group_id=group, idle_exit_s=until_idle, should_stop=stop.is_set
+        get_settings(),
+        group_id=group,
+        idle_exit_s=until_idle,
+        max_records=count,
+        should_stop=stop.is_set,
     )
     output.emit(stats.as_dict(), as_json=as_json, title="alerts published to Redis")
 
