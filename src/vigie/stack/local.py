@@ -126,14 +126,15 @@ def status(settings: Settings) -> dict[str, ServiceStatus]:
 def _wait_ready(svc: _Service, pid: int, timeout_s: float) -> None:
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
-        if svc.answers(svc.url, 2.0):
+        # A closed port is cheap to see; the protocol check waits for its full timeout.
+        if _port_open(svc.port) and svc.answers(svc.url, 2.0):
             return
         if not process.is_alive(pid):
             raise StackError(
                 f"{svc.name} exited during start-up; last lines of {svc.log}:\n"
                 f"{process.log_tail(svc.log)}"
             )
-        time.sleep(0.5)
+        time.sleep(0.2)
     raise StackError(
         f"{svc.name} did not answer at {svc.address} within {timeout_s:.0f} s; "
         f"last lines of {svc.log}:\n{process.log_tail(svc.log)}"

@@ -71,29 +71,33 @@ def create_topic(
     future = admin.create_topics([new], operation_timeout=TIMEOUT_S, request_timeout=TIMEOUT_S)
     try:
         future[name].result()
-        _wait_visible(admin, name)
+        _wait_visible(admin, name, partitions)
         return "created"
     except KafkaException as exc:
         if exc.args[0].code() != KafkaError.TOPIC_ALREADY_EXISTS:
             raise StackError(f"creating topic {name!r} failed: {exc}") from exc
     have = current_partitions(admin, name) or 0
+    outcome = "exists"
     if have < partitions:
         grown = admin.create_partitions(
             [NewPartitions(name, partitions)], request_timeout=TIMEOUT_S
         )
         grown[name].result()
-        return "extended"
+        _wait_visible(admin, name, partitions)
+        outcome = "extended"
     if config:
         _align_config(admin, name, config)
-    return "exists"
+    return outcome
 
 
-def _wait_visible(admin: AdminClient, name: str) -> None:
-    """Wait until the new topic's metadata has propagated to the broker we ask."""
+def _wait_visible(admin: AdminClient, name: str, partitions: int) -> None:
+    """Wait until the topic's new partitions show in the metadata of the broker we ask."""
     deadline = time.monotonic() + TIMEOUT_S
-    while current_partitions(admin, name) is None:
+    while (current_partitions(admin, name) or 0) < partitions:
         if time.monotonic() > deadline:
-            raise StackError(f"topic {name!r} was created but is not visible after {TIMEOUT_S} s")
+            raise StackError(
+                f"topic {name!r}: {partitions} partitions not visible after {TIMEOUT_S} s"
+            )
         time.sleep(0.1)
 
 

@@ -1,0 +1,39 @@
+# Vigie: every target sets up what it needs and is idempotent.
+
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+DEMO_DATA := .vigie/demo.jsonl
+
+.PHONY: venv test lint demo up down
+
+venv: $(STAMP)
+
+# Reinstalled when the dependencies change.
+$(STAMP): pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e '.[dev,benchmark]'
+	touch $@
+
+# The test fixtures start (and afterwards stop) the test stack themselves, on test ports.
+test: venv
+	$(BIN)/python -m pytest
+
+lint: venv
+	$(BIN)/ruff check src tests
+	$(BIN)/ruff format --check src tests
+	$(BIN)/mypy
+
+up: venv
+	$(BIN)/vigie stack up
+
+down: venv
+	$(BIN)/vigie stack down
+
+demo: up
+	$(BIN)/vigie topics create
+	mkdir -p $(dir $(DEMO_DATA))
+	$(BIN)/vigie generate --n 20000 --seed 7 --out $(DEMO_DATA)
+	$(BIN)/vigie replay $(DEMO_DATA)
