@@ -46,6 +46,9 @@ def _register() -> None:
 
     app.add_typer(alerts.app, name="alerts")
     app.add_typer(webhooks.app, name="webhooks")
+    from vigie.cli import generate
+
+    app.command(name="generate")(generate.generate)
 
 
 def main() -> None:
