@@ -124,6 +124,8 @@ def new_route(rng: np.random.Generator, world: World, draft: Draft, k: int, even
     Runs on the structure, before pricing: the price stays that of Chinese goods.
     """
     rows = free_rows(world, draft)
+    if k <= 0 or len(rows) == 0:
+        return
     late = (draft.true_origin[rows] == CHINA) & (draft.t[rows] >= 0.15 * draft.t.max())
     rows = rows[late]
     ad = world.goods.anti_dumping[draft.commodity[rows]] > 0
