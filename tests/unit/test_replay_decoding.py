@@ -135,3 +135,36 @@ def test_schema_and_key_follow_the_topic() -> None:
     assert rejection(decoder, line()).reason == "schema"
     with pytest.raises(ConfigurationError, match="yields declarations"):
         RecordDecoder(CONTROL_RESULTS, load_mapping("customs-kr"), max_bytes=4096)
+
+
+BASE = orjson.dumps(EXAMPLE_DECLARATION)
+EDGE_CASES = {
+    "huge integer": BASE.replace(b"25000.0", b"1" + b"0" * 30),
+    "lone surrogate": BASE.replace(b'"CN-SELL-0042"', b'"\\ud800"'),
+    "NaN": BASE.replace(b"25000.0", b"NaN"),
+    "boolean number": BASE.replace(b"25000.0", b"true"),
+    "duplicate key": BASE[:-1] + b',"origin":"XX"}',
+    "trailing garbage": BASE + b" x",
+    "epoch timestamp": BASE.replace(b'"2026-03-02T09:15:00+01:00"', b"1772438100"),
+    "space in timestamp": BASE.replace(b"T09:15:00+01:00", b" 09:15:00+01:00"),
+    "date only": BASE.replace(b"T09:15:00+01:00", b""),
+    "float item number": BASE.replace(b'"item_number":1', b'"item_number":1.0'),
+    "byte order mark": b"\xef\xbb\xbf" + BASE,
+    "number attribute": BASE[:-1] + b',"attributes":{"a":1}}',
+    "escaped text": BASE.replace(b"CN-SELL-0042", b"CN-SELL-\\u0030042"),
+}  # fmt: skip
+
+
+@pytest.mark.parametrize("raw", EDGE_CASES.values(), ids=EDGE_CASES.keys())
+def test_fast_path_agrees_with_the_codec(decoder: RecordDecoder, raw: bytes) -> None:
+    assert raw != BASE
+    try:
+        expected: bytes | str = decode(Declaration, raw).model_dump_json()
+    except DecodeError as exc:
+        expected = exc.reason
+    try:
+        accepted = decoder.accept(SourceRecord(1, raw, None, None))
+        got: bytes | str = decode(Declaration, accepted.value).model_dump_json()
+    except DecodeError as exc:
+        got = exc.reason
+    assert got == expected

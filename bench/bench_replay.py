@@ -1,0 +1,105 @@
+"""Replay throughput: generated declarations through ``vigie replay``'s pipeline into Kafka.
+
+Measures, on one declarations file (``vigie generate --n 100000 --seed 7`` by default):
+
+- ``validate_only``: reading, decoding, validating and re-encoding, no Kafka (the CPU
+  ceiling of the Python side);
+- ``replay``: the whole replay into the broker, every delivery report awaited (the figure
+  ``vigie replay`` reports as ``messages_per_second``).
+
+The broker is the configured one (``VIGIE_KAFKA_BOOTSTRAP``) or the dev stack's
+(``vigie stack up``). Topics get a unique prefix (``bench-<id>.``) and are created first.
+The result is one JSON object on stdout; nothing is asserted.
+
+Usage::
+
+    .venv/bin/vigie stack up
+    .venv/bin/python bench/bench_replay.py [--n 100000] [--seed 7] [--input FILE]
+        [--compression lz4|zstd] [--repeat 1]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from pathlib import Path
+from typing import Any
+
+import orjson
+
+from vigie.replay.decoding import RecordDecoder
+from vigie.replay.pipeline import Replay
+from vigie.replay.producer import Compression, KafkaProducer
+from vigie.replay.readers import read_records
+from vigie.settings import Settings
+from vigie.stack.topics import ensure_topics
+from vigie.topics.catalogue import DECLARATIONS
+
+
+def generated(n: int, seed: int, directory: Path) -> Path:
+    """A declarations file from ``vigie generate``."""
+    out = directory / f"declarations-{n}-{seed}.jsonl"
+    if not out.exists():
+        vigie = Path(sys.executable).with_name("vigie")
+        command = [str(vigie), "generate", "--n", str(n), "--seed", str(seed), "--out", str(out)]
+        subprocess.run([*command, "--json"], check=True, stdout=subprocess.DEVNULL)
+    return out
+
+
+def validate_only(path: Path, settings: Settings) -> dict[str, Any]:
+    """Read, validate and re-encode every record, without producing."""
+    decoder = RecordDecoder(DECLARATIONS, None, settings.max_message_bytes)
+    started = time.perf_counter()
+    count = 0
+    for record in read_records(path):
+        decoder.accept(record)
+        count += 1
+    seconds = time.perf_counter() - started
+    return {"records": count, "seconds": round(seconds, 3), "per_second": round(count / seconds)}
+
+
+def replay_once(path: Path, settings: Settings, compression: Compression) -> dict[str, Any]:
+    """One full replay into fresh topics."""
+    run_settings = settings.model_copy(update={"topic_prefix": f"bench-{uuid.uuid4().hex[:8]}."})
+    ensure_topics(run_settings)
+    cpu = time.process_time()
+    report = Replay(KafkaProducer(run_settings, compression=compression)).run([path])
+    result = report.as_dict()
+    result["process_cpu_seconds"] = round(time.process_time() - cpu, 3)
+    return result
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--n", type=int, default=100_000)
+    parser.add_argument("--seed", type=int, default=7)
+    parser.add_argument("--input", type=Path, default=None)
+    parser.add_argument("--compression", choices=["lz4", "zstd", "none"], default="lz4")
+    parser.add_argument("--repeat", type=int, default=1)
+    args = parser.parse_args()
+
+    settings = Settings()
+    path = args.input or generated(args.n, args.seed, Path(tempfile.gettempdir()))
+    runs = [replay_once(path, settings, args.compression) for _ in range(args.repeat)]
+    best = max(runs, key=lambda r: float(r["messages_per_second"]))
+    result = {
+        "input": str(path),
+        "input_bytes": path.stat().st_size,
+        "bootstrap": settings.bootstrap_servers,
+        "compression": args.compression,
+        "machine": {"cpus": os.cpu_count(), "python": platform.python_version()},
+        "validate_only": validate_only(path, settings),
+        "replay_runs": runs,
+        "best_messages_per_second": best["messages_per_second"],
+    }
+    sys.stdout.buffer.write(orjson.dumps(result, option=orjson.OPT_INDENT_2) + b"\n")
+
+
+if __name__ == "__main__":
+    main()
