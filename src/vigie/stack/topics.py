@@ -101,18 +101,27 @@ def _wait_visible(admin: AdminClient, name: str, partitions: int) -> None:
         time.sleep(0.1)
 
 
+def _differences(admin: AdminClient, name: str, config: dict[str, str]) -> dict[str, str]:
+    effective = topic_config(admin, name)
+    return {k: v for k, v in config.items() if effective.get(k) != v}
+
+
 def _align_config(admin: AdminClient, name: str, config: dict[str, str]) -> None:
-    resource = ConfigResource(ResourceType.TOPIC, name)
-    described = admin.describe_configs([resource], request_timeout=TIMEOUT_S)[resource].result()
-    changes = [
-        ConfigEntry(k, v, incremental_operation=AlterConfigOpType.SET)
-        for k, v in config.items()
-        if k not in described or described[k].value != v
+    """Set the configuration entries that differ, and wait until the broker shows them."""
+    changes = _differences(admin, name, config)
+    if not changes:
+        return
+    log.info("topic %s: aligning config %s", name, sorted(changes))
+    entries = [
+        ConfigEntry(k, v, incremental_operation=AlterConfigOpType.SET) for k, v in changes.items()
     ]
-    if changes:
-        log.info("topic %s: aligning config %s", name, [c.name for c in changes])
-        target = ConfigResource(ResourceType.TOPIC, name, incremental_configs=changes)
-        admin.incremental_alter_configs([target], request_timeout=TIMEOUT_S)[target].result()
+    target = ConfigResource(ResourceType.TOPIC, name, incremental_configs=entries)
+    admin.incremental_alter_configs([target], request_timeout=TIMEOUT_S)[target].result()
+    deadline = time.monotonic() + TIMEOUT_S
+    while _differences(admin, name, changes):
+        if time.monotonic() > deadline:
+            raise StackError(f"topic {name!r}: config {changes} not applied after {TIMEOUT_S} s")
+        time.sleep(0.1)
 
 
 def topic_config(admin: AdminClient, name: str) -> dict[str, str]:
