@@ -54,11 +54,11 @@ FAST_REJOIN = {"session.timeout.ms": 6000, "heartbeat.interval.ms": 500}
 T0 = datetime(2026, 3, 2, 8, 0, tzinfo=UTC)
 
 
-def declaration(i: int) -> Declaration:
+def declaration(i: int, step: timedelta = timedelta(hours=7)) -> Declaration:
     fields: dict[str, Any] = dict(EXAMPLE_DECLARATION)
     fields.update(
         declaration_id=f"D{i:06d}",
-        lodged_at=(T0 + timedelta(hours=7 * i)).isoformat(),
+        lodged_at=(T0 + step * i).isoformat(),
         importer=f"IMP{i % 7}",
         customs_value_eur=1000.0 + 37.0 * i,
         origin=("CN", "VN", "TR", "US")[i % 4],
@@ -308,7 +308,9 @@ def test_cli_write_until_idle_and_summary(settings: Settings) -> None:
 
 @pytest.mark.slow
 def test_insert_throughput_of_50000_scores(client: Any, capsys: pytest.CaptureFixture[str]) -> None:
-    scores = [score(declaration(i), selected=i % 20 == 0) for i in range(50_000)]
+    # 50,000 declarations over five weeks (two monthly partitions), as in production
+    every_minute = timedelta(minutes=1)
+    scores = [score(declaration(i, every_minute), selected=i % 20 == 0) for i in range(50_000)]
     writer = TableWriter(client, TABLES["scores"], max_records=10_000)
     started = time.perf_counter()
     for s in scores:

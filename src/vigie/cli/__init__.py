@@ -38,6 +38,10 @@ def _register() -> None:
     app.add_typer(stack.app, name="stack")
     app.add_typer(topics.app, name="topics")
     app.add_typer(warehouse.app, name="warehouse")
+    from vigie.cli import grafana, warehouse_ops
+
+    warehouse_ops.register(warehouse.app)
+    app.add_typer(grafana.app, name="grafana")
     from vigie.cli import deadletters, replay
 
     app.command(name="replay")(replay.replay)

@@ -1,0 +1,52 @@
+"""``vigie grafana push``: publish the ClickHouse datasource and Vigie's dashboards."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from vigie.cli import output
+from vigie.settings import get_settings
+
+app = typer.Typer(help="Grafana dashboards for managers.", no_args_is_help=True)
+
+
+@app.command()
+def push(
+    url: str = typer.Option(..., "--url", help="Grafana base URL, e.g. http://localhost:3000"),
+    token: str | None = typer.Option(
+        None, "--token", help="Service-account token (or put user:password in the URL)."
+    ),
+    clickhouse_url: str | None = typer.Option(
+        None,
+        "--clickhouse-url",
+        help="ClickHouse URL as Grafana reaches it (default: VIGIE_CLICKHOUSE_URL).",
+    ),
+    dashboards: Annotated[
+        Path | None,
+        typer.Option(
+            "--dashboards", help="Dashboard JSON folder (default: docker/grafana/dashboards)."
+        ),
+    ] = None,
+    as_json: bool = typer.Option(False, "--json", help=output.JSON_OPTION_HELP),
+) -> None:
+    """Create or update the datasource, the Vigie folder and every dashboard."""
+    from grafana_client.api import GrafanaApi
+
+    from vigie.errors import ConfigurationError, SinkError
+    from vigie.sinks.grafana import dashboards_dir, datasource, load_dashboards, push_dashboards
+
+    target = clickhouse_url or get_settings().clickhouse_url
+    if not target:
+        raise output.CommandError(
+            "Grafana needs a ClickHouse server: pass --clickhouse-url or set VIGIE_CLICKHOUSE_URL"
+        )
+    try:
+        boards = load_dashboards(dashboards or dashboards_dir())
+        api = GrafanaApi.from_url(url, credential=token)
+        report = push_dashboards(api, boards, datasource(target))
+    except (ConfigurationError, SinkError) as exc:
+        raise output.CommandError(str(exc)) from exc
+    output.emit(report.as_dict(), as_json=as_json, title=f"grafana {url}")
