@@ -125,6 +125,7 @@ class KafkaProducer:
         conf["on_delivery"] = self._on_delivery
         conf["error_cb"] = self._on_error
         self._producer = Producer(conf)
+        self._produce = self._producer.produce
         self._since_poll = 0
 
     def produce(
@@ -135,21 +136,32 @@ class KafkaProducer:
         headers: Headers | None = None,
     ) -> None:
         """Queue one message; wait for room when the local queue is full."""
-        while True:
-            try:
-                self._producer.produce(topic, value, key, headers=headers)
-                break
-            except BufferError:
-                self._producer.poll(0.05)
-            except KafkaException as exc:
-                self.report.enqueued[topic] += 1
-                self.report._fail(topic, f"{topic}: refused: {exc.args[0]}")
-                return
-        self.report.enqueued[topic] += 1
+        try:
+            self._produce(topic, value, key, headers=headers)
+        except BufferError:
+            self._produce_when_room(topic, value, key, headers)
+        except KafkaException as exc:
+            self.report._fail(topic, f"{topic}: refused: {exc.args[0]}")
+        enqueued = self.report.enqueued
+        enqueued[topic] = enqueued[topic] + 1
         self._since_poll += 1
         if self._since_poll >= self.poll_every:
             self._producer.poll(0)
             self._since_poll = 0
+
+    def _produce_when_room(
+        self, topic: str, value: bytes, key: bytes | None, headers: Headers | None
+    ) -> None:
+        while True:
+            self._producer.poll(0.05)
+            try:
+                self._produce(topic, value, key, headers=headers)
+                return
+            except BufferError:
+                continue
+            except KafkaException as exc:
+                self.report._fail(topic, f"{topic}: refused: {exc.args[0]}")
+                return
 
     def missing_topics(self, names: Iterable[str], timeout: float = 10.0) -> list[str]:
         """The topics among ``names`` that the cluster does not have.
