@@ -48,6 +48,10 @@ class Settings(BaseSettings):
         default=64 * 1024, ge=1024, description="Larger declarations are dead-lettered."
     )
     worker_web_port: int = Field(default=6066, description="Worker HTTP port (health, metrics).")
+    controls_token: str | None = Field(
+        default=None,
+        description="Bearer token of the worker's POST /controls endpoint (unset: disabled).",
+    )
     topic_prefix: str = Field(
         default="",
         pattern=r"^[A-Za-z0-9._-]*$",

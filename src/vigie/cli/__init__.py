@@ -50,6 +50,10 @@ def _register() -> None:
 
     app.add_typer(alerts.app, name="alerts")
     app.add_typer(webhooks.app, name="webhooks")
+    from vigie.cli import controls, worker
+
+    app.command(name="worker")(worker.worker)
+    app.add_typer(controls.app, name="controls")
     from vigie.cli import generate
 
     app.command(name="generate")(generate.generate)

@@ -1,0 +1,203 @@
+"""The worker's agents: thin loops around two plain functions that hold the logic.
+
+* ``score`` reads ``declarations`` (raw bytes), and for each record calls
+  :func:`score_and_learn` on its partition's state, then sends the Score (key: declaration
+  id), an Alert for a selected declaration, or a DeadLetter for a record that cannot be
+  decoded. It never crashes on input.
+* ``fan_out`` reads ``control-results``, validates each one and copies it to every
+  partition of the fan-out topic (see :mod:`vigie.streams.app` for why).
+* ``learn`` reads the fan-out topic and calls :func:`apply_control` on the engine of the
+  same partition number.
+
+Every agent runs with concurrency 1: an engine is test-then-train and order matters.
+
+Examples
+--------
+>>> from vigie.streams.state import PartitionState
+>>> state = PartitionState(0, engine=None)
+>>> out = score_and_learn(state, b"k", b"{not json", source_topic="declarations")
+>>> out.score is None, out.dead_letter.reason, out.dead_letter.value
+(True, 'invalid_json', '{not json')
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from vigie.errors import DecodeError
+from vigie.streams.state import PartitionState
+from vigie.topics.codec import DEFAULT_MAX_BYTES, dead_letter, decode, encode
+from vigie.topics.schemas import Alert, ControlResult, DeadLetter, Declaration, Score, utc_now
+
+if TYPE_CHECKING:
+    from vigie.streams.app import Runtime
+
+log = logging.getLogger(__name__)
+
+MAX_PARKED = 4096
+"""Control results kept per partition while waiting for their declaration."""
+
+
+@dataclass(frozen=True)
+class Scored:
+    """What one declarations record produced."""
+
+    score: Score | None = None
+    alert: Alert | None = None
+    dead_letter: DeadLetter | None = None
+    engine_seconds: float = 0.0
+    controls_learnt: int = 0
+
+
+def score_and_learn(
+    state: PartitionState,
+    key: bytes | None,
+    value: bytes | None,
+    *,
+    source_topic: str,
+    max_bytes: int = DEFAULT_MAX_BYTES,
+) -> Scored:
+    """Decode, score then learn (test-then-train); a bad record becomes a DeadLetter."""
+    try:
+        decl = decode(Declaration, value, max_bytes=max_bytes)
+    except DecodeError as exc:
+        return Scored(dead_letter=dead_letter(source_topic, key, value, exc))
+    started = time.perf_counter()
+    try:
+        score = state.engine.score_one(decl, now=utc_now())
+        state.engine.learn_one(decl)
+    except Exception as exc:  # a poison record must not stop the partition
+        log.exception("engine failed on declaration %s", decl.declaration_id)
+        error = DecodeError(
+            "processing_error", [{"loc": (), "msg": repr(exc), "type": type(exc).__name__}]
+        )
+        return Scored(dead_letter=dead_letter(source_topic, key, value, error))
+    elapsed = time.perf_counter() - started
+    if not score.latency_ms:
+        score = score.model_copy(update={"latency_ms": elapsed * 1000.0})
+    state.declarations_learnt += 1
+    learnt = 0
+    parked = state.parked.pop(decl.declaration_id, None)
+    if parked is not None and state.engine.learn_control(parked):
+        state.controls_learnt += 1
+        learnt = 1
+    alert = None
+    if score.selected:
+        alert = Alert(
+            alert_id=Alert.id_for(score.declaration_id), raised_at=score.scored_at, score=score
+        )
+    return Scored(score=score, alert=alert, engine_seconds=elapsed, controls_learnt=learnt)
+
+
+def apply_control(state: PartitionState, result: ControlResult) -> bool:
+    """Teach the engine a control result; park it if the declaration is not known yet.
+
+    Examples
+    --------
+    >>> from vigie.streams.state import PartitionState
+    >>> class Forgetful:
+    ...     def learn_control(self, result): return False
+    >>> state = PartitionState(0, Forgetful())
+    >>> r = ControlResult(declaration_id="D-1", controlled_at="2026-03-09T00:00:00Z",
+    ...                   outcome="infraction", selection="engine")
+    >>> apply_control(state, r), list(state.parked)
+    (False, ['D-1'])
+    """
+    if state.engine.learn_control(result):
+        state.controls_learnt += 1
+        return True
+    state.parked[result.declaration_id] = result
+    state.parked.move_to_end(result.declaration_id)
+    while len(state.parked) > MAX_PARKED:
+        state.parked.popitem(last=False)
+    return False
+
+
+async def on_declaration(rt: Runtime, message: Any) -> None:
+    state = await rt.registry.get(message.partition)
+    if state is None:
+        log.warning("declarations[%d] is not held here; record skipped", message.partition)
+        return
+    async with state.lock:
+        if message.offset <= state.declarations_offset:
+            rt.metrics.duplicates.inc()
+            return
+        out = score_and_learn(
+            state,
+            message.key,
+            message.value,
+            source_topic=rt.declarations.get_topic_name(),
+            max_bytes=rt.settings.max_message_bytes,
+        )
+        state.declarations_offset = message.offset
+        await _send(rt, message, out)
+
+
+async def _send(rt: Runtime, message: Any, out: Scored) -> None:
+    m = rt.metrics
+    if out.dead_letter is not None:
+        await rt.dead_letters.send(key=message.key, value=encode(out.dead_letter))
+        m.dead_letters.labels(reason=out.dead_letter.reason).inc()
+        return
+    assert out.score is not None
+    key = out.score.declaration_id.encode()
+    await rt.scores.send(key=key, value=encode(out.score))
+    if out.alert is not None:
+        await rt.alerts.send(key=key, value=encode(out.alert))
+        m.alerts.inc()
+    m.declarations.inc()
+    m.controls_learnt.inc(out.controls_learnt)
+    m.scoring_latency.observe(out.engine_seconds)
+    if message.timestamp:
+        m.end_to_end_latency.observe(max(0.0, time.time() - float(message.timestamp)))
+
+
+async def on_control(rt: Runtime, message: Any) -> None:
+    """Validate a control result and copy it to every partition of the fan-out topic."""
+    try:
+        result = decode(ControlResult, message.value, max_bytes=rt.settings.max_message_bytes)
+    except DecodeError as exc:
+        letter = dead_letter(rt.controls.get_topic_name(), message.key, message.value, exc)
+        await rt.dead_letters.send(key=message.key, value=encode(letter))
+        rt.metrics.dead_letters.labels(reason=letter.reason).inc()
+        return
+    key, value = result.declaration_id.encode(), encode(result)
+    for p in range(rt.settings.topic_partitions):
+        await rt.fanout.send(key=key, value=value, partition=p)
+    rt.metrics.controls_received.inc()
+
+
+async def on_fanout(rt: Runtime, message: Any) -> None:
+    state = await rt.registry.get(message.partition)
+    if state is None:
+        log.warning("fan-out[%d] is not held here; record skipped", message.partition)
+        return
+    async with state.lock:
+        if message.offset <= state.controls_offset:
+            return
+        result = decode(ControlResult, message.value)
+        learnt = apply_control(state, result)
+        state.controls_offset = message.offset
+    (rt.metrics.controls_learnt if learnt else rt.metrics.controls_unknown).inc()
+
+
+def attach(rt: Runtime) -> None:
+    """Register the three agents on the runtime's app."""
+
+    @rt.app.agent(rt.declarations, name="vigie.score", concurrency=1)
+    async def score(stream: Any) -> None:
+        async for event in stream.events():
+            await on_declaration(rt, event.message)
+
+    @rt.app.agent(rt.controls, name="vigie.fan_out", concurrency=1)
+    async def fan_out(stream: Any) -> None:
+        async for event in stream.events():
+            await on_control(rt, event.message)
+
+    @rt.app.agent(rt.fanout, name="vigie.learn", concurrency=1)
+    async def learn(stream: Any) -> None:
+        async for event in stream.events():
+            await on_fanout(rt, event.message)

@@ -1,0 +1,306 @@
+"""The Faust worker app, built from :class:`~vigie.settings.Settings`.
+
+Design decisions (what the README describes)
+--------------------------------------------
+**One RiskEngine per ``declarations`` partition.** Declarations are keyed by importer, so
+an importer's behavioural state lives on one partition; the engine of partition *p* moves
+with *p* when the consumer group rebalances.
+
+**Control results reach the right engine by fan-out.** ``control-results`` is keyed by
+declaration id, so a result is read by whichever worker owns its partition, not the one
+that holds the declaration's features. The control agent copies each valid result to every
+partition of an internal topic, ``<prefix>control-results.by-partition``, that has as many
+partitions as ``declarations``: Faust co-partitions topics with equal partition counts, so
+partition *p* of that topic is always consumed next to ``declarations`` partition *p*, by
+the worker holding engine *p*. Each engine then calls ``learn_control``; only the engine
+holding that declaration's pending features learns (it returns True), the others return
+False. A result that arrives before its declaration (a replay can interleave the two
+streams differently) is parked in a bounded buffer of the partition state and applied right
+after the declaration is learnt. Why not a ``declaration id -> partition`` table: it would
+be a second, unbounded piece of state to keep consistent with the engines, and the Kafka
+partitioner of the producers (librdkafka's CRC32 vs. Java's murmur2) would decide where
+keys land; the fan-out costs P small records per control result (controls are a few per
+cent of declarations) and needs no state.
+
+**State: snapshots plus replay from the snapshot's offsets** (not Faust changelog tables: a
+pickled engine is one large value rewritten on every record). Each partition's engine is
+pickled together with the offsets it has consumed (:mod:`vigie.streams.state`) every
+:data:`SNAPSHOT_INTERVAL_S` seconds, when partitions are revoked and on shutdown, into the
+compacted ``model-state`` topic. Before a snapshot the producer is flushed, so every Score
+and Alert of the records it covers is already in Kafka. On assignment the worker restores
+the latest snapshot and *commits the snapshot's offsets + 1* for ``declarations`` and the
+fan-out topic before Faust seeks to the committed offsets and resumes the streams
+(``on_rebalance_complete`` runs before that seek). The snapshot, not Faust's periodic
+commits, is therefore the position of record: records after it are replayed once (their
+Scores are sent again with the same declaration id, which idempotent sinks deduplicate),
+records before it are never learnt twice, and a record redelivered for any other reason
+(offset <= the state's offset) is skipped. Processing is at-least-once on the output
+topics, exactly-once on the model.
+
+Examples
+--------
+>>> from vigie.settings import Settings
+>>> s = Settings(topic_prefix="t-1.", kafka_bootstrap="h1:9092,h2:9092")
+>>> broker_urls(s)
+['kafka://h1:9092', 'kafka://h2:9092']
+>>> fanout_topic(s)
+'t-1.control-results.by-partition'
+>>> app_id(s)
+'t-1.vigie-worker'
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable
+from datetime import timedelta
+from typing import Any, cast
+
+import faust
+from faust.types import TP
+
+from vigie.settings import Settings
+from vigie.streams.metrics import WorkerMetrics
+from vigie.streams.state import PartitionState, SnapshotStore
+from vigie.topics.catalogue import (
+    ALERTS,
+    CONTROL_RESULTS,
+    DEAD_LETTERS,
+    DECLARATIONS,
+    MODEL_STATE,
+    SCORES,
+)
+
+log = logging.getLogger(__name__)
+
+SNAPSHOT_INTERVAL_S = 5.0
+EngineFactory = Callable[[int], Any]
+
+
+def broker_urls(settings: Settings) -> list[str]:
+    return [f"kafka://{host.strip()}" for host in settings.bootstrap_servers.split(",")]
+
+
+def fanout_topic(settings: Settings) -> str:
+    return settings.topic(f"{CONTROL_RESULTS.name}.by-partition")
+
+
+def app_id(settings: Settings) -> str:
+    return f"{settings.topic_prefix}vigie-worker"
+
+
+def default_engine(partition: int) -> Any:
+    """A fresh RiskEngine with the contract's defaults, seeded by partition."""
+    from vigie.detectors.engine import RiskEngine  # type: ignore[import-not-found]
+
+    return RiskEngine(seed=partition)
+
+
+class Registry:
+    """The partition states this worker holds, and which are still being restored."""
+
+    def __init__(self) -> None:
+        self.states: dict[int, PartitionState] = {}
+        self._ready: dict[int, asyncio.Event] = {}
+
+    def expect(self, partitions: set[int]) -> None:
+        for p in partitions:
+            self._ready.setdefault(p, asyncio.Event())
+
+    def put(self, state: PartitionState) -> None:
+        self.states[state.partition] = state
+        self._ready.setdefault(state.partition, asyncio.Event()).set()
+
+    def drop(self, partition: int) -> None:
+        self.states.pop(partition, None)
+        self._ready.pop(partition, None)
+
+    @property
+    def pending(self) -> list[int]:
+        return sorted(p for p, ev in self._ready.items() if not ev.is_set())
+
+    async def get(self, partition: int, timeout: float = 120.0) -> PartitionState | None:
+        """The state of ``partition``, waiting while it is restored; None if not held."""
+        state = self.states.get(partition)
+        if state is not None:
+            return state
+        ready = self._ready.get(partition)
+        if ready is None:
+            return None
+        try:
+            await asyncio.wait_for(ready.wait(), timeout)
+        except TimeoutError:
+            return None
+        return self.states.get(partition)
+
+
+class Runtime:
+    """Everything a worker process holds: the Faust app, its topics, state and metrics."""
+
+    def __init__(self, settings: Settings, engine_factory: EngineFactory | None = None) -> None:
+        self.settings = settings
+        self.engine_factory = engine_factory or default_engine
+        self.metrics = WorkerMetrics()
+        self.registry = Registry()
+        self.rebalanced = False
+        settings.state_dir.mkdir(parents=True, exist_ok=True)
+        self.app = faust.App(
+            app_id(settings),
+            broker=broker_urls(settings),
+            store="memory://",
+            datadir=str(settings.state_dir.resolve() / "worker"),
+            web_port=settings.worker_web_port,
+            topic_partitions=settings.topic_partitions,
+            topic_disable_leader=True,
+            producer_acks=-1,
+            consumer_auto_offset_reset="earliest",
+            # a killed worker's partitions move after this long (Faust's default is 60 s)
+            broker_session_timeout=15.0,
+            autodiscover=False,
+        )
+        self.declarations = self._raw(settings.topic(DECLARATIONS.name))
+        self.dead_letters = self._raw(settings.topic(DEAD_LETTERS.name))
+        self.controls = self._raw(settings.topic(CONTROL_RESULTS.name))
+        self.scores = self._raw(settings.topic(SCORES.name))
+        self.alerts = self._raw(settings.topic(ALERTS.name))
+        self.model_state = self._raw(settings.topic(MODEL_STATE.name))
+        self.fanout = self.app.topic(
+            fanout_topic(settings),
+            key_type=bytes,
+            value_type=bytes,
+            key_serializer="raw",
+            value_serializer="raw",
+            partitions=settings.topic_partitions,
+            internal=True,
+            retention=timedelta(days=365),
+        )
+        self.store = SnapshotStore(settings, self._send_state)
+        self.app.on_partitions_assigned.connect(cast(Any, self._on_assigned))
+        self.app.on_rebalance_complete.connect(cast(Any, self._on_rebalance_complete))
+        self.app.on_partitions_revoked.connect(cast(Any, self._on_revoked))
+        self.app.on_before_shutdown.connect(cast(Any, self._on_shutdown))
+        self.app.timer(SNAPSHOT_INTERVAL_S)(self._snapshot_all)
+
+    def _raw(self, name: str) -> Any:
+        return self.app.topic(
+            name, key_type=bytes, value_type=bytes, key_serializer="raw", value_serializer="raw"
+        )
+
+    async def _send_state(self, partition: int, key: bytes, value: bytes) -> int:
+        pending = await self.model_state.send(key=key, value=value, partition=partition)
+        meta = await pending
+        return int(meta.offset)
+
+    def _partitions_of(self, topic: str, tps: set[TP] | None = None) -> set[int]:
+        tps = tps if tps is not None else self.app.consumer.assignment()
+        return {tp.partition for tp in tps if tp.topic == topic}
+
+    # ------------------------------------------------------------------ rebalancing
+    async def _on_assigned(self, sender: Any, *args: Any, signal: Any, **_: Any) -> None:
+        assigned: set[TP] = args[0]
+        self.registry.expect(self._partitions_of(self.declarations.get_topic_name(), assigned))
+
+    async def _on_rebalance_complete(self, sender: Any, *_: Any, signal: Any, **__: Any) -> None:
+        """Restore every assigned partition, then commit its snapshot's position."""
+        mine = self._partitions_of(self.declarations.get_topic_name())
+        for p in sorted(mine - self.registry.states.keys()):
+            state = await asyncio.to_thread(self.store.load, p)
+            self.registry.put(state or PartitionState(p, self.engine_factory(p)))
+        for p in list(self.registry.states):
+            if p not in mine:
+                self.registry.drop(p)
+        await self._commit_positions(mine)
+        self.metrics.partitions.set(len(self.registry.states))
+        self.rebalanced = True
+
+    async def _commit_positions(self, partitions: set[int]) -> None:
+        offsets: dict[TP, int] = {}
+        for p in partitions:
+            state = self.registry.states[p]
+            offsets[TP(self.declarations.get_topic_name(), p)] = state.declarations_offset + 1
+            offsets[TP(self.fanout.get_topic_name(), p)] = state.controls_offset + 1
+        if offsets:
+            await self.app.consumer._commit(offsets)  # type: ignore[attr-defined]
+            log.info("positions committed from model state: %s", offsets)
+
+    async def _on_revoked(self, sender: Any, *args: Any, signal: Any, **_: Any) -> None:
+        revoked: set[TP] = args[0]
+        for p in sorted(self._partitions_of(self.declarations.get_topic_name(), revoked)):
+            state = self.registry.states.get(p)
+            if state is not None:
+                await self.snapshot(state)
+            self.registry.drop(p)
+        self.metrics.partitions.set(len(self.registry.states))
+
+    async def _on_shutdown(self, sender: Any, *_: Any, signal: Any, **__: Any) -> None:
+        await self._snapshot_all()
+
+    # ------------------------------------------------------------------ snapshots
+    async def _snapshot_all(self) -> None:
+        for state in list(self.registry.states.values()):
+            await self.snapshot(state)
+
+    async def snapshot(self, state: PartitionState, *, force: bool = False) -> bool:
+        """Write ``state`` if it changed since its last snapshot; True when written."""
+        async with state.lock:
+            position = state.position
+            if not force and position == state.saved_position:
+                return False
+            state.saved_position = position
+            blob = state.dumps()
+        # Everything the snapshot covers was sent before it was taken: make it durable
+        # first, so a restored state never stands for a Score that is not in Kafka.
+        await self.app.producer.flush()
+        try:
+            saved = await self.store.save(state, blob)
+        except BaseException:
+            state.saved_position = None
+            raise
+        self.metrics.snapshots.inc()
+        self.metrics.snapshot_bytes.labels(partition=str(state.partition)).set(saved.size)
+        return True
+
+    # ------------------------------------------------------------------ observability
+    def readiness(self) -> dict[str, Any]:
+        """Ready when the group has assigned partitions and every one is restored."""
+        pending = self.registry.pending
+        ready = self.rebalanced and not pending and not self.app.rebalancing
+        return {
+            "ready": ready,
+            "rebalancing": bool(self.app.rebalancing),
+            "partitions": sorted(self.registry.states),
+            "restoring": pending,
+            "models": [s.summary() for s in self.registry.states.values()],
+        }
+
+    def refresh_gauges(self) -> None:
+        """Consumer lag and model counters, computed at scrape time."""
+        topic = self.declarations.get_topic_name()
+        self.metrics.consumer_lag.clear()
+        for p, state in self.registry.states.items():
+            self.metrics.model_learnt.labels(partition=str(p)).set(state.declarations_learnt)
+            try:
+                high = self.app.consumer.highwater(TP(topic, p))
+            except Exception:  # consumer not started or partition unknown yet
+                continue
+            if high is not None and high >= 0:
+                lag = max(0, int(high) - (state.declarations_offset + 1))
+                self.metrics.consumer_lag.labels(topic=topic, partition=str(p)).set(lag)
+
+
+def build(settings: Settings, engine_factory: EngineFactory | None = None) -> Runtime:
+    """The worker for ``settings``: app, agents and web endpoints wired together."""
+    from vigie.streams import agents, web
+
+    runtime = Runtime(settings, engine_factory)
+    agents.attach(runtime)
+    web.attach(runtime)
+    return runtime
+
+
+def run(settings: Settings, *, loglevel: str = "warning") -> None:
+    """Run a worker in the foreground until SIGTERM/SIGINT (snapshots on the way out)."""
+    runtime = build(settings)
+    worker = faust.Worker(runtime.app, loglevel=loglevel, quiet=True)
+    worker.execute_from_commandline()

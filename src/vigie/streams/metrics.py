@@ -1,0 +1,110 @@
+"""The worker's Prometheus metrics, in a registry of their own (one per worker app).
+
+A registry per app, rather than prometheus-client's global one, lets several apps live in
+one process (tests) without "duplicated timeseries" errors.
+
+Examples
+--------
+>>> m = WorkerMetrics()
+>>> m.declarations.inc(3)
+>>> m.dead_letters.labels(reason="invalid_json").inc()
+>>> text = m.render().decode()
+>>> [line for line in text.splitlines() if line.startswith("vigie_declarations_total")]
+['vigie_declarations_total 3.0']
+>>> 'vigie_dead_letters_total{reason="invalid_json"} 1.0' in text
+True
+"""
+
+from __future__ import annotations
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+
+CONTENT_TYPE = "text/plain; version=0.0.4"
+
+_LATENCY_BUCKETS = (
+    0.0005,
+    0.001,
+    0.0025,
+    0.005,
+    0.01,
+    0.025,
+    0.05,
+    0.1,
+    0.25,
+    0.5,
+    1.0,
+    2.5,
+    5.0,
+    10.0,
+)
+
+
+class WorkerMetrics:
+    """Counters, gauges and histograms of one worker."""
+
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry(auto_describe=True)
+        r = self.registry
+        self.declarations = Counter(
+            "vigie_declarations", "Declarations scored (rate() gives declarations/s).", registry=r
+        )
+        self.duplicates = Counter(
+            "vigie_declarations_skipped",
+            "Redelivered declarations already covered by the model state, skipped.",
+            registry=r,
+        )
+        self.scoring_latency = Histogram(
+            "vigie_scoring_latency_seconds",
+            "Time spent in the risk engine per declaration (score and learn).",
+            buckets=_LATENCY_BUCKETS,
+            registry=r,
+        )
+        self.end_to_end_latency = Histogram(
+            "vigie_end_to_end_latency_seconds",
+            "From the declaration's Kafka timestamp to its score being sent.",
+            buckets=_LATENCY_BUCKETS,
+            registry=r,
+        )
+        self.dead_letters = Counter(
+            "vigie_dead_letters", "Records sent to the dead-letter topic.", ["reason"], registry=r
+        )
+        self.alerts = Counter("vigie_alerts", "Alerts raised (selected declarations).", registry=r)
+        self.controls_received = Counter(
+            "vigie_controls_received", "Control results read and fanned out.", registry=r
+        )
+        self.controls_learnt = Counter(
+            "vigie_controls_learnt", "Control results a local model learnt from.", registry=r
+        )
+        self.controls_unknown = Counter(
+            "vigie_controls_not_held",
+            "Fanned-out control results whose declaration a local model does not hold.",
+            registry=r,
+        )
+        self.snapshots = Counter(
+            "vigie_snapshots", "Model snapshots written to the model-state topic.", registry=r
+        )
+        self.snapshot_bytes = Gauge(
+            "vigie_snapshot_bytes",
+            "Size of the last snapshot of each partition's model (compressed).",
+            ["partition"],
+            registry=r,
+        )
+        self.partitions = Gauge(
+            "vigie_partitions_ready", "Declaration partitions whose model is restored.", registry=r
+        )
+        self.consumer_lag = Gauge(
+            "vigie_consumer_lag",
+            "Records between a partition's high watermark and the worker's read position.",
+            ["topic", "partition"],
+            registry=r,
+        )
+        self.model_learnt = Gauge(
+            "vigie_model_declarations_learnt",
+            "Declarations learnt by each partition's model since it was created.",
+            ["partition"],
+            registry=r,
+        )
+
+    def render(self) -> bytes:
+        """The metrics in Prometheus' text exposition format."""
+        return generate_latest(self.registry)
