@@ -78,18 +78,6 @@ def kafka_bootstrap(stack: dict[str, ServiceStatus], stack_settings: Settings) -
     return stack_settings.bootstrap_servers
 
 
-@pytest.fixture
-def isolated_settings(kafka_bootstrap: str, stack_settings: Settings, tmp_path: Path) -> Settings:
-    """Settings for one test: own state dir, unique topic prefix with the catalogue created."""
-    from vigie.stack.topics import ensure_topics
-
-    fields = stack_settings.model_dump()
-    fields.update(state_dir=tmp_path / "state", topic_prefix=unique("t") + ".")
-    settings = Settings(**fields)
-    ensure_topics(settings)
-    return settings
-
-
 @pytest.fixture(scope="session")
 def kafka_admin(kafka_bootstrap: str) -> AdminClient:
     """An admin client of the test broker."""
@@ -99,16 +87,43 @@ def kafka_admin(kafka_bootstrap: str) -> AdminClient:
 
 
 @pytest.fixture
-def make_topic(kafka_admin: AdminClient) -> MakeTopic:
-    """Create a topic with a unique name built from ``name``; return that name."""
-    from vigie.stack.topics import create_topic
+def isolated_settings(
+    kafka_admin: AdminClient, stack_settings: Settings, tmp_path: Path
+) -> Iterator[Settings]:
+    """Settings for one test: own state dir, unique topic prefix with the catalogue created.
+
+    Every topic starting with the prefix (Faust's internal ones too, if its app id uses
+    the prefix) is deleted after the test.
+    """
+    from vigie.stack.topics import delete_topics, ensure_topics
+
+    fields = stack_settings.model_dump()
+    fields.update(state_dir=tmp_path / "state", topic_prefix=unique("t") + ".")
+    settings = Settings(**fields)
+    ensure_topics(settings)
+    yield settings
+    delete_topics(kafka_admin, prefix=settings.topic_prefix)
+
+
+@pytest.fixture
+def make_topic(kafka_admin: AdminClient) -> Iterator[MakeTopic]:
+    """Create a topic with a unique name built from ``name``; return that name.
+
+    The topics are deleted after the test.
+    """
+    from vigie.stack.topics import create_topic, delete_topics
+
+    made: list[str] = []
 
     def make(name: str, partitions: int = 1, config: dict[str, str] | None = None) -> str:
         topic = unique(name)
         create_topic(kafka_admin, topic, partitions, config)
+        made.append(topic)
         return topic
 
-    return make
+    yield make
+    for topic in made:
+        delete_topics(kafka_admin, prefix=topic)
 
 
 @pytest.fixture(scope="session")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 import uuid
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
@@ -16,6 +17,7 @@ from vigie.settings import Settings
 from vigie.stack.topics import (
     create_topic,
     current_partitions,
+    delete_topics,
     ensure_topics,
     topic_config,
     wanted_partitions,
@@ -74,6 +76,24 @@ def test_an_existing_topic_with_too_few_partitions_is_grown(
     assert current_partitions(kafka_admin, name) == 3
     assert create_topic(kafka_admin, name, 2) == "exists"
     assert current_partitions(kafka_admin, name) == 3
+
+
+def test_delete_topics_removes_exactly_the_prefixed_topics(
+    kafka_admin: AdminClient, make_topic: Callable[..., str]
+) -> None:
+    keep = make_topic("keep")
+    prefix = f"gone-{uuid.uuid4().hex[:8]}."
+    for suffix in ("a", "b"):
+        assert create_topic(kafka_admin, prefix + suffix, 1) == "created"
+    assert delete_topics(kafka_admin, prefix=prefix) == [prefix + "a", prefix + "b"]
+    for _ in range(300):
+        if current_partitions(kafka_admin, prefix + "a") is None:
+            break
+        time.sleep(0.1)
+    assert current_partitions(kafka_admin, prefix + "a") is None
+    assert current_partitions(kafka_admin, keep) == 1
+    with pytest.raises(ValueError, match="empty prefix"):
+        delete_topics(kafka_admin, prefix="")
 
 
 def test_existing_topic_config_is_aligned_with_the_catalogue(

@@ -195,7 +195,11 @@ def session(settings: Settings, *, timeout_s: float = 180.0) -> Iterator[dict[st
     with process.locked(lock):
         before = status(settings)
         mine.touch()
-        statuses = up(settings, timeout_s=timeout_s)
+        try:
+            statuses = up(settings, timeout_s=timeout_s)
+        except BaseException:
+            mine.unlink(missing_ok=True)
+            raise
         if any(before[n].state == "down" and statuses[n].managed for n in statuses):
             started_flag.touch()
     try:

@@ -36,6 +36,7 @@ _SPAWN = 'log=$1; shift; "$@" >>"$log" 2>&1 </dev/null & echo $!'
 def spawn(argv: Sequence[str], *, log: Path, pidfile: Path, cwd: Path | None = None) -> int:
     """Start ``argv`` detached in a new session, output appended to ``log``; return its PID."""
     log.parent.mkdir(parents=True, exist_ok=True)
+    _rotate(log)
     done = subprocess.run(
         ["sh", "-c", _SPAWN, "vigie-spawn", str(log), *argv],
         cwd=cwd,
@@ -49,6 +50,12 @@ def spawn(argv: Sequence[str], *, log: Path, pidfile: Path, cwd: Path | None = N
     pid = int(done.stdout.strip())
     pidfile.write_text(f"{pid}\n")
     return pid
+
+
+def _rotate(log: Path, max_bytes: int = 20 * 1024 * 1024) -> None:
+    """Keep one previous log when the current one has grown large."""
+    if log.exists() and log.stat().st_size > max_bytes:
+        log.replace(log.with_name(log.name + ".1"))
 
 
 def read_pid(pidfile: Path) -> int | None:

@@ -148,3 +148,18 @@ def ensure_topics(settings: Settings) -> dict[str, Any]:
             "config": dict(topic.config),
         }
     return {"bootstrap": settings.bootstrap_servers, "topics": report}
+
+
+def delete_topics(admin: AdminClient, *, prefix: str) -> list[str]:
+    """Delete every topic whose name starts with ``prefix`` (a test's or an environment's).
+
+    Returns the deleted names. An empty prefix is refused: it would mean every topic.
+    """
+    if not prefix:
+        raise ValueError("refusing to delete topics with an empty prefix")
+    names = [t for t in admin.list_topics(timeout=TIMEOUT_S).topics if t.startswith(prefix)]
+    if names:
+        futures = admin.delete_topics(names, operation_timeout=TIMEOUT_S)
+        for future in futures.values():
+            future.result()
+    return sorted(names)
