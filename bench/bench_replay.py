@@ -5,7 +5,8 @@ Measures, on one declarations file (``vigie generate --n 100000 --seed 7`` by de
 - ``validate_only``: reading, decoding, validating and re-encoding, no Kafka (the CPU
   ceiling of the Python side);
 - ``replay``: the whole replay into the broker, every delivery report awaited (the figure
-  ``vigie replay`` reports as ``messages_per_second``).
+  ``vigie replay`` reports as ``messages_per_second``), and the process's CPU time, whence
+  ``cpu_bound_messages_per_second``: the rate one uncontended core would sustain.
 
 The broker is the configured one (``VIGIE_KAFKA_BOOTSTRAP``) or the dev stack's
 (``vigie stack up``). Topics get a unique prefix (``bench-<id>.``) and are created first.
@@ -71,7 +72,11 @@ def replay_once(path: Path, settings: Settings, compression: Compression) -> dic
     cpu = time.process_time()
     report = Replay(KafkaProducer(run_settings, compression=compression)).run([path])
     result = report.as_dict()
-    result["process_cpu_seconds"] = round(time.process_time() - cpu, 3)
+    cpu = time.process_time() - cpu
+    result["process_cpu_seconds"] = round(cpu, 3)
+    # What one uncontended core would sustain (librdkafka's threads included; the broker's
+    # own CPU not): the figure to compare across machines when other work shares the cores.
+    result["cpu_bound_messages_per_second"] = round(report.produced / cpu) if cpu else None
     return result
 
 
