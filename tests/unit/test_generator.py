@@ -49,9 +49,9 @@ def written(tmp_path_factory: pytest.TempPathFactory) -> Written:
 
 
 def _files(tmp: Path, seed: int) -> list[bytes]:
-    paths = [tmp / f"d{seed}.jsonl", tmp / f"c{seed}.jsonl", tmp / f"t{seed}.jsonl"]
-    write_files(GeneratorConfig(n=3000, seed=seed), *paths)
-    return [p.read_bytes() for p in paths]
+    out, controls, truth = tmp / f"d{seed}.jsonl", tmp / f"c{seed}.jsonl", tmp / f"t{seed}.jsonl"
+    write_files(GeneratorConfig(n=3000, seed=seed), out, controls, truth)
+    return [p.read_bytes() for p in (out, controls, truth)]
 
 
 def test_same_seed_writes_identical_bytes_and_another_seed_differs(tmp_path: Path) -> None:
@@ -163,7 +163,7 @@ def test_no_label_leaks_into_declarations(written: Written) -> None:
 
 
 def test_typologies_leave_an_honest_trace(written: Written) -> None:
-    by_type: dict[str, list[int]] = defaultdict(list)
+    by_type: dict[str | None, list[int]] = defaultdict(list)
     for i, t in enumerate(written.truths):
         by_type[t["typology"]].append(i)
     decls = written.declarations

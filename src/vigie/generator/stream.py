@@ -20,7 +20,7 @@ True
 from __future__ import annotations
 
 from collections.abc import Iterator
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass, fields
 from datetime import UTC, datetime, timedelta
 from typing import Any, Literal
 
@@ -72,7 +72,7 @@ class Truth:
 
     def as_dict(self) -> dict[str, Any]:
         """The truth as one JSON-ready mapping (a line of the truth file)."""
-        return asdict(self)
+        return {f.name: getattr(self, f.name) for f in fields(self)}
 
 
 @dataclass(frozen=True)
@@ -173,6 +173,21 @@ def items(sim: Simulation) -> Iterator[GeneratedItem]:
         yield GeneratedItem(declaration, rows.truth(i), rows.control(i, declaration))
 
 
+def mrns(prefix: str, n: int) -> list[str]:
+    """18-character MRN-like ids: year, country, seed, sequence, type, check digit.
+
+    The check digit is the sum of the digits after the country code, modulo 10.
+
+    >>> mrns("26FR0001", 2)
+    ['26FR000100000000I1', '26FR000100000001I2']
+    """
+    seq = np.arange(n, dtype=np.int64)
+    digits = sum((seq // 10**k) % 10 for k in range(8))
+    base = sum(int(c) for c in prefix[4:])
+    checks = ((digits + base) % 10).tolist()
+    return [f"{prefix}{i:08d}I{c}" for i, c in zip(range(n), checks, strict=True)]
+
+
 class _Rows:
     """Per-row record builders over precomputed Python lists (fast to index)."""
 
@@ -200,12 +215,7 @@ class _Rows:
         self.rate, self.true_rate = d.rate.tolist(), d.true_rate.tolist()
         self.ad, self.low = d.anti_dumping.tolist(), d.low_value.tolist()
         self.typology, self.event = d.typology.tolist(), d.event.tolist()
-        self.ids = [self._mrn(i) for i in range(len(d))]
-
-    def _mrn(self, i: int) -> str:
-        """An 18-character MRN-like id: year, country, seed, sequence, type, check digit."""
-        body = f"{self.prefix}{i:08d}"
-        return f"{body}I{sum(int(c) for c in body[4:]) % 10}"
+        self.ids = mrns(self.prefix, len(d))
 
     def declaration(self, i: int) -> dict[str, Any]:
         units = self.units[i]

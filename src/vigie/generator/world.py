@@ -16,6 +16,7 @@ Examples
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -60,6 +61,7 @@ class Goods:
     codes: tuple[str, ...]
     chapter: IntArray
     median_eur_kg: FloatArray
+    popularity: FloatArray
     price_sigma: FloatArray
     kg_per_unit: FloatArray
     duty_rate: FloatArray
@@ -140,15 +142,14 @@ def _commodities(rng: np.random.Generator) -> Goods:
         chapter.extend([ci] * count)
     chap = np.asarray(chapter, dtype=np.int64)
     specs = [cat.CHAPTERS[CHAPTER_CODES[c]] for c in chap]
-    lo = np.array([s.price_eur_kg[0] for s in specs])
-    hi = np.array([s.price_eur_kg[1] for s in specs])
     weights, factors = _origin_tables(rng, specs)
     return Goods(
         codes=tuple(codes),
         chapter=chap,
-        median_eur_kg=np.exp(rng.uniform(np.log(lo), np.log(hi))),
+        median_eur_kg=_nested_prices(rng, codes, specs),
+        popularity=rng.pareto(1.0, len(codes)) + 1.0,
         price_sigma=rng.uniform(0.15, 0.28, len(codes)),
-        kg_per_unit=_unit_masses(rng, specs),
+        kg_per_unit=_unit_masses(rng, codes, specs),
         duty_rate=np.array([s.duty_rates[int(rng.integers(len(s.duty_rates)))] for s in specs]),
         anti_dumping=np.array(
             [(s.anti_dumping or {}).get(c[:4], 0.0) for s, c in zip(specs, codes, strict=True)]
@@ -159,13 +160,48 @@ def _commodities(rng: np.random.Generator) -> Goods:
     )
 
 
-def _unit_masses(rng: np.random.Generator, specs: list[cat.Chapter]) -> FloatArray:
-    """Mass of one supplementary unit, NaN for commodities declared by mass only."""
+def _nested(keys: list[str], draw: Callable[[], float]) -> list[float]:
+    """One draw per distinct key, shared by every position with that key."""
+    drawn: dict[str, float] = {}
+    out = []
+    for key in keys:
+        if key not in drawn:
+            drawn[key] = draw()
+        out.append(drawn[key])
+    return out
+
+
+def _nested_prices(
+    rng: np.random.Generator, codes: list[str], specs: list[cat.Chapter]
+) -> FloatArray:
+    """Median EUR/kg: a level per HS4 heading, then smaller steps per HS6 and per CN8, so
+    that codes of one heading cost about the same (coarser references stay meaningful)."""
+    level: dict[str, float] = {}
+    for code, spec in zip(codes, specs, strict=True):
+        if code[:4] not in level:
+            lo, hi = np.log(spec.price_eur_kg[0]), np.log(spec.price_eur_kg[1])
+            level[code[:4]] = float(np.exp(rng.uniform(lo, hi)))
+    hs6 = _nested([c[:6] for c in codes], lambda: float(rng.lognormal(0.0, 0.15)))
+    cn8 = rng.lognormal(0.0, 0.1, len(codes))
+    return floats([level[c[:4]] * f * g for c, f, g in zip(codes, hs6, cn8, strict=True)])
+
+
+def _unit_masses(
+    rng: np.random.Generator, codes: list[str], specs: list[cat.Chapter]
+) -> FloatArray:
+    """Mass of one supplementary unit (per HS6, with a small CN8 step), NaN for goods
+    declared by mass only."""
     out = np.full(len(specs), np.nan)
-    for i, spec in enumerate(specs):
-        if spec.unit_kg is not None and rng.random() < spec.unit_share:
+    per_hs6: dict[str, float] = {}
+    for i, (code, spec) in enumerate(zip(codes, specs, strict=True)):
+        if spec.unit_kg is None:
+            continue
+        if code[:6] not in per_hs6:
             lo, hi = spec.unit_kg
-            out[i] = float(np.exp(rng.uniform(np.log(lo), np.log(hi))))
+            units = rng.random() < spec.unit_share
+            per_hs6[code[:6]] = float(np.exp(rng.uniform(np.log(lo), np.log(hi)))) if units else 0.0
+        if per_hs6[code[:6]] > 0:
+            out[i] = per_hs6[code[:6]] * float(rng.lognormal(0.0, 0.1))
     return out
 
 
@@ -266,6 +302,9 @@ def _slots(
     by_chapter = [np.flatnonzero(goods.chapter == c) for c in range(len(CHAPTER_CODES))]
     chap_w = np.array([cat.CHAPTERS[c].weight for c in CHAPTER_CODES], dtype=float)
     courier_chaps = [CHAPTER_CODES.index(c) for c in ("61", "62", "64", "85", "95")]
+    cum_pop = [np.cumsum(goods.popularity[p]) / goods.popularity[p].sum() for p in by_chapter]
+    for cum in cum_pop:
+        cum[-1] = 1.0
     count = np.clip(1 + rng.poisson(1.5 + 1.2 * np.log(activity * n + 1.0)), 1, MAX_SLOTS)
     count[courier] = MAX_SLOTS
     com = np.zeros((n, MAX_SLOTS), dtype=np.int64)
@@ -278,7 +317,7 @@ def _slots(
         for s in range(int(count[i])):
             c = chaps[0] if rng.random() < 0.7 else chaps[int(rng.integers(len(chaps)))]
             pool = by_chapter[c]
-            com[i, s] = pool[int(rng.integers(len(pool)))]
+            com[i, s] = pool[int(np.searchsorted(cum_pop[c], rng.random(), side="right"))]
             origins = rng.choice(len(COUNTRIES), 2, p=goods.origin_weight[com[i, s]])
             org[i, s] = origins
             sel[i, s] = [pick_seller(rng, int(o), sellers) for o in origins]

@@ -69,7 +69,7 @@ def write_files(
     with out.open("wb") as decl_file, truth.open("wb") as truth_file:
         for i, item in enumerate(items(sim), start=1):
             decl_file.write(encode(item.declaration) + b"\n")
-            truth_file.write(orjson.dumps(item.truth.as_dict()) + b"\n")
+            truth_file.write(orjson.dumps(item.truth) + b"\n")
             if item.truth.typology is not None:
                 frauds[item.truth.typology] += 1
             if item.control is not None:
