@@ -150,7 +150,13 @@ class RecordDecoder:
     def _mapped(
         self, mapping: ColumnMapping, row: Mapping[str, str]
     ) -> tuple[BaseModel, BaseModel | None]:
-        declaration, control = mapping.convert(row)
+        try:
+            declaration, control = mapping.convert(row)
+        except (ArithmeticError, ValueError, TypeError) as exc:
+            # A transform that failed in a way the mapping did not foresee (a date that
+            # overflows once shifted, ...): the row is rejected, the replay goes on.
+            msg = f"mapping {mapping.name!r} failed on this row: {type(exc).__name__}: {exc}"
+            raise DecodeError("mapping", [{"loc": [], "msg": msg, "type": "mapping"}]) from exc
         validated = decode_object(self.schema, declaration)
         if control is None:
             return validated, None
