@@ -23,16 +23,22 @@ def generate(
     ] = None,
     truth: Annotated[
         Path | None,
-        typer.Option("--truth", help="Ground truth file [default: <out stem>.truth.jsonl]."),
+        typer.Option("--truth", help="Ground truth file (default: OUT with .truth.jsonl)."),
     ] = None,
     start: Annotated[
         datetime, typer.Option("--start", formats=["%Y-%m-%d"], help="First day (UTC).")
     ] = datetime(2026, 1, 1),
     n: int = typer.Option(10_000, "--n", min=1, help="Number of declarations."),
     seed: int = typer.Option(0, "--seed", min=0, help="Random seed (same seed, same bytes)."),
-    inspected_share: float = typer.Option(0.05, "--inspected-share", min=0.0, max=1.0),
-    audit_share: float = typer.Option(0.01, "--audit-share", min=0.0, max=1.0),
-    fraud_share: float = typer.Option(0.04, "--fraud-share", min=0.0, max=0.5),
+    inspected_share: float = typer.Option(
+        0.05, "--inspected-share", min=0.0, max=1.0, help="Share of declarations inspected."
+    ),
+    audit_share: float = typer.Option(
+        0.01, "--audit-share", min=0.0, max=1.0, help="Share drawn as random audits."
+    ),
+    fraud_share: float = typer.Option(
+        0.04, "--fraud-share", min=0.0, max=0.5, help="Share of fraudulent declarations."
+    ),
     days: int = typer.Option(90, "--days", min=1, help="Length of the period in days."),
     as_json: bool = typer.Option(False, "--json", help=output.JSON_OPTION_HELP),
 ) -> None:
