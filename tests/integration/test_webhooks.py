@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import subprocess
 import sys
+from asyncio.subprocess import PIPE
 from collections import Counter
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -235,6 +236,44 @@ def test_cli_lists_subscribers_without_secrets(tmp_path: Path) -> None:
     desk = listed["subscribers"]["desk"]
     assert desk["detectors"] == {"valuation": 0.7} and desk["chapters"] == ["62"]
     assert not any(s in str(listed) for s in secrets.values())
+
+
+def test_cli_dispatch_delivers_and_exits_when_idle(
+    isolated_settings: Settings, tmp_path: Path
+) -> None:
+    secrets = {name: new_secret() for name in EXPECTED}
+    receiver = Receiver(secrets, fail_first={"desk": 1, "audit": 0, "broken": 10**6})
+    produce(isolated_settings, ALERTS[:2])  # D-1: desk, audit, broken; D-2: desk, broken
+    env = {
+        "PATH": "/usr/bin:/bin",
+        "VIGIE_STATE_DIR": str(isolated_settings.state_dir),
+        "VIGIE_KAFKA_BOOTSTRAP": isolated_settings.bootstrap_servers,
+        "VIGIE_TOPIC_PREFIX": isolated_settings.topic_prefix,
+        "VIGIE_WEBHOOKS_FILE": str(tmp_path / "webhooks.toml"),
+    }
+    argv = ["webhooks", "dispatch", "--until-idle", "3", "--base-delay", "0.05"]
+
+    async def scenario() -> dict[str, Any]:
+        async with receiver.running():
+            write_subscribers(tmp_path / "webhooks.toml", secrets, receiver.url)
+            proc = await asyncio.create_subprocess_exec(
+                VIGIE, *argv, "--max-attempts", "2", "--json", env=env, stdout=PIPE, stderr=PIPE
+            )
+            out, err = await asyncio.wait_for(proc.communicate(), timeout=120)
+            assert proc.returncode == 0, err.decode()
+            report: dict[str, Any] = orjson.loads(out)
+            return report
+
+    report = asyncio.run(scenario())
+    assert report["outbox"] == {"pending": 0, "delivered": 3, "failed": 2}
+    assert report["intake"]["consumed"] == 2
+    # desk fails once then succeeds; broken fails twice (its last attempt): 9 attempts.
+    assert report["deliveries"] == {"attempted": 9, "delivered": 3, "retried": 4, "failed": 2}
+    assert sorted(receiver.successes) == [
+        ("audit", "alert:D-1"),
+        ("desk", "alert:D-1"),
+        ("desk", "alert:D-2"),
+    ]
 
 
 def _cli(args: list[str], state_dir: Path | None = None) -> dict[str, Any]:

@@ -80,9 +80,15 @@ class PumpStats:
     invalid: int = 0
     batches: int = 0
     errors: list[str] = field(default_factory=list)
+    active_at: float = field(default_factory=time.monotonic)
+    """Monotonic time of the last record, or of the last poll before partitions were
+    assigned: a consumer still joining its group is not idle."""
+
+    def idle_s(self) -> float:
+        return time.monotonic() - self.active_at
 
     def as_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        return {k: v for k, v in asdict(self).items() if k != "active_at"}
 
 
 def pump(
@@ -103,17 +109,17 @@ def pump(
     logged and counted, then committed past: they cannot become valid by replaying.
     """
     stats = PumpStats()
-    idle_since = time.monotonic()
     while not should_stop():
         if max_records is not None and stats.consumed >= max_records:
             break
         want = batch_size if max_records is None else min(batch_size, max_records - stats.consumed)
         messages = consumer.consume(num_messages=want, timeout=poll_s)
+        if messages or not consumer.assignment():
+            stats.active_at = time.monotonic()
         if not messages:
-            if idle_exit_s is not None and time.monotonic() - idle_since >= idle_exit_s:
+            if idle_exit_s is not None and stats.idle_s() >= idle_exit_s:
                 break
             continue
-        idle_since = time.monotonic()
         if _add_all(messages, schema, sink, stats):
             stats.written += sink.flush()
             consumer.commit(asynchronous=False)

@@ -237,10 +237,8 @@ class OutboxSink(BatchingSink[Alert]):
         super().__init__()
         self.outbox = outbox
         self.subscribers = subscribers
-        self.last_write = time.monotonic()
 
     def write(self, batch: Sequence[Alert]) -> int:
-        self.last_write = time.monotonic()
         return enqueue(self.outbox, self.subscribers, batch, now=time.time())
 
 
@@ -287,36 +285,44 @@ async def run_dispatcher(
     stop: asyncio.Event | None = None,
 ) -> DispatchReport:
     """Run intake and deliveries until ``stop`` is set, or, with ``until_idle_s``, until
-    no alert arrived for that long and nothing is pending in the outbox."""
+    no alert arrived for that long and nothing is pending in the outbox any more."""
     stop = stop or asyncio.Event()
     path = outbox_path(settings)
     halt = threading.Event()
     sink = OutboxSink(Outbox(path), subscribers)
     consumer = kafka_consumer(settings.bootstrap_servers, settings.topic("alerts"), group_id)
     intake = asyncio.create_task(
-        asyncio.to_thread(pump, consumer, Alert, sink, poll_s=poll_s, should_stop=halt.is_set)
+        asyncio.to_thread(
+            pump,
+            consumer,
+            Alert,
+            sink,
+            poll_s=poll_s,
+            idle_exit_s=until_idle_s,
+            should_stop=halt.is_set,
+        )
     )
     box = Outbox(path)
     dispatcher = Dispatcher(box, subscribers, transport, policy=policy, lease_s=lease_s)
     report = DispatchReport()
     try:
-        while not stop.is_set() and not intake.done():
+        while not stop.is_set():
+            if intake.done():
+                intake.result()  # a failed intake ends the run with its error
+                if not box.counts()["pending"]:
+                    break
             stats = await dispatcher.deliver_due()
             report.deliveries.add(stats)
-            if stats.attempted:
-                continue
-            idle = time.monotonic() - sink.last_write
-            if until_idle_s is not None and idle >= until_idle_s and not box.counts()["pending"]:
-                break
-            await _pause(stop, box.next_due(), poll_s)
+            if not stats.attempted:
+                await _pause(stop, box.next_due(), poll_s)
     finally:
         halt.set()
-        intake_stats: PumpStats = await intake
+        await asyncio.wait({intake})
         consumer.close()
-        report.intake = intake_stats.as_dict()
         report.outbox = box.counts()
         box.close()
         sink.outbox.close()
+    report.intake = intake.result().as_dict()
     return report
 
 
