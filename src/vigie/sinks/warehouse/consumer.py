@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, TypeVar
 
+import orjson
 from pydantic import BaseModel, ValidationError
 
 from vigie.errors import BackpressureError, DecodeError, SinkError
@@ -52,6 +53,7 @@ class _Route:
     schema: type[BaseModel]
     table: str
     max_bytes: int
+    nullable: tuple[str, ...]
 
 
 @dataclass
@@ -133,6 +135,7 @@ class WarehouseConsumer:
                 schema=topic.schema or BaseModel,
                 table=table,
                 max_bytes=settings.max_message_bytes if topic is DECLARATIONS else OUTPUT_MAX_BYTES,
+                nullable=("key",) if topic is DEAD_LETTERS else (),
             )
             for topic, table in SOURCES
         }
@@ -236,7 +239,7 @@ class WarehouseConsumer:
         route = self._routes[topic]
         position = Position(topic, message.partition(), message.offset())
         try:
-            record = decode_json(route.schema, message.value(), route.max_bytes)
+            record = decode_json(route.schema, message.value(), route.max_bytes, route.nullable)
         except DecodeError as exc:
             letter = dead_letter(topic, message.key(), message.value(), exc, _kafka_time(message))
             self.writers["dead_letters"].add(letter, position)
@@ -269,12 +272,16 @@ def _flush_with_retry(writer: TableWriter, retries: int) -> int:
     return 0
 
 
-def decode_json(schema: type[M], raw: bytes | None, max_bytes: int) -> M:
+def decode_json(
+    schema: type[M], raw: bytes | None, max_bytes: int, nullable: tuple[str, ...] = ()
+) -> M:
     """Validate wire bytes in pydantic's JSON mode, or raise the codec's precise error.
 
     Strict Python-mode validation of parsed JSON (``codec.decode``) refuses the arrays
     that carry tuple fields (``Score.reasons``); JSON mode accepts them. When JSON mode
     refuses, ``codec.decode`` names the reason (``oversized``, ``invalid_json``, ...).
+    ``nullable`` fields may be absent and mean None: ``codec.encode`` drops None values,
+    so a dead letter without a key arrives without its required ``key`` field.
 
     >>> import orjson
     >>> from vigie.topics.codec import EXAMPLE_DECLARATION
@@ -292,6 +299,14 @@ def decode_json(schema: type[M], raw: bytes | None, max_bytes: int) -> M:
             return schema.model_validate_json(raw)
         except ValidationError:
             pass
+        if nullable:
+            try:
+                fields = orjson.loads(raw)
+                if isinstance(fields, dict):
+                    filled = {name: None for name in nullable} | fields
+                    return schema.model_validate_json(orjson.dumps(filled))
+            except (orjson.JSONDecodeError, ValidationError):
+                pass
     return decode(schema, raw, max_bytes=max_bytes)
 
 
