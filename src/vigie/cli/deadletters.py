@@ -39,18 +39,22 @@ def tail(
         output.emit(result, as_json=True)
         return
     table = Table(title=f"last {len(entries)} dead letters", show_lines=True)
-    for column in ("offset", "received", "source", "reason", "errors", "original"):
-        table.add_column(column, overflow="fold")
+    table.add_column("where", overflow="fold", max_width=28)
+    table.add_column("reason")
+    table.add_column("errors", overflow="fold", ratio=2)
+    table.add_column("original", overflow="fold", ratio=2)
     for entry in entries:
-        original = entry.letter.value
+        letter = entry.letter
+        original = letter.value
         if len(original) > ORIGINAL_WIDTH:
             original = original[:ORIGINAL_WIDTH] + f"... ({len(original)} chars)"
-        table.add_row(
-            f"{entry.partition}:{entry.offset}",
-            entry.letter.received_at.strftime("%Y-%m-%d %H:%M:%S"),
-            entry.source or entry.letter.source_topic,
-            entry.letter.reason,
-            describe_errors(entry.letter.errors),
-            original if entry.letter.value_encoding == "utf-8" else f"base64:{original}",
+        where = "\n".join(
+            [
+                f"offset {entry.partition}:{entry.offset}",
+                letter.received_at.strftime("%Y-%m-%d %H:%M:%S"),
+                entry.source or letter.source_topic,
+            ]
         )
+        encoded = original if letter.value_encoding == "utf-8" else f"base64:{original}"
+        table.add_row(where, letter.reason, describe_errors(letter.errors), encoded)
     output.console.print(table)
