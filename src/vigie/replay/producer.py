@@ -60,7 +60,7 @@ def producer_config(
         "batch.num.messages": 100_000,
         "compression.type": compression,
         "queue.buffering.max.messages": 1_000_000,
-        "queue.buffering.max.kbytes": 1024 * 1024,
+        "queue.buffering.max.kbytes": 256 * 1024,  # at most 256 MB waiting in memory
         "message.timeout.ms": 120_000,
         "delivery.report.only.error": True,
     }
