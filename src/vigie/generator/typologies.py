@@ -15,7 +15,8 @@ fraudster would change, and the truth (due value, due duty rate) is kept beside 
   declared units and value imply) or a mass divided by k. Trace: value per kg or kg per
   unit far from the commodity's norm.
 - ``chapter_switch``: an importer abruptly declares goods of a chapter it never
-  imported (misdescribed goods of a higher duty). Trace: a new importer-chapter pair.
+  imported (misdescribed goods of a higher duty), through another broker and office, as
+  when an identity is hijacked. Trace: new importer-chapter, -broker and -office pairs.
 - ``split_consignment``: one air shipment split into many sub-EUR 150 declarations the
   same day (same importer, seller, commodity) to claim low-value relief. Trace: a burst.
 
@@ -139,6 +140,7 @@ def new_route(rng: np.random.Generator, world: World, draft: Draft, k: int, even
             (draft.importer[rows] == draft.importer[seed]) & (draft.t[rows] >= draft.t[seed])
         ]
         same = same[(draft.typology[same] == 0) & (draft.commodity[same] == draft.commodity[seed])]
+        same = same[np.argsort(draft.t[same], kind="stable")]
         take = same[: min(k - done, 1 + int(rng.poisson(1.0)), 4)]
         _relabel_route(
             rng, world, draft, take, bool(world.goods.anti_dumping[draft.commodity[seed]] > 0)
@@ -155,16 +157,23 @@ def _relabel_route(
     draft.origin[rows] = claimed
     draft.dispatch[rows] = CHINA if rng.random() < 0.7 else int(rng.choice(TRANSIT_HUBS))
     draft.seller[rows] = pick_seller(rng, claimed, world.sellers, hub=0.0)
+    draft.office[rows] = unusual_offices(rng, world, draft, rows)
+
+
+def unusual_offices(
+    rng: np.random.Generator, world: World, draft: Draft, rows: IntArray
+) -> IntArray:
+    """Offices of the rows' transport modes other than their importers' usual ones."""
     home = world.importers.home_office[draft.importer[rows], draft.mode[rows]]
     offices = draw_offices(rng, world, draft.importer[rows], draft.mode[rows])
-    for _ in range(20):
+    for _ in range(50):
         clash = offices == home
         if not clash.any():
             break
         offices[clash] = draw_offices(
             rng, world, draft.importer[rows][clash], draft.mode[rows][clash]
         )
-    draft.office[rows] = offices
+    return offices
 
 
 def origin_inconsistent(
@@ -223,7 +232,14 @@ def _switch(
     draft.dispatch[rows] = origin
     draft.seller[rows] = pick_seller(rng, origin, world.sellers)
     draft.mode[rows] = draw_modes(rng, world, draft.importer[rows], com, draft.origin[rows])
-    draft.office[rows] = draw_offices(rng, world, draft.importer[rows], draft.mode[rows])
+    # A hijacked identity: another broker, another office than the real importer's.
+    draft.office[rows] = unusual_offices(rng, world, draft, rows)
+    usual = {
+        int(world.importers.main_declarant[importer]),
+        int(world.importers.second_declarant[importer]),
+    }
+    brokers = [b for b in range(len(world.declarants)) if b not in usual]
+    draft.declarant[rows] = brokers[int(rng.integers(len(brokers)))]
 
 
 def mass_value_incoherence(
