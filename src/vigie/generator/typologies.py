@@ -16,7 +16,8 @@ fraudster would change, and the truth (due value, due duty rate) is kept beside 
   unit far from the commodity's norm.
 - ``chapter_switch``: an importer abruptly declares goods of a chapter it never
   imported (misdescribed goods of a higher duty), through another broker and office, as
-  when an identity is hijacked. Trace: new importer-chapter, -broker and -office pairs.
+  when an identity is hijacked, within a few days. Trace: new importer-chapter, -broker
+  and -office pairs, and a burst.
 - ``split_consignment``: one air shipment split into many sub-EUR 150 declarations the
   same day (same importer, seller, commodity) to claim low-value relief. Trace: a burst.
 
@@ -46,7 +47,7 @@ import numpy as np
 
 from vigie.generator import catalogue as cat
 from vigie.generator.config import TYPOLOGIES
-from vigie.generator.draft import Draft, draw_modes, draw_offices
+from vigie.generator.draft import DAY, Draft, draw_modes, draw_offices
 from vigie.generator.pricing import CHINA, due_rate
 from vigie.generator.world import (
     CHAPTER_CODES,
@@ -209,6 +210,11 @@ def chapter_switch(
         mine = mine[np.argsort(draft.t[mine], kind="stable")]
         start = int(len(mine) * rng.uniform(0.4, 0.75))
         take = mine[start : start + min(k - done, 3 + int(rng.poisson(4.0)))]
+        if len(take) == 0:
+            continue
+        # The hijacked identity is used hard and fast: the items come within a few days.
+        first, horizon = draft.t[take[0]], draft.t.max()
+        draft.t[take] = np.minimum(first + np.sort(rng.uniform(0, 4 * DAY, len(take))), horizon)
         _switch(rng, world, draft, take, int(importer))
         _mark(draft, take, "chapter_switch", events.next())
         done += len(take)
