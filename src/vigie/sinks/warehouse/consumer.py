@@ -66,6 +66,17 @@ class WriteStats:
     """Messages the writer could not decode, stored in ``dead_letters``."""
     checkpoints: int = 0
     kafka_errors: list[str] = field(default_factory=list)
+    first_record_at: float | None = None
+    """Monotonic time of the first record consumed."""
+    last_checkpoint_at: float | None = None
+
+    @property
+    def records_per_s(self) -> float | None:
+        """Records consumed and written per second, first record to last checkpoint."""
+        if self.first_record_at is None or self.last_checkpoint_at is None:
+            return None
+        elapsed = self.last_checkpoint_at - self.first_record_at
+        return round(self.consumed / elapsed, 1) if elapsed > 0 else None
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -73,6 +84,7 @@ class WriteStats:
             "rows": dict(self.rows),
             "rejected": self.rejected,
             "checkpoints": self.checkpoints,
+            "records_per_s": self.records_per_s,
             "kafka_errors": list(self.kafka_errors),
         }
 
@@ -183,19 +195,32 @@ class WarehouseConsumer:
         sent = self.flush()
         self.commit()
         self.stats.checkpoints += 1
+        self.stats.last_checkpoint_at = time.monotonic()
         return sent
 
     def caught_up(self) -> bool:
-        """Whether every assigned partition has been read up to its high watermark."""
+        """Whether every assigned partition has been read up to its high watermark.
+
+        The watermarks cached from fetch responses answer most partitions without a broker
+        round trip; only partitions not read yet are checked against the broker.
+        """
         assigned = self.consumer.assignment()
         if not assigned:
             return False
+        unread = []
         for tp in self.consumer.position(assigned):
+            low, high = self.consumer.get_watermark_offsets(tp, cached=True)
+            if tp.offset >= 0 and high >= 0:
+                if tp.offset < high:
+                    return False
+            elif high < 0 or high > low:
+                unread.append(tp)
+        if not unread:
+            return True
+        committed = self.consumer.committed(unread, timeout=10)
+        for tp, done in zip(unread, committed, strict=True):
             low, high = self.consumer.get_watermark_offsets(tp, timeout=10, cached=False)
-            offset = tp.offset
-            if offset < 0:
-                committed = self.consumer.committed([tp], timeout=10)[0].offset
-                offset = committed if committed >= 0 else low
+            offset = tp.offset if tp.offset >= 0 else done.offset if done.offset >= 0 else low
             if offset < high:
                 return False
         return True
@@ -235,6 +260,8 @@ class WarehouseConsumer:
             return
         self._uncommitted = True
         self.stats.consumed += 1
+        if self.stats.first_record_at is None:
+            self.stats.first_record_at = time.monotonic()
         topic = message.topic()
         route = self._routes[topic]
         position = Position(topic, message.partition(), message.offset())

@@ -3,6 +3,33 @@
 ``summary(client)`` returns the counts of declarations, scores and alerts, the alert
 rate, the hit rate of controls by selection source, duties recovered and at risk, the
 scoring latency percentiles and the dead letters by reason.
+
+Examples
+--------
+>>> import tempfile
+>>> from contextlib import closing
+>>> from datetime import timedelta
+>>> import clickhouse_connect
+>>> from vigie.sinks.warehouse import TABLES, TableWriter, migrate
+>>> from vigie.topics.schemas import ControlResult, Declaration, EXAMPLE_DECLARATION
+>>> decl = Declaration.model_validate(EXAMPLE_DECLARATION)
+>>> checks = [
+...     ControlResult(declaration_id=decl.declaration_id, controlled_at=decl.lodged_at,
+...                   outcome="infraction", recovered_eur=900.0, selection="engine"),
+...     ControlResult(declaration_id="D-2", controlled_at=decl.lodged_at,
+...                   outcome="compliant", selection="random_audit"),
+... ]
+>>> with closing(clickhouse_connect.get_client(dsn=f"chdb://{tempfile.mkdtemp()}")) as ch:
+...     _ = migrate(ch)
+...     writer = TableWriter(ch, TABLES["control_results"])
+...     for check in checks + checks:  # a replay changes nothing
+...         writer.add(check)
+...     _ = writer.flush()
+...     figures = summary(ch)
+>>> figures["controls"], figures["hit_rate"], figures["recovered_eur"]
+(2, 0.5, 900.0)
+>>> figures["hit_rate_by_selection"]["engine"]["hit_rate"], figures["latency_ms"]["p50"]
+(1.0, None)
 """
 
 from __future__ import annotations
@@ -75,6 +102,12 @@ def summary(client: Any) -> dict[str, Any]:
         "recovered_eur": round(float(recovered), 2),
         "duty_at_risk_eur": round(float(at_risk), 2),
         "expected_recoverable_selected_eur": round(float(expected), 2),
-        "latency_ms": dict(zip(("p50", "p95", "p99"), map(_finite, latency), strict=True)),
+        "latency_ms": dict(
+            zip(
+                ("p50", "p95", "p99"),
+                (_finite(v) if scores else None for v in latency),
+                strict=True,
+            )
+        ),
         "dead_letters": {"total": int(counts["dead_letters"]), "by_reason": letters},
     }
