@@ -21,10 +21,13 @@ $(STAMP): pyproject.toml
 test: venv
 	$(BIN)/python -m pytest
 
+# All three checks run; the target fails if any of them does.
 lint: venv
-	$(BIN)/ruff check src tests
-	$(BIN)/ruff format --check src tests
-	$(BIN)/mypy
+	@status=0; \
+	$(BIN)/ruff check src tests || status=1; \
+	$(BIN)/ruff format --check src tests || status=1; \
+	$(BIN)/mypy || status=1; \
+	exit $$status
 
 up: venv
 	$(BIN)/vigie stack up

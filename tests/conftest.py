@@ -38,7 +38,7 @@ if TYPE_CHECKING:
 
 REPO = Path(__file__).resolve().parents[1]
 TEST_STATE_DIR = REPO / ".vigie-test"
-TEST_PORTS = {"kafka_port": 29092, "kafka_controller_port": 29093, "redis_port": 26379}
+KAFKA_PORT, KAFKA_CONTROLLER_PORT, REDIS_PORT = 29092, 29093, 26379
 
 MakeTopic = Callable[..., str]
 
@@ -56,7 +56,9 @@ def stack_settings(tmp_path_factory: pytest.TempPathFactory) -> Settings:
     return Settings(
         state_dir=TEST_STATE_DIR,
         clickhouse_url=defaults.clickhouse_url or f"chdb://{warehouse}",
-        **TEST_PORTS,
+        kafka_port=KAFKA_PORT,
+        kafka_controller_port=KAFKA_CONTROLLER_PORT,
+        redis_port=REDIS_PORT,
     )
 
 

@@ -199,7 +199,9 @@ def _consume(bootstrap: str, topics: list[str], expected: int) -> list[tuple[str
             if msg is None:
                 continue
             assert msg.error() is None, msg.error()
-            received.append((msg.topic(), msg.key(), msg.value()))
+            topic, key, value = msg.topic(), msg.key(), msg.value()
+            assert topic is not None and key is not None and value is not None
+            received.append((topic, key, value))
             if len(received) == expected:
                 break
     finally:
