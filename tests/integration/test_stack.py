@@ -13,7 +13,7 @@ import orjson
 import pytest
 
 from vigie.settings import Settings
-from vigie.stack import ServiceStatus, down, process, status, up
+from vigie.stack import ServiceStatus, down, process, session, status, up
 from vigie.stack import kafka as stack_kafka
 from vigie.stack import redis as stack_redis
 
@@ -138,3 +138,34 @@ def test_down_leaves_a_foreign_process_alone(tmp_path: Path) -> None:
     finally:
         process.stop(stranger, "sleep", grace_s=5)
     assert not process.is_alive(stranger)
+
+
+def test_a_shared_stack_is_stopped_by_its_last_holder(kafka_bootstrap: str, tmp_path: Path) -> None:
+    """Leases: the stack outlives the session that started it while another holds it.
+
+    Kafka is the session broker given as external (checked, never started or stopped);
+    a Redis of its own on a free port is what gets started and stopped.
+    """
+    settings = Settings(
+        state_dir=tmp_path / "state",
+        kafka_bootstrap=kafka_bootstrap,
+        redis_url=None,
+        redis_port=_free_ports(1)[0],
+    )
+    leases = settings.state_dir / "leases"
+    with session(settings) as first:
+        assert first["kafka"].managed is False and first["kafka"].state == "up"
+        assert first["redis"].managed and first["redis"].state == "up"
+        redis_pid = first["redis"].pid
+        assert redis_pid is not None
+        other = process.spawn(["sleep", "120"], log=tmp_path / "other.log", pidfile=tmp_path / "o")
+        (leases / str(other)).touch()
+    try:
+        assert status(settings)["redis"].pid == redis_pid, "stopped while another holder lives"
+    finally:
+        process.stop(other, "sleep", grace_s=5)
+    with session(settings) as second:
+        assert second["redis"].pid == redis_pid
+    assert status(settings)["redis"].state == "down"
+    assert not process.is_alive(redis_pid)
+    assert stack_kafka.answers(kafka_bootstrap)
