@@ -14,6 +14,7 @@ Fixtures for other tests:
   prefix whose catalogue topics exist: produce/consume without seeing other tests.
 - ``kafka_admin`` and ``make_topic(name, partitions=1, config=None)``: ad-hoc topics with
   unique names.
+- ``unique_name(prefix)``: a name no other test or session uses.
 - ``redis_client``: a client of the stack's Redis (shared: use unique keys).
 - ``clickhouse_dsn``: one fresh chDB directory per session (chDB allows one path per
   process; isolate tests with their own database or table names).
@@ -46,6 +47,12 @@ MakeTopic = Callable[..., str]
 def unique(prefix: str) -> str:
     """A name no other test or session uses (topics, consumer groups, keys)."""
     return f"{prefix}-{uuid.uuid4().hex[:10]}"
+
+
+@pytest.fixture(scope="session")
+def unique_name() -> Callable[[str], str]:
+    """``unique_name("group")`` -> ``"group-3f2a..."``: consumer groups, keys, databases."""
+    return unique
 
 
 @pytest.fixture(scope="session")
