@@ -285,9 +285,12 @@ def test_cli_write_until_idle_and_summary(settings: Settings) -> None:
     messages, expected = traffic(30)
     produce(settings, messages)
     assert vigie("warehouse", "migrate", settings=settings)["current"] >= 2
+    once = vigie("warehouse", "write", "--once", "--batch-size", "50", settings=settings)
+    assert 0 < once["consumed"] < len(messages) and once["checkpoints"] >= 1
     written = vigie("warehouse", "write", "--until-idle", "--batch-size", "50", settings=settings)
-    assert written["consumed"] == len(messages)
-    assert written["rows"]["scores"] == len([m for m in messages if m[0] == SCORES.name])
+    assert written["consumed"] == len(messages) - once["consumed"]
+    sent = once["rows"]["scores"] + written["rows"]["scores"]
+    assert sent == len([m for m in messages if m[0] == SCORES.name])
     figures = vigie("warehouse", "summary", settings=settings)
     assert figures["declarations"] == expected["declarations"] == 30
     assert figures["scores"] == 30

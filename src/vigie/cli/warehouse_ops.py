@@ -10,6 +10,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from types import FrameType
 from typing import TYPE_CHECKING, Any
+from urllib.parse import urlparse
 
 import typer
 
@@ -37,23 +38,42 @@ def _warehouse() -> Iterator[tuple[Any, MigrationReport]]:
     try:
         client = connect(settings)
     except Exception as exc:  # any driver error: report it, no traceback
-        raise output.CommandError(f"ClickHouse at {settings.clickhouse_dsn}: {exc}") from exc
+        raise output.CommandError(f"ClickHouse at {shown_dsn()}: {exc}") from exc
     try:
         yield client, apply_migrations(client)
     finally:
         client.close()
 
 
+def redact(dsn: str) -> str:
+    """A DSN without its password, fit for logs.
+
+    >>> redact("http://vigie:s3cret@clickhouse:8123"), redact("chdb:///var/lib/vigie/ch")
+    ('http://vigie:***@clickhouse:8123', 'chdb:///var/lib/vigie/ch')
+    """
+    parsed = urlparse(dsn)
+    if parsed.password is None:
+        return dsn
+    host = parsed.netloc.rsplit("@", 1)[1]
+    return parsed._replace(netloc=f"{parsed.username}:***@{host}").geturl()
+
+
+def shown_dsn() -> str:
+    return redact(get_settings().clickhouse_dsn)
+
+
 def migrate(as_json: bool = typer.Option(False, "--json", help=output.JSON_OPTION_HELP)) -> None:
     """Create or update the warehouse tables (versioned, idempotent)."""
     with _warehouse() as (_, migrations):
         report = migrations.as_dict()
-    report["dsn"] = get_settings().clickhouse_dsn
+    report["dsn"] = shown_dsn()
     output.emit(report, as_json=as_json, title="warehouse migrations")
 
 
 def write(
-    once: bool = typer.Option(False, "--once", help="Stop after the first batch written."),
+    once: bool = typer.Option(
+        False, "--once", help="Write and commit one poll (up to --batch-size), then stop."
+    ),
     until_idle: bool = typer.Option(
         False, "--until-idle", help="Stop when every topic is read to its end and written."
     ),
@@ -72,7 +92,7 @@ def write(
         writer = WarehouseConsumer(
             settings, client, group_id=group, max_records=batch_size, max_age_s=max_age
         )
-        output.console.print(f"writing {', '.join(writer.topics)} to {settings.clickhouse_dsn}")
+        output.console.print(f"writing {', '.join(writer.topics)} to {shown_dsn()}")
         try:
             stats = writer.run(once=once, until_idle=until_idle, should_stop=stop)
         except SinkError as exc:

@@ -233,13 +233,14 @@ class WarehouseConsumer:
     ) -> WriteStats:
         """Consume and write until stopped.
 
-        ``once``: stop after the first checkpoint that wrote something (or when caught up);
-        ``until_idle``: stop when every partition is read to its end and written.
+        ``once``: stop once the first poll that brought records (at most ``max_records``)
+        is written and committed, or when caught up; ``until_idle``: stop when every
+        partition is read to its end and written.
         """
         while not should_stop():
             arrived = self.poll()
             idle = arrived == 0
-            if self.due() or (idle and self.pending()):
+            if self.due() or (idle and self.pending()) or (once and arrived):
                 self.checkpoint()
                 if once:
                     break
