@@ -25,6 +25,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, Literal
+from urllib.parse import urlsplit
 
 from vigie.errors import StackError
 from vigie.settings import Settings
@@ -83,7 +84,7 @@ def _services(settings: Settings) -> tuple[_Service, _Service]:
         ),
         _Service(
             "redis",
-            f"127.0.0.1:{settings.redis_port}" if not settings.uses_external_redis else "",
+            _host_port(settings.redis_dsn),
             settings.redis_dsn,
             settings.uses_external_redis,
             rp.pidfile,
@@ -96,6 +97,12 @@ def _services(settings: Settings) -> tuple[_Service, _Service]:
     )
 
 
+def _host_port(url: str) -> str:
+    """``host:port`` of a URL, without the credentials it may carry."""
+    parts = urlsplit(url)
+    return f"{parts.hostname}:{parts.port or 6379}"
+
+
 def _port_open(port: int) -> bool:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
         sock.settimeout(0.5)
@@ -103,7 +110,7 @@ def _port_open(port: int) -> bool:
 
 
 def _status_one(svc: _Service) -> ServiceStatus:
-    address = svc.address or svc.url
+    address = svc.address
     if svc.external:
         state: State = "up" if svc.answers(svc.url, 2.0) else "down"
         return ServiceStatus(svc.name, state, address, False, detail="external (from settings)")
