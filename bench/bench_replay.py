@@ -9,7 +9,8 @@ Measures, on one declarations file (``vigie generate --n 100000 --seed 7`` by de
   ``cpu_bound_messages_per_second``: the rate one uncontended core would sustain.
 
 The broker is the configured one (``VIGIE_KAFKA_BOOTSTRAP``) or the dev stack's
-(``vigie stack up``). Topics get a unique prefix (``bench-<id>.``) and are created first.
+(``vigie stack up``). Each run's topics get a unique prefix (``bench-<id>.``), are created
+first and deleted afterwards.
 The result is one JSON object on stdout; nothing is asserted.
 
 Usage::
@@ -39,8 +40,8 @@ from vigie.replay.pipeline import Replay
 from vigie.replay.producer import Compression, KafkaProducer
 from vigie.replay.readers import read_records
 from vigie.settings import Settings
-from vigie.stack.topics import ensure_topics
-from vigie.topics.catalogue import DECLARATIONS
+from vigie.stack.topics import admin_client, ensure_topics
+from vigie.topics.catalogue import CATALOGUE, DECLARATIONS
 
 
 def generated(n: int, seed: int, directory: Path) -> Path:
@@ -70,14 +71,25 @@ def replay_once(path: Path, settings: Settings, compression: Compression) -> dic
     run_settings = settings.model_copy(update={"topic_prefix": f"bench-{uuid.uuid4().hex[:8]}."})
     ensure_topics(run_settings)
     cpu = time.process_time()
-    report = Replay(KafkaProducer(run_settings, compression=compression)).run([path])
+    try:
+        report = Replay(KafkaProducer(run_settings, compression=compression)).run([path])
+    finally:
+        cpu = time.process_time() - cpu
+        drop_topics(run_settings)
     result = report.as_dict()
-    cpu = time.process_time() - cpu
     result["process_cpu_seconds"] = round(cpu, 3)
     # What one uncontended core would sustain (librdkafka's threads included; the broker's
     # own CPU not): the figure to compare across machines when other work shares the cores.
     result["cpu_bound_messages_per_second"] = round(report.produced / cpu) if cpu else None
     return result
+
+
+def drop_topics(settings: Settings) -> None:
+    """Delete the run's topics: a benchmark leaves no data behind on the broker."""
+    admin = admin_client(settings)
+    futures = admin.delete_topics([settings.topic(t.name) for t in CATALOGUE])
+    for future in futures.values():
+        future.result(timeout=30)
 
 
 def main() -> None:
