@@ -30,7 +30,7 @@ class Settings(BaseSettings):
     )
     kafka_bootstrap: str | None = Field(
         default=None,
-        description="Kafka bootstrap servers. Unset: the local stack's broker is used (and started).",
+        description="Kafka bootstrap servers. Unset: the local stack broker (started on demand).",
     )
     redis_url: str | None = Field(
         default=None,

@@ -111,10 +111,10 @@ class ColumnMapping:
                 if not spec.get("optional", False):
                     errors.append(_missing(field, column))
                 continue
-            transform = TRANSFORMS.get(spec.get("transform", ""), _identity)
+            transform: Transform = TRANSFORMS.get(str(spec.get("transform", "")), _identity)
             try:
                 out[field] = transform(raw, spec, row)
-            except (ValueError, TypeError) as exc:
+            except (ValueError, TypeError, OverflowError) as exc:
                 errors.append(_unreadable(field, column, raw, exc))
         if errors:
             raise DecodeError("mapping", errors)

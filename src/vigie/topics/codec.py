@@ -29,7 +29,14 @@ from vigie.topics.schemas import EXAMPLE_DECLARATION, DeadLetter, Declaration, u
 M = TypeVar("M", bound=BaseModel)
 
 DEFAULT_MAX_BYTES = 64 * 1024
-__all__ = ["EXAMPLE_DECLARATION", "dead_letter", "decode", "decode_object", "encode"]
+__all__ = [
+    "EXAMPLE_DECLARATION",
+    "Declaration",
+    "dead_letter",
+    "decode",
+    "decode_object",
+    "encode",
+]
 
 
 def encode(record: BaseModel) -> bytes:
@@ -38,7 +45,11 @@ def encode(record: BaseModel) -> bytes:
 
 
 def decode(schema: type[M], raw: bytes | None, *, max_bytes: int = DEFAULT_MAX_BYTES) -> M:
-    """Parse and validate wire bytes as ``schema``, or raise :class:`DecodeError`."""
+    """Parse and validate wire bytes as ``schema``, or raise :class:`DecodeError`.
+
+    Validation runs in pydantic's JSON mode, where strictness follows JSON's own types:
+    arrays fill tuples and ISO 8601 strings fill timestamps, but a string is never a number.
+    """
     if raw is None or len(raw) == 0:
         raise DecodeError("empty", [{"loc": (), "msg": "message has no value", "type": "empty"}])
     if len(raw) > max_bytes:
@@ -53,31 +64,45 @@ def decode(schema: type[M], raw: bytes | None, *, max_bytes: int = DEFAULT_MAX_B
             ],
         )
     try:
-        obj = orjson.loads(raw)
-    except orjson.JSONDecodeError as exc:
-        raise DecodeError(
-            "invalid_json", [{"loc": (), "msg": f"not valid JSON: {exc}", "type": "json"}]
-        ) from exc
-    return decode_object(schema, obj)
+        return schema.model_validate_json(raw)
+    except ValidationError as exc:
+        errors = exc.errors(include_url=False, include_context=False)
+        if errors and errors[0]["type"] == "json_invalid":
+            _check_utf8(raw)
+            raise DecodeError(
+                "invalid_json",
+                [{"loc": (), "msg": f"not valid JSON: {errors[0]['msg']}", "type": "json"}],
+            ) from exc
+        if errors and errors[0]["type"] == "model_type" and not errors[0]["loc"]:
+            given = orjson.loads(raw)
+            raise DecodeError("not_an_object", [_not_an_object(given)]) from exc
+        raise DecodeError("schema", _plain_errors(exc)) from exc
 
 
 def decode_object(schema: type[M], obj: Any) -> M:
-    """Validate an already parsed JSON value as ``schema``, or raise :class:`DecodeError`."""
+    """Validate an already parsed Python value as ``schema``, or raise :class:`DecodeError`."""
     if not isinstance(obj, dict):
-        raise DecodeError(
-            "not_an_object",
-            [
-                {
-                    "loc": (),
-                    "msg": f"expected a JSON object, got {type(obj).__name__}",
-                    "type": "type",
-                }
-            ],
-        )
+        raise DecodeError("not_an_object", [_not_an_object(obj)])
     try:
         return schema.model_validate(obj)
     except ValidationError as exc:
         raise DecodeError("schema", _plain_errors(exc)) from exc
+
+
+def _check_utf8(raw: bytes) -> None:
+    try:
+        raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        msg = f"bytes are not valid UTF-8 at offset {exc.start}: JSON must be UTF-8 text"
+        raise DecodeError("invalid_utf8", [{"loc": (), "msg": msg, "type": "utf8"}]) from exc
+
+
+def _not_an_object(given: Any) -> dict[str, Any]:
+    return {
+        "loc": (),
+        "msg": f"expected a JSON object, got {type(given).__name__}",
+        "type": "type",
+    }
 
 
 def _plain_errors(exc: ValidationError) -> list[dict[str, Any]]:
@@ -129,6 +154,3 @@ def original_bytes(letter: DeadLetter) -> bytes:
     if letter.value_encoding == "base64":
         return base64.b64decode(letter.value)
     return letter.value.encode("utf-8")
-
-
-_ = Declaration  # re-exported for doctests

@@ -20,7 +20,9 @@ from functools import lru_cache
 
 import pycountry
 
-_USER_ASSIGNED_COUNTRIES = frozenset({"ZZ", "EU", "XK", "XC", "XL", "XS", "QU", "QV", "QW", "QX", "QY", "QZ"})
+_USER_ASSIGNED_COUNTRIES = frozenset(
+    {"ZZ", "EU", "XK", "XC", "XL", "XS", "QU", "QV", "QW", "QX", "QY", "QZ"}
+)
 COMMODITY_CODE = re.compile(r"^\d{6}(\d{2}(\d{2})?)?$")
 
 

@@ -224,7 +224,7 @@ class DeadLetter(Record):
     """A record that could not be accepted, kept with its original bytes and the reasons."""
 
     source_topic: str
-    key: str | None
+    key: str | None = None
     value: str = Field(description="original bytes, decoded as UTF-8 with replacement, or base64")
     value_encoding: Literal["utf-8", "base64"]
     reason: str
