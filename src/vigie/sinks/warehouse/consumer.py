@@ -44,6 +44,9 @@ SOURCES: tuple[tuple[CatalogueTopic, str], ...] = (
 )
 """Each topic the writer reads, and the table its records go to."""
 
+MAX_ERRORS_KEPT = 50
+"""Kafka errors kept in the stats (a long-running writer must not grow without bound)."""
+
 OUTPUT_MAX_BYTES = 4 * 1024 * 1024
 """Size limit for records Vigie itself produced (scores, alerts, dead letters)."""
 
@@ -186,9 +189,18 @@ class WarehouseConsumer:
 
     def commit(self) -> None:
         """Commit the offsets of everything consumed so far (all of it is inserted)."""
-        if self._uncommitted:
+        from confluent_kafka import KafkaError, KafkaException
+
+        if not self._uncommitted:
+            return
+        try:
             self.consumer.commit(asynchronous=False)
-            self._uncommitted = False
+        except KafkaException as exc:
+            if exc.args[0].code() != KafkaError._NO_OFFSET:
+                # inserted but not committed: the next commit covers it, a replay is absorbed
+                log.warning("offset commit failed, will retry: %s", exc)
+                return
+        self._uncommitted = False
 
     def checkpoint(self) -> int:
         """Flush then commit: the only order that never loses a record."""
@@ -196,6 +208,7 @@ class WarehouseConsumer:
         self.commit()
         self.stats.checkpoints += 1
         self.stats.last_checkpoint_at = time.monotonic()
+        log.info("checkpoint %d: %d rows written", self.stats.checkpoints, sent)
         return sent
 
     def caught_up(self) -> bool:
@@ -256,7 +269,8 @@ class WarehouseConsumer:
     def _route(self, message: Any) -> None:
         error = message.error()
         if error is not None:
-            self.stats.kafka_errors.append(str(error))
+            if len(self.stats.kafka_errors) < MAX_ERRORS_KEPT:
+                self.stats.kafka_errors.append(str(error))
             log.warning("kafka error on %s: %s", message.topic(), error)
             return
         self._uncommitted = True
