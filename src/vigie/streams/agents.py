@@ -97,14 +97,18 @@ def apply_control(state: PartitionState, result: ControlResult) -> bool:
 
     Examples
     --------
-    >>> from vigie.streams.state import PartitionState
-    >>> class Forgetful:
-    ...     def learn_control(self, result): return False
-    >>> state = PartitionState(0, Forgetful())
-    >>> r = ControlResult(declaration_id="D-1", controlled_at="2026-03-09T00:00:00Z",
-    ...                   outcome="infraction", selection="engine")
-    >>> apply_control(state, r), list(state.parked)
-    (False, ['D-1'])
+    >>> from vigie.detectors.engine import RiskEngine
+    >>> from vigie.topics.schemas import EXAMPLE_DECLARATION
+    >>> state = PartitionState(0, RiskEngine())
+    >>> r = ControlResult(declaration_id=EXAMPLE_DECLARATION["declaration_id"],
+    ...                   controlled_at="2026-03-09T00:00:00Z", outcome="infraction",
+    ...                   selection="engine")
+    >>> apply_control(state, r), list(state.parked)  # the declaration has not come yet
+    (False, ['FR26IM0000001'])
+    >>> raw = encode(Declaration.model_validate(EXAMPLE_DECLARATION))
+    >>> out = score_and_learn(state, b"FR12345678901", raw, source_topic="declarations")
+    >>> out.controls_learnt, state.controls_learnt, list(state.parked)  # learnt on arrival
+    (1, 1, [])
     """
     if state.engine.learn_control(result):
         state.controls_learnt += 1

@@ -39,7 +39,8 @@ topics, exactly-once on the model.
 
 Examples
 --------
->>> from vigie.settings import Settings
+>>> from vigie.errors import VigieError
+from vigie.settings import Settings
 >>> s = Settings(topic_prefix="t-1.", kafka_bootstrap="h1:9092,h2:9092")
 >>> broker_urls(s)
 ['kafka://h1:9092', 'kafka://h2:9092']
@@ -53,6 +54,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import Callable
 from datetime import timedelta
 from typing import Any, cast
@@ -60,9 +62,10 @@ from typing import Any, cast
 import faust
 from faust.types import TP
 
+from vigie.errors import VigieError
 from vigie.settings import Settings
 from vigie.streams.metrics import WorkerMetrics
-from vigie.streams.state import PartitionState, SnapshotStore
+from vigie.streams.state import PartitionState, SnapshotStore, compress
 from vigie.topics.catalogue import (
     ALERTS,
     CONTROL_RESULTS,
@@ -75,6 +78,8 @@ from vigie.topics.catalogue import (
 log = logging.getLogger(__name__)
 
 SNAPSHOT_INTERVAL_S = 5.0
+SNAPSHOT_COST_FACTOR = 20.0
+"""At most about 1/20 of the time goes to snapshots, however large the model grows."""
 EngineFactory = Callable[[int], Any]
 
 
@@ -92,7 +97,7 @@ def app_id(settings: Settings) -> str:
 
 def default_engine(partition: int) -> Any:
     """A fresh RiskEngine with the contract's defaults, seeded by partition."""
-    from vigie.detectors.engine import RiskEngine  # type: ignore[import-not-found]
+    from vigie.detectors.engine import RiskEngine
 
     return RiskEngine(seed=partition)
 
@@ -144,6 +149,7 @@ class Runtime:
         self.metrics = WorkerMetrics()
         self.registry = Registry()
         self.rebalanced = False
+        self._next_snapshot: dict[int, float] = {}
         settings.state_dir.mkdir(parents=True, exist_ok=True)
         self.app = faust.App(
             app_id(settings),
@@ -180,7 +186,7 @@ class Runtime:
         self.app.on_rebalance_complete.connect(cast(Any, self._on_rebalance_complete))
         self.app.on_partitions_revoked.connect(cast(Any, self._on_revoked))
         self.app.on_before_shutdown.connect(cast(Any, self._on_shutdown))
-        self.app.timer(SNAPSHOT_INTERVAL_S)(self._snapshot_all)
+        self.app.timer(1.0)(self._snapshot_due)
 
     def _raw(self, name: str) -> Any:
         return self.app.topic(
@@ -205,7 +211,7 @@ class Runtime:
         """Restore every assigned partition, then commit its snapshot's position."""
         mine = self._partitions_of(self.declarations.get_topic_name())
         for p in sorted(mine - self.registry.states.keys()):
-            state = await asyncio.to_thread(self.store.load, p)
+            state = await self._restore(p)
             self.registry.put(state or PartitionState(p, self.engine_factory(p)))
         for p in list(self.registry.states):
             if p not in mine:
@@ -213,6 +219,26 @@ class Runtime:
         await self._commit_positions(mine)
         self.metrics.partitions.set(len(self.registry.states))
         self.rebalanced = True
+
+    async def _restore(self, partition: int) -> PartitionState | None:
+        """The latest snapshot; None (rebuild from the log) when it cannot be read back.
+
+        A snapshot written by an incompatible engine version (a changed class) cannot be
+        unpickled: the partition's model is then rebuilt by replaying ``declarations``
+        and the fan-out from their start, which re-emits Scores the sinks deduplicate.
+        """
+        try:
+            return await asyncio.to_thread(self.store.load, partition)
+        except VigieError:
+            raise
+        except Exception as exc:  # unpickling runs arbitrary class code
+            log.error(
+                "snapshot of partition %d unreadable (%r): rebuilding its model from the log",
+                partition,
+                exc,
+            )
+            self.metrics.restore_failures.inc()
+            return None
 
     async def _commit_positions(self, partitions: set[int]) -> None:
         offsets: dict[TP, int] = {}
@@ -237,18 +263,31 @@ class Runtime:
         await self._snapshot_all()
 
     # ------------------------------------------------------------------ snapshots
+    async def _snapshot_due(self) -> None:
+        """Timer: snapshot each partition whose interval has passed."""
+        now = time.monotonic()
+        for state in list(self.registry.states.values()):
+            if now >= self._next_snapshot.get(state.partition, 0.0):
+                await self.snapshot(state)
+
     async def _snapshot_all(self) -> None:
         for state in list(self.registry.states.values()):
             await self.snapshot(state)
 
     async def snapshot(self, state: PartitionState, *, force: bool = False) -> bool:
-        """Write ``state`` if it changed since its last snapshot; True when written."""
+        """Write ``state`` if it changed since its last snapshot; True when written.
+
+        A large model is snapshotted less often: the next timer snapshot waits at least
+        :data:`SNAPSHOT_COST_FACTOR` times what this one took.
+        """
+        started = time.monotonic()
         async with state.lock:
             position = state.position
             if not force and position == state.saved_position:
                 return False
             state.saved_position = position
-            blob = state.dumps()
+            raw = state.pickled()
+        blob = await asyncio.to_thread(compress, raw)
         # Everything the snapshot covers was sent before it was taken: make it durable
         # first, so a restored state never stands for a Score that is not in Kafka.
         await self.app.producer.flush()
@@ -257,6 +296,9 @@ class Runtime:
         except BaseException:
             state.saved_position = None
             raise
+        elapsed = time.monotonic() - started
+        interval = max(SNAPSHOT_INTERVAL_S, SNAPSHOT_COST_FACTOR * elapsed)
+        self._next_snapshot[state.partition] = time.monotonic() + interval
         self.metrics.snapshots.inc()
         self.metrics.snapshot_bytes.labels(partition=str(state.partition)).set(saved.size)
         return True

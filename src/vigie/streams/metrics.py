@@ -83,6 +83,11 @@ class WorkerMetrics:
         self.snapshots = Counter(
             "vigie_snapshots", "Model snapshots written to the model-state topic.", registry=r
         )
+        self.restore_failures = Counter(
+            "vigie_snapshot_restore_failures",
+            "Snapshots that could not be read back (model rebuilt from the log).",
+            registry=r,
+        )
         self.snapshot_bytes = Gauge(
             "vigie_snapshot_bytes",
             "Size of the last snapshot of each partition's model (compressed).",

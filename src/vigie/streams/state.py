@@ -97,7 +97,11 @@ class PartitionState:
 
     def dumps(self) -> bytes:
         """The compressed pickle of this state."""
-        return zlib.compress(pickle.dumps(self, protocol=pickle.HIGHEST_PROTOCOL), 3)
+        return compress(self.pickled())
+
+    def pickled(self) -> bytes:
+        """The pickle of this state (take it under the lock; compress it outside)."""
+        return pickle.dumps(self, protocol=pickle.HIGHEST_PROTOCOL)
 
     @staticmethod
     def loads(blob: bytes) -> PartitionState:
@@ -115,6 +119,10 @@ class PartitionState:
             "controls_learnt": self.controls_learnt,
             "snapshot_id": self.snapshot_id,
         }
+
+
+def compress(raw: bytes) -> bytes:
+    return zlib.compress(raw, 3)
 
 
 def split(blob: bytes, size: int = CHUNK_BYTES) -> list[bytes]:

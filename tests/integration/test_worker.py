@@ -1,0 +1,165 @@
+"""The worker as a real subprocess on the real Kafka: scores, alerts, dead letters,
+learning from control results, and surviving SIGKILL without relearning or forgetting."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import threading
+from collections import Counter
+from pathlib import Path
+
+import orjson
+import pytest
+
+from vigie.generator import generate
+from vigie.settings import Settings
+from vigie.streams.testing import TopicReader, WorkerProcess, produce, wait_for
+from vigie.topics.codec import encode
+from vigie.topics.schemas import Alert, ControlResult, Declaration
+
+pytestmark = [pytest.mark.integration, pytest.mark.slow]
+
+TOKEN = "test-token-7f3a"
+VIGIE = [sys.executable, "-c", "from vigie.cli import main; main()"]
+
+
+def declarations(n: int, seed: int) -> tuple[list[Declaration], list[ControlResult]]:
+    items = list(generate(n, seed=seed))
+    return [i.declaration for i in items], [i.control for i in items if i.control is not None]
+
+
+def send_declarations(
+    settings: Settings, decls: list[Declaration], rate: float | None = None
+) -> int:
+    records = ((d.importer.encode(), encode(d)) for d in decls)
+    return produce(settings, "declarations", records, rate=rate)
+
+
+def distinct_ids(reader: TopicReader) -> Counter[str]:
+    return Counter(v["declaration_id"] for v in reader.values())
+
+
+def scored(ids: set[str]):  # type: ignore[no-untyped-def]
+    return lambda reader: ids <= distinct_ids(reader).keys()
+
+
+def test_scores_alerts_dead_letters_and_controls(
+    isolated_settings: Settings, tmp_path: Path
+) -> None:
+    settings = isolated_settings
+    decls, controls = declarations(400, seed=11)
+    worker = WorkerProcess(settings, VIGIE_CONTROLS_TOKEN=TOKEN).start()
+    scores = TopicReader(settings, "scores")
+    try:
+        worker.wait_ready()
+        send_declarations(settings, decls[:300])
+        produce(settings, "declarations", [(b"broken", b"{not json"), (None, b"[]")])
+        ids = {d.declaration_id for d in decls[:300]}
+        scores.read_until(scored(ids), 240, "the first 300 scores")
+
+        # one Score per declaration, nothing else
+        counts = distinct_ids(scores)
+        assert counts.keys() == ids
+        assert set(counts.values()) == {1}
+
+        # invalid bytes went to the dead-letter topic with a reason, the worker lives on
+        dlq = TopicReader(settings, "declarations.dlq")
+        dlq.read_until(lambda r: len(r.records) >= 2, 60, "two dead letters")
+        assert sorted(v["reason"] for v in dlq.values()) == ["invalid_json", "not_an_object"]
+        assert worker.metric("vigie_dead_letters_total") == 2
+
+        # an Alert for exactly the selected Scores, with the stable alert id
+        selected = {v["declaration_id"] for v in scores.values() if v["selected"]}
+        alerts = TopicReader(settings, "alerts")
+        alerts.read_until(lambda r: len(r.records) >= len(selected), 60, "alerts")
+        assert {a["alert_id"] for a in alerts.values()} == {Alert.id_for(i) for i in selected}
+        assert worker.metric("vigie_declarations_total") == 300
+
+        # feedback: control results through the CLI (file) and the HTTP endpoint (token)
+        first = {v["declaration_id"]: v["model_versions"] for v in scores.values()}
+        known = [c for c in controls if c.declaration_id in ids]
+        assert len(known) >= 4, "the generator inspects about 5 % of declarations"
+        path = tmp_path / "controls.jsonl"
+        path.write_bytes(b"\n".join(encode(c) for c in known[:-2]) + b"\n")
+        submit = subprocess.run(
+            [*VIGIE, "controls", "submit", str(path), "--json"],
+            env=worker.env,
+            capture_output=True,
+            check=False,
+        )
+        assert submit.returncode == 0, submit.stderr.decode()
+        assert orjson.loads(submit.stdout)["delivered"] == len(known) - 2
+        body = b"[" + b",".join(encode(c) for c in known[-2:]) + b"]"
+        assert worker.post("/controls", body)[0] == 401
+        assert worker.post("/controls", body, token="wrong")[0] == 401
+        assert worker.post("/controls", b'{"declaration_id": "x"}', token=TOKEN)[0] == 422
+        status, answer = worker.post("/controls", body, token=TOKEN)
+        assert (status, orjson.loads(answer)) == (202, {"accepted": 2})
+        wait_for(
+            lambda: worker.metric("vigie_controls_learnt_total") >= len(known),
+            120,
+            "every control result learnt",
+            worker,
+        )
+
+        # the new model versions show on later Scores of the partitions that learnt
+        send_declarations(settings, decls[300:])
+        later = {d.declaration_id for d in decls[300:]}
+        scores.read_until(scored(later), 240, "the later scores")
+        before = {v["supervised"] for v in first.values()}
+        after = {
+            v["model_versions"]["supervised"]
+            for v in scores.values()
+            if v["declaration_id"] in later
+        }
+        assert after - before, f"no later Score has a new supervised model: {before} {after}"
+    finally:
+        scores.close()
+        worker.stop()
+
+
+def test_sigkill_mid_stream_then_restart_loses_and_relearns_nothing(
+    isolated_settings: Settings,
+) -> None:
+    settings = isolated_settings
+    decls, _ = declarations(2000, seed=23)
+    ids = {d.declaration_id for d in decls}
+    worker = WorkerProcess(settings).start()
+    scores = TopicReader(settings, "scores")
+    try:
+        worker.wait_ready()
+        # the stream goes on while the worker dies and comes back
+        producer = threading.Thread(target=send_declarations, args=(settings, decls, 100.0))
+        producer.start()
+        scores.read_until(lambda r: len(distinct_ids(r)) >= 300, 240, "300 scores")
+
+        def snapshotted() -> bool:
+            body = worker.ready()
+            return bool(body) and min(m["snapshot_id"] for m in body["models"]) >= 2  # type: ignore[index]
+
+        wait_for(snapshotted, 60, f"a snapshot of every partition ({worker.ready()})", worker)
+        assert worker.metric("vigie_declarations_total") < len(ids) - 300, "killed too late"
+        worker.kill()
+
+        restarted = WorkerProcess(settings, name="worker").start()
+        restarted.wait_ready(partitions=settings.topic_partitions)
+        producer.join()
+        scores.read_until(scored(ids), 300, "every declaration scored after restart")
+        # duplicates may sit in the topic (replay after the last snapshot), one per id after dedup
+        assert distinct_ids(scores).keys() == ids
+
+        # the model continued from its snapshot: every declaration learnt exactly once
+        def learnt_all() -> int | None:
+            body = restarted.ready()
+            total = sum(m["declarations_learnt"] for m in body["models"]) if body else 0
+            return total if total >= len(ids) else None
+
+        assert wait_for(learnt_all, 120, "the models to learn everything", restarted) == len(ids)
+        # ... and from the snapshots, not by relearning the stream from its start
+        rescored = restarted.metric("vigie_declarations_total")
+        assert 0 < rescored < len(ids)
+        restarted.stop()
+    finally:
+        scores.close()
+        worker.kill()
