@@ -39,8 +39,7 @@ topics, exactly-once on the model.
 
 Examples
 --------
->>> from vigie.errors import VigieError
-from vigie.settings import Settings
+>>> from vigie.settings import Settings
 >>> s = Settings(topic_prefix="t-1.", kafka_bootstrap="h1:9092,h2:9092")
 >>> broker_urls(s)
 ['kafka://h1:9092', 'kafka://h2:9092']
