@@ -1,15 +1,16 @@
 """Atypicality (atypie): how far a declaration is from the normal flows, and why.
 
-Ten features, each turned into a surprise in [0, 1] and weighted by its importance:
+Eleven features, each turned into a surprise in [0, 1] and weighted by its importance:
 
 ========================== ===========================================================
 new_chapter_for_importer   the importer never declared this HS chapter
 new_route_for_importer     new (origin, dispatch, office) for the importer
 new_seller_for_importer    a seller the importer never bought from
+new_declarant_for_importer a customs broker the importer never used
 origin_unusual_for_product an origin never seen for this HS6
 unusual_transit_hub        dispatched from a country rarely used for that origin
-volume_burst               the importer's count in the last day vs its own rate
-value_unusual_for_importer a value far above the importer's mean declared value
+volume_burst               the importer's count in the last hours vs its own rate
+value_unusual_for_importer a value far from the importer's mean (16 times, either way)
 unit_value_incoherent      log EUR/kg far from the HS6 (either side)
 mass_per_unit_incoherent   log kg per supplementary unit far from the HS4
 multivariate_outlier       River Half-Space Trees over the numeric features
@@ -36,21 +37,30 @@ from typing import Any
 from river import anomaly
 
 from vigie.detectors.base import Detector
-from vigie.detectors.behaviour import ImporterProfile, NoveltySet, squash
+from vigie.detectors.behaviour import Horizons, ImporterProfile, NoveltySet, squash
 from vigie.detectors.quantiles import SECONDS_PER_DAY, EWStats, OnlineQuantile
 from vigie.topics.schemas import AtypicalityEvidence, Contribution, Declaration
 
+NOVELTIES = (
+    "new_chapter_for_importer",
+    "new_route_for_importer",
+    "new_seller_for_importer",
+    "new_declarant_for_importer",
+)
+"""The importer novelty features, in the order of ``behaviour.ASPECTS``."""
+
 IMPORTANCE: dict[str, float] = {
     "new_chapter_for_importer": 0.5,
-    "new_route_for_importer": 0.35,
+    "new_route_for_importer": 0.3,
     "new_seller_for_importer": 0.3,
+    "new_declarant_for_importer": 0.35,
     "origin_unusual_for_product": 0.6,
     "unusual_transit_hub": 0.5,
     "volume_burst": 0.6,
-    "value_unusual_for_importer": 0.4,
+    "value_unusual_for_importer": 0.35,
     "unit_value_incoherent": 0.7,
     "mass_per_unit_incoherent": 0.6,
-    "multivariate_outlier": 0.6,
+    "multivariate_outlier": 0.45,
 }
 """The weight of each feature when fully surprising."""
 
@@ -89,6 +99,9 @@ class AtypicalityDetector(Detector):
         Half-lives of the importer's recent and long-run activity counters.
     importer_tau, product_tau
         History lengths over which novelty surprise matures (see ``behaviour``).
+    fresh_days
+        Half-life of the surprise of an importer's latest new chapter, route, seller or
+        broker while it repeats (the follow-ups of a switch stay atypical).
     hub_share
         A transit country carrying less than this share of an origin's flow is unusual.
     top_k
@@ -103,20 +116,20 @@ class AtypicalityDetector(Detector):
     >>> det = AtypicalityDetector(warm_up=100)
     >>> for i in range(300):
     ...     d = dict(EXAMPLE_DECLARATION, declaration_id=f"D{i}",
-    ...              lodged_at=f"2026-03-{1 + i // 20:02d}T08:00:00Z",
+    ...              lodged_at=f"2026-03-{1 + i // 20:02d}T{i % 20:02d}:30:00Z",
     ...              customs_value_eur=25000.0 + 100 * (i % 7))
     ...     det.learn_one(Declaration.model_validate(d))
     >>> odd = dict(EXAMPLE_DECLARATION, declaration_id="ODD", commodity_code="84082010",
-    ...            dispatch="AE", lodged_at="2026-03-15T09:00:00Z")
+    ...            dispatch="AE", lodged_at="2026-03-16T09:00:00Z")
     >>> ev = det.score_one(Declaration.model_validate(odd))
     >>> round(ev.score, 2)
     0.9
     >>> for c in ev.contributions:
     ...     print(f"{c.name:<25} {c.weight:.2f}")
-    multivariate_outlier      0.60
     unusual_transit_hub       0.50
     new_chapter_for_importer  0.50
-    new_route_for_importer    0.35
+    multivariate_outlier      0.45
+    new_route_for_importer    0.30
     """
 
     def __init__(
@@ -129,9 +142,10 @@ class AtypicalityDetector(Detector):
         max_importers: int = 100_000,
         max_products: int = 50_000,
         set_cap: int = 32,
-        short_days: float = 1.0,
+        short_days: float = 0.25,
         long_days: float = 60.0,
-        importer_tau: float = 10.0,
+        importer_tau: float = 3.0,
+        fresh_days: float = 7.0,
         product_tau: float = 50.0,
         hub_share: float = 0.02,
         top_k: int = 5,
@@ -147,12 +161,14 @@ class AtypicalityDetector(Detector):
         self.short_days = short_days
         self.long_days = long_days
         self.importer_tau = importer_tau
+        self.fresh_days = fresh_days
         self.product_tau = product_tau
         self.hub_share = hub_share
         self.top_k = top_k
         self._trees: Any = anomaly.HalfSpaceTrees(  # River's methods are untyped
             n_trees=n_trees, height=height, window_size=window_size, limits=LIMITS, seed=seed
         )
+        self._horizons = Horizons(set_cap, short_days, long_days, importer_tau, fresh_days)
         self._q90 = OnlineQuantile(0.90, step=0.002)
         self._q99 = OnlineQuantile(0.99, step=0.002)
         self._importers: OrderedDict[str, ImporterProfile] = OrderedDict()
@@ -236,28 +252,20 @@ class AtypicalityDetector(Detector):
     def _importer_features(self, decl: Declaration, t: float, out: Features) -> None:
         profile = self._importers.get(decl.importer)
         if profile is None:
-            for name in (
-                "new_chapter_for_importer",
-                "new_route_for_importer",
-                "new_seller_for_importer",
-                "volume_burst",
-            ):
+            for name in (*NOVELTIES, "volume_burst", "value_unusual_for_importer"):
                 out[name] = (0.0, 0.0)
-            out["value_unusual_for_importer"] = (0.0, 0.0)
             return
         tau = self.importer_tau
-        chapter = profile.chapters.surprise(decl.chapter, tau)
-        route = profile.routes.surprise(_route(decl), tau)
-        seller = 0.0 if decl.seller is None else profile.sellers.surprise(decl.seller, tau)
-        out["new_chapter_for_importer"] = (float(chapter > 0), chapter)
-        out["new_route_for_importer"] = (float(route > 0), route)
-        out["new_seller_for_importer"] = (float(seller > 0), seller)
-        nats = profile.burst_nats(t)
-        out["volume_burst"] = (nats, squash(nats, 3.0, 6.0))
-        ratio = profile.value_ratio(decl.customs_value_eur, t)
+        surprises = profile.surprises(_aspects(decl), t, self._horizons)
+        for name, surprise in zip(NOVELTIES, surprises, strict=True):
+            out[name] = (float(surprise > 0), surprise)
+        nats = profile.burst_nats(t, self._horizons)
+        out["volume_burst"] = (nats, squash(nats, 5.0, 6.0))
+        ratio = profile.value_ratio(decl.customs_value_eur)
         log_ratio = math.log2(ratio) if ratio > 0 else 0.0
         maturity = 1.0 - math.exp(-profile.n / tau)
-        out["value_unusual_for_importer"] = (log_ratio, maturity * squash(log_ratio, 2.0, 2.0))
+        surprise = maturity * squash(abs(log_ratio), 4.0, 2.0)
+        out["value_unusual_for_importer"] = (log_ratio, surprise)
 
     def _product_features(self, decl: Declaration, out: Features) -> None:
         origins = self._origins.get(decl.hs6)
@@ -267,13 +275,8 @@ class AtypicalityDetector(Detector):
         out["unit_value_incoherent"] = _incoherence(
             self._unit_values.get(decl.hs6), _log_or_none(decl.unit_value_per_kg)
         )
-        kg_per_unit = (
-            decl.net_mass_kg / decl.supplementary_units
-            if decl.supplementary_units and decl.net_mass_kg > 0
-            else None
-        )
         out["mass_per_unit_incoherent"] = _incoherence(
-            self._unit_masses.get(decl.commodity_code[:4]), _log_or_none(kg_per_unit)
+            self._unit_masses.get(decl.commodity_code[:4]), _log_or_none(_kg_per_unit(decl))
         )
 
     def _hub(self, decl: Declaration) -> tuple[float, float]:
@@ -293,14 +296,12 @@ class AtypicalityDetector(Detector):
         importers = self._importers
         profile = importers.get(decl.importer)
         if profile is None:
-            profile = ImporterProfile(self.set_cap, self.short_days, self.long_days, t)
-            importers[sys.intern(decl.importer)] = profile
+            profile = importers[sys.intern(decl.importer)] = ImporterProfile(t)
             if len(importers) > self.max_importers:
                 importers.popitem(last=False)
         else:
             importers.move_to_end(decl.importer)
-        seller = None if decl.seller is None else sys.intern(decl.seller)
-        profile.learn(decl.chapter, _route(decl), seller, decl.customs_value_eur, t)
+        profile.learn(_aspects(decl), decl.customs_value_eur, t, self._horizons)
 
     def _learn_product(self, decl: Declaration) -> None:
         hs6 = decl.hs6
@@ -310,9 +311,10 @@ class AtypicalityDetector(Detector):
         log_uv = _log_or_none(decl.unit_value_per_kg)
         if log_uv is not None:
             _lru(self._unit_values, hs6, EWStats, self.max_products).update(log_uv)
-        if decl.supplementary_units and decl.net_mass_kg > 0:
+        log_kg_per_unit = _log_or_none(_kg_per_unit(decl))
+        if log_kg_per_unit is not None:
             stats = _lru(self._unit_masses, decl.commodity_code[:4], EWStats, self.max_products)
-            stats.update(math.log(decl.net_mass_kg / decl.supplementary_units))
+            stats.update(log_kg_per_unit)
         counts = self._hubs.setdefault(sys.intern(decl.origin), {"": 0})
         counts[""] += 1
         dispatch = decl.dispatch or decl.origin
@@ -320,8 +322,11 @@ class AtypicalityDetector(Detector):
             counts[dispatch] = counts.get(dispatch, 0) + 1
 
 
-def _route(decl: Declaration) -> str:
-    return sys.intern(f"{decl.origin}>{decl.dispatch or decl.origin}@{decl.office}")
+def _aspects(decl: Declaration) -> tuple[str | None, ...]:
+    """The values an importer profile remembers, in the order of ``behaviour.ASPECTS``."""
+    route = sys.intern(f"{decl.origin}>{decl.dispatch or decl.origin}@{decl.office}")
+    seller = None if decl.seller is None else sys.intern(decl.seller)
+    return (decl.chapter, route, seller, sys.intern(decl.declarant))
 
 
 def _lru(table: OrderedDict[str, Any], key: str, factory: Any, cap: int) -> Any:
@@ -345,8 +350,17 @@ def _incoherence(stats: EWStats | None, x: float | None) -> tuple[float, float]:
     return (z, maturity * squash(abs(z), 3.0, 2.0))
 
 
+def _kg_per_unit(decl: Declaration) -> float | None:
+    if decl.supplementary_units and decl.net_mass_kg > 0:
+        return decl.net_mass_kg / decl.supplementary_units
+    return None
+
+
 def _log_or_none(x: float | None) -> float | None:
-    return math.log(x) if x is not None and x > 0 else None
+    """Natural log bounded to +-50, or None for a missing or non-positive value."""
+    if x is None or x <= 0:
+        return None
+    return _clip(math.log(x), 50.0)
 
 
 def _clip(x: float, bound: float) -> float:

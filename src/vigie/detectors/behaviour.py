@@ -19,17 +19,56 @@ Examples
 ...     m.add(chapter)
 >>> round(m.surprise("85", tau=10.0), 2), m.surprise("62", tau=10.0)
 (0.97, 0.0)
+>>> h = Horizons()
+>>> p = ImporterProfile(t=0.0)
+>>> for day in range(60):
+...     p.learn(("62", "CN>CN@FR1", "S1", "B1"), 1000.0, float(day), h)
+>>> [round(s, 2) for s in p.surprises(("85", "CN>CN@FR1", "S2", "B9"), 60.0, h)]
+[0.97, 0.0, 0.97, 0.97]
+>>> before = p.burst_nats(60.0, h)
+>>> for minute in range(10):
+...     p.learn(("85", "CN>CN@FR1", "S1", "B1"), 100.0, 60.0 + minute / 1440, h)
+>>> round(before, 1), round(p.burst_nats(60.01, h), 1)
+(0.5, 24.4)
+
+Ten declarations of the new chapter later, it is still surprising (it faded with time,
+not with repetition):
+
+>>> round(p.surprises(("85", None, None, None), 61.0, h)[0], 2)
+0.88
 """
 
 from __future__ import annotations
 
 import math
+from typing import NamedTuple
 
-from vigie.detectors.quantiles import DecayedCounter
+FADE = 2.0
+"""Each earlier sighting divides the surprise by e ** (1 / FADE): a value seen once or
+twice is still somewhat new (the follow-ups of an abrupt switch), one seen 8 times is not."""
+
+
+def novelty_surprise(count: int, novel: int, n: int, tau: float) -> float:
+    """Surprise of a value seen ``count`` times before, in a history of ``n`` with ``novel``
+    new values.
+
+    >>> round(novelty_surprise(0, 2, 100, 10.0), 3), round(novelty_surprise(1, 3, 101, 10.0), 3)
+    (0.971, 0.583)
+    >>> novelty_surprise(0, 0, 0, 10.0), novelty_surprise(50, 2, 100, 10.0)
+    (0.0, 0.0)
+    """
+    if n == 0 or count >= 4 * FADE:
+        return 0.0
+    surprise = (1.0 - math.exp(-n / tau)) * (1.0 - (novel + 1) / (n + 2))
+    return surprise * math.exp(-count / FADE) if count else surprise
 
 
 class NoveltySet:
-    """A small set of seen values (at most ``cap``) and how often a new one appeared."""
+    """Counts of the values seen (at most ``cap`` distinct) and how often a new one appeared.
+
+    Once full, an unseen value is treated as new; its surprise is already low, since
+    ``novel`` is at least ``cap``.
+    """
 
     __slots__ = ("cap", "n", "novel", "seen")
 
@@ -37,47 +76,76 @@ class NoveltySet:
         self.cap = cap
         self.n = 0
         self.novel = 0
-        self.seen: set[object] = set()
+        self.seen: dict[str, int] = {}
 
     def __getstate__(self) -> tuple[object, ...]:
         return (self.cap, self.n, self.novel, self.seen)
 
-    def __setstate__(self, state: tuple[int, int, int, set[object]]) -> None:
+    def __setstate__(self, state: tuple[int, int, int, dict[str, int]]) -> None:
         self.cap, self.n, self.novel, self.seen = state
 
-    def surprise(self, value: object, tau: float) -> float:
-        """How surprising it is to see ``value`` now, in [0, 1) (0 when already seen).
+    def surprise(self, value: str, tau: float) -> float:
+        """How surprising it is to see ``value`` now, in [0, 1)."""
+        return novelty_surprise(self.seen.get(value, 0), self.novel, self.n, tau)
 
-        Once the set is full, an unseen value is treated as new; its surprise is already
-        low, since ``novel`` is at least ``cap``.
-        """
-        if value in self.seen or self.n == 0:
-            return 0.0
-        maturity = 1.0 - math.exp(-self.n / tau)
-        return maturity * (1.0 - (self.novel + 1) / (self.n + 2))
-
-    def add(self, value: object) -> None:
+    def add(self, value: str) -> None:
         """Learn one observation."""
         self.n += 1
-        if value not in self.seen:
-            self.novel += 1
-            if len(self.seen) < self.cap:
-                self.seen.add(value)
+        self.novel += _remember(self.seen, value, self.cap)
+
+
+class Horizons(NamedTuple):
+    """The time and history scales of an importer profile."""
+
+    cap: int = 32
+    """At most this many distinct values remembered per aspect."""
+    short_days: float = 0.25
+    """Half-life of the recent activity counter."""
+    long_days: float = 60.0
+    """Half-life of the long-run activity counters."""
+    tau: float = 3.0
+    """History length over which novelty surprise matures."""
+    fresh_days: float = 7.0
+    """Half-life of the surprise of the latest new value, while it repeats."""
+
+
+ASPECTS = ("chapter", "route", "seller", "declarant")
+"""What an importer profile remembers, in this order."""
 
 
 class ImporterProfile:
-    """What an importer has done: chapters, routes, sellers, and its activity rates."""
+    """What an importer has done (one value per aspect of ``ASPECTS``) and its activity.
 
-    __slots__ = ("chapters", "first_seen", "long", "long_value", "routes", "sellers", "short")
+    Kept flat because there is one per importer: per aspect, a dict of counts (at most
+    ``cap`` keys), the number of observations and of new values, and the latest new
+    value with when it appeared and how surprising it was then, so that the follow-ups
+    of an abrupt switch stay surprising for a few days (``fresh_days``) however often
+    they repeat; ``recent``, ``count`` and ``value`` are decayed sums (half-lives
+    ``short_days``, ``long_days``, ``long_days``) as of ``t``.
+    """
 
-    def __init__(self, cap: int, short_days: float, long_days: float, t: float) -> None:
-        self.chapters = NoveltySet(cap)
-        self.routes = NoveltySet(cap)
-        self.sellers = NoveltySet(cap)
-        self.short = DecayedCounter(short_days)
-        self.long = DecayedCounter(long_days)
-        self.long_value = DecayedCounter(long_days)
+    __slots__ = (
+        "count",
+        "first_seen",
+        "fresh",
+        "novel",
+        "recent",
+        "seen",
+        "t",
+        "totals",
+        "value",
+    )
+
+    def __init__(self, t: float) -> None:
+        self.seen: tuple[dict[str, int], ...] = ({}, {}, {}, {})
+        self.totals = [0, 0, 0, 0]
+        self.novel = [0, 0, 0, 0]
+        self.fresh: list[tuple[str, float, float] | None] = [None, None, None, None]
         self.first_seen = t
+        self.t = t
+        self.recent = 0.0
+        self.count = 0.0
+        self.value = 0.0
 
     def __getstate__(self) -> tuple[object, ...]:
         return tuple(getattr(self, name) for name in self.__slots__)
@@ -89,37 +157,76 @@ class ImporterProfile:
     @property
     def n(self) -> int:
         """Declarations learnt."""
-        return self.chapters.n
+        return self.totals[0]
 
-    def burst_nats(self, t: float) -> float:
+    def surprises(self, values: tuple[str | None, ...], t: float, h: Horizons) -> list[float]:
+        """Novelty surprise of each aspect's value (0 for a missing value)."""
+        out = []
+        for i, value in enumerate(values):
+            if value is None:
+                out.append(0.0)
+                continue
+            surprise = novelty_surprise(
+                self.seen[i].get(value, 0), self.novel[i], self.totals[i], h.tau
+            )
+            fresh = self.fresh[i]
+            if fresh is not None and fresh[0] == value:
+                faded = fresh[2] * math.exp2(-max(t - fresh[1], 0.0) / h.fresh_days)
+                surprise = max(surprise, faded)
+            out.append(surprise)
+        return out
+
+    def burst_nats(self, t: float, h: Horizons) -> float:
         """Poisson surprise (nats) of the recent count, this declaration included."""
         if self.n < 2:
             return 0.0
-        k = self.short.value(t) + 1.0
-        age = max(t - self.first_seen, self.short.half_life)
-        long_days = self.long.half_life
-        coverage = 1.0 - math.exp2(-age / long_days)
-        rate = self.long.value(t) * math.log(2.0) / (long_days * coverage)
-        mu = max(rate * self.short.half_life / math.log(2.0), 1e-3)
+        k = _decayed(self.recent, self.t, t, h.short_days) + 1.0
+        age = max(t - self.first_seen, h.short_days)
+        coverage = 1.0 - math.exp2(-age / h.long_days)
+        rate = _decayed(self.count, self.t, t, h.long_days) / (h.long_days * coverage)
+        mu = max(rate * h.short_days, 1e-3)
         return poisson_surprise(k, mu)
 
-    def value_ratio(self, value: float, t: float) -> float:
-        """This declaration's value over the importer's mean declared value (0 if unknown)."""
-        count = self.long.value(t)
-        if self.n < 2 or count <= 0:
+    def value_ratio(self, value: float) -> float:
+        """This value over the importer's (decayed) mean declared value; 0 if unknown."""
+        if self.n < 2 or self.count <= 0 or self.value <= 0:
             return 0.0
-        mean = self.long_value.value(t) / count
-        return value / mean if mean > 0 else 0.0
+        return value / (self.value / self.count)
 
-    def learn(self, chapter: str, route: object, seller: object, value: float, t: float) -> None:
+    def learn(self, values: tuple[str | None, ...], value: float, t: float, h: Horizons) -> None:
         """Learn one declaration."""
-        self.chapters.add(chapter)
-        self.routes.add(route)
-        if seller is not None:
-            self.sellers.add(seller)
-        self.short.add(1.0, t)
-        self.long.add(1.0, t)
-        self.long_value.add(value, t)
+        for i, item in enumerate(values):
+            if item is None:
+                continue
+            seen = self.seen[i]
+            if item not in seen:
+                surprise = novelty_surprise(0, self.novel[i], self.totals[i], h.tau)
+                self.fresh[i] = (item, t, surprise)
+            self.totals[i] += 1
+            self.novel[i] += _remember(seen, item, h.cap)
+        if t > self.t:
+            self.recent = _decayed(self.recent, self.t, t, h.short_days)
+            self.count = _decayed(self.count, self.t, t, h.long_days)
+            self.value = _decayed(self.value, self.t, t, h.long_days)
+            self.t = t
+        self.recent += 1.0
+        self.count += 1.0
+        self.value += value
+
+
+def _remember(seen: dict[str, int], item: str, cap: int) -> int:
+    """Count ``item``; 1 if it is new, else 0."""
+    count = seen.get(item)
+    if count is not None:
+        seen[item] = count + 1
+        return 0
+    if len(seen) < cap:
+        seen[item] = 1
+    return 1
+
+
+def _decayed(amount: float, since: float, t: float, half_life: float) -> float:
+    return amount * math.exp2((since - t) / half_life) if t > since else amount
 
 
 def poisson_surprise(k: float, mu: float) -> float:

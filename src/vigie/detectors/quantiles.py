@@ -2,13 +2,13 @@
 
 - :class:`DecayedHistogram`: fixed-width bins over a real line (log unit values), stored
   sparsely, each observation weighted by ``2 ** (t / half_life)`` so that old observations
-  fade; reads interpolated quantiles (median, quartiles) and the effective sample size.
+  fade; reads interpolated quantiles, the median absolute deviation and the effective
+  sample size.
   Decay costs nothing per update: weights grow forward in time from an anchor and the
   whole histogram is rescaled only when they grow too large.
 - :class:`EWStats`: exponentially weighted mean and variance, winsorised so that one wild
   value cannot ruin them.
 - :class:`OnlineQuantile`: one quantile tracked by stochastic approximation, O(1).
-- :class:`DecayedCounter`: a count (or sum) that halves every ``half_life`` days.
 
 Time is event time in days (``datetime.timestamp() / 86400``).
 
@@ -19,6 +19,8 @@ Examples
 ...     h.add(x, t=0.0)
 >>> [round(q, 2) for q in h.quantiles((0.25, 0.5, 0.75))]
 [2.0, 3.0, 4.0]
+>>> [round(x, 2) for x in h.median_mad()]
+[3.05, 1.0]
 """
 
 from __future__ import annotations
@@ -81,16 +83,17 @@ class DecayedHistogram:
         """Count ``x`` observed at time ``t`` with the given weight."""
         if self._anchor is None:
             self._anchor = t
-        growth = self._growth(t)
-        if growth > _MAX_GROWTH:
-            self._rescale(growth)
-            growth = 1.0
-            self._anchor = t
-        w = weight * growth
+        elif self.half_life is not None:
+            growth = self._growth(t)
+            if growth > _MAX_GROWTH:
+                self._rescale(growth)
+                self._anchor = t
+            else:
+                weight *= growth
         key = math.floor(x / self.width)
         bins = self._bins
-        bins[key] = bins.get(key, 0.0) + w
-        self._total += w
+        bins[key] = bins.get(key, 0.0) + weight
+        self._total += weight
         self.n += 1
 
     def _rescale(self, factor: float) -> None:
@@ -128,6 +131,36 @@ class DecayedHistogram:
         last = (keys[-1] + 1) * width
         out.extend(last for _ in range(len(ps) - len(out)))
         return out
+
+    def median_mad(self) -> tuple[float, float]:
+        """The median and the median absolute deviation (NaN, NaN when empty).
+
+        The MAD walks outwards from the median bin, nearest bin first, each bin's weight
+        at its centre, and interpolates where half the weight is reached. Its breakdown
+        point is 50 %, where the interquartile range's is 25 %: a cell with 30 % of
+        frauds at a fifth of the price keeps a sharp scale and can flag them.
+        """
+        if self._total <= 0:
+            return (math.nan, math.nan)
+        median = self.quantiles((0.5,))[0]
+        bins, width, half = self._bins, self.width, self._total / 2.0
+        keys = sorted(bins)
+        right = next(i for i, key in enumerate(keys) if (key + 1) * width >= median)
+        left = right - 1
+        reached, previous = 0.0, 0.0
+        while True:
+            d_left = median - (keys[left] + 0.5) * width if left >= 0 else math.inf
+            d_right = abs((keys[right] + 0.5) * width - median) if right < len(keys) else math.inf
+            if d_left <= d_right:
+                distance, weight = d_left, bins[keys[left]]
+                left -= 1
+            else:
+                distance, weight = d_right, bins[keys[right]]
+                right += 1
+            if reached + weight >= half:
+                return (median, previous + (distance - previous) * (half - reached) / weight)
+            reached += weight
+            previous = distance
 
     def __len__(self) -> int:
         return len(self._bins)
@@ -225,43 +258,3 @@ class OnlineQuantile:
         else:
             self.value -= self.step * (1.0 - self.p)
         self.n += 1
-
-
-class DecayedCounter:
-    """A sum that halves every ``half_life`` days, read at any later time.
-
-    Examples
-    --------
-    >>> c = DecayedCounter(half_life=1.0)
-    >>> c.add(8.0, t=0.0)
-    >>> c.add(1.0, t=2.0)
-    >>> c.value(2.0), c.value(3.0)
-    (3.0, 1.5)
-    """
-
-    __slots__ = ("_t", "_value", "half_life")
-
-    def __init__(self, half_life: float) -> None:
-        self.half_life = half_life
-        self._value = 0.0
-        self._t = 0.0
-
-    def __getstate__(self) -> tuple[float, float, float]:
-        return (self.half_life, self._value, self._t)
-
-    def __setstate__(self, state: tuple[float, float, float]) -> None:
-        self.half_life, self._value, self._t = state
-
-    def value(self, t: float) -> float:
-        """The decayed sum seen from time ``t`` (no growth before the last update)."""
-        if t <= self._t:
-            return self._value
-        return self._value * math.exp2((self._t - t) / self.half_life)
-
-    def add(self, amount: float, t: float) -> None:
-        """Add ``amount`` at time ``t`` (an out-of-order time is decayed to the latest)."""
-        if t >= self._t:
-            self._value = self.value(t) + amount
-            self._t = t
-        else:
-            self._value += amount * math.exp2((t - self._t) / self.half_life)

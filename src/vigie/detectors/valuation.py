@@ -5,13 +5,16 @@ alone, then HS6, HS4 and HS2), the detector keeps a decayed histogram of the log
 value (EUR per kg and, where supplementary units are declared, EUR per unit). A
 declaration is scored against the finest cell with at least ``min_support`` effective
 observations: the reference unit value is the cell's median, the robust z-score uses the
-interquartile range (``IQR / 1.349``, floored at ``min_log_scale``), and the EU rule of
+median absolute deviation (``1.4826 MAD``, floored at ``min_log_scale``), and the EU rule of
 thumb flags a value below half of the reference. The score is a logistic of ``-z``.
 
 The reference protects itself from the fraud it measures: a declaration the detector
-flags (ratio below ``lowest_acceptable`` or ``z < -flag_z``) is learnt with the small
-weight ``flagged_weight`` only, so that a genuine, lasting price fall still wins after a
-few half-lives while 30 % of frauds at a fifth of the price barely move the median.
+flags (robust ``z < -flag_z``) is learnt with the small weight ``flagged_weight`` only,
+so that 30 % of frauds at a fifth of the price barely move the median while a genuine,
+lasting price fall still wins after a few half-lives. The flag is the z-score, not the
+50 % rule: in a wide cell, down-weighting every value under half the median would cut a
+quarter of the honest declarations and push the median up, which would flag more of
+them, and so on; below ``-2.5`` robust deviations the honest tail is under 1 %.
 
 Memory is bounded: at most ``max_cells`` cells, the least recently used evicted first.
 A cell holds about 25 occupied bins (about 1.5 KiB; see bench/bench_detectors.py).
@@ -21,6 +24,7 @@ from __future__ import annotations
 
 import math
 from collections import OrderedDict
+from functools import lru_cache
 from typing import Literal
 
 from vigie.detectors.base import Detector
@@ -30,11 +34,17 @@ from vigie.topics.schemas import Declaration, ValuationEvidence
 
 Unit = Literal["kg", "unit"]
 CellKey = tuple[Unit, str, str]
+PlanItem = tuple[Unit, float, float, list[CellKey]]
 
 _LEVEL_NAMES = {10: "taric10", 8: "cn8", 6: "hs6", 4: "hs4", 2: "hs2"}
-_MIN_UNIT_VALUE = 1e-6  # EUR: a declared value of zero is read as this, to keep logs finite
+_LOG_UNIT_VALUE_BOUNDS = (math.log(1e-6), math.log(1e12))  # zero value, zero-ish quantity
 _Z_BOUND = 50.0
 _NEUTRAL = ValuationEvidence(score=0.0)
+
+
+@lru_cache(maxsize=65_536)
+def _prefixes(code: str) -> tuple[str, ...]:
+    return hs_prefixes(code)
 
 
 def level_name(prefix: str, with_origin: bool) -> str:
@@ -47,6 +57,18 @@ def level_name(prefix: str, with_origin: bool) -> str:
     return f"{name}+origin" if with_origin else name
 
 
+def log_unit_value(value: float, quantity: float) -> float:
+    """The log unit value, bounded to 1e-6 .. 1e12 EUR so that odd inputs stay finite.
+
+    >>> round(log_unit_value(0.0, 10.0), 1), round(log_unit_value(34.0, 1e-307), 1)
+    (-13.8, 27.6)
+    """
+    low, high = _LOG_UNIT_VALUE_BOUNDS
+    if value <= 0:
+        return low
+    return min(max(math.log(value) - math.log(quantity), low), high)
+
+
 def cell_keys(decl: Declaration, unit: Unit) -> list[CellKey]:
     """The cells a declaration belongs to, finest first.
 
@@ -55,7 +77,7 @@ def cell_keys(decl: Declaration, unit: Unit) -> list[CellKey]:
     >>> [level_name(code, bool(origin)) for _, code, origin in keys]
     ['cn8+origin', 'cn8', 'hs6', 'hs4', 'hs2']
     """
-    prefixes = hs_prefixes(decl.commodity_code)
+    prefixes = _prefixes(decl.commodity_code)
     return [(unit, prefixes[0], decl.origin)] + [(unit, p, "") for p in prefixes]
 
 
@@ -112,7 +134,7 @@ class ValuationDetector(Detector):
         bin_width: float = 0.1,
         max_cells: int = 200_000,
         lowest_acceptable: float = 0.5,
-        flag_z: float = 3.0,
+        flag_z: float = 2.5,
         flagged_weight: float = 0.05,
         min_log_scale: float = 0.1,
         score_midpoint: float = 2.5,
@@ -131,7 +153,7 @@ class ValuationDetector(Detector):
         self._cells: OrderedDict[CellKey, DecayedHistogram] = OrderedDict()
         self._updates = 0
         self._flagged = 0
-        self._last: tuple[str, int, ValuationEvidence] | None = None
+        self._last: tuple[str, int, ValuationEvidence, float, list[PlanItem]] | None = None
 
     @property
     def version(self) -> str:
@@ -152,74 +174,57 @@ class ValuationDetector(Detector):
 
         With both a mass and supplementary units, the finer cell wins, then the sharper.
         """
-        t = decl.lodged_at.timestamp() / SECONDS_PER_DAY
+        t, plan = _plan(decl)
         best: tuple[int, float, ValuationEvidence] | None = None
-        for unit, quantity in self._quantities(decl):
-            found = self._score_unit(decl, unit, quantity, t)
+        for _, quantity, x, keys in plan:
+            found = self._score_unit(decl, quantity, x, keys, t)
             if found is not None and (best is None or found[:2] > best[:2]):
                 best = found
         result = best[2] if best is not None else _NEUTRAL
-        self._last = (decl.declaration_id, decl.item_number, result)
+        self._last = (decl.declaration_id, decl.item_number, result, t, plan)
         return result
 
     def learn_one(self, decl: Declaration) -> None:
         """Update the reference with ``decl`` (down-weighted when it is flagged)."""
-        quantities = self._quantities(decl)
-        if not quantities:
-            return
         last = self._last
-        if last is not None and last[0] == decl.declaration_id and last[1] == decl.item_number:
-            evidence = last[2]
-        else:
-            evidence = self.score_one(decl)
+        if last is None or last[0] != decl.declaration_id or last[1] != decl.item_number:
+            self.score_one(decl)
+            last = self._last
+            assert last is not None
         self._last = None
-        flagged = evidence.reference_unit_value is not None and (
-            evidence.below_lowest_acceptable
-            or (evidence.robust_z is not None and evidence.robust_z < -self.flag_z)
-        )
+        _, _, evidence, t, plan = last
+        if not plan:
+            return
+        flagged = evidence.robust_z is not None and evidence.robust_z < -self.flag_z
         weight = self.flagged_weight if flagged else 1.0
         self._flagged += flagged
         if weight <= 0:
             return
-        t = decl.lodged_at.timestamp() / SECONDS_PER_DAY
-        for unit, quantity in quantities:
-            x = math.log(max(decl.customs_value_eur / quantity, _MIN_UNIT_VALUE))
-            for key in cell_keys(decl, unit):
-                self._cell(key).add(x, t, weight)
+        cells = self._cells
+        for _, _, x, keys in plan:
+            for key in keys:
+                cell = cells.get(key)
+                if cell is None:
+                    cell = cells[key] = DecayedHistogram(self.bin_width, self.half_life_days)
+                    if len(cells) > self.max_cells:
+                        cells.popitem(last=False)
+                else:
+                    cells.move_to_end(key)
+                cell.add(x, t, weight)
         self._updates += 1
 
-    def _quantities(self, decl: Declaration) -> list[tuple[Unit, float]]:
-        out: list[tuple[Unit, float]] = []
-        if decl.net_mass_kg > 0:
-            out.append(("kg", decl.net_mass_kg))
-        if decl.supplementary_units:
-            out.append(("unit", decl.supplementary_units))
-        return out
-
-    def _cell(self, key: CellKey) -> DecayedHistogram:
-        cells = self._cells
-        cell = cells.get(key)
-        if cell is None:
-            cell = DecayedHistogram(self.bin_width, self.half_life_days)
-            cells[key] = cell
-            if len(cells) > self.max_cells:
-                cells.popitem(last=False)
-        else:
-            cells.move_to_end(key)
-        return cell
-
     def _score_unit(
-        self, decl: Declaration, unit: Unit, quantity: float, t: float
+        self, decl: Declaration, quantity: float, x: float, keys: list[CellKey], t: float
     ) -> tuple[int, float, ValuationEvidence] | None:
         """(level rank, -scale, evidence) from the finest cell with enough support."""
-        keys = cell_keys(decl, unit)
+        cells = self._cells
         for rank, key in enumerate(keys):
-            cell = self._cells.get(key)
+            cell = cells.get(key)
             if cell is None:
                 continue
             support = cell.effective_count(t)
             if support >= self.min_support:
-                scale, evidence = self._evidence(decl, key, cell, quantity, support)
+                scale, evidence = self._evidence(decl, key, cell, quantity, x, support)
                 return (len(keys) - rank, -scale, evidence)
         return None
 
@@ -229,15 +234,14 @@ class ValuationDetector(Detector):
         key: CellKey,
         cell: DecayedHistogram,
         quantity: float,
+        log_declared: float,
         support: float,
     ) -> tuple[float, ValuationEvidence]:
-        q1, median, q3 = cell.quantiles((0.25, 0.5, 0.75))
-        scale = max((q3 - q1) / 1.349, self.min_log_scale)
-        declared = decl.customs_value_eur / quantity
-        z = (math.log(max(declared, _MIN_UNIT_VALUE)) - median) / scale
-        z = min(max(z, -_Z_BOUND), _Z_BOUND)
+        median, mad = cell.median_mad()
+        scale = max(1.4826 * mad, self.min_log_scale)
+        z = min(max((log_declared - median) / scale, -_Z_BOUND), _Z_BOUND)
         reference = math.exp(median)
-        ratio = declared / reference
+        ratio = math.exp(log_declared - median) if decl.customs_value_eur > 0 else 0.0
         gap_eur = max(0.0, reference * quantity - decl.customs_value_eur)
         score = 1.0 / (1.0 + math.exp(-self.score_slope * (-z - self.score_midpoint)))
         return scale, ValuationEvidence(
@@ -245,9 +249,22 @@ class ValuationDetector(Detector):
             reference_unit_value=reference,
             unit=key[0],
             support_level=level_name(key[1], bool(key[2])),
-            support_count=int(support),
+            support_count=round(support),
             ratio=ratio,
             robust_z=z,
             below_lowest_acceptable=ratio < self.lowest_acceptable,
             duty_at_risk_eur=gap_eur * decl.duty_rate_pct / 100.0,
         )
+
+
+def _plan(decl: Declaration) -> tuple[float, list[PlanItem]]:
+    """Event time in days and, per unit declared, (unit, quantity, log value, cells)."""
+    plan: list[PlanItem] = []
+    value = decl.customs_value_eur
+    if decl.net_mass_kg > 0:
+        quantity = decl.net_mass_kg
+        plan.append(("kg", quantity, log_unit_value(value, quantity), cell_keys(decl, "kg")))
+    if decl.supplementary_units:
+        quantity = decl.supplementary_units
+        plan.append(("unit", quantity, log_unit_value(value, quantity), cell_keys(decl, "unit")))
+    return decl.lodged_at.timestamp() / SECONDS_PER_DAY, plan
