@@ -18,10 +18,9 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any, TypeVar
+from typing import Any
 
-import orjson
-from pydantic import BaseModel, ValidationError
+from pydantic import BaseModel
 
 from vigie.errors import BackpressureError, DecodeError, SinkError
 from vigie.settings import Settings
@@ -32,8 +31,6 @@ from vigie.topics.catalogue import Topic as CatalogueTopic
 from vigie.topics.codec import dead_letter, decode
 
 log = logging.getLogger(__name__)
-
-M = TypeVar("M", bound=BaseModel)
 
 SOURCES: tuple[tuple[CatalogueTopic, str], ...] = (
     (DECLARATIONS, "declarations"),
@@ -56,7 +53,6 @@ class _Route:
     schema: type[BaseModel]
     table: str
     max_bytes: int
-    nullable: tuple[str, ...]
 
 
 @dataclass
@@ -150,7 +146,6 @@ class WarehouseConsumer:
                 schema=topic.schema or BaseModel,
                 table=table,
                 max_bytes=settings.max_message_bytes if topic is DECLARATIONS else OUTPUT_MAX_BYTES,
-                nullable=("key",) if topic is DEAD_LETTERS else (),
             )
             for topic, table in SOURCES
         }
@@ -281,7 +276,7 @@ class WarehouseConsumer:
         route = self._routes[topic]
         position = Position(topic, message.partition(), message.offset())
         try:
-            record = decode_json(route.schema, message.value(), route.max_bytes, route.nullable)
+            record = decode(route.schema, message.value(), max_bytes=route.max_bytes)
         except DecodeError as exc:
             letter = dead_letter(topic, message.key(), message.value(), exc, _kafka_time(message))
             self.writers["dead_letters"].add(letter, position)
@@ -312,44 +307,6 @@ def _flush_with_retry(writer: TableWriter, retries: int) -> int:
             time.sleep(wait)
             delay *= 2
     return 0
-
-
-def decode_json(
-    schema: type[M], raw: bytes | None, max_bytes: int, nullable: tuple[str, ...] = ()
-) -> M:
-    """Validate wire bytes in pydantic's JSON mode, or raise the codec's precise error.
-
-    Strict Python-mode validation of parsed JSON (``codec.decode``) refuses the arrays
-    that carry tuple fields (``Score.reasons``); JSON mode accepts them. When JSON mode
-    refuses, ``codec.decode`` names the reason (``oversized``, ``invalid_json``, ...).
-    ``nullable`` fields may be absent and mean None: ``codec.encode`` drops None values,
-    so a dead letter without a key arrives without its required ``key`` field.
-
-    >>> import orjson
-    >>> from vigie.topics.codec import EXAMPLE_DECLARATION
-    >>> from vigie.topics.schemas import Declaration
-    >>> decode_json(Declaration, orjson.dumps(EXAMPLE_DECLARATION), 4096).origin
-    'CN'
-    >>> try:
-    ...     decode_json(Declaration, b"[1]", 4096)
-    ... except DecodeError as exc:
-    ...     print(exc.reason)
-    not_an_object
-    """
-    if raw and len(raw) <= max_bytes:
-        try:
-            return schema.model_validate_json(raw)
-        except ValidationError:
-            pass
-        if nullable:
-            try:
-                fields = orjson.loads(raw)
-                if isinstance(fields, dict):
-                    filled = {name: None for name in nullable} | fields
-                    return schema.model_validate_json(orjson.dumps(filled))
-            except (orjson.JSONDecodeError, ValidationError):
-                pass
-    return decode(schema, raw, max_bytes=max_bytes)
 
 
 def _kafka_time(message: Any) -> datetime:
