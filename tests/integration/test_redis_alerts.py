@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import socket
 import subprocess
 import sys
 import time
@@ -15,6 +16,7 @@ import pytest
 import redis
 from confluent_kafka import Producer
 
+from vigie.errors import BackpressureError
 from vigie.settings import Settings
 from vigie.sinks.examples import example_alert
 from vigie.sinks.redis_alerts import AlertFeed, AlertKeys, RedisAlertSink, publish, redis_client
@@ -127,6 +129,21 @@ def test_crashed_consumer_entries_are_reclaimed(settings: Settings, client: redi
     assert all(e.claimed for e in reclaimed)
     assert survivor.ack(reclaimed) == 3 and survivor.pending_count() == 0
     assert survivor.next_batch(count=10) == []
+    assert survivor.leave() and crashed.leave()
+    assert client.xinfo_groups(keys.stream)[0]["consumers"] == 0
+
+
+def test_unreachable_redis_pushes_back_and_keeps_the_batch(settings: Settings) -> None:
+    with socket.socket() as probe:  # a port nobody listens on
+        probe.bind(("127.0.0.1", 0))
+        url = f"redis://127.0.0.1:{probe.getsockname()[1]}/0"
+    down = redis.Redis.from_url(url, decode_responses=True, socket_connect_timeout=1)
+    sink = RedisAlertSink(down, AlertKeys(settings.redis_prefix))
+    sink.add(example_alert("D-1"))
+    with pytest.raises(BackpressureError) as caught:
+        sink.flush()
+    assert caught.value.retry_after > 0 and len(sink) == 1
+    down.close()
 
 
 def test_cli_tail_reads_with_a_consumer_group(settings: Settings, client: redis.Redis) -> None:

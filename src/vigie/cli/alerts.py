@@ -93,6 +93,7 @@ def tail(
         shown += len(entries)
         if entries:
             last = time.monotonic()
+    feed.leave()
     if one_object:
         output.emit({"count": len(rows), "alerts": rows}, as_json=True)
 

@@ -32,7 +32,7 @@ from typing import Any, Generic, TypeVar
 
 from pydantic import BaseModel, ValidationError
 
-from vigie.errors import DecodeError
+from vigie.errors import BackpressureError, DecodeError
 from vigie.topics.codec import DEFAULT_MAX_BYTES, decode
 
 log = logging.getLogger(__name__)
@@ -120,11 +120,33 @@ def pump(
             if idle_exit_s is not None and stats.idle_s() >= idle_exit_s:
                 break
             continue
-        if _add_all(messages, schema, sink, stats):
-            stats.written += sink.flush()
-            consumer.commit(asynchronous=False)
-            stats.batches += 1
+        if not _add_all(messages, schema, sink, stats):
+            continue
+        written = flush_patiently(sink, should_stop)
+        if written is None:
+            break  # stopped while the sink pushed back: uncommitted, the batch is replayed
+        stats.written += written
+        consumer.commit(asynchronous=False)
+        stats.batches += 1
     return stats
+
+
+def flush_patiently(sink: BatchingSink[Any], should_stop: Callable[[], bool]) -> int | None:
+    """Flush, waiting out :class:`BackpressureError` (the batch stays buffered meanwhile).
+
+    Returns the number of new records, or None if asked to stop before the flush went
+    through.
+    """
+    while True:
+        try:
+            return sink.flush()
+        except BackpressureError as exc:
+            log.warning(
+                "%s pushes back (%s): retrying in %.1f s", type(sink).__name__, exc, exc.retry_after
+            )
+            if should_stop():
+                return None
+            time.sleep(exc.retry_after)
 
 
 def decode_json(schema: type[M], raw: bytes | None) -> M:

@@ -32,6 +32,7 @@ from typing import Any
 import orjson
 import redis
 
+from vigie.errors import BackpressureError
 from vigie.settings import Settings
 from vigie.sinks.base import BatchingSink, PumpStats, decode_json, kafka_consumer, pump
 from vigie.topics.codec import encode
@@ -42,6 +43,7 @@ log = logging.getLogger(__name__)
 DEDUP_TTL_S = 90 * 24 * 3600
 """As long as the alerts topic keeps records: a full replay still finds every marker."""
 DETAIL_TTL_S = 7 * 24 * 3600
+RETRY_AFTER_S = 1.0
 
 _WRITE_ALERT = """
 -- KEYS: seen marker, stream, alert hash, importer hash, importer rank
@@ -147,7 +149,14 @@ class RedisAlertSink(BatchingSink[Alert]):
         for alert in batch:
             keys, args = self._call(alert)
             self._script(keys=keys, args=args, client=pipe)
-        return sum(int(r) for r in pipe.execute())
+        try:
+            return sum(int(r) for r in pipe.execute())
+        except (redis.ConnectionError, redis.TimeoutError, redis.BusyLoadingError) as exc:
+            raise BackpressureError(f"Redis unavailable: {exc}", RETRY_AFTER_S) from exc
+        except redis.ResponseError as exc:
+            if str(exc).startswith(("OOM", "BUSY")):
+                raise BackpressureError(f"Redis refuses writes: {exc}", RETRY_AFTER_S) from exc
+            raise
 
     def _call(self, alert: Alert) -> tuple[list[str], list[Any]]:
         score = alert.score
@@ -262,6 +271,19 @@ class AlertFeed:
         if not entries:
             return 0
         return int(self.client.xack(self.keys.stream, self.group, *(e.entry_id for e in entries)))
+
+    def leave(self) -> bool:
+        """Remove this consumer from the group if nothing is pending on it; True if removed.
+
+        (XGROUP DELCONSUMER drops a consumer's pending entries: never with some left.)
+        """
+        mine = self.client.xpending_range(
+            self.keys.stream, self.group, "-", "+", 1, consumername=self.consumer
+        )
+        if mine:
+            return False
+        self.client.xgroup_delconsumer(self.keys.stream, self.group, self.consumer)
+        return True
 
     def pending_count(self) -> int:
         """Entries delivered to some consumer of the group and not acknowledged yet."""

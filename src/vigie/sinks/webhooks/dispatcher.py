@@ -30,6 +30,7 @@ from typing import Any, Protocol
 import aiohttp
 import orjson
 
+from vigie.errors import BackpressureError
 from vigie.settings import Settings
 from vigie.sinks.base import BatchingSink, PumpStats, kafka_consumer, pump
 from vigie.sinks.webhooks.outbox import Delivery, NewDelivery, Outbox, Outcome
@@ -311,7 +312,12 @@ async def run_dispatcher(
                 intake.result()  # a failed intake ends the run with its error
                 if not box.counts()["pending"]:
                     break
-            stats = await dispatcher.deliver_due()
+            try:
+                stats = await dispatcher.deliver_due()
+            except BackpressureError as exc:
+                log.warning("outbox busy (%s), pausing %.1f s", exc, exc.retry_after)
+                await _pause(stop, None, exc.retry_after)
+                continue
             report.deliveries.add(stats)
             if not stats.attempted:
                 await _pause(stop, box.next_due(), poll_s)

@@ -31,6 +31,8 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any, Literal
 
+from vigie.errors import BackpressureError
+
 Status = Literal["pending", "delivered", "failed"]
 STATUSES: tuple[Status, ...] = ("pending", "delivered", "failed")
 
@@ -106,12 +108,12 @@ class Outcome:
 class Outbox:
     """The deliveries table in a SQLite file (WAL), created on first use."""
 
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, *, busy_timeout_s: float = 30.0) -> None:
         self.path = path
         path.parent.mkdir(parents=True, exist_ok=True)
         # One thread at a time uses a connection, but not always the one that opened it.
         self._db = sqlite3.connect(
-            path, isolation_level=None, timeout=30.0, check_same_thread=False
+            path, isolation_level=None, timeout=busy_timeout_s, check_same_thread=False
         )
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db.execute("PRAGMA synchronous=FULL")
@@ -119,7 +121,12 @@ class Outbox:
 
     @contextmanager
     def _transaction(self) -> Iterator[sqlite3.Connection]:
-        self._db.execute("BEGIN IMMEDIATE")
+        try:
+            self._db.execute("BEGIN IMMEDIATE")
+        except sqlite3.OperationalError as exc:
+            if "locked" in str(exc) or "busy" in str(exc):
+                raise BackpressureError(f"outbox {self.path} is locked: {exc}", 1.0) from exc
+            raise
         try:
             yield self._db
         except BaseException:
