@@ -1,0 +1,170 @@
+"""The worker's logic without a broker: test-then-train, dead letters, alerts, parked
+controls, snapshots that restore a model exactly, and the controls endpoint's parsing.
+
+The agents themselves are three-line loops around these functions (see
+``vigie.streams.agents``); they run on the real Kafka in tests/integration/test_worker.py.
+"""
+
+from __future__ import annotations
+
+import pickle
+
+import orjson
+import pytest
+
+from vigie.detectors.engine import RiskEngine
+from vigie.errors import DecodeError
+from vigie.generator import generate
+from vigie.streams.agents import MAX_PARKED, apply_control, score_and_learn
+from vigie.streams.state import PartitionState, chunk_key, manifest_key, split
+from vigie.streams.web import authorized, parse_controls
+from vigie.topics.codec import encode
+from vigie.topics.schemas import Alert, ControlResult
+
+ITEMS = list(generate(600, seed=5))
+
+
+def run(state: PartitionState, items: list, topic: str = "declarations") -> list:  # type: ignore[type-arg]
+    return [
+        score_and_learn(
+            state, i.declaration.importer.encode(), encode(i.declaration), source_topic=topic
+        )
+        for i in items
+    ]
+
+
+def test_every_valid_declaration_gets_one_score_and_is_learnt_once() -> None:
+    state = PartitionState(0, RiskEngine(seed=0))
+    outs = run(state, ITEMS[:200])
+    assert [o.score.declaration_id for o in outs] == [
+        i.declaration.declaration_id for i in ITEMS[:200]
+    ]
+    assert all(o.dead_letter is None for o in outs)
+    assert state.declarations_learnt == 200
+    assert {"valuation", "atypicality", "supervised"} <= outs[-1].score.model_versions.keys()
+    assert all(o.score.latency_ms > 0 for o in outs)
+
+
+def test_selected_scores_and_only_those_raise_an_alert_with_a_stable_id() -> None:
+    state = PartitionState(0, RiskEngine(budget=0.2, seed=1))
+    outs = run(state, ITEMS)
+    selected = [o for o in outs if o.score.selected]
+    assert selected, "a 20 % budget selects some of 600 declarations"
+    assert all((o.alert is not None) == o.score.selected for o in outs)
+    for o in selected:
+        assert o.alert.alert_id == Alert.id_for(o.score.declaration_id)
+        assert o.alert.score == o.score
+
+
+@pytest.mark.parametrize(
+    ("raw", "reason"),
+    [
+        (b"{not json", "invalid_json"),
+        (b"[1, 2]", "not_an_object"),
+        (b"", "empty"),
+        (b'{"a": 1}', "schema"),
+    ],
+)
+def test_undecodable_records_become_dead_letters_and_teach_nothing(raw: bytes, reason: str) -> None:
+    state = PartitionState(3, RiskEngine())
+    before = state.engine.versions
+    out = score_and_learn(state, b"key", raw, source_topic="t.declarations")
+    assert out.score is None and out.alert is None
+    assert out.dead_letter is not None
+    assert (out.dead_letter.reason, out.dead_letter.key, out.dead_letter.source_topic) == (
+        reason,
+        "key",
+        "t.declarations",
+    )
+    assert state.declarations_learnt == 0 and state.engine.versions == before
+
+
+def test_controls_change_the_supervised_version_on_later_scores() -> None:
+    state = PartitionState(0, RiskEngine(seed=2))
+    run(state, ITEMS[:400])
+    controls = [i.control for i in ITEMS[:400] if i.control is not None]
+    assert controls
+    before = run(state, ITEMS[400:401])[0].score.model_versions["supervised"]
+    assert all(apply_control(state, c) for c in controls)
+    after = run(state, ITEMS[401:402])[0].score.model_versions["supervised"]
+    assert before != after
+    assert state.controls_learnt == len(controls)
+    # a control result delivered twice (at-least-once) is not learnt twice
+    assert not apply_control(state, controls[0])
+    assert state.controls_learnt == len(controls)
+
+
+def test_a_control_arriving_before_its_declaration_is_learnt_when_it_comes() -> None:
+    item = next(i for i in ITEMS if i.control is not None)
+    state = PartitionState(0, RiskEngine())
+    assert not apply_control(state, item.control)
+    assert list(state.parked) == [item.declaration.declaration_id]
+    out = run(state, [item])[0]
+    assert out.controls_learnt == 1 and state.controls_learnt == 1 and not state.parked
+
+
+def test_parked_controls_are_bounded_oldest_first() -> None:
+    state = PartitionState(0, RiskEngine())
+    template = {
+        "controlled_at": "2026-03-09T00:00:00Z",
+        "outcome": "compliant",
+        "selection": "other",
+    }
+    for n in range(MAX_PARKED + 10):
+        apply_control(state, ControlResult.model_validate({**template, "declaration_id": f"X-{n}"}))
+    assert len(state.parked) == MAX_PARKED
+    assert next(iter(state.parked)) == "X-10"
+
+
+def test_a_restored_snapshot_scores_exactly_like_the_model_it_was_taken_from() -> None:
+    live = PartitionState(1, RiskEngine(seed=4))
+    run(live, ITEMS[:300])
+    live.declarations_offset, live.controls_offset = 299, 7
+    for c in (i.control for i in ITEMS[:300] if i.control is not None):
+        apply_control(live, c)
+    restored = PartitionState.loads(live.dumps())
+    assert restored.position == (299, 7)
+    assert restored.declarations_learnt == live.declarations_learnt == 300
+    a, b = run(live, ITEMS[300:]), run(restored, ITEMS[300:])
+    assert [o.score.risk for o in a] == [o.score.risk for o in b]
+    assert [o.score.selected for o in a] == [o.score.selected for o in b]
+    assert [o.score.model_versions for o in a] == [o.score.model_versions for o in b]
+
+
+def test_the_lock_is_not_pickled_and_comes_back() -> None:
+    state = PartitionState(0, RiskEngine())
+    assert "lock" not in state.__getstate__()
+    assert not pickle.loads(pickle.dumps(state)).lock.locked()
+
+
+def test_snapshot_chunks_and_keys() -> None:
+    blob = bytes(range(256)) * 10
+    assert b"".join(split(blob, 1000)) == blob
+    assert [len(c) for c in split(blob, 1000)] == [1000, 1000, 560]
+    assert split(b"") == [b""]
+    assert (manifest_key(3), chunk_key(3, 0, 12)) == (b"3/manifest", b"3/0/12")
+
+
+def test_controls_endpoint_accepts_an_object_an_array_or_json_lines() -> None:
+    controls = [i.control for i in ITEMS if i.control is not None][:3]
+    lines = b"\n".join(encode(c) for c in controls)
+    array = b"[" + b",".join(encode(c) for c in controls) + b"]"
+    assert parse_controls(lines) == controls == parse_controls(array)
+    assert parse_controls(encode(controls[0])) == controls[:1]
+
+
+def test_controls_endpoint_rejects_the_whole_body_naming_the_bad_item() -> None:
+    good = orjson.loads(encode(next(i.control for i in ITEMS if i.control is not None)))
+    with pytest.raises(DecodeError) as err:
+        parse_controls(orjson.dumps([good, {**good, "outcome": "maybe"}]))
+    assert err.value.errors[0]["loc"][:2] == [1, "outcome"]
+    for body in (b"", b"[]", b"not json"):
+        with pytest.raises(DecodeError):
+            parse_controls(body)
+
+
+def test_bearer_token_check() -> None:
+    assert authorized("Bearer tok", "tok")
+    assert not authorized("Bearer tok2", "tok")
+    assert not authorized("Basic tok", "tok")
+    assert not authorized(None, "tok")
