@@ -38,7 +38,13 @@ def _warehouse() -> Iterator[tuple[Any, MigrationReport]]:
     try:
         client = connect(settings)
     except Exception as exc:  # any driver error: report it, no traceback
-        raise output.CommandError(f"ClickHouse at {shown_dsn()}: {exc}") from exc
+        hint = ""
+        if settings.clickhouse_dsn.startswith("chdb:"):
+            hint = (
+                "; embedded chDB admits one process per directory: is another vigie process"
+                " (warehouse write?) using it? Share a ClickHouse server via VIGIE_CLICKHOUSE_URL"
+            )
+        raise output.CommandError(f"ClickHouse at {shown_dsn()}: {exc}{hint}") from exc
     try:
         yield client, apply_migrations(client)
     finally:
