@@ -213,8 +213,14 @@ def test_dashboards_are_those_promised() -> None:
     uids = [p.values[0] for p in PANELS]
     assert len(uids) >= 30
     for board in DASHBOARDS:
+        ids = [panel["id"] for panel in board["panels"]]
+        assert len(ids) == len(set(ids)), board["uid"]
         for panel in board["panels"]:
             assert panel["datasource"]["uid"] == "vigie-clickhouse", panel["title"]
+            grid = panel["gridPos"]
+            assert grid["x"] >= 0 and grid["x"] + grid["w"] <= 24, panel["title"]
+            for target in panel["targets"]:
+                assert target["editorType"] == "sql" and target["format"] in (0, 1)
 
 
 @pytest.mark.parametrize(("uid", "title", "sql", "fmt"), PANELS)
