@@ -30,10 +30,10 @@ from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any, Generic, TypeVar
 
-from pydantic import BaseModel, ValidationError
+from pydantic import BaseModel
 
 from vigie.errors import BackpressureError, DecodeError
-from vigie.topics.codec import DEFAULT_MAX_BYTES, decode
+from vigie.topics.codec import decode
 
 log = logging.getLogger(__name__)
 
@@ -149,26 +149,6 @@ def flush_patiently(sink: BatchingSink[Any], should_stop: Callable[[], bool]) ->
             time.sleep(exc.retry_after)
 
 
-def decode_json(schema: type[M], raw: bytes | None) -> M:
-    """Validate wire bytes as ``schema``, or raise the codec's precise :class:`DecodeError`.
-
-    ``codec.decode`` validates parsed Python objects, where strict mode refuses the JSON
-    arrays that carry tuple fields (``Score.reasons``); pydantic's JSON mode accepts them.
-
-    >>> from vigie.sinks.examples import example_alert
-    >>> from vigie.topics.codec import encode
-    >>> from vigie.topics.schemas import Alert
-    >>> decode_json(Alert, encode(example_alert())).score.reasons[0].code
-    'VAL_LOW'
-    """
-    if raw and len(raw) <= DEFAULT_MAX_BYTES:
-        try:
-            return schema.model_validate_json(raw)
-        except ValidationError:
-            pass
-    return decode(schema, raw)
-
-
 def _add_all(messages: list[Any], schema: type[M], sink: BatchingSink[M], stats: PumpStats) -> int:
     """Decode and add the batch's records; returns how many messages carried a record."""
     records = 0
@@ -180,7 +160,7 @@ def _add_all(messages: list[Any], schema: type[M], sink: BatchingSink[M], stats:
         stats.consumed += 1
         records += 1
         try:
-            sink.add(decode_json(schema, message.value()))
+            sink.add(decode(schema, message.value()))
         except DecodeError as exc:
             stats.invalid += 1
             log.error(

@@ -34,8 +34,8 @@ import redis
 
 from vigie.errors import BackpressureError
 from vigie.settings import Settings
-from vigie.sinks.base import BatchingSink, PumpStats, decode_json, kafka_consumer, pump
-from vigie.topics.codec import encode
+from vigie.sinks.base import BatchingSink, PumpStats, kafka_consumer, pump
+from vigie.topics.codec import decode, encode
 from vigie.topics.schemas import Alert
 
 log = logging.getLogger(__name__)
@@ -292,7 +292,7 @@ class AlertFeed:
 
 
 def _entry(entry_id: str, fields: dict[str, str], *, claimed: bool = False) -> FeedEntry:
-    alert = decode_json(Alert, fields["alert"].encode("utf-8"))
+    alert = decode(Alert, fields["alert"].encode("utf-8"))
     return FeedEntry(entry_id=entry_id, alert=alert, claimed=claimed)
 
 
