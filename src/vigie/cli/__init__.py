@@ -57,6 +57,12 @@ def _register() -> None:
     from vigie.cli import generate
 
     app.command(name="generate")(generate.generate)
+    from vigie.cli import demo
+
+    app.command(name="demo")(demo.demo)
+    from vigie.cli import evaluate
+
+    app.command(name="evaluate")(evaluate.evaluate)
 
 
 def main() -> None:
