@@ -4,7 +4,6 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
-DEMO_DATA := .vigie/demo.jsonl
 
 .PHONY: venv test lint demo up down
 
@@ -35,8 +34,6 @@ up: venv
 down: venv
 	$(BIN)/vigie stack down
 
-demo: up
-	$(BIN)/vigie topics create
-	mkdir -p $(dir $(DEMO_DATA))
-	$(BIN)/vigie generate --n 20000 --seed 7 --out $(DEMO_DATA)
-	$(BIN)/vigie replay $(DEMO_DATA)
+# Starts the stack itself; each run gets its own topics and .vigie/demo/<run>/ directory.
+demo: venv
+	$(BIN)/vigie demo
