@@ -4,6 +4,7 @@ learnt exactly once."""
 
 from __future__ import annotations
 
+import threading
 from collections import Counter
 
 import pytest
@@ -38,12 +39,19 @@ def test_killed_worker_partitions_move_and_nothing_is_lost(isolated_settings: Se
         assert held["one"] | held["two"] == {0, 1, 2, 3}
         assert not held["one"] & held["two"]
 
-        produce(settings, "declarations", ((d.importer.encode(), encode(d)) for d in decls))
+        records = [(d.importer.encode(), encode(d)) for d in decls]
+        producer = threading.Thread(
+            target=produce, args=(settings, "declarations", records), kwargs={"rate": 200.0}
+        )
+        producer.start()  # the stream goes on while a worker dies
         scores.read_until(lambda r: len(r.records) >= 800, 240, "800 scores")
+        status = two.ready()
+        assert status is not None and sum(m["declarations_learnt"] for m in status["models"]) > 0
         two.kill()
 
         body = one.wait_ready(timeout=240, partitions=4)
         assert set(body["partitions"]) == {0, 1, 2, 3}
+        producer.join()
         scores.read_until(
             lambda r: ids <= {v["declaration_id"] for v in r.values()}, 300, "every score"
         )
