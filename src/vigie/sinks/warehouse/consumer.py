@@ -89,7 +89,14 @@ class WriteStats:
 
 
 def consumer_config(settings: Settings, group_id: str) -> dict[str, Any]:
-    """The confluent-kafka configuration of the writer's consumer."""
+    """The confluent-kafka configuration of the writer's consumer: offsets by hand only.
+
+    >>> config = consumer_config(Settings(kafka_bootstrap="kafka:9092"), "vigie-warehouse")
+    >>> config["bootstrap.servers"], config["enable.auto.commit"], config["auto.offset.reset"]
+    ('kafka:9092', False, 'earliest')
+    >>> [Settings(topic_prefix="t-1.").topic(topic.name) for topic, _ in SOURCES][-1]
+    't-1.declarations.dlq'
+    """
     return {
         "bootstrap.servers": settings.bootstrap_servers,
         "group.id": group_id,
