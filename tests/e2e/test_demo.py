@@ -1,0 +1,100 @@
+"""``vigie demo`` end to end on the test stack: a small stream, and figures that agree.
+
+The command runs as a subprocess configured only by the environment, in its own state
+directory and under a unique topic prefix and Redis prefix; its summary is checked against
+itself, against the generated files, and against Redis read independently.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import orjson
+import pytest
+
+from vigie.demo import child_env, vigie_command
+from vigie.settings import Settings
+
+if TYPE_CHECKING:
+    import redis
+
+pytestmark = [pytest.mark.e2e, pytest.mark.slow]
+
+N = 3000
+
+
+def _lines(path: Path) -> int:
+    return sum(1 for line in path.read_bytes().splitlines() if line.strip())
+
+
+@pytest.fixture
+def summary(
+    isolated_settings: Settings, tmp_path: Path, unique_name: Any
+) -> tuple[Settings, dict[str, Any]]:
+    settings = isolated_settings.model_copy(
+        update={
+            "state_dir": tmp_path / "demo-state",
+            "kafka_bootstrap": isolated_settings.bootstrap_servers,
+            "redis_url": isolated_settings.redis_dsn,
+            "clickhouse_url": None,
+            "redis_prefix": unique_name("demo-test"),
+        }
+    )
+    args = ["demo", "--n", str(N), "--seed", "11", "--rate", "1500", "--timeout", "480"]
+    done = subprocess.run(
+        [*vigie_command(), *args, "--json"],
+        env=child_env(settings, os.environ),
+        capture_output=True,
+        timeout=570,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr.decode(errors="replace")[-4000:]
+    return settings, orjson.loads(done.stdout)
+
+
+def test_demo_summary_agrees_with_kafka_redis_and_files(
+    summary: tuple[Settings, dict[str, Any]], redis_client: redis.Redis
+) -> None:
+    settings, s = summary
+    run_dir = Path(s["run_dir"])
+    assert run_dir.parent == (settings.state_dir / "demo").resolve()
+    assert s["topic_prefix"] == f"{settings.topic_prefix}demo-{s['run_id']}."
+
+    # every declaration produced is stored and scored once
+    assert s["declarations_produced"] == N == _lines(run_dir / "data" / "declarations.jsonl")
+    assert s["declarations"] == N
+    assert s["scores"] == N
+    assert s["dead_letters"] == 0
+    assert s["replay"]["rejected"] == 0 and s["replay"]["delivery_errors"] == 0
+
+    # every control result was replayed and stored
+    assert s["controls_produced"] == _lines(run_dir / "data" / "controls.jsonl") > 0
+    assert s["controls"] == s["controls_produced"]
+
+    # alerts: ClickHouse, the demo's consumer group and the Redis stream agree
+    assert s["alerts"] > 0
+    assert s["alerts_in_redis"] == s["alerts"]
+    stream = f"{settings.redis_prefix}.demo-{s['run_id']}:alerts"
+    assert redis_client.xlen(stream) == s["alerts"]
+    assert s["alert_rate"] == pytest.approx(s["alerts"] / s["scores"], abs=1e-6)
+    assert all(s["consistent"].values()), s["consistent"]
+
+    # alerted declarations with a control: hits cannot exceed controls
+    on_alerts = s["controls_on_alerts"]
+    assert 0 <= on_alerts["hits"] <= on_alerts["controls"] <= s["controls"]
+    truth = s["truth"]
+    assert 0 <= truth["frauds_alerted"] <= min(truth["frauds"], s["alerts"])
+
+    # latencies measured on every score and every alert
+    assert s["scoring_latency_ms"]["p50"] is not None
+    assert s["scoring_latency_ms"]["p50"] <= s["scoring_latency_ms"]["p99"]
+    e2e = s["end_to_end_ms"]
+    assert e2e["produced_to_score"]["n"] == N
+    assert e2e["produced_to_redis"]["n"] == s["alerts"]
+
+    # each child process logged to the run directory
+    logs = {p.stem for p in (run_dir / "logs").glob("*.log")}
+    assert {"worker", "warehouse", "alerts"} <= logs
