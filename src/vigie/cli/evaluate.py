@@ -1,0 +1,214 @@
+"""``vigie evaluate``: prequential evaluation of the risk engine on labelled files.
+
+Files are CSV through a column mapping (``--mapping customs-kr``: declarations and labels
+from the same rows), or JSON lines of declarations with ``--controls`` (control results)
+and/or ``--truth`` (the generator's ground truth: typology, gap, duty gap).
+"""
+
+from __future__ import annotations
+
+import csv
+import re
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated, Any
+
+import orjson
+import typer
+
+from vigie.cli import output
+
+if TYPE_CHECKING:
+    from vigie.detectors.evaluation import Example
+
+_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([dhms]?)\s*$")
+_UNITS = {"d": 86_400.0, "h": 3_600.0, "m": 60.0, "s": 1.0, "": 86_400.0}
+
+
+def parse_duration(text: str) -> timedelta:
+    """``7d``, ``12h``, ``30m``, ``45s`` (a bare number is days).
+
+    >>> parse_duration("7d"), parse_duration("36h")
+    (datetime.timedelta(days=7), datetime.timedelta(days=1, seconds=43200))
+    """
+    found = _DURATION.match(text)
+    if found is None:
+        raise output.CommandError(f"--label-delay: {text!r} is not a duration like 7d or 12h")
+    return timedelta(seconds=float(found.group(1)) * _UNITS[found.group(2)])
+
+
+def _mapped(files: list[Path], mapping_name: str, rejected: list[int]) -> Iterator[Example]:
+    from vigie.detectors.evaluation import Example
+    from vigie.errors import DecodeError
+    from vigie.mappings import load_mapping
+    from vigie.topics.codec import decode_object
+    from vigie.topics.schemas import ControlResult, Declaration
+
+    mapping = load_mapping(mapping_name)
+    for path in files:
+        with path.open(newline="", encoding="utf-8") as handle:
+            for row in csv.DictReader(handle):
+                try:
+                    decl, control = mapping.convert(row)
+                    declaration = decode_object(Declaration, decl)
+                    result = None if control is None else decode_object(ControlResult, control)
+                except DecodeError:
+                    rejected[0] += 1
+                    continue
+                yield Example(declaration, result)
+
+
+def _jsonl(path: Path) -> Iterator[dict[str, Any]]:
+    with path.open("rb") as handle:
+        for line in handle:
+            if line.strip():
+                yield orjson.loads(line)
+
+
+def _from_jsonl(
+    files: list[Path], controls: Path | None, truth: Path | None, rejected: list[int]
+) -> Iterator[Example]:
+    from vigie.detectors.evaluation import Example
+    from vigie.errors import DecodeError
+    from vigie.topics.codec import decode_object
+    from vigie.topics.schemas import ControlResult, Declaration
+
+    results = {}
+    if controls is not None:
+        for obj in _jsonl(controls):
+            result = decode_object(ControlResult, obj)
+            results[result.declaration_id] = result
+    truths = {obj["declaration_id"]: obj for obj in _jsonl(truth)} if truth else {}
+    for path in files:
+        for obj in _jsonl(path):
+            try:
+                decl = decode_object(Declaration, obj)
+            except DecodeError:
+                rejected[0] += 1
+                continue
+            known = truths.get(decl.declaration_id)
+            if known is None:
+                yield Example(decl, results.get(decl.declaration_id))
+                continue
+            yield Example(
+                decl,
+                results.get(decl.declaration_id),
+                known.get("typology") is not None,
+                float(known.get("duty_gap_eur") or 0.0),
+                known.get("typology"),
+                float(known.get("gap") or 0.0),
+            )
+
+
+def evaluate(
+    files: Annotated[list[Path], typer.Argument(help="CSV (with --mapping) or JSONL files.")],
+    mapping: Annotated[
+        str | None, typer.Option("--mapping", help="Column mapping of CSV files.")
+    ] = None,
+    controls: Annotated[
+        Path | None, typer.Option("--controls", help="Control results (JSONL).")
+    ] = None,
+    truth: Annotated[
+        Path | None, typer.Option("--truth", help="Ground truth (generator JSONL).")
+    ] = None,
+    label_delay: str = typer.Option("7d", "--label-delay", help="Delay before a label is seen."),
+    start: Annotated[
+        datetime | None,
+        typer.Option("--from", formats=["%Y-%m-%d"], help="Measure from this day (UTC)."),
+    ] = None,
+    label_share: float = typer.Option(
+        1.0,
+        "--label-share",
+        min=0.0,
+        max=1.0,
+        help="1: every label is seen. Below 1: only the labels of the declarations the "
+        "engine selects, with this share as its budget (plus random audits).",
+    ),
+    budget: float = typer.Option(0.05, "--budget", min=0.0, max=1.0, help="Inspection budget."),
+    audit_share: float = typer.Option(0.01, "--audit-share", min=0.0, max=1.0),
+    seed: int = typer.Option(0, "--seed", min=0, help="Seed of the random audits."),
+    as_json: bool = typer.Option(False, "--json", help=output.JSON_OPTION_HELP),
+) -> None:
+    """Score then learn each declaration in time order, labels revealed after the delay."""
+    from vigie.detectors.engine import RiskEngine
+    from vigie.detectors.evaluation import metrics, prequential
+
+    missing = [str(p) for p in [*files, controls, truth] if p is not None and not p.is_file()]
+    if missing:
+        raise output.CommandError(f"no such file: {', '.join(missing)}")
+    rejected = [0]
+    source = (
+        _mapped(files, mapping, rejected)
+        if mapping
+        else _from_jsonl(files, controls, truth, rejected)
+    )
+    examples = sorted(source, key=lambda e: e.declaration.lodged_at)
+    engine_budget = label_share if label_share < 1.0 else budget
+    engine = RiskEngine(budget=engine_budget, audit_share=audit_share, seed=seed)
+    trace = prequential(
+        _progress(examples, as_json),
+        engine,
+        label_delay=parse_duration(label_delay),
+        start=start.replace(tzinfo=UTC) if start else None,
+        label_share=label_share,
+    )
+    report = metrics(trace, budget=budget)
+    report["rejected"] = rejected[0]
+    report["engine"] = {"budget": engine_budget, "audit_share": audit_share, "seed": seed}
+    report["memory"] = {"pending_declarations": engine.n_pending}
+    if as_json:
+        output.emit(report, as_json=True)
+    else:
+        _tables(report)
+
+
+def _progress(examples: list[Example], quiet: bool) -> Iterator[Example]:
+    if quiet:
+        yield from examples
+        return
+    from rich.progress import Progress
+
+    with Progress(console=output.console, transient=True) as bar:
+        task = bar.add_task("scoring", total=len(examples))
+        for i, example in enumerate(examples):
+            yield example
+            if i % 1000 == 999:
+                bar.advance(task, 1000)
+
+
+def _tables(report: dict[str, Any]) -> None:
+    from rich.table import Table
+
+    detectors = report.pop("detectors")
+    typologies = report.pop("typologies", {})
+    metric_names = sorted({k for row in detectors.values() for k in row}, key=_metric_order)
+    table = Table(title="ranking quality (declarations from --from on)")
+    table.add_column("detector", style="bold")
+    for name in metric_names:
+        table.add_column(name, justify="right")
+    for detector, row in detectors.items():
+        table.add_row(detector, *(_cell(row.get(name)) for name in metric_names))
+    output.console.print(table)
+    if typologies:
+        typo = Table(title="recall per typology (top budget by score / selected online)")
+        typo.add_column("typology", style="bold")
+        typo.add_column("n", justify="right")
+        for detector in typologies:
+            typo.add_column(detector, justify="right")
+        first = next(iter(typologies.values()))
+        for name, row in first.items():
+            cells = [_cell(typologies[d][name]["recall_top"]) for d in typologies]
+            typo.add_row(name, str(row["n"]), *cells)
+        output.console.print(typo)
+    output.emit(report, as_json=False, title="vigie evaluate")
+
+
+def _metric_order(name: str) -> tuple[int, str]:
+    kind = name.split("@")[0]
+    order = {"precision": 0, "recall": 1, "revenue": 2, "auc": 3}
+    return order.get(kind, 4), name
+
+
+def _cell(value: Any) -> str:
+    return "-" if value is None else f"{value:.3f}"

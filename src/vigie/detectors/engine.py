@@ -1,0 +1,299 @@
+"""The risk engine: every detector, the supervised model, the budget and the reasons.
+
+:meth:`RiskEngine.score_one` runs the valuation and atypicality detectors, builds the
+supervised features (the detectors' outputs, smoothed infraction rates of the importer,
+declarant, seller, commodity, origin, office and their pairs, activity counts, value,
+mass and duty), reads the supervised probability, decides on inspection and explains
+the decision. The features are kept, with the selection probability, in a bounded store
+until the control result arrives: :meth:`RiskEngine.learn_control` then teaches the
+supervised model and the infraction rates, weighted by inverse selection probability.
+
+The final risk is the largest of the supervised probability and the valuation and
+atypicality scores calibrated into infraction probabilities from the same control
+results (see :class:`~vigie.detectors.supervised.RiskCombiner`); before ``warm_up``
+controls it is the unsupervised noisy-or ``1 - (1 - valuation)(1 - atypicality)``.
+
+Examples
+--------
+>>> from vigie.topics.schemas import EXAMPLE_DECLARATION, ControlResult, Declaration
+>>> engine = RiskEngine(budget=0.05, audit_share=0.01, seed=0)
+>>> decl = Declaration.model_validate(EXAMPLE_DECLARATION)
+>>> score = engine.score_one(decl)
+>>> engine.learn_one(decl)
+>>> round(score.risk, 3), score.selected, score.selection_probability
+(0.0, False, 0.01)
+>>> engine.learn_control(ControlResult(declaration_id=decl.declaration_id,
+...     controlled_at="2026-03-09T10:00:00Z", outcome="infraction", selection="other"))
+True
+>>> sorted(engine.versions)
+['atypicality', 'budget', 'combiner', 'history', 'supervised', 'valuation']
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from array import array
+from collections import OrderedDict
+from datetime import datetime
+from typing import NamedTuple
+
+from vigie.detectors.atypicality import IMPORTANCE, AtypicalityDetector
+from vigie.detectors.base import Detector
+from vigie.detectors.budget import InspectionBudget
+from vigie.detectors.history import ActivityHistory, InfractionHistory, declaration_keys
+from vigie.detectors.reasons import HISTORY_SUBJECTS, Facts, explain
+from vigie.detectors.supervised import ControlLearner, RiskCombiner, ipw
+from vigie.detectors.valuation import ValuationDetector
+from vigie.topics.schemas import (
+    AtypicalityEvidence,
+    ControlResult,
+    Declaration,
+    Score,
+    ValuationEvidence,
+    utc_now,
+)
+
+CATEGORICAL_ATTRIBUTES = ("import_type", "import_use", "payment_type", "tax_type")
+SECONDS_PER_DAY = 86_400.0
+
+
+class Pending(NamedTuple):
+    """What is kept of a scored declaration until its control result arrives."""
+
+    numeric: array[float]
+    categorical: tuple[str, ...]
+    keys: tuple[str, ...]
+    selection_probability: float
+    lodged: float
+    scores: tuple[float, float, float]
+    """Supervised, valuation and atypicality scores, for the combiner's calibration."""
+
+
+def detector_features(valuation: ValuationEvidence, atyp: AtypicalityEvidence) -> dict[str, float]:
+    """The unsupervised detectors' outputs as supervised features (fixed names).
+
+    >>> f = detector_features(ValuationEvidence(score=0.9, ratio=0.25, robust_z=-4.0),
+    ...                       AtypicalityEvidence(score=0.3))
+    >>> round(f["val:log_ratio"], 3), f["val:z"], f["atyp:score"]
+    (-1.386, -4.0, 0.3)
+    """
+    ratio = valuation.ratio
+    z = valuation.robust_z
+    out = {
+        "val:score": valuation.score,
+        "val:log_ratio": max(-5.0, min(5.0, math.log(ratio))) if ratio and ratio > 0 else 0.0,
+        "val:z": max(-10.0, min(10.0, z)) if z is not None else 0.0,
+        "val:below": 1.0 if valuation.below_lowest_acceptable else 0.0,
+        "val:log_support": math.log1p(valuation.support_count),
+        "atyp:score": atyp.score,
+    }
+    for name in IMPORTANCE:
+        out[f"atyp:{name}"] = 0.0
+    for c in atyp.contributions:
+        out[f"atyp:{c.name}"] = c.weight
+    return out
+
+
+def declaration_features(decl: Declaration) -> tuple[dict[str, float], tuple[str, ...]]:
+    """Value, mass and duty features, and the one-hot categorical feature names."""
+    mass = decl.net_mass_kg
+    value = decl.customs_value_eur
+    numeric = {
+        "num:duty": decl.duty_rate_pct,
+        "num:log_value": math.log1p(value),
+        "num:log_mass": math.log1p(mass),
+        "num:log_unit_value": math.log1p(value / mass) if mass > 0 else 0.0,
+        "num:courier": 1.0 if "courier" in decl.attributes else 0.0,
+    }
+    attrs = decl.attributes
+    categorical = tuple(f"cat:{name}={attrs.get(name, '-')}" for name in CATEGORICAL_ATTRIBUTES)
+    categorical += (
+        f"cat:transport_mode={decl.transport_mode}",
+        f"cat:procedure={decl.procedure}",
+        f"cat:origin_indicator={attrs.get('origin_indicator', '-')}",
+    )
+    return numeric, categorical
+
+
+class RiskEngine(Detector):
+    """One final risk per declaration, the inspection decision and its reasons.
+
+    Parameters
+    ----------
+    budget
+        Share of declarations the online threshold selects.
+    audit_share
+        Probability of a random audit for a declaration the threshold does not select.
+    seed
+        Seed of the random audits.
+    warm_up
+        Controls learnt before the combined risk replaces the unsupervised one.
+    prior_strength
+        Beta smoothing of the infraction rates (pseudo-controls at the global rate).
+    learning_rate
+        SGD step of the supervised logistic regression.
+    max_weight
+        Clip on inverse-probability weights.
+    max_pending
+        Declarations whose features are kept awaiting a control result (oldest dropped).
+    max_pending_days
+        Event-time days after which a pending declaration is dropped.
+    """
+
+    def __init__(
+        self,
+        budget: float = 0.05,
+        audit_share: float = 0.01,
+        seed: int = 0,
+        warm_up: int = 200,
+        prior_strength: float = 0.5,
+        learning_rate: float = 0.01,
+        max_weight: float = 20.0,
+        max_pending: int = 400_000,
+        max_pending_days: float = 60.0,
+    ) -> None:
+        self.budget = budget
+        self.audit_share = audit_share
+        self.seed = seed
+        self.warm_up = warm_up
+        self.prior_strength = prior_strength
+        self.learning_rate = learning_rate
+        self.max_weight = max_weight
+        self.max_pending = max_pending
+        self.max_pending_days = max_pending_days
+        self._valuation = ValuationDetector()
+        self._atypicality = AtypicalityDetector(seed=seed)
+        self._history = InfractionHistory(prior_strength=prior_strength)
+        self._activity = ActivityHistory()
+        self._learner = ControlLearner(
+            learning_rate=learning_rate, max_weight=max_weight, warm_up=warm_up
+        )
+        self._combiner = RiskCombiner(warm_up=warm_up)
+        self._budget = InspectionBudget(budget=budget, audit_share=audit_share, seed=seed)
+        self._pending: OrderedDict[str, tuple[Pending, ...]] = OrderedDict()
+        self._names: tuple[str, ...] = ()
+
+    @property
+    def versions(self) -> dict[str, str]:
+        """The version of every learnt part (also in ``Score.model_versions``)."""
+        return {
+            "valuation": self._valuation.version,
+            "atypicality": self._atypicality.version,
+            "supervised": self._learner.version,
+            "combiner": self._combiner.version,
+            "history": f"history-{self._history.n_updates}",
+            "budget": self._budget.version,
+        }
+
+    @property
+    def n_pending(self) -> int:
+        """Declarations whose features await a control result."""
+        return len(self._pending)
+
+    def score_one(self, decl: Declaration, *, now: datetime | None = None) -> Score:
+        """Score a declaration (test-then-train: call :meth:`learn_one` after)."""
+        started = time.perf_counter()
+        valuation = self._valuation.score_one(decl)
+        atyp = self._atypicality.score_one(decl)
+        keys = declaration_keys(decl)
+        numeric, categorical = declaration_features(decl)
+        numeric.update(self._history.features(keys))
+        numeric.update(self._activity.features(decl))
+        numeric.update(detector_features(valuation, atyp))
+        onehot = dict.fromkeys(categorical, 1.0)
+        learner = self._learner
+        supervised = learner.predict_proba_one(numeric, onehot)
+        scores = (supervised, valuation.score, atyp.score)
+        risk = min(1.0, max(0.0, self._combiner.predict_proba_one(scores)))
+        decision = self._budget.decide(risk)
+        self._budget.learn_one(risk)
+        self._remember(decl, numeric, categorical, keys, decision.selection_probability, scores)
+        facts = self._facts(decl, numeric, supervised if learner.is_warm else None)
+        duty = valuation.duty_at_risk_eur or decl.customs_value_eur * decl.duty_rate_pct / 100
+        return Score.model_construct(
+            declaration_id=decl.declaration_id,
+            importer=decl.importer,
+            office=decl.office,
+            commodity_code=decl.commodity_code,
+            lodged_at=decl.lodged_at,
+            scored_at=now or utc_now(),
+            valuation=valuation,
+            atypicality=atyp,
+            supervised_probability=supervised,
+            risk=risk,
+            expected_recoverable_eur=risk * duty,
+            selected=decision.selected,
+            selection=decision.selection,
+            selection_probability=decision.selection_probability,
+            threshold=decision.threshold,
+            reasons=explain(decl, valuation, atyp, facts),
+            model_versions=self.versions,
+            latency_ms=(time.perf_counter() - started) * 1000.0,
+        )
+
+    def learn_one(self, decl: Declaration) -> None:
+        """Unsupervised updates: valuation reference, atypicality, activity."""
+        self._valuation.learn_one(decl)
+        self._atypicality.learn_one(decl)
+        self._activity.learn_one(decl)
+
+    def learn_control(self, result: ControlResult) -> bool:
+        """Learn a control result; False when the declaration's features are not held."""
+        items = self._pending.pop(result.declaration_id, None)
+        if items is None:
+            return False
+        fraud = result.is_fraud
+        for item in items:
+            weight = ipw(result.selection_probability, item.selection_probability, self.max_weight)
+            numeric = dict(zip(self._names, item.numeric, strict=True))
+            self._learner.learn_one(numeric, dict.fromkeys(item.categorical, 1.0), fraud, weight)
+            keys = dict(zip(self._history.keys, item.keys, strict=True))
+            self._history.learn_one(keys, fraud, weight)
+            self._combiner.learn_one(item.scores, fraud, weight)
+        return True
+
+    def _remember(
+        self,
+        decl: Declaration,
+        numeric: dict[str, float],
+        categorical: tuple[str, ...],
+        keys: dict[str, str],
+        selection_probability: float,
+        scores: tuple[float, float, float],
+    ) -> None:
+        if not self._names:
+            self._names = tuple(numeric)
+        lodged = decl.lodged_at.timestamp()
+        item = Pending(
+            array("f", numeric.values()),
+            categorical,
+            tuple(keys[name] for name in self._history.keys),
+            selection_probability,
+            lodged,
+            scores,
+        )
+        store = self._pending
+        items = store.pop(decl.declaration_id, ())
+        # A rescored item replaces itself; other items of the declaration are kept.
+        store[decl.declaration_id] = (*items[: decl.item_number - 1], item)
+        horizon = lodged - self.max_pending_days * SECONDS_PER_DAY
+        while store and (
+            len(store) > self.max_pending or next(iter(store.values()))[0].lodged < horizon
+        ):
+            store.popitem(last=False)
+
+    def _facts(
+        self, decl: Declaration, numeric: dict[str, float], supervised: float | None
+    ) -> Facts:
+        rates = {}
+        for key in HISTORY_SUBJECTS:
+            logit = numeric[f"te:{key}"]
+            rates[key] = (1.0 / (1.0 + math.exp(-logit)), math.expm1(numeric[f"n:{key}"]))
+        return Facts(
+            rates=rates,
+            global_rate=self._history.global_rate,
+            new_importer=numeric["act:new_importer"] == 1.0,
+            new_chapter=numeric["act:new_chapter"] == 1.0,
+            supervised=supervised,
+        )
