@@ -78,6 +78,8 @@ LIMITS: dict[Hashable, tuple[float, float]] = {
 
 _NEUTRAL = AtypicalityEvidence(score=0.0)
 Features = dict[str, tuple[float, float]]  # name -> (value, surprise)
+Aspects = tuple[str | None, ...]
+_Prepared = tuple[float, Features, dict[str, float], Aspects]
 
 
 class AtypicalityDetector(Detector):
@@ -134,8 +136,8 @@ class AtypicalityDetector(Detector):
 
     def __init__(
         self,
-        n_trees: int = 10,
-        height: int = 8,
+        n_trees: int = 5,
+        height: int = 6,
         window_size: int = 250,
         seed: int = 0,
         warm_up: int = 250,
@@ -177,7 +179,7 @@ class AtypicalityDetector(Detector):
         self._unit_masses: OrderedDict[str, EWStats] = OrderedDict()
         self._hubs: dict[str, dict[str, int]] = {}
         self._n = 0
-        self._last: tuple[str, int, Features, dict[str, float]] | None = None
+        self._last: tuple[str, int, _Prepared] | None = None
 
     @property
     def version(self) -> str:
@@ -190,8 +192,9 @@ class AtypicalityDetector(Detector):
 
     def score_one(self, decl: Declaration) -> AtypicalityEvidence:
         """The atypicality score and its top contributions; neutral during warm-up."""
-        features, numeric = self._features(decl)
-        self._last = (decl.declaration_id, decl.item_number, features, numeric)
+        prepared = self._prepare(decl)
+        self._last = (decl.declaration_id, decl.item_number, prepared)
+        features = prepared[1]
         if self._n < self.warm_up:
             return _NEUTRAL
         weighted = [
@@ -214,25 +217,26 @@ class AtypicalityDetector(Detector):
         """Learn one declaration (every declaration: novelty is about what was seen)."""
         last = self._last
         if last is not None and last[0] == decl.declaration_id and last[1] == decl.item_number:
-            features, numeric = last[2], last[3]
+            t, features, numeric, aspects = last[2]
         else:
-            features, numeric = self._features(decl)
+            t, features, numeric, aspects = self._prepare(decl)
         self._last = None
-        t = decl.lodged_at.timestamp() / SECONDS_PER_DAY
         raw = features["multivariate_outlier"][0]
         self._q90.update(raw)
         self._q99.update(raw)
         self._trees.learn_one(numeric)
-        self._learn_importer(decl, t)
+        self._learn_importer(decl, aspects, t)
         self._learn_product(decl)
         self._n += 1
 
     # -- features -------------------------------------------------------------------
 
-    def _features(self, decl: Declaration) -> tuple[Features, dict[str, float]]:
+    def _prepare(self, decl: Declaration) -> _Prepared:
+        """Event time, the features, the numeric inputs of the trees, the importer aspects."""
         t = decl.lodged_at.timestamp() / SECONDS_PER_DAY
+        aspects = _aspects(decl)
         features: Features = {}
-        self._importer_features(decl, t, features)
+        self._importer_features(decl, aspects, t, features)
         self._product_features(decl, features)
         numeric = {
             "log_value": math.log10(decl.customs_value_eur + 1.0),
@@ -247,16 +251,18 @@ class AtypicalityDetector(Detector):
         raw = self._trees.score_one(numeric)
         spread = max(self._q99.value - self._q90.value, 0.1)
         features["multivariate_outlier"] = (raw, _unit((raw - self._q90.value) / spread))
-        return features, numeric
+        return t, features, numeric, aspects
 
-    def _importer_features(self, decl: Declaration, t: float, out: Features) -> None:
+    def _importer_features(
+        self, decl: Declaration, aspects: Aspects, t: float, out: Features
+    ) -> None:
         profile = self._importers.get(decl.importer)
         if profile is None:
             for name in (*NOVELTIES, "volume_burst", "value_unusual_for_importer"):
                 out[name] = (0.0, 0.0)
             return
         tau = self.importer_tau
-        surprises = profile.surprises(_aspects(decl), t, self._horizons)
+        surprises = profile.surprises(aspects, t, self._horizons)
         for name, surprise in zip(NOVELTIES, surprises, strict=True):
             out[name] = (float(surprise > 0), surprise)
         nats = profile.burst_nats(t, self._horizons)
@@ -292,7 +298,7 @@ class AtypicalityDetector(Detector):
 
     # -- learning -------------------------------------------------------------------
 
-    def _learn_importer(self, decl: Declaration, t: float) -> None:
+    def _learn_importer(self, decl: Declaration, aspects: Aspects, t: float) -> None:
         importers = self._importers
         profile = importers.get(decl.importer)
         if profile is None:
@@ -301,7 +307,7 @@ class AtypicalityDetector(Detector):
                 importers.popitem(last=False)
         else:
             importers.move_to_end(decl.importer)
-        profile.learn(_aspects(decl), decl.customs_value_eur, t, self._horizons)
+        profile.learn(aspects, decl.customs_value_eur, t, self._horizons)
 
     def _learn_product(self, decl: Declaration) -> None:
         hs6 = decl.hs6
@@ -322,11 +328,10 @@ class AtypicalityDetector(Detector):
             counts[dispatch] = counts.get(dispatch, 0) + 1
 
 
-def _aspects(decl: Declaration) -> tuple[str | None, ...]:
+def _aspects(decl: Declaration) -> Aspects:
     """The values an importer profile remembers, in the order of ``behaviour.ASPECTS``."""
-    route = sys.intern(f"{decl.origin}>{decl.dispatch or decl.origin}@{decl.office}")
-    seller = None if decl.seller is None else sys.intern(decl.seller)
-    return (decl.chapter, route, seller, sys.intern(decl.declarant))
+    route = f"{decl.origin}>{decl.dispatch or decl.origin}@{decl.office}"
+    return (decl.chapter, route, decl.seller, decl.declarant)
 
 
 def _lru(table: OrderedDict[str, Any], key: str, factory: Any, cap: int) -> Any:

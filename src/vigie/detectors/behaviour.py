@@ -41,6 +41,7 @@ not with repetition):
 from __future__ import annotations
 
 import math
+import sys
 from typing import NamedTuple
 
 FADE = 2.0
@@ -221,7 +222,7 @@ def _remember(seen: dict[str, int], item: str, cap: int) -> int:
         seen[item] = count + 1
         return 0
     if len(seen) < cap:
-        seen[item] = 1
+        seen[sys.intern(item)] = 1  # one copy of each code, shared by every profile
     return 1
 
 

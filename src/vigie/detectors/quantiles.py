@@ -29,7 +29,7 @@ import math
 from collections.abc import Sequence
 
 SECONDS_PER_DAY = 86_400.0
-_MAX_GROWTH = 2.0**40  # rescale stored weights beyond this factor (floats stay exact enough)
+_RESCALE_EXPONENT = 40.0  # rescale stored weights beyond 2 ** 40 (floats stay exact enough)
 _MAX_EXPONENT = 1000.0  # 2 ** 1000 is still a finite float
 
 
@@ -81,15 +81,16 @@ class DecayedHistogram:
 
     def add(self, x: float, t: float, weight: float = 1.0) -> None:
         """Count ``x`` observed at time ``t`` with the given weight."""
-        if self._anchor is None:
+        anchor = self._anchor
+        if anchor is None:
             self._anchor = t
-        elif self.half_life is not None:
-            growth = self._growth(t)
-            if growth > _MAX_GROWTH:
-                self._rescale(growth)
+        elif self.half_life is not None and t != anchor:
+            exponent = (t - anchor) / self.half_life
+            if exponent > _RESCALE_EXPONENT:
+                self._rescale(math.exp2(min(exponent, _MAX_EXPONENT)))
                 self._anchor = t
             else:
-                weight *= growth
+                weight *= math.exp2(max(exponent, -_MAX_EXPONENT))
         key = math.floor(x / self.width)
         bins = self._bins
         bins[key] = bins.get(key, 0.0) + weight
@@ -142,10 +143,15 @@ class DecayedHistogram:
         """
         if self._total <= 0:
             return (math.nan, math.nan)
-        median = self.quantiles((0.5,))[0]
         bins, width, half = self._bins, self.width, self._total / 2.0
         keys = sorted(bins)
-        right = next(i for i, key in enumerate(keys) if (key + 1) * width >= median)
+        cumulative = 0.0
+        for right, key in enumerate(keys):  # noqa: B007 (the median bin is used below)
+            weight = bins[key]
+            if cumulative + weight >= half:
+                break
+            cumulative += weight
+        median = (key + (half - cumulative) / weight) * width
         left = right - 1
         reached, previous = 0.0, 0.0
         while True:

@@ -35,6 +35,8 @@ from vigie.topics.schemas import Declaration, ValuationEvidence
 Unit = Literal["kg", "unit"]
 CellKey = tuple[Unit, str, str]
 PlanItem = tuple[Unit, float, float, list[CellKey]]
+_Reference = tuple[int, float, CellKey, float, float, float, float]
+# (level rank, -scale, cell, median, support, quantity, log declared unit value)
 
 _LEVEL_NAMES = {10: "taric10", 8: "cn8", 6: "hs6", 4: "hs4", 2: "hs2"}
 _LOG_UNIT_VALUE_BOUNDS = (math.log(1e-6), math.log(1e12))  # zero value, zero-ish quantity
@@ -175,12 +177,12 @@ class ValuationDetector(Detector):
         With both a mass and supplementary units, the finer cell wins, then the sharper.
         """
         t, plan = _plan(decl)
-        best: tuple[int, float, ValuationEvidence] | None = None
+        best: _Reference | None = None
         for _, quantity, x, keys in plan:
-            found = self._score_unit(decl, quantity, x, keys, t)
+            found = self._reference(quantity, x, keys, t)
             if found is not None and (best is None or found[:2] > best[:2]):
                 best = found
-        result = best[2] if best is not None else _NEUTRAL
+        result = _NEUTRAL if best is None else self._evidence(decl, best)
         self._last = (decl.declaration_id, decl.item_number, result, t, plan)
         return result
 
@@ -213,10 +215,10 @@ class ValuationDetector(Detector):
                 cell.add(x, t, weight)
         self._updates += 1
 
-    def _score_unit(
-        self, decl: Declaration, quantity: float, x: float, keys: list[CellKey], t: float
-    ) -> tuple[int, float, ValuationEvidence] | None:
-        """(level rank, -scale, evidence) from the finest cell with enough support."""
+    def _reference(
+        self, quantity: float, x: float, keys: list[CellKey], t: float
+    ) -> _Reference | None:
+        """The finest cell with enough support, read: (rank, -scale, ...)."""
         cells = self._cells
         for rank, key in enumerate(keys):
             cell = cells.get(key)
@@ -224,27 +226,19 @@ class ValuationDetector(Detector):
                 continue
             support = cell.effective_count(t)
             if support >= self.min_support:
-                scale, evidence = self._evidence(decl, key, cell, quantity, x, support)
-                return (len(keys) - rank, -scale, evidence)
+                median, mad = cell.median_mad()
+                scale = max(1.4826 * mad, self.min_log_scale)
+                return (len(keys) - rank, -scale, key, median, support, quantity, x)
         return None
 
-    def _evidence(
-        self,
-        decl: Declaration,
-        key: CellKey,
-        cell: DecayedHistogram,
-        quantity: float,
-        log_declared: float,
-        support: float,
-    ) -> tuple[float, ValuationEvidence]:
-        median, mad = cell.median_mad()
-        scale = max(1.4826 * mad, self.min_log_scale)
-        z = min(max((log_declared - median) / scale, -_Z_BOUND), _Z_BOUND)
+    def _evidence(self, decl: Declaration, found: _Reference) -> ValuationEvidence:
+        _, minus_scale, key, median, support, quantity, log_declared = found
+        z = min(max((log_declared - median) / -minus_scale, -_Z_BOUND), _Z_BOUND)
         reference = math.exp(median)
         ratio = math.exp(log_declared - median) if decl.customs_value_eur > 0 else 0.0
         gap_eur = max(0.0, reference * quantity - decl.customs_value_eur)
         score = 1.0 / (1.0 + math.exp(-self.score_slope * (-z - self.score_midpoint)))
-        return scale, ValuationEvidence(
+        return ValuationEvidence(
             score=score,
             reference_unit_value=reference,
             unit=key[0],
