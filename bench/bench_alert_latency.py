@@ -31,7 +31,7 @@ import uuid
 from pathlib import Path
 from typing import Any
 
-from vigie.demo import Children, TopicWatcher, Watch, free_port, percentiles
+from vigie.demo import Children, TopicWatcher, Watch, free_port
 from vigie.generator import generate
 from vigie.settings import Settings
 from vigie.sinks.redis_alerts import AlertKeys, redis_client
@@ -132,8 +132,6 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             children.start("alerts", "alerts", "publish", "--group", f"{settings.topic_prefix}a")
             produce_steady(settings, decls[: args.warmup], 5000.0, pump)
             wait_processed(watch, args.warmup, watcher, feed, children, 600)
-            watch.to_score_ms.clear()
-            watch.to_redis_ms.clear()
             began = time.monotonic()
             achieved = produce_steady(settings, decls[args.warmup :], args.rate, pump)
             wait_processed(watch, total, watcher, feed, children, 900)
@@ -144,13 +142,14 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             feed.client.close()
             delete_topics(admin_client(settings), prefix=settings.topic_prefix)
     measured = total - args.warmup
+    latencies = watch.latencies({d.declaration_id for d in decls[args.warmup :]})
     return {
         "rate_asked": args.rate,
         "rate_achieved": achieved,
         "declarations": measured,
-        "alerts": len(watch.to_redis_ms),
-        "produced_to_redis_ms": percentiles(watch.to_redis_ms),
-        "produced_to_score_ms": percentiles(watch.to_score_ms),
+        "alerts": latencies["produced_to_redis"]["n"],
+        "produced_to_redis_ms": latencies["produced_to_redis"],
+        "produced_to_score_ms": latencies["produced_to_score"],
         "scored_per_s": round(measured / elapsed, 1),
         "warmup": args.warmup,
         "machine": {"cpus": os.cpu_count(), "python": platform.python_version()},

@@ -63,26 +63,24 @@ def _interrupt(signum: int, frame: FrameType | None) -> None:
 def _render(d: Demo) -> Group:
     w, status = d.watch, d.status
     head = Table.grid(padding=(0, 2))
-    for _ in range(6):
-        head.add_column()
+    head.add_column(no_wrap=True)
+    head.add_row(f"[bold]{status.phase}[/bold] [dim]({status.elapsed_s:,.0f} s)[/dim]")
     head.add_row(
-        f"[bold]{status.phase}[/bold]",
-        f"{status.elapsed_s:,.0f} s",
-        f"produced [cyan]{len(w.produced_ms):,}[/cyan]/{d.options.n:,}",
-        f"scored [cyan]{len(w.scored):,}[/cyan]",
-        f"alerts [red]{len(w.selected):,}[/red]",
-        f"in Redis [red]{len(w.in_redis):,}[/red]",
+        f"produced [cyan]{len(w.produced_ms):,}[/cyan]/{d.options.n:,}  "
+        f"scored [cyan]{len(w.scored):,}[/cyan]  alerts [red]{len(w.selected):,}[/red]  "
+        f"in Redis [red]{len(w.in_redis):,}[/red]  "
+        f"webhooks [red]{len(d.receiver.tally.alerts):,}[/red]"
     )
-    feed = Table(title="alerts, as the targeting service reads them (Redis consumer group)")
-    for column, style in (
-        ("lodged", "dim"),
-        ("declaration", ""),
-        ("importer", ""),
-        ("commodity", ""),
-        ("risk", "red"),
-        ("top reason", ""),
+    feed = Table(title="latest alerts, read from Redis as the targeting service does")
+    for column, style, width in (
+        ("lodged", "dim", 10),
+        ("declaration", "", 18),
+        ("importer", "", 16),
+        ("commodity", "", 8),
+        ("risk", "red", 5),
+        ("top reason", "", 12),
     ):
-        feed.add_column(column, style=style or None, no_wrap=True)
+        feed.add_column(column, style=style or None, no_wrap=True, min_width=width)
     for alert in status.recent:
         feed.add_row(*_row(alert.model_dump(mode="json")))
     return Group(head, feed)
@@ -93,7 +91,7 @@ def _row(alert: dict[str, Any]) -> tuple[str, ...]:
     reasons = score.get("reasons") or []
     top = reasons[0]["text"] if reasons else "random audit"
     return (
-        score["lodged_at"][:16].replace("T", " "),
+        score["lodged_at"][:10],
         score["declaration_id"],
         score["importer"],
         score["commodity_code"],
