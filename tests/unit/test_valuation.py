@@ -83,6 +83,17 @@ def test_sparse_cells_fall_back_to_coarser_levels() -> None:
     assert (fresh.score, fresh.reference_unit_value, fresh.support_level) == (0.0, None, None)
 
 
+def test_a_young_cell_is_blended_with_its_anchor_by_credibility() -> None:
+    det = ValuationDetector(min_support=30, prior_strength=10.0)
+    run(det, market(200, sigma=0.05))  # CN at 20 EUR/kg
+    run(det, [decl(200 + i, 40.0, origin="BD") for i in range(10)])  # BD at 40 EUR/kg
+    ev = det.score_one(decl(300, 40.0, origin="BD"))
+    # Ten BD observations against ten pseudo-observations of the CN8 anchor (~20.6).
+    assert (ev.support_level, ev.support_count) == ("cn8+origin", 10)
+    expected = math.exp(0.5 * math.log(40.0) + 0.5 * math.log(20.6))
+    assert ev.reference_unit_value == pytest.approx(expected, rel=0.05)
+
+
 def test_reference_is_protected_from_the_fraud_it_measures() -> None:
     rng = random.Random(7)
     stream = []

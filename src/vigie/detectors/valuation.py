@@ -4,9 +4,11 @@ For every (commodity code, origin) cell, and for the coarser cells above it (the
 alone, then HS6, HS4 and HS2), the detector keeps a decayed histogram of the log unit
 value (EUR per kg and, where supplementary units are declared, EUR per unit). A
 declaration is scored against the finest cell with at least ``min_support`` effective
-observations: the reference unit value is the cell's median, the robust z-score uses the
-median absolute deviation (``1.4826 MAD``, floored at ``min_log_scale``), and the EU rule of
-thumb flags a value below half of the reference. The score is a logistic of ``-z``.
+observations, blended with the finest cell that has any (credibility weighting, so a
+young (code, origin) cell counts from its first observations): the reference unit value
+is the median, the robust z-score uses the median absolute deviation (``1.4826 MAD``,
+floored at ``min_log_scale``), and the EU rule of thumb flags a value below half of the
+reference. The score is a logistic of ``-z``.
 
 The reference protects itself from the fraud it measures: a declaration the detector
 flags (robust ``z < -flag_z``) is learnt with the small weight ``flagged_weight`` only,
@@ -92,7 +94,10 @@ class ValuationDetector(Detector):
         Half-life of an observation in the reference, in event-time days (None: no
         forgetting).
     min_support
-        Effective observations a cell needs before it is used as the reference.
+        Effective observations a cell needs to anchor the reference on its own.
+    prior_strength
+        Pseudo-observations of the anchoring cell when a finer, sparser cell is blended
+        in (credibility weighting).
     bin_width
         Width of the histogram bins on the natural-log scale of the unit value.
     max_cells
@@ -132,7 +137,8 @@ class ValuationDetector(Detector):
     def __init__(
         self,
         half_life_days: float | None = 180.0,
-        min_support: int = 30,
+        min_support: int = 20,
+        prior_strength: float = 10.0,
         bin_width: float = 0.1,
         max_cells: int = 200_000,
         lowest_acceptable: float = 0.5,
@@ -144,6 +150,7 @@ class ValuationDetector(Detector):
     ) -> None:
         self.half_life_days = half_life_days
         self.min_support = min_support
+        self.prior_strength = prior_strength
         self.bin_width = bin_width
         self.max_cells = max_cells
         self.lowest_acceptable = lowest_acceptable
@@ -218,18 +225,35 @@ class ValuationDetector(Detector):
     def _reference(
         self, quantity: float, x: float, keys: list[CellKey], t: float
     ) -> _Reference | None:
-        """The finest cell with enough support, read: (rank, -scale, ...)."""
+        """The reference read from the cells, finest first: (rank, -scale, ...).
+
+        The first cell with ``min_support`` anchors the reference; a finer cell with less
+        support is blended in with the credibility weight ``n / (n + prior_strength)``,
+        and names the level (its support is the one reported).
+        """
         cells = self._cells
+        fine: tuple[int, CellKey, DecayedHistogram, float] | None = None
         for rank, key in enumerate(keys):
             cell = cells.get(key)
             if cell is None:
                 continue
             support = cell.effective_count(t)
             if support >= self.min_support:
-                median, mad = cell.median_mad()
-                scale = max(1.4826 * mad, self.min_log_scale)
+                median, scale = self._location_scale(cell)
+                if fine is not None:
+                    rank, key, cell, support = fine
+                    fine_median, fine_scale = self._location_scale(cell)
+                    w = support / (support + self.prior_strength)
+                    median = w * fine_median + (1.0 - w) * median
+                    scale = w * fine_scale + (1.0 - w) * scale
                 return (len(keys) - rank, -scale, key, median, support, quantity, x)
+            if fine is None and support >= 1.0:
+                fine = (rank, key, cell, support)
         return None
+
+    def _location_scale(self, cell: DecayedHistogram) -> tuple[float, float]:
+        median, mad = cell.median_mad()
+        return median, max(1.4826 * mad, self.min_log_scale)
 
     def _evidence(self, decl: Declaration, found: _Reference) -> ValuationEvidence:
         _, minus_scale, key, median, support, quantity, log_declared = found
