@@ -98,3 +98,55 @@ def test_demo_summary_agrees_with_kafka_redis_and_files(
     # each child process logged to the run directory
     logs = {p.stem for p in (run_dir / "logs").glob("*.log")}
     assert {"worker", "warehouse", "alerts"} <= logs
+
+
+def _processes_with_prefix_start(prefix: str) -> list[int]:
+    """PIDs of live processes whose topic prefix (in their environment) starts so."""
+    wanted = f"VIGIE_TOPIC_PREFIX={prefix}".encode()
+    found = []
+    for proc in Path("/proc").iterdir():
+        if not proc.name.isdigit():
+            continue
+        try:
+            environ = (proc / "environ").read_bytes().split(b"\0")
+        except OSError:
+            continue
+        if any(entry.startswith(wanted) for entry in environ):
+            found.append(int(proc.name))
+    return found
+
+
+def test_interrupted_demo_stops_every_child(
+    isolated_settings: Settings, tmp_path: Path, unique_name: Any
+) -> None:
+    import signal
+    import time
+
+    settings = isolated_settings.model_copy(
+        update={
+            "state_dir": tmp_path / "demo-state",
+            "kafka_bootstrap": isolated_settings.bootstrap_servers,
+            "redis_url": isolated_settings.redis_dsn,
+            "clickhouse_url": None,
+            "redis_prefix": unique_name("demo-test"),
+        }
+    )
+    demo = subprocess.Popen(
+        [*vigie_command(), "demo", "--n", "3000", "--rate", "50", "--json"],
+        env=child_env(settings, os.environ),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
+    children_prefix = f"{settings.topic_prefix}demo-"
+    deadline = time.monotonic() + 240
+    while len(_processes_with_prefix_start(children_prefix)) < 4:
+        assert demo.poll() is None, demo.stderr.read().decode()[-3000:] if demo.stderr else ""
+        assert time.monotonic() < deadline, "the demo's four children did not start"
+        time.sleep(0.5)
+    started = _processes_with_prefix_start(children_prefix)
+    demo.send_signal(signal.SIGTERM)
+    out, err = demo.communicate(timeout=240)
+    assert demo.returncode == 130, err.decode(errors="replace")[-3000:]
+    assert out == b""
+    assert b"every child process was stopped" in err
+    assert not set(started) & set(_processes_with_prefix_start(children_prefix))
