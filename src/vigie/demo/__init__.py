@@ -147,20 +147,30 @@ class Demo:
     def prepare(self) -> None:
         """Stack up, previous runs removed, this run's topics created."""
         from vigie.stack import up
-        from vigie.stack.topics import admin_client, delete_topics, ensure_topics
+        from vigie.stack.topics import admin_client, ensure_topics
 
         self.say("starting Kafka and Redis")
         up(self.base)
         self.say("removing previous demo runs, creating topics")
-        old = delete_topics(admin_client(self.base), prefix=f"{self.base.topic_prefix}demo-")
-        log.info("deleted %d topics of previous demo runs", len(old))
-        runs = self.run_dir.parent
-        if runs.is_dir():
-            for path in runs.iterdir():
-                if path.is_dir() and path.name != self.options.run_id:
-                    shutil.rmtree(path, ignore_errors=True)
+        self.remove_previous_runs(admin_client(self.base))
         self.run_dir.mkdir(parents=True, exist_ok=True)
         ensure_topics(self.settings)
+
+    def remove_previous_runs(self, admin: Any) -> None:
+        """Earlier runs of this state directory: their topics, then their directories.
+
+        Only the topics of runs found in the directory are deleted, by their exact run
+        prefix: other topics on a shared cluster are never touched.
+        """
+        from vigie.stack.topics import delete_topics
+
+        runs = self.run_dir.parent
+        for path in sorted(runs.iterdir()) if runs.is_dir() else []:
+            if path.is_dir() and path.name != self.options.run_id:
+                prefix = f"{self.base.topic_prefix}demo-{path.name}."
+                deleted = delete_topics(admin, prefix=prefix)
+                log.info("run %s: %d topics deleted", path.name, len(deleted))
+                shutil.rmtree(path, ignore_errors=True)
 
     def generate(self) -> tuple[Path, Path, Path]:
         """Declarations, control results and truth files of the run."""
