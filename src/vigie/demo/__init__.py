@@ -3,17 +3,19 @@
 A demo run lives in its own namespace, so runs never mix and a second ``make demo`` starts
 from scratch: topics ``<prefix>demo-<run>.*``, Redis keys ``<redis prefix>.demo-<run>:*``,
 and a run directory ``<state dir>/demo/<run>/`` holding the generated files, the children's
-logs, the worker's state, the webhook outbox and the embedded warehouse. Previous runs'
-topics and Redis keys are deleted when a new run starts; their directories stay for
-inspection until then.
+logs, the worker's state, the webhook outbox and the embedded warehouse. A run's
+directory and topics stay for inspection until the next run starts and deletes them; its
+Redis keys are left to expire (the stream itself is capped by ``alerts_stream_maxlen``).
 
 The steps (:class:`Demo`): start Kafka and Redis (idempotent), create the run's topics,
 start the worker, the warehouse writer, the alert publisher and the webhook dispatcher as
 child processes (:class:`Children`), generate the stream, replay declarations at a steady
 rate with each day's control results right after that day's declarations
 (:func:`interleave`), watch scores on Kafka (:class:`Watch`) and alerts in Redis as the
-targeting service reads them, then stop the children, drain the writer
-(``--until-idle``) and read the summary back from ClickHouse.
+targeting service reads them, and signed webhooks as a local subscriber verifies them
+(:class:`Receiver`); once every declaration is scored and every alert is in Redis and
+delivered, stop the children, drain the writer (``--until-idle``) and read the summary
+back from ClickHouse (:func:`compose`).
 
 Examples
 --------
