@@ -34,9 +34,9 @@ def demo(
 ) -> None:
     """Stack, worker, sinks, a replayed stream with controls, the live alert feed, a summary.
 
-    Each run has its own topics, Redis keys and directory under the state directory
-    (``demo/<run id>``: data, logs of every child process, the embedded warehouse).
-    Ctrl-C stops every child process cleanly.
+    Each run has its own topics, Redis keys and directory under the state directory,
+    demo/<run id>: data, logs of every child process, the embedded warehouse. Ctrl-C
+    stops every child process cleanly.
     """
     from vigie.demo import Demo, DemoError, DemoOptions
     from vigie.errors import StackError
