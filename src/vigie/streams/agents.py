@@ -141,16 +141,16 @@ async def on_declaration(rt: Runtime, message: Any) -> None:
 
 
 async def _send(rt: Runtime, message: Any, out: Scored) -> None:
-    m = rt.metrics
+    m, p = rt.metrics, message.partition
     if out.dead_letter is not None:
-        await rt.dead_letters.send(key=message.key, value=encode(out.dead_letter))
+        await rt.emit(p, rt.dead_letters, message.key, encode(out.dead_letter))
         m.dead_letters.labels(reason=out.dead_letter.reason).inc()
         return
     assert out.score is not None
     key = out.score.declaration_id.encode()
-    await rt.scores.send(key=key, value=encode(out.score))
+    await rt.emit(p, rt.scores, key, encode(out.score))
     if out.alert is not None:
-        await rt.alerts.send(key=key, value=encode(out.alert))
+        await rt.emit(p, rt.alerts, key, encode(out.alert))
         m.alerts.inc()
     m.declarations.inc()
     m.controls_learnt.inc(out.controls_learnt)
