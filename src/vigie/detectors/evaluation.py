@@ -21,8 +21,8 @@ Examples
 >>> report = metrics(trace, budget=0.05)
 >>> report["n"], report["base_rate"]
 (3000, 0.04)
->>> {name: row["auc"] for name, row in report["detectors"].items()}
-{'risk': 0.7834, 'supervised': 0.6304, 'valuation': 0.5392, 'atypicality': 0.7925}
+>>> report["labels_revealed"], round(report["detectors"]["risk"]["auc"], 1)
+(135, 0.8)
 """
 
 from __future__ import annotations

@@ -156,16 +156,18 @@ def ipw(selection_probability: float | None, fallback: float, max_weight: float)
 
 
 class RiskCombiner(Detector):
-    """The final risk: the most alarming of three calibrated probabilities.
+    """The final risk: the supervised probability, lifted by what the detectors add.
 
     The valuation and atypicality scores are calibrated into infraction probabilities
     by binning (``bins`` equal bins on [0, 1], weighted counts of the control results,
-    smoothed toward the overall rate with ``prior_strength`` pseudo-controls); the risk is
-    the largest of these and of the supervised probability. A detector that knows
-    nothing about a data set calibrates to the base rate and stays out of the ranking;
-    one that catches a typology the supervised model has too few labels to learn still
-    lifts its declarations. Scores are those recorded when each declaration was scored,
-    so the calibration is out of sample. Before ``warm_up`` controls the risk is the
+    smoothed toward the overall rate ``g`` with ``prior_strength`` pseudo-controls). Each
+    detector's lift over the base rate, ``(calibrated - g) / (1 - g)`` when positive, then
+    joins the supervised probability in a noisy-or:
+    ``risk = 1 - (1 - supervised) * prod(1 - lift)``. A detector that knows nothing about
+    a data set calibrates to the base rate and leaves the ranking alone; one that catches
+    a typology the supervised model has too few labels to learn lifts its declarations.
+    Scores are those recorded when each declaration was scored, so the calibration is
+    out of sample. Before ``warm_up`` controls the risk is the
     unsupervised noisy-or ``1 - (1 - valuation)(1 - atypicality)``.
 
     Examples
@@ -180,9 +182,9 @@ class RiskCombiner(Detector):
     ...     val = rng.betavariate(5, 2) if fraud else rng.betavariate(2, 5)
     ...     combiner.learn_one((0.1, val, rng.random()), fraud)
     >>> round(combiner.predict_proba_one((0.1, 0.9, 0.1)), 2)
-    0.54
+    0.63
     >>> round(combiner.predict_proba_one((0.1, 0.1, 0.9)), 2)
-    0.1
+    0.11
     """
 
     def __init__(self, bins: int = 20, prior_strength: float = 20.0, warm_up: int = 200) -> None:
@@ -206,18 +208,26 @@ class RiskCombiner(Detector):
         return min(self.bins - 1, max(0, int(score * self.bins)))
 
     def calibrated(self, detector: int, score: float) -> float:
-        """Infraction probability of a detector's score (0: valuation, 1: atypicality)."""
+        """Infraction rate of the controls whose score (0: valuation, 1: atypicality) was
+        at least as high: monotone in the score, and the sparse top bins pool."""
         n, pos = self._counts[2 * detector], self._counts[2 * detector + 1]
         b = self._bin(score)
         prior = (self._positives + 1.0) / (self._total + 2.0)
-        return (pos[b] + self.prior_strength * prior) / (n[b] + self.prior_strength)
+        tail_n, tail_pos = sum(n[b:]), sum(pos[b:])
+        return (tail_pos + self.prior_strength * prior) / (tail_n + self.prior_strength)
 
     def predict_proba_one(self, scores: tuple[float, float, float]) -> float:
         """Risk from the (supervised, valuation, atypicality) scores, each in [0, 1]."""
         supervised, valuation, atypicality = scores
         if self._n < self.warm_up:
             return 1.0 - (1.0 - valuation) * (1.0 - atypicality)
-        return max(supervised, self.calibrated(0, valuation), self.calibrated(1, atypicality))
+        prior = (self._positives + 1.0) / (self._total + 2.0)
+        remaining = 1.0 - supervised
+        for detector, score in ((0, valuation), (1, atypicality)):
+            lift = (self.calibrated(detector, score) - prior) / (1.0 - prior)
+            if lift > 0.0:
+                remaining *= 1.0 - lift
+        return 1.0 - remaining
 
     def learn_one(
         self, scores: tuple[float, float, float], fraud: bool, weight: float = 1.0
