@@ -210,6 +210,11 @@ class Alert(Record):
     raised_at: UtcDatetime
     score: Score
 
+    @property
+    def declaration_id(self) -> str:
+        """The alerted declaration: the ``alerts`` topic's key."""
+        return self.score.declaration_id
+
     @staticmethod
     def id_for(declaration_id: str) -> str:
         """The alert id is derived from the declaration: retries produce the same id.
