@@ -182,9 +182,15 @@ async def on_fanout(rt: Runtime, message: Any) -> None:
     async with state.lock:
         if message.offset <= state.controls_offset:
             return
-        result = decode(ControlResult, message.value)
-        learnt = apply_control(state, result)
         state.controls_offset = message.offset
+        try:
+            result = decode(ControlResult, message.value)
+        except DecodeError:  # only this worker writes the fan-out topic: not expected
+            log.exception(
+                "fan-out[%d]@%d is not a control result", message.partition, message.offset
+            )
+            return
+        learnt = apply_control(state, result)
     (rt.metrics.controls_learnt if learnt else rt.metrics.controls_unknown).inc()
 
 
