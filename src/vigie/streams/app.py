@@ -150,6 +150,7 @@ class Runtime:
         self.rebalanced = False
         self._next_snapshot: dict[int, float] = {}
         self._inflight: dict[int, list[Any]] = {}
+        self._snapshot_lock = asyncio.Lock()
         settings.state_dir.mkdir(parents=True, exist_ok=True)
         self.app = faust.App(
             app_id(settings),
@@ -304,8 +305,13 @@ class Runtime:
         """Write ``state`` if it changed since its last snapshot; True when written.
 
         A large model is snapshotted less often: the next timer snapshot waits at least
-        :data:`SNAPSHOT_COST_FACTOR` times what this one took.
+        :data:`SNAPSHOT_COST_FACTOR` times what this one took. Snapshots are written one
+        at a time, so two writes of one partition never interleave their chunks.
         """
+        async with self._snapshot_lock:
+            return await self._snapshot(state, force=force)
+
+    async def _snapshot(self, state: PartitionState, *, force: bool) -> bool:
         started = time.monotonic()
         async with state.lock:
             position = state.position
