@@ -1,8 +1,9 @@
 """Worker latency: declaration produced -> Score, at a steady input rate (default 1,000/s).
 
-Starts one real ``vigie worker`` subprocess (the real RiskEngine, one engine per
-partition) on a fresh topic prefix, waits for ``/ready``, then produces generated
-declarations (``vigie.generator``, seed 7) at ``--rate`` per second for ``--seconds``
+Starts ``--workers`` real ``vigie worker`` subprocesses (default 1; one consumer group,
+the real RiskEngine, one engine per partition) on a fresh topic prefix, waits for
+``/ready``, then produces generated declarations (``vigie.generator``, seed 7) at
+``--rate`` per second for ``--seconds``
 while reading ``scores``. For each declaration id:
 
 - ``to_score_sent``: the Score record's Kafka timestamp (set when the worker sends it)
@@ -43,7 +44,7 @@ import orjson
 from vigie.generator import generate
 from vigie.settings import Settings
 from vigie.stack.topics import admin_client, delete_topics, ensure_topics
-from vigie.streams.testing import TopicReader, WorkerProcess, produce
+from vigie.streams.testing import TopicReader, WorkerProcess, produce, wait_for
 from vigie.topics.codec import encode
 
 
@@ -65,12 +66,25 @@ def rate_of(timestamps: list[float]) -> float:
     return round(len(timestamps) / span, 1) if span > 0 else 0.0
 
 
+def settle(workers: list[WorkerProcess], partitions: int) -> None:
+    """Wait until the group has shared every partition among the workers."""
+
+    def settled() -> bool:
+        held = [w.ready() for w in workers]
+        return all(h and h["ready"] for h in held) and partitions == sum(
+            len(h["partitions"]) for h in held if h
+        )
+
+    wait_for(settled, 240, "the consumer group to settle")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rate", type=float, default=1000.0)
     parser.add_argument("--seconds", type=float, default=30.0)
     parser.add_argument("--warmup", type=float, default=5.0)
     parser.add_argument("--seed", type=int, default=7)
+    parser.add_argument("--workers", type=int, default=1)
     args = parser.parse_args()
 
     n = int(args.rate * args.seconds)
@@ -83,11 +97,13 @@ def main() -> None:
         update={"topic_prefix": f"bench-{uuid.uuid4().hex[:8]}.", "state_dir": state}
     )
     ensure_topics(settings)
-    worker = WorkerProcess(settings, name="bench").start()
+    workers = [WorkerProcess(settings, name=f"bench-{i}").start() for i in range(args.workers)]
     declarations = TopicReader(settings, "declarations")
     scores = TopicReader(settings, "scores")
     try:
-        worker.wait_ready(timeout=240)
+        for worker in workers:
+            worker.wait_ready(timeout=240)
+        settle(workers, settings.topic_partitions)
         started = time.monotonic()
         producer = threading.Thread(
             target=produce, args=(settings, "declarations", records), kwargs={"rate": args.rate}
@@ -112,8 +128,8 @@ def main() -> None:
         steady = {i for i, ts in produced_at.items() if ts >= first + args.warmup}
         to_sent = [1000 * (sent_at[i] - produced_at[i]) for i in steady if i in sent_at]
         to_read = [1000 * (read_at[i] - produced_at[i]) for i in steady if i in read_at]
-        engine_sum = worker.metric("vigie_scoring_latency_seconds_sum")
-        engine_count = worker.metric("vigie_scoring_latency_seconds_count")
+        engine_sum = sum(w.metric("vigie_scoring_latency_seconds_sum") for w in workers)
+        engine_count = sum(w.metric("vigie_scoring_latency_seconds_count") for w in workers)
         result: dict[str, Any] = {
             "declarations": n,
             "scored": len(sent_at),
@@ -128,6 +144,7 @@ def main() -> None:
                 "engine_mean": round(1000 * engine_sum / max(engine_count, 1), 3),
             },
             "partitions": settings.topic_partitions,
+            "workers": args.workers,
             "machine": {
                 "cpus": os.cpu_count(),
                 "load_average": [round(x, 2) for x in os.getloadavg()],
@@ -137,7 +154,8 @@ def main() -> None:
     finally:
         declarations.close()
         scores.close()
-        worker.stop()
+        for worker in workers:
+            worker.stop()
         delete_topics(admin_client(settings), prefix=settings.topic_prefix)
     sys.stdout.buffer.write(orjson.dumps(result, option=orjson.OPT_INDENT_2) + b"\n")
 
