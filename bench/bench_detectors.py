@@ -123,7 +123,24 @@ def memory(factory: Callable[[], Any], stream: list[Declaration]) -> dict[str, A
     if isinstance(detector, AtypicalityDetector):
         out["importers"] = detector.n_importers
         out["bytes_per_importer"] = round(held / max(detector.n_importers, 1))
+        profiles = list(detector._importers.values())[:500]
+        out["bytes_per_importer_profile"] = round(
+            sum(deep_size(p) for p in profiles) / max(len(profiles), 1)
+        )
     return out
+
+
+def deep_size(obj: Any) -> int:
+    """Bytes of an object and its containers (interned strings shared between profiles
+    are not counted)."""
+    size = sys.getsizeof(obj)
+    if isinstance(obj, dict):
+        size += sum(sys.getsizeof(v) for v in obj.values())
+    elif isinstance(obj, list | tuple):
+        size += sum(deep_size(item) for item in obj if not isinstance(item, str))
+    elif hasattr(obj, "__slots__"):
+        size += sum(deep_size(getattr(obj, name)) for name in obj.__slots__)
+    return size
 
 
 def main() -> None:

@@ -115,4 +115,4 @@ def test_memory_is_bounded() -> None:
     for i in range(500):
         det.learn_one(decl(i, importer=f"I{rng.randrange(200)}", seller=f"S{i}"))
     assert det.n_importers == 50
-    assert all(len(seen) <= 4 for p in det._importers.values() for seen in p.seen)
+    assert all(p.distinct(2) <= 4 for p in det._importers.values())  # sellers

@@ -16,11 +16,16 @@ mass_per_unit_incoherent   log kg per supplementary unit far from the HS4
 multivariate_outlier       River Half-Space Trees over the numeric features
 ========================== ===========================================================
 
-Novelty is damped by history: an importer's first declarations are not atypical merely
-for being first (see :mod:`vigie.detectors.behaviour`). The score combines the weighted
-surprises as a noisy-or, ``1 - prod(1 - w_i)``; ``contributions`` lists the features
-with the largest weights. The Half-Space Trees score is calibrated against its own
-running 90th and 99th percentiles, so only its top decile contributes.
+Novelty is read as surprise given the history (see :mod:`vigie.detectors.behaviour`):
+an importer's first declarations are not atypical merely for being first, nor is a new
+seller for an importer that changes seller every time; the latest new chapter, route,
+seller or broker stays surprising for a few days (``fresh_days``) while it repeats, so
+every declaration of an abrupt switch is flagged, not only the first. The score combines
+the weighted surprises as a noisy-or, ``1 - prod(1 - w_i)``; ``contributions`` lists the
+features with the largest weights. The Half-Space Trees score is calibrated against its
+own running 90th and 99th percentiles, so only its top decile contributes. Five trees of
+height 6 separate the generator's typologies as well as ten of height 8, at half the
+cost (bench/eval_detectors.py, bench/bench_detectors.py).
 
 Memory is bounded: at most ``max_importers`` importer profiles and ``max_products``
 product memories (least recently used evicted), sets capped at ``set_cap`` values.

@@ -117,31 +117,33 @@ ASPECTS = ("chapter", "route", "seller", "declarant")
 class ImporterProfile:
     """What an importer has done (one value per aspect of ``ASPECTS``) and its activity.
 
-    Kept flat because there is one per importer: per aspect, a dict of counts (at most
-    ``cap`` keys), the number of observations and of new values, and the latest new
-    value with when it appeared and how surprising it was then, so that the follow-ups
-    of an abrupt switch stay surprising for a few days (``fresh_days``) however often
-    they repeat; ``recent``, ``count`` and ``value`` are decayed sums (half-lives
-    ``short_days``, ``long_days``, ``long_days``) as of ``t``.
+    Kept compact because there is one per importer (about 1 KiB): one dict counts the
+    values of every aspect (keys ``"<aspect><value>"``, interned and shared between
+    profiles, at most ``cap`` per aspect); ``stats`` holds, per aspect, the number of
+    observations then the number of new values; ``fresh_keys`` holds, per aspect, the
+    latest new value and ``fresh`` when it appeared and how surprising it was, so that the
+    follow-ups of an abrupt switch stay surprising for a few days (``fresh_days``)
+    however often they repeat; ``recent``, ``count`` and ``value`` are decayed sums
+    (half-lives ``short_days``, ``long_days``, ``long_days``) as of ``t``.
     """
 
     __slots__ = (
         "count",
         "first_seen",
         "fresh",
-        "novel",
+        "fresh_keys",
         "recent",
         "seen",
+        "stats",
         "t",
-        "totals",
         "value",
     )
 
     def __init__(self, t: float) -> None:
-        self.seen: tuple[dict[str, int], ...] = ({}, {}, {}, {})
-        self.totals = [0, 0, 0, 0]
-        self.novel = [0, 0, 0, 0]
-        self.fresh: list[tuple[str, float, float] | None] = [None, None, None, None]
+        self.seen: dict[str, int] = {}
+        self.stats = [0] * (2 * len(ASPECTS))
+        self.fresh_keys: list[str | None] = [None] * len(ASPECTS)
+        self.fresh = [0.0] * (2 * len(ASPECTS))
         self.first_seen = t
         self.t = t
         self.recent = 0.0
@@ -158,21 +160,26 @@ class ImporterProfile:
     @property
     def n(self) -> int:
         """Declarations learnt."""
-        return self.totals[0]
+        return self.stats[0]
+
+    def distinct(self, aspect: int) -> int:
+        """Distinct values remembered for one aspect (index in ``ASPECTS``)."""
+        prefix = _PREFIXES[aspect]
+        return sum(1 for key in self.seen if key.startswith(prefix))
 
     def surprises(self, values: tuple[str | None, ...], t: float, h: Horizons) -> list[float]:
         """Novelty surprise of each aspect's value (0 for a missing value)."""
         out = []
+        seen, stats, fresh, k = self.seen, self.stats, self.fresh, len(ASPECTS)
+        fresh_keys = self.fresh_keys
         for i, value in enumerate(values):
             if value is None:
                 out.append(0.0)
                 continue
-            surprise = novelty_surprise(
-                self.seen[i].get(value, 0), self.novel[i], self.totals[i], h.tau
-            )
-            fresh = self.fresh[i]
-            if fresh is not None and fresh[0] == value:
-                faded = fresh[2] * math.exp2(-max(t - fresh[1], 0.0) / h.fresh_days)
+            key = _PREFIXES[i] + value
+            surprise = novelty_surprise(seen.get(key, 0), stats[k + i], stats[i], h.tau)
+            if fresh_keys[i] == key:
+                faded = fresh[2 * i + 1] * math.exp2(-max(t - fresh[2 * i], 0.0) / h.fresh_days)
                 surprise = max(surprise, faded)
             out.append(surprise)
         return out
@@ -196,15 +203,24 @@ class ImporterProfile:
 
     def learn(self, values: tuple[str | None, ...], value: float, t: float, h: Horizons) -> None:
         """Learn one declaration."""
+        seen, stats, fresh, k = self.seen, self.stats, self.fresh, len(ASPECTS)
         for i, item in enumerate(values):
             if item is None:
                 continue
-            seen = self.seen[i]
-            if item not in seen:
-                surprise = novelty_surprise(0, self.novel[i], self.totals[i], h.tau)
-                self.fresh[i] = (item, t, surprise)
-            self.totals[i] += 1
-            self.novel[i] += _remember(seen, item, h.cap)
+            key = _PREFIXES[i] + item
+            count = seen.get(key)
+            if count is None:
+                surprise = novelty_surprise(0, stats[k + i], stats[i], h.tau)
+                key = sys.intern(key)  # one copy of each key, shared by every profile
+                self.fresh_keys[i] = key
+                fresh[2 * i] = t
+                fresh[2 * i + 1] = surprise
+                stats[k + i] += 1
+                if stats[k + i] <= h.cap:
+                    seen[key] = 1
+            else:
+                seen[key] = count + 1
+            stats[i] += 1
         if t > self.t:
             self.recent = _decayed(self.recent, self.t, t, h.short_days)
             self.count = _decayed(self.count, self.t, t, h.long_days)
@@ -213,6 +229,9 @@ class ImporterProfile:
         self.recent += 1.0
         self.count += 1.0
         self.value += value
+
+
+_PREFIXES = tuple(f"{i}" for i in range(len(ASPECTS)))
 
 
 def _remember(seen: dict[str, int], item: str, cap: int) -> int:
