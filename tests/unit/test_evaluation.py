@@ -24,7 +24,7 @@ from vigie.detectors.evaluation import (
 from vigie.generator import GeneratorConfig, generate, write_files
 from vigie.topics.schemas import ControlResult
 
-N = 6000
+N = 8000
 
 
 @cache
@@ -34,7 +34,10 @@ def _examples() -> tuple[Example, ...]:
 
 @cache
 def _full_run() -> dict[str, object]:
-    trace = prequential(_examples(), RiskEngine(), label_delay=timedelta(days=7))
+    """Every control the generator made, seen 7 days late; measured after two weeks."""
+    examples = _examples()
+    start = examples[0].declaration.lodged_at + timedelta(days=15)
+    trace = prequential(examples, RiskEngine(), label_delay=timedelta(days=7), start=start)
     return metrics(trace, budget=0.05)
 
 
@@ -82,14 +85,15 @@ def test_revealed_labels_follow_the_delay() -> None:
 
 def test_engine_beats_chance_on_every_typology() -> None:
     report = _full_run()
-    assert report["n"] == N
+    assert 0.8 * N < report["n"] < N  # type: ignore[operator]
     risk = report["detectors"]["risk"]  # type: ignore[index]
-    assert risk["auc"] > 0.75
-    base = report["base_rate"]
-    assert risk["precision@5%"] > 3 * base  # type: ignore[operator]
+    assert risk["auc"] > 0.8
+    assert risk["precision@5%"] > 5 * report["base_rate"]  # type: ignore[operator]
     typologies = report["typologies"]["risk"]  # type: ignore[index]
     for name, row in typologies.items():
-        assert row["recall_top"] > 0.05, (name, row)  # chance: the budget, 0.05
+        # chance is the budget, 0.05; measured 0.12 (new route) to 0.67 (gap > 50 %)
+        assert row["recall_top"] > 1.5 * 0.05, (name, row)
+    assert typologies["under_valuation_gap>0.5"]["recall_top"] > 0.5
 
 
 def test_label_share_reveals_only_selected_declarations() -> None:

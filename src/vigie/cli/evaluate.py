@@ -184,30 +184,31 @@ def _tables(report: dict[str, Any]) -> None:
     typologies = report.pop("typologies", {})
     metric_names = sorted({k for row in detectors.values() for k in row}, key=_metric_order)
     table = Table(title="ranking quality (declarations from --from on)")
-    table.add_column("detector", style="bold")
+    table.add_column("metric", style="bold")
+    for detector in detectors:
+        table.add_column(detector, justify="right")
     for name in metric_names:
-        table.add_column(name, justify="right")
-    for detector, row in detectors.items():
-        table.add_row(detector, *(_cell(row.get(name)) for name in metric_names))
+        table.add_row(name, *(_cell(row.get(name)) for row in detectors.values()))
     output.console.print(table)
     if typologies:
-        typo = Table(title="recall per typology (top budget by score / selected online)")
+        typo = Table(title="recall per typology: in the top --budget by each score")
         typo.add_column("typology", style="bold")
         typo.add_column("n", justify="right")
         for detector in typologies:
             typo.add_column(detector, justify="right")
+        typo.add_column("selected online", justify="right")
         first = next(iter(typologies.values()))
         for name, row in first.items():
             cells = [_cell(typologies[d][name]["recall_top"]) for d in typologies]
-            typo.add_row(name, str(row["n"]), *cells)
+            typo.add_row(name, str(row["n"]), *cells, _cell(row["recall_selected"]))
         output.console.print(typo)
     output.emit(report, as_json=False, title="vigie evaluate")
 
 
-def _metric_order(name: str) -> tuple[int, str]:
-    kind = name.split("@")[0]
+def _metric_order(name: str) -> tuple[int, float]:
+    kind, _, share = name.partition("@")
     order = {"precision": 0, "recall": 1, "revenue": 2, "auc": 3}
-    return order.get(kind, 4), name
+    return order.get(kind, 4), float(share.rstrip("%") or 0)
 
 
 def _cell(value: Any) -> str:

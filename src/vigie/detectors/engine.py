@@ -41,7 +41,13 @@ from typing import NamedTuple
 from vigie.detectors.atypicality import IMPORTANCE, AtypicalityDetector
 from vigie.detectors.base import Detector
 from vigie.detectors.budget import InspectionBudget
-from vigie.detectors.history import ActivityHistory, InfractionHistory, declaration_keys
+from vigie.detectors.history import (
+    BASE_FIELDS,
+    ActivityHistory,
+    InfractionHistory,
+    declaration_base,
+    keys_from_base,
+)
 from vigie.detectors.reasons import HISTORY_SUBJECTS, Facts, explain
 from vigie.detectors.supervised import ControlLearner, RiskCombiner, ipw
 from vigie.detectors.valuation import ValuationDetector
@@ -55,7 +61,18 @@ from vigie.topics.schemas import (
     utc_now,
 )
 
-CATEGORICAL_ATTRIBUTES = ("import_type", "import_use", "payment_type", "tax_type")
+_ONE_HOT = tuple(
+    BASE_FIELDS.index(name)
+    for name in (
+        "transport_mode",
+        "procedure",
+        "import_type",
+        "import_use",
+        "payment_type",
+        "tax_type",
+        "origin_indicator",
+    )
+)
 SECONDS_PER_DAY = 86_400.0
 REASONS_FROM = 0.5
 """Reasons are written for selected declarations and those with a risk of at least this
@@ -64,15 +81,15 @@ engine's own time)."""
 
 
 class Pending(NamedTuple):
-    """What is kept of a scored declaration until its control result arrives."""
+    """What is kept of a scored declaration until its control result arrives (about
+    900 bytes: see bench/bench_engine.py)."""
 
-    numeric: array[float]
-    categorical: tuple[str, ...]
-    keys: tuple[str, ...]
+    values: array[float]
+    """The numeric features, then the supervised, valuation and atypicality scores."""
+    base: tuple[str, ...]
+    """The interned fields the history keys and one-hot features are built from."""
     selection_probability: float
     lodged: float
-    scores: tuple[float, float, float]
-    """Supervised, valuation and atypicality scores, for the combiner's calibration."""
 
 
 def detector_features(valuation: ValuationEvidence, atyp: AtypicalityEvidence) -> dict[str, float]:
@@ -116,8 +133,8 @@ def valuation_strength(valuation: ValuationEvidence) -> float:
     return min(1.0, max(0.0, 1.0 - ratio))
 
 
-def declaration_features(decl: Declaration) -> tuple[dict[str, float], tuple[str, ...]]:
-    """Value, mass and duty features, and the one-hot categorical feature names."""
+def declaration_features(decl: Declaration) -> dict[str, float]:
+    """Value, mass and duty features."""
     mass = decl.net_mass_kg
     value = decl.customs_value_eur
     numeric = {
@@ -127,14 +144,17 @@ def declaration_features(decl: Declaration) -> tuple[dict[str, float], tuple[str
         "num:log_unit_value": math.log1p(value / mass) if mass > 0 else 0.0,
         "num:courier": 1.0 if "courier" in decl.attributes else 0.0,
     }
-    attrs = decl.attributes
-    categorical = tuple(f"cat:{name}={attrs.get(name, '-')}" for name in CATEGORICAL_ATTRIBUTES)
-    categorical += (
-        f"cat:transport_mode={decl.transport_mode}",
-        f"cat:procedure={decl.procedure}",
-        f"cat:origin_indicator={attrs.get('origin_indicator', '-')}",
-    )
-    return numeric, categorical
+    return numeric
+
+
+def one_hot(base: tuple[str, ...]) -> dict[str, float]:
+    """One-hot features of the low-cardinality fields (transport mode to origin marking).
+
+    >>> from vigie.topics.schemas import EXAMPLE_DECLARATION
+    >>> sorted(one_hot(declaration_base(Declaration.model_validate(EXAMPLE_DECLARATION))))[:2]
+    ['cat:import_type=-', 'cat:import_use=-']
+    """
+    return {f"cat:{BASE_FIELDS[i]}={base[i]}": 1.0 for i in _ONE_HOT}
 
 
 class RiskEngine(Detector):
@@ -217,19 +237,18 @@ class RiskEngine(Detector):
         started = time.perf_counter()
         valuation = self._valuation.score_one(decl)
         atyp = self._atypicality.score_one(decl)
-        keys = declaration_keys(decl)
-        numeric, categorical = declaration_features(decl)
-        numeric.update(self._history.features(keys))
+        base = declaration_base(decl)
+        numeric = declaration_features(decl)
+        numeric.update(self._history.features(keys_from_base(base)))
         numeric.update(self._activity.features(decl))
         numeric.update(detector_features(valuation, atyp))
-        onehot = dict.fromkeys(categorical, 1.0)
         learner = self._learner
-        supervised = learner.predict_proba_one(numeric, onehot)
+        supervised = learner.predict_proba_one(numeric, one_hot(base))
         scores = (supervised, valuation_strength(valuation), atyp.score)
         risk = min(1.0, max(0.0, self._combiner.predict_proba_one(scores)))
         decision = self._budget.decide(risk)
         self._budget.learn_one(risk)
-        self._remember(decl, numeric, categorical, keys, decision.selection_probability, scores)
+        self._remember(decl, numeric, base, decision.selection_probability, scores)
         reasons: tuple[Reason, ...] = ()
         if decision.selected or risk >= REASONS_FROM * decision.threshold:
             facts = self._facts(decl, numeric, supervised if learner.is_warm else None)
@@ -270,33 +289,27 @@ class RiskEngine(Detector):
         fraud = result.is_fraud
         for item in items:
             weight = ipw(result.selection_probability, item.selection_probability, self.max_weight)
-            numeric = dict(zip(self._names, item.numeric, strict=True))
-            self._learner.learn_one(numeric, dict.fromkeys(item.categorical, 1.0), fraud, weight)
-            keys = dict(zip(self._history.keys, item.keys, strict=True))
-            self._history.learn_one(keys, fraud, weight)
-            self._combiner.learn_one(item.scores, fraud, weight)
+            values = item.values
+            numeric = dict(zip(self._names, values[:-3], strict=True))
+            self._learner.learn_one(numeric, one_hot(item.base), fraud, weight)
+            self._history.learn_one(keys_from_base(item.base), fraud, weight)
+            self._combiner.learn_one((values[-3], values[-2], values[-1]), fraud, weight)
         return True
 
     def _remember(
         self,
         decl: Declaration,
         numeric: dict[str, float],
-        categorical: tuple[str, ...],
-        keys: dict[str, str],
+        base: tuple[str, ...],
         selection_probability: float,
         scores: tuple[float, float, float],
     ) -> None:
         if not self._names:
             self._names = tuple(numeric)
         lodged = decl.lodged_at.timestamp()
-        item = Pending(
-            array("f", numeric.values()),
-            categorical,
-            tuple(keys[name] for name in self._history.keys),
-            selection_probability,
-            lodged,
-            scores,
-        )
+        values = array("f", numeric.values())
+        values.extend(scores)
+        item = Pending(values, base, selection_probability, lodged)
         store = self._pending
         items = store.pop(decl.declaration_id, ())
         # A rescored item replaces itself; other items of the declaration are kept.

@@ -27,6 +27,7 @@ Examples
 from __future__ import annotations
 
 import math
+import sys
 from collections.abc import Mapping
 from datetime import datetime
 
@@ -61,39 +62,88 @@ KEYS: tuple[str, ...] = (
 )
 """Every key a rate is kept for, in feature order."""
 
-_ATTRIBUTE_KEYS = ("import_type", "import_use", "payment_type", "tax_type", "origin_indicator")
+BASE_FIELDS: tuple[str, ...] = (
+    "importer",
+    "declarant",
+    "seller",
+    "hs6",
+    "origin",
+    "office",
+    "dispatch",
+    "duty",
+    "courier",
+    "transport_mode",
+    "procedure",
+    "import_type",
+    "import_use",
+    "payment_type",
+    "tax_type",
+    "origin_indicator",
+)
+"""The declaration fields every key is built from, in the order of :func:`declaration_base`."""
+
+
+def declaration_base(decl: Declaration) -> tuple[str, ...]:
+    """The fields of :data:`BASE_FIELDS`, interned (missing ones read as ``"-"``).
+
+    Interning lets the pending store share one string per importer, office, ... instead
+    of one per declaration.
+
+    >>> from vigie.topics.schemas import EXAMPLE_DECLARATION
+    >>> declaration_base(Declaration.model_validate(EXAMPLE_DECLARATION))[:8]
+    ('FR12345678901', 'DCL0001', 'CN-SELL-0042', '620342', 'CN', 'FR000730', 'CN', '12')
+    """
+    attrs = decl.attributes
+    get = attrs.get
+    return tuple(
+        map(
+            sys.intern,
+            (
+                decl.importer,
+                decl.declarant,
+                decl.seller or "-",
+                decl.commodity_code[:6],
+                decl.origin,
+                decl.office,
+                decl.dispatch or "-",
+                f"{decl.duty_rate_pct:g}",
+                get("courier", "-"),
+                decl.transport_mode or "-",
+                decl.procedure or "-",
+                get("import_type", "-"),
+                get("import_use", "-"),
+                get("payment_type", "-"),
+                get("tax_type", "-"),
+                get("origin_indicator", "-"),
+            ),
+        )
+    )
+
+
+def keys_from_base(base: tuple[str, ...]) -> dict[str, str]:
+    """Every history key (:data:`KEYS`) from the base fields, pairs included."""
+    imp, dcl, sel, hs6, ori, _office, dis, duty = base[:8]
+    keys = dict(zip(BASE_FIELDS, base, strict=True))
+    del keys["dispatch"], keys["duty"]
+    keys.update(
+        hs4=hs6[:4],
+        hs2=hs6[:2],
+        importer_hs6=f"{imp}|{hs6}",
+        importer_hs2=f"{imp}|{hs6[:2]}",
+        declarant_importer=f"{dcl}|{imp}",
+        seller_importer=f"{sel}|{imp}",
+        importer_origin=f"{imp}|{ori}",
+        hs6_origin=f"{hs6}|{ori}",
+        hs6_origin_dispatch=f"{hs6}|{ori}|{dis}",
+        hs6_origin_tax_type=f"{hs6}|{ori}|{base[14]}",
+        hs6_origin_duty=f"{hs6}|{ori}|{duty}",
+    )
+    return keys
 
 
 def declaration_keys(decl: Declaration) -> dict[str, str]:
     """The history keys of a declaration (missing optional fields read as ``"-"``)."""
-    hs6 = decl.commodity_code[:6]
-    attrs = decl.attributes
-    seller = decl.seller or "-"
-    keys = {
-        "importer": decl.importer,
-        "declarant": decl.declarant,
-        "seller": seller,
-        "hs6": hs6,
-        "hs4": hs6[:4],
-        "hs2": hs6[:2],
-        "origin": decl.origin,
-        "office": decl.office,
-        "importer_hs6": f"{decl.importer}|{hs6}",
-        "importer_hs2": f"{decl.importer}|{hs6[:2]}",
-        "declarant_importer": f"{decl.declarant}|{decl.importer}",
-        "seller_importer": f"{seller}|{decl.importer}",
-        "importer_origin": f"{decl.importer}|{decl.origin}",
-        "hs6_origin": f"{hs6}|{decl.origin}",
-        "hs6_origin_dispatch": f"{hs6}|{decl.origin}|{decl.dispatch or '-'}",
-        "hs6_origin_tax_type": f"{hs6}|{decl.origin}|{attrs.get('tax_type', '-')}",
-        "hs6_origin_duty": f"{hs6}|{decl.origin}|{decl.duty_rate_pct:g}",
-        "courier": attrs.get("courier", "-"),
-        "transport_mode": decl.transport_mode or "-",
-        "procedure": decl.procedure or "-",
-    }
-    for name in _ATTRIBUTE_KEYS:
-        keys[name] = attrs.get(name, "-")
-    return keys
+    return keys_from_base(declaration_base(decl))
 
 
 def _logit(p: float) -> float:
