@@ -217,3 +217,27 @@ def test_snapshot_store_keeps_the_last_whole_snapshot_across_a_torn_write(
     assert (restored.declarations_offset, restored.engine) == (20, {"payload": b"second"})
     assert restored.snapshot_id == 2
     assert store.load(1) is None
+
+
+def test_a_clean_stop_snapshots_so_a_restart_rescores_nothing(isolated_settings: Settings) -> None:
+    settings = isolated_settings
+    decls, _ = declarations(550, seed=29)
+    decls, more = decls[:500], decls[500:]
+    worker = WorkerProcess(settings).start()
+    scores = TopicReader(settings, "scores")
+    try:
+        worker.wait_ready()
+        send_declarations(settings, decls)
+        scores.read_until(scored({d.declaration_id for d in decls}), 240, "every score")
+        assert worker.stop() == 0
+        restarted = WorkerProcess(settings).start()
+        body = restarted.wait_ready(partitions=settings.topic_partitions)
+        assert sum(m["declarations_learnt"] for m in body["models"]) == len(decls)
+        send_declarations(settings, more)
+        scores.read_until(scored({d.declaration_id for d in more}), 240, "the new scores")
+        assert restarted.metric("vigie_declarations_total") == len(more)
+        assert len(scores.records) == len(decls) + len(more)  # nothing scored twice
+        restarted.stop()
+    finally:
+        scores.close()
+        worker.kill()
