@@ -97,7 +97,10 @@ def main() -> None:
         update={"topic_prefix": f"bench-{uuid.uuid4().hex[:8]}.", "state_dir": state}
     )
     ensure_topics(settings)
-    workers = [WorkerProcess(settings, name=f"bench-{i}").start() for i in range(args.workers)]
+    workers = [
+        WorkerProcess(settings, name=f"bench-{i}", loglevel="warning").start()
+        for i in range(args.workers)
+    ]
     declarations = TopicReader(settings, "declarations")
     scores = TopicReader(settings, "scores")
     try:

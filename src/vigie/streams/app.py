@@ -379,4 +379,7 @@ def run(settings: Settings, *, loglevel: str = "warning") -> None:
     """Run a worker in the foreground until SIGTERM/SIGINT (snapshots on the way out)."""
     runtime = build(settings)
     worker = faust.Worker(runtime.app, loglevel=loglevel, quiet=True)
+    # Faust's terminal spinner puts the root logger at DEBUG so that every record spins it:
+    # every library's debug call then builds a log record (a few per cent of the CPU).
+    worker.spinner = None
     worker.execute_from_commandline()

@@ -52,9 +52,12 @@ def worker_command() -> list[str]:
 class WorkerProcess:
     """One ``vigie worker`` subprocess with its own state directory and web port."""
 
-    def __init__(self, settings: Settings, name: str = "worker", **env: str) -> None:
+    def __init__(
+        self, settings: Settings, name: str = "worker", loglevel: str = "info", **env: str
+    ) -> None:
         self.settings = settings
         self.name = name
+        self.loglevel = loglevel
         self.port = free_port()
         self.state_dir = settings.state_dir / name
         self.state_dir.mkdir(parents=True, exist_ok=True)
@@ -73,7 +76,7 @@ class WorkerProcess:
     def start(self) -> WorkerProcess:
         with self.log_path.open("ab") as log:
             self.proc = subprocess.Popen(
-                [*worker_command(), "--loglevel", "info"],
+                [*worker_command(), "--loglevel", self.loglevel],
                 env=self.env,
                 stdout=log,
                 stderr=subprocess.STDOUT,
