@@ -19,7 +19,8 @@ quarter of the honest declarations and push the median up, which would flag more
 them, and so on; below ``-2.5`` robust deviations the honest tail is under 1 %.
 
 Memory is bounded: at most ``max_cells`` cells, the least recently used evicted first.
-A cell holds about 25 occupied bins (about 1.5 KiB; see bench/bench_detectors.py).
+A cell is a sparse dict of occupied bins: 570 to 930 bytes on average on customs-kr and
+on generated data (bench/bench_detectors.py), so the default cap holds under 200 MB.
 """
 
 from __future__ import annotations
