@@ -124,3 +124,28 @@ def test_snapshot_restores_the_same_decisions() -> None:
     )
     fresh = engine.clone()
     assert fresh.n_pending == 0 and fresh.warm_up == 20
+
+
+def test_odd_inputs_give_finite_bounded_scores() -> None:
+    """The detector battery's odd declarations (zero mass, zero value, extreme values)."""
+    engine = RiskEngine(warm_up=20)
+    odd: list[dict[str, Any]] = [
+        {},
+        {"net_mass_kg": 0.0, "customs_value_eur": 0.0},
+        {"net_mass_kg": 5.0, "customs_value_eur": 0.0},
+        {"net_mass_kg": 0.0, "customs_value_eur": 1e9},
+        {"net_mass_kg": 1e-6, "customs_value_eur": 1e12, "supplementary_units": 1e-6},
+        {"seller": None, "dispatch": None, "procedure": None, "transport_mode": None},
+    ]
+    for i in range(300):
+        change = odd[i % len(odd)]
+        decl = _decl(i).model_copy(update=change)
+        before = engine.version
+        score = engine.score_one(decl)
+        assert engine.learn_one(decl) is None
+        assert engine.version != before
+        engine.learn_control(_control(decl, fraud=i % 5 == 0))
+        values = [score.risk, score.supervised_probability, score.expected_recoverable_eur]
+        assert all(0.0 <= v < float("inf") for v in values)
+        assert 0.0 <= score.risk <= 1.0
+        assert Score.model_validate(score.model_dump()) == score

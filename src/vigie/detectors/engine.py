@@ -228,6 +228,11 @@ class RiskEngine(Detector):
         }
 
     @property
+    def version(self) -> str:
+        """One string that changes whenever any part learns."""
+        return "|".join(self.versions.values())
+
+    @property
     def n_pending(self) -> int:
         """Declarations whose features await a control result."""
         return len(self._pending)
