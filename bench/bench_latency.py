@@ -146,6 +146,18 @@ def main() -> None:
                 "to_score_read": percentiles(to_read),
                 "engine_mean": round(1000 * engine_sum / max(engine_count, 1), 3),
             },
+            "snapshots": {
+                "count": sum(w.metric("vigie_snapshots_total") for w in workers),
+                "seconds_total": round(
+                    sum(w.metric("vigie_snapshot_seconds_sum", 'phase="total"') for w in workers),
+                    2,
+                ),
+                "pickle_seconds_total": round(
+                    sum(w.metric("vigie_snapshot_seconds_sum", 'phase="pickle"') for w in workers),
+                    2,
+                ),
+                "last_bytes": sum(w.metric("vigie_snapshot_bytes") for w in workers),
+            },
             "partitions": settings.topic_partitions,
             "workers": args.workers,
             "machine": {

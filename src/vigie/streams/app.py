@@ -78,7 +78,8 @@ log = logging.getLogger(__name__)
 
 SNAPSHOT_INTERVAL_S = 5.0
 SNAPSHOT_COST_FACTOR = 20.0
-"""At most about 1/20 of the time goes to snapshots, however large the model grows."""
+"""At most about 1/20 of the time goes to snapshots (all partitions together), however
+large the models grow."""
 EngineFactory = Callable[[int], Any]
 
 
@@ -304,8 +305,9 @@ class Runtime:
     async def snapshot(self, state: PartitionState, *, force: bool = False) -> bool:
         """Write ``state`` if it changed since its last snapshot; True when written.
 
-        A large model is snapshotted less often: the next timer snapshot waits at least
-        :data:`SNAPSHOT_COST_FACTOR` times what this one took. Snapshots are written one
+        A large model is snapshotted less often: the next timer snapshot of the partition
+        waits at least :data:`SNAPSHOT_COST_FACTOR` times what this one took, times the
+        number of partitions held. Snapshots are written one
         at a time, so two writes of one partition never interleave their chunks.
         """
         async with self._snapshot_lock:
@@ -320,6 +322,7 @@ class Runtime:
             state.saved_position = position
             raw = state.pickled()
             pending = self._inflight.pop(state.partition, [])
+        self.metrics.snapshot_seconds.labels(phase="pickle").observe(time.monotonic() - started)
         blob = await asyncio.to_thread(compress, raw)
         # Everything the snapshot covers was sent before it was taken: make it durable
         # first, so a restored state never stands for a Score that is not in Kafka.
@@ -331,7 +334,9 @@ class Runtime:
             state.saved_position = None
             raise
         elapsed = time.monotonic() - started
-        interval = max(SNAPSHOT_INTERVAL_S, SNAPSHOT_COST_FACTOR * elapsed)
+        self.metrics.snapshot_seconds.labels(phase="total").observe(elapsed)
+        held = max(1, len(self.registry.states))
+        interval = max(SNAPSHOT_INTERVAL_S, SNAPSHOT_COST_FACTOR * elapsed * held)
         self._next_snapshot[state.partition] = time.monotonic() + interval
         self.metrics.snapshots.inc()
         self.metrics.snapshot_bytes.labels(partition=str(state.partition)).set(saved.size)

@@ -83,6 +83,13 @@ class WorkerMetrics:
         self.snapshots = Counter(
             "vigie_snapshots", "Model snapshots written to the model-state topic.", registry=r
         )
+        self.snapshot_seconds = Histogram(
+            "vigie_snapshot_seconds",
+            "Time to take (pickle, under the partition's lock) and write a snapshot.",
+            ["phase"],
+            buckets=_LATENCY_BUCKETS,
+            registry=r,
+        )
         self.restore_failures = Counter(
             "vigie_snapshot_restore_failures",
             "Snapshots that could not be read back (model rebuilt from the log).",

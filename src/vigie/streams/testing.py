@@ -136,14 +136,18 @@ class WorkerProcess:
         body: dict[str, Any] = wait_for(check, timeout, f"{self.name} ready", self)
         return body
 
-    def metric(self, name: str) -> float:
-        """The sum of every sample of a metric family in /metrics (0 if absent)."""
+    def metric(self, name: str, where: str = "") -> float:
+        """The sum of the samples of a metric in /metrics whose line contains ``where``."""
         status, body = self.get("/metrics")
         if status != 200:
             raise VigieError(f"{self.name}: /metrics answered {status}")
         total = 0.0
         for line in body.decode().splitlines():
-            if line.startswith(name) and line[len(name) : len(name) + 1] in (" ", "{"):
+            if (
+                line.startswith(name)
+                and line[len(name) : len(name) + 1] in (" ", "{")
+                and where in line
+            ):
                 total += float(line.rsplit(" ", 1)[1])
         return total
 
