@@ -168,3 +168,27 @@ def test_bearer_token_check() -> None:
     assert not authorized("Bearer tok2", "tok")
     assert not authorized("Basic tok", "tok")
     assert not authorized(None, "tok")
+
+
+def test_registry_tracks_what_is_being_restored() -> None:
+    import asyncio
+
+    from vigie.streams.app import Registry
+
+    async def scenario() -> None:
+        registry = Registry()
+        registry.expect({0, 1})
+        assert registry.pending == [0, 1]
+        waiting = asyncio.ensure_future(registry.get(1, timeout=5))
+        registry.put(PartitionState(0, RiskEngine()))
+        registry.put(PartitionState(1, RiskEngine()))
+        assert (await waiting).partition == 1  # type: ignore[union-attr]
+        assert registry.pending == []
+        registry.expect({2})  # a new assignment replaces what was awaited
+        assert registry.pending == [2]
+        assert await registry.get(5) is None  # not assigned here: no wait
+        assert await registry.get(2, timeout=0.05) is None  # never restored
+        registry.drop(0)
+        assert sorted(registry.states) == [1]
+
+    asyncio.run(scenario())

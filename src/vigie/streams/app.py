@@ -110,6 +110,9 @@ class Registry:
         self._ready: dict[int, asyncio.Event] = {}
 
     def expect(self, partitions: set[int]) -> None:
+        """A new assignment: these partitions are to be restored (and no others)."""
+        for p in [p for p, ev in self._ready.items() if p not in partitions and not ev.is_set()]:
+            del self._ready[p]
         for p in partitions:
             self._ready.setdefault(p, asyncio.Event())
 
