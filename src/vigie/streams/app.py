@@ -22,20 +22,24 @@ partitioner of the producers (librdkafka's CRC32 vs. Java's murmur2) would decid
 keys land; the fan-out costs P small records per control result (controls are a few per
 cent of declarations) and needs no state.
 
-**State: snapshots plus replay from the snapshot's offsets** (not Faust changelog tables: a
-pickled engine is one large value rewritten on every record). Each partition's engine is
-pickled together with the offsets it has consumed (:mod:`vigie.streams.state`) every
-:data:`SNAPSHOT_INTERVAL_S` seconds, when partitions are revoked and on shutdown, into the
-compacted ``model-state`` topic. Before a snapshot the producer is flushed, so every Score
-and Alert of the records it covers is already in Kafka. On assignment the worker restores
-the latest snapshot and *commits the snapshot's offsets + 1* for ``declarations`` and the
-fan-out topic before Faust seeks to the committed offsets and resumes the streams
-(``on_rebalance_complete`` runs before that seek). The snapshot, not Faust's periodic
-commits, is therefore the position of record: records after it are replayed once (their
-Scores are sent again with the same declaration id, which idempotent sinks deduplicate),
-records before it are never learnt twice, and a record redelivered for any other reason
-(offset <= the state's offset) is skipped. Processing is at-least-once on the output
-topics, exactly-once on the model.
+**State: snapshots plus replay from the snapshot's offsets** (not Faust changelog tables:
+a pickled engine is one large value that every record would rewrite). Each partition's
+engine is pickled together with the offsets it has consumed (:mod:`vigie.streams.state`)
+every :data:`SNAPSHOT_INTERVAL_S` seconds (less often as the models grow, so that snapshots
+take at most ~1/20 of the time), when partitions are revoked and on a clean shutdown, into
+the compacted ``model-state`` topic. Before a snapshot is written the producer is flushed
+and the delivery of every output it covers is checked (a failure stops the worker before
+the snapshot), so a restored state never stands for a Score or Alert missing from Kafka.
+On assignment the worker restores the latest snapshot and *commits the snapshot's offsets
++ 1* for ``declarations`` and the fan-out topic before Faust seeks to the committed offsets
+and resumes the streams (``on_rebalance_complete`` runs just before that seek). The
+snapshot, not Faust's periodic commits of acknowledged offsets, is therefore the position
+of record: records after it are replayed once (their Scores are sent again with the same
+declaration id, which idempotent sinks deduplicate), records before it are never learnt
+twice, and a record redelivered for any other reason (offset <= the state's offset) is
+skipped. Processing is at-least-once on the output topics, exactly-once on the models. A
+snapshot that cannot be unpickled (an incompatible engine class after an upgrade) is
+logged and counted, and the partition's model is rebuilt by replaying its log.
 
 Examples
 --------
