@@ -12,6 +12,7 @@ import orjson
 from typer.testing import CliRunner
 
 from vigie.cli import _register, app
+from vigie.cli.output import CommandError
 from vigie.detectors.engine import RiskEngine
 from vigie.detectors.evaluation import (
     Example,
@@ -135,3 +136,16 @@ def test_trace_keeps_control_outcome_without_truth() -> None:
     trace = Trace()
     trace.add(Example(example.declaration, control), (0.1, 0.2, 0.3, 0.4), False)
     assert trace.columns["label"] == [1.0] and trace.columns["recovered"] == [12.0]
+
+
+def test_evaluate_command_names_what_is_wrong(tmp_path: Path) -> None:
+    declarations = tmp_path / "d.jsonl"
+    declarations.write_text("")
+    _register()
+    runner = CliRunner()
+    unknown = runner.invoke(app, ["evaluate", str(declarations), "--mapping", "nope"])
+    assert isinstance(unknown.exception, CommandError)  # vigie's main() prints it, exits 1
+    assert "no mapping 'nope'" in str(unknown.exception)
+    delay = runner.invoke(app, ["evaluate", str(declarations), "--label-delay", "7x"])
+    assert isinstance(delay.exception, CommandError)
+    assert "'7x' is not a duration" in str(delay.exception)

@@ -18,6 +18,7 @@ import orjson
 import typer
 
 from vigie.cli import output
+from vigie.errors import VigieError
 
 if TYPE_CHECKING:
     from vigie.detectors.evaluation import Example
@@ -143,7 +144,10 @@ def evaluate(
         if mapping
         else _from_jsonl(files, controls, truth, rejected)
     )
-    examples = sorted(source, key=lambda e: e.declaration.lodged_at)
+    try:
+        examples = sorted(source, key=lambda e: e.declaration.lodged_at)
+    except (VigieError, OSError, ValueError) as exc:  # a bad mapping, control or truth file
+        raise output.CommandError(str(exc)) from exc
     engine_budget = label_share if label_share < 1.0 else budget
     engine = RiskEngine(budget=engine_budget, audit_share=audit_share, seed=seed)
     trace = prequential(
