@@ -182,12 +182,12 @@ class RiskCombiner(Detector):
     ...     val = rng.betavariate(5, 2) if fraud else rng.betavariate(2, 5)
     ...     combiner.learn_one((0.1, val, rng.random()), fraud)
     >>> round(combiner.predict_proba_one((0.1, 0.9, 0.1)), 2)
-    0.63
+    0.87
     >>> round(combiner.predict_proba_one((0.1, 0.1, 0.9)), 2)
     0.11
     """
 
-    def __init__(self, bins: int = 20, prior_strength: float = 20.0, warm_up: int = 200) -> None:
+    def __init__(self, bins: int = 40, prior_strength: float = 5.0, warm_up: int = 200) -> None:
         self.bins = bins
         self.prior_strength = prior_strength
         self.warm_up = warm_up
