@@ -13,6 +13,14 @@ scores where their calibration on the same control results shows they add someth
 (see :class:`~vigie.detectors.supervised.RiskCombiner`); before ``warm_up`` controls it
 is the unsupervised noisy-or ``1 - (1 - valuation)(1 - atypicality)``.
 
+The budget (:class:`~vigie.detectors.budget.InspectionBudget`) selects risks above the
+``1 - budget`` quantile of recent risks, and audits any other declaration with
+probability ``audit_share``; ``Score.selection_probability`` is 1 above the threshold and
+``audit_share`` below it, the weight a later control result is learnt with (1 / p,
+clipped at ``max_weight``) unless the result carries its own. The expected recoverable
+duty is the risk times the valuation detector's duty at risk, or times the declared duty
+when the valuation has no reference.
+
 Examples
 --------
 >>> from vigie.topics.schemas import EXAMPLE_DECLARATION, ControlResult, Declaration
