@@ -52,12 +52,14 @@ from vigie.detectors.budget import InspectionBudget
 from vigie.detectors.history import (
     BASE_FIELDS,
     ActivityHistory,
+    KEYS,
     InfractionHistory,
     declaration_base,
-    keys_from_base,
+    key_values,
 )
 from vigie.detectors.reasons import HISTORY_SUBJECTS, Facts, explain
 from vigie.detectors.supervised import ControlLearner, RiskCombiner, ipw
+from vigie.detectors.trusted import trusted
 from vigie.detectors.valuation import ValuationDetector
 from vigie.topics.schemas import (
     AtypicalityEvidence,
@@ -81,6 +83,7 @@ _ONE_HOT = tuple(
         "origin_indicator",
     )
 )
+_HISTORY_NAMES = tuple(name for key in KEYS for name in (f"te:{key}", f"n:{key}"))
 SECONDS_PER_DAY = 86_400.0
 REASONS_FROM = 0.5
 """Reasons are written for selected declarations and those with a risk of at least this
@@ -93,7 +96,8 @@ class Pending(NamedTuple):
     900 bytes: see bench/bench_engine.py)."""
 
     values: array[float]
-    """The numeric features, then the supervised, valuation and atypicality scores."""
+    """The numeric features, then the supervised score, the valuation depth, the atypicality
+    score and the valuation evidence class (the combiner's inputs)."""
     base: tuple[str, ...]
     """The interned fields the history keys and one-hot features are built from."""
     selection_probability: float
@@ -125,20 +129,44 @@ def detector_features(valuation: ValuationEvidence, atyp: AtypicalityEvidence) -
     return out
 
 
-def valuation_strength(valuation: ValuationEvidence) -> float:
-    """How far below its reference a value is, ``1 - ratio`` in [0, 1] (0 without one).
+DEPTH_Z = 10.0
+"""Robust z-score at which the valuation depth saturates (``depth = -z / DEPTH_Z``)."""
+SUPPORT_CLASSES = (20.0, 100.0)
+"""Support (effective comparable declarations) bounds of the valuation evidence classes."""
 
-    Finer than the valuation score at the top, where the score saturates: the combiner
-    calibrates it into an infraction probability.
 
-    >>> valuation_strength(ValuationEvidence(score=1.0, ratio=0.2)), valuation_strength(
-    ...     ValuationEvidence(score=0.0))
-    (0.8, 0.0)
+def valuation_depth(valuation: ValuationEvidence) -> float:
+    """How far below its reference a value is, ``-z / DEPTH_Z`` in [0, 1] (0 without one).
+
+    Finer than the valuation score at the top, where the score's logistic saturates: the
+    combiner calibrates it, per :func:`valuation_class`, into an infraction probability.
+
+    >>> valuation_depth(ValuationEvidence(score=1.0, ratio=0.2, robust_z=-6.0)), (
+    ...     valuation_depth(ValuationEvidence(score=0.0)))
+    (0.6, 0.0)
     """
-    ratio = valuation.ratio
-    if ratio is None:
+    z = valuation.robust_z
+    if z is None:
         return 0.0
-    return min(1.0, max(0.0, 1.0 - ratio))
+    return min(1.0, max(0.0, -z / DEPTH_Z))
+
+
+def valuation_class(valuation: ValuationEvidence) -> int:
+    """The kind of valuation evidence: ``2 * support class + (ratio < 1/2)``, 0 to 5.
+
+    The support class (under 20, 20 to 100, over 100 comparable declarations) says how
+    much the reference can be trusted: a sparse fallback cell is often merely the wrong
+    market. A value under half of the reference is the EU trigger of a value check.
+
+    >>> valuation_class(ValuationEvidence(score=1.0, ratio=0.3, robust_z=-5.0,
+    ...                                   support_count=400, below_lowest_acceptable=True))
+    5
+    >>> valuation_class(ValuationEvidence(score=0.9, ratio=0.6, robust_z=-4.0, support_count=8))
+    0
+    """
+    support = valuation.support_count
+    level = sum(support >= bound for bound in SUPPORT_CLASSES)
+    return 2 * level + (1 if valuation.below_lowest_acceptable else 0)
 
 
 def declaration_features(decl: Declaration) -> dict[str, float]:
@@ -252,12 +280,12 @@ class RiskEngine(Detector):
         atyp = self._atypicality.score_one(decl)
         base = declaration_base(decl)
         numeric = declaration_features(decl)
-        numeric.update(self._history.features(keys_from_base(base)))
+        numeric.update(zip(_HISTORY_NAMES, self._history.feature_values(key_values(base))))
         numeric.update(self._activity.features(decl))
         numeric.update(detector_features(valuation, atyp))
         learner = self._learner
         supervised = learner.predict_proba_one(numeric, one_hot(base))
-        scores = (supervised, valuation_strength(valuation), atyp.score)
+        scores = (supervised, valuation_depth(valuation), atyp.score, valuation_class(valuation))
         risk = min(1.0, max(0.0, self._combiner.predict_proba_one(scores)))
         decision = self._budget.decide(risk)
         self._budget.learn_one(risk)
@@ -267,25 +295,28 @@ class RiskEngine(Detector):
             facts = self._facts(decl, numeric, supervised if learner.is_warm else None)
             reasons = explain(decl, valuation, atyp, facts)
         duty = valuation.duty_at_risk_eur or decl.customs_value_eur * decl.duty_rate_pct / 100
-        return Score.model_construct(
-            declaration_id=decl.declaration_id,
-            importer=decl.importer,
-            office=decl.office,
-            commodity_code=decl.commodity_code,
-            lodged_at=decl.lodged_at,
-            scored_at=now or utc_now(),
-            valuation=valuation,
-            atypicality=atyp,
-            supervised_probability=supervised,
-            risk=risk,
-            expected_recoverable_eur=risk * duty,
-            selected=decision.selected,
-            selection=decision.selection,
-            selection_probability=decision.selection_probability,
-            threshold=decision.threshold,
-            reasons=reasons,
-            model_versions=self.versions,
-            latency_ms=(time.perf_counter() - started) * 1000.0,
+        return trusted(
+            Score,
+            {
+                "declaration_id": decl.declaration_id,
+                "importer": decl.importer,
+                "office": decl.office,
+                "commodity_code": decl.commodity_code,
+                "lodged_at": decl.lodged_at,
+                "scored_at": now or utc_now(),
+                "valuation": valuation,
+                "atypicality": atyp,
+                "supervised_probability": supervised,
+                "risk": risk,
+                "expected_recoverable_eur": risk * duty,
+                "selected": decision.selected,
+                "selection": decision.selection,
+                "selection_probability": decision.selection_probability,
+                "threshold": decision.threshold,
+                "reasons": reasons,
+                "model_versions": self.versions,
+                "latency_ms": (time.perf_counter() - started) * 1000.0,
+            },
         )
 
     def learn_one(self, decl: Declaration) -> None:
@@ -303,10 +334,10 @@ class RiskEngine(Detector):
         for item in items:
             weight = ipw(result.selection_probability, item.selection_probability, self.max_weight)
             values = item.values
-            numeric = dict(zip(self._names, values[:-3], strict=True))
+            numeric = dict(zip(self._names, values[:-4], strict=True))
             self._learner.learn_one(numeric, one_hot(item.base), fraud, weight)
-            self._history.learn_one(keys_from_base(item.base), fraud, weight)
-            self._combiner.learn_one((values[-3], values[-2], values[-1]), fraud, weight)
+            self._history.learn_values(key_values(item.base), fraud, weight)
+            self._combiner.learn_one(tuple(values[-4:]), fraud, weight)
         return True
 
     def _remember(
@@ -315,7 +346,7 @@ class RiskEngine(Detector):
         numeric: dict[str, float],
         base: tuple[str, ...],
         selection_probability: float,
-        scores: tuple[float, float, float],
+        scores: tuple[float, float, float, int],
     ) -> None:
         if not self._names:
             self._names = tuple(numeric)

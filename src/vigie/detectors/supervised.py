@@ -159,16 +159,26 @@ class RiskCombiner(Detector):
     """The final risk: the supervised probability, lifted by what the detectors add.
 
     The valuation and atypicality scores are calibrated into infraction probabilities
-    by binning (``bins`` equal bins on [0, 1], weighted counts of the control results,
-    smoothed toward the overall rate ``g`` with ``prior_strength`` pseudo-controls). Each
-    detector's lift over the base rate, ``(calibrated - g) / (1 - g)`` when positive, then
-    joins the supervised probability in a noisy-or:
-    ``risk = 1 - (1 - supervised) * prod(1 - lift)``. A detector that knows nothing about
-    a data set calibrates to the base rate and leaves the ranking alone; one that catches
-    a typology the supervised model has too few labels to learn lifts its declarations.
-    Scores are those recorded when each declaration was scored, so the calibration is
-    out of sample. Before ``warm_up`` controls the risk is the
-    unsupervised noisy-or ``1 - (1 - valuation)(1 - atypicality)``.
+    by binning (``bins`` equal bins on [0, 1], weighted counts of the control results):
+    the calibrated value of a score is the infraction rate of the controls whose score was
+    at least as high (monotone, and the sparse top bins pool), smoothed with
+    ``prior_strength`` pseudo-controls. Each detector's lift over the base rate ``g``,
+    ``(calibrated - g) / (1 - g)`` when positive, then joins the supervised probability
+    in a noisy-or: ``risk = 1 - (1 - supervised) * prod(1 - lift)``. A detector that knows
+    nothing about a data set calibrates to the base rate and leaves the ranking alone; one
+    that catches a typology the supervised model has too few labels to learn lifts its
+    declarations whatever the supervised model says. Scores are those recorded when each
+    declaration was scored, so the calibration is out of sample. Before ``warm_up``
+    controls the risk is the unsupervised noisy-or ``1 - (1 - valuation)(1 - atypicality)``.
+
+    The valuation evidence is calibrated per *evidence class* (an optional fourth score,
+    an integer in ``[0, valuation_classes)``; see
+    :func:`vigie.detectors.engine.valuation_class`): the same depth below the reference
+    means near-certainty in a dense cell and little in a sparse fallback cell, and a value
+    under half of the reference (the EU trigger for a value check) is more telling than
+    one merely far out in a narrow cell. Each class's rate is smoothed toward the rate of
+    all classes at the same depth (itself smoothed toward ``g``): a class with few
+    controls borrows from the others, one with many speaks for itself.
 
     Examples
     --------
@@ -185,13 +195,33 @@ class RiskCombiner(Detector):
     0.87
     >>> round(combiner.predict_proba_one((0.1, 0.1, 0.9)), 2)
     0.11
+
+    The same depth, in a class where it is telling (1) and one where it is not (0):
+
+    >>> combiner = RiskCombiner(warm_up=100)
+    >>> for _ in range(6000):
+    ...     cls = rng.randrange(2)
+    ...     val = rng.random()
+    ...     fraud = rng.random() < (0.9 * val if cls else 0.05)
+    ...     combiner.learn_one((0.0, val, 0.0, cls), fraud)
+    >>> [round(combiner.predict_proba_one((0.0, 0.95, 0.0, c)), 2) for c in (0, 1)]
+    [0.0, 0.79]
     """
 
-    def __init__(self, bins: int = 40, prior_strength: float = 5.0, warm_up: int = 200) -> None:
+    def __init__(
+        self,
+        bins: int = 40,
+        prior_strength: float = 5.0,
+        warm_up: int = 200,
+        valuation_classes: int = 6,
+    ) -> None:
         self.bins = bins
         self.prior_strength = prior_strength
         self.warm_up = warm_up
-        self._counts = [[0.0] * bins for _ in range(4)]
+        self.valuation_classes = valuation_classes
+        # Rows: valuation (all classes), atypicality, then valuation per class.
+        self._n_counts = [[0.0] * bins for _ in range(2 + valuation_classes)]
+        self._pos_counts = [[0.0] * bins for _ in range(2 + valuation_classes)]
         self._total = 0.0
         self._positives = 0.0
         self._n = 0
@@ -204,39 +234,55 @@ class RiskCombiner(Detector):
     def n_learnt(self) -> int:
         return self._n
 
+    @property
+    def base_rate(self) -> float:
+        """The weighted infraction rate of the controls (Laplace-smoothed)."""
+        return (self._positives + 1.0) / (self._total + 2.0)
+
     def _bin(self, score: float) -> int:
         return min(self.bins - 1, max(0, int(score * self.bins)))
 
-    def calibrated(self, detector: int, score: float) -> float:
-        """Infraction rate of the controls whose score (0: valuation, 1: atypicality) was
-        at least as high: monotone in the score, and the sparse top bins pool."""
-        n, pos = self._counts[2 * detector], self._counts[2 * detector + 1]
-        b = self._bin(score)
-        prior = (self._positives + 1.0) / (self._total + 2.0)
-        tail_n, tail_pos = sum(n[b:]), sum(pos[b:])
-        return (tail_pos + self.prior_strength * prior) / (tail_n + self.prior_strength)
+    def _class(self, value: float) -> int:
+        return min(self.valuation_classes - 1, max(0, int(value)))
 
-    def predict_proba_one(self, scores: tuple[float, float, float]) -> float:
-        """Risk from the (supervised, valuation, atypicality) scores, each in [0, 1]."""
-        supervised, valuation, atypicality = scores
+    def _tail(self, row: int, b: int, prior: float) -> float:
+        n, pos = self._n_counts[row], self._pos_counts[row]
+        return (sum(pos[b:]) + self.prior_strength * prior) / (sum(n[b:]) + self.prior_strength)
+
+    def calibrated(self, detector: int, score: float, valuation_class: int | None = None) -> float:
+        """Infraction rate of the controls whose score (0: valuation, 1: atypicality) was
+        at least as high; for the valuation with a class, that of the class, smoothed
+        toward all classes."""
+        b = self._bin(score)
+        rate = self._tail(detector, b, self.base_rate)
+        if detector == 0 and valuation_class is not None:
+            rate = self._tail(2 + self._class(valuation_class), b, rate)
+        return rate
+
+    def predict_proba_one(self, scores: tuple[float, ...]) -> float:
+        """Risk from the (supervised, valuation, atypicality[, valuation class]) scores."""
+        supervised, valuation, atypicality = scores[:3]
         if self._n < self.warm_up:
             return 1.0 - (1.0 - valuation) * (1.0 - atypicality)
-        prior = (self._positives + 1.0) / (self._total + 2.0)
+        cls = int(scores[3]) if len(scores) > 3 else None
+        prior = self.base_rate
         remaining = 1.0 - supervised
-        for detector, score in ((0, valuation), (1, atypicality)):
-            lift = (self.calibrated(detector, score) - prior) / (1.0 - prior)
+        for lifted in (self.calibrated(0, valuation, cls), self.calibrated(1, atypicality)):
+            lift = (lifted - prior) / (1.0 - prior)
             if lift > 0.0:
                 remaining *= 1.0 - lift
         return 1.0 - remaining
 
-    def learn_one(
-        self, scores: tuple[float, float, float], fraud: bool, weight: float = 1.0
-    ) -> None:
+    def learn_one(self, scores: tuple[float, ...], fraud: bool, weight: float = 1.0) -> None:
+        """Learn the scores recorded for one controlled declaration."""
         positive = weight if fraud else 0.0
-        for detector, score in enumerate(scores[1:]):
+        rows = [(0, scores[1]), (1, scores[2])]
+        if len(scores) > 3:
+            rows.append((2 + self._class(scores[3]), scores[1]))
+        for row, score in rows:
             b = self._bin(score)
-            self._counts[2 * detector][b] += weight
-            self._counts[2 * detector + 1][b] += positive
+            self._n_counts[row][b] += weight
+            self._pos_counts[row][b] += positive
         self._total += weight
         self._positives += positive
         self._n += 1
