@@ -51,8 +51,8 @@ from vigie.detectors.base import Detector
 from vigie.detectors.budget import InspectionBudget
 from vigie.detectors.history import (
     BASE_FIELDS,
-    ActivityHistory,
     KEYS,
+    ActivityHistory,
     InfractionHistory,
     declaration_base,
     key_values,
@@ -280,7 +280,8 @@ class RiskEngine(Detector):
         atyp = self._atypicality.score_one(decl)
         base = declaration_base(decl)
         numeric = declaration_features(decl)
-        numeric.update(zip(_HISTORY_NAMES, self._history.feature_values(key_values(base))))
+        rates = self._history.feature_values(key_values(base))
+        numeric.update(zip(_HISTORY_NAMES, rates, strict=True))
         numeric.update(self._activity.features(decl))
         numeric.update(detector_features(valuation, atyp))
         learner = self._learner

@@ -28,7 +28,7 @@ from __future__ import annotations
 
 import math
 import sys
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from datetime import datetime
 
 from vigie.topics.schemas import Declaration
@@ -141,13 +141,50 @@ def keys_from_base(base: tuple[str, ...]) -> dict[str, str]:
     return keys
 
 
+def key_values(base: tuple[str, ...]) -> tuple[str, ...]:
+    """The value of every history key (:data:`KEYS`, in order) from the base fields.
+
+    The tuple form of :func:`keys_from_base`, for the engine's hot path.
+
+    >>> from vigie.topics.schemas import EXAMPLE_DECLARATION
+    >>> base = declaration_base(Declaration.model_validate(EXAMPLE_DECLARATION))
+    >>> key_values(base) == tuple(keys_from_base(base)[name] for name in KEYS)
+    True
+    """
+    imp, dcl, sel, hs6, ori, office, dis, duty, cou, mode, proc, ity, ius, pay, tax, oind = base
+    hs6_ori = hs6 + "|" + ori
+    return (
+        imp,
+        dcl,
+        sel,
+        hs6,
+        hs6[:4],
+        hs6[:2],
+        ori,
+        office,
+        imp + "|" + hs6,
+        imp + "|" + hs6[:2],
+        dcl + "|" + imp,
+        sel + "|" + imp,
+        imp + "|" + ori,
+        hs6_ori,
+        hs6_ori + "|" + dis,
+        hs6_ori + "|" + tax,
+        hs6_ori + "|" + duty,
+        ity,
+        ius,
+        pay,
+        tax,
+        oind,
+        cou,
+        mode,
+        proc,
+    )
+
+
 def declaration_keys(decl: Declaration) -> dict[str, str]:
     """The history keys of a declaration (missing optional fields read as ``"-"``)."""
     return keys_from_base(declaration_base(decl))
-
-
-def _logit(p: float) -> float:
-    return math.log(p / (1.0 - p))
 
 
 class InfractionHistory:
@@ -207,45 +244,88 @@ class InfractionHistory:
         prior = self.global_rate
         if entry is None:
             return prior, 0.0
-        n, pos = entry
+        n, pos = entry[0], entry[1]
         return (pos + self.prior_strength * prior) / (n + self.prior_strength), n
 
     def features(self, keys: Mapping[str, str]) -> dict[str, float]:
         """For each key: the smoothed rate as a logit, and log(1 + controls)."""
-        prior = self.global_rate
-        prior_logit = _logit(prior)
+        values = self.feature_values(tuple(keys[name] for name in self.keys))
+        return dict(zip(self.feature_names, values, strict=True))
+
+    @property
+    def feature_names(self) -> tuple[str, ...]:
+        """The names of :meth:`feature_values`: ``te:<key>``, ``n:<key>`` per key."""
+        return tuple(name for _, te, n in self._names for name in (te, n))
+
+    def feature_values(self, values: Sequence[str]) -> list[float]:
+        """:meth:`features` for the key values in the order of ``keys`` (no names).
+
+        >>> hist = InfractionHistory(keys=("importer", "office"), prior_strength=2.0)
+        >>> hist.learn_values(("A", "X"), True)
+        >>> [round(v, 3) for v in hist.feature_values(("A", "Y"))]
+        [1.253, 0.693, 0.693, 0.0]
+        """
+        prior = (self._positives + 1.0) / (self._total + 2.0)
+        prior_logit = math.log(prior / (1.0 - prior))
         strength = self.prior_strength
         base = strength * prior
         log, log1p = math.log, math.log1p
-        out: dict[str, float] = {}
-        for (name, te, n_name), table in zip(self._names, self._tables, strict=True):
-            entry = table.get(keys[name])
+        out: list[float] = []
+        append = out.append
+        for value, table in zip(values, self._tables, strict=True):
+            entry = table.get(value)
             if entry is None:
-                out[te] = prior_logit
-                out[n_name] = 0.0
+                append(prior_logit)
+                append(0.0)
             else:
-                n, pos = entry
-                p = (pos + base) / (n + strength)
-                out[te] = log(p / (1.0 - p))
-                out[n_name] = log1p(n)
+                n = entry[0]
+                good = entry[1] + base
+                # logit of (pos + base) / (n + strength)
+                append(log(good / (n + strength - good)))
+                append(log1p(n))
         return out
 
     def learn_one(self, keys: Mapping[str, str], fraud: bool, weight: float = 1.0) -> None:
         """Count one control result of weight ``weight`` for every key of the declaration."""
+        self.learn_values(tuple(keys[name] for name in self.keys), fraud, weight)
+
+    def learn_values(self, values: Sequence[str], fraud: bool, weight: float = 1.0) -> None:
+        """:meth:`learn_one` for the key values in the order of ``keys``.
+
+        Each entry is ``[controls, infractions, update stamp]``: a table over ``max_keys``
+        forgets its least recently updated tenth at once (amortised, no reordering per
+        update).
+        """
         positive = weight if fraud else 0.0
-        for name, table in zip(self.keys, self._tables, strict=True):
-            value = keys[name]
-            entry = table.pop(value, None)
+        self._updates += 1
+        stamp = self._updates
+        for value, table in zip(values, self._tables, strict=True):
+            entry = table.get(value)
             if entry is None:
-                entry = [0.0, 0.0]
-                if len(table) >= self.max_keys:
-                    del table[next(iter(table))]
-            entry[0] += weight
-            entry[1] += positive
-            table[value] = entry
+                table[value] = [weight, positive, stamp]
+                if len(table) > self.max_keys:
+                    _forget_oldest(table, self.max_keys)
+            else:
+                entry[0] += weight
+                entry[1] += positive
+                entry[2] = stamp
         self._total += weight
         self._positives += positive
-        self._updates += 1
+
+    def __setstate__(self, state: dict[str, object]) -> None:
+        self.__dict__.update(state)
+        for table in self._tables:  # snapshots from before the update stamps
+            for entry in table.values():
+                if len(entry) == 2:
+                    entry.append(0)
+
+
+def _forget_oldest(table: dict[str, list[float]], max_keys: int) -> None:
+    """Keep the ``max_keys - max_keys // 10`` most recently updated entries of ``table``."""
+    keep = max(max_keys - max_keys // 10, 1)
+    newest = sorted(table.items(), key=lambda item: item[1][2], reverse=True)[:keep]
+    table.clear()
+    table.update(sorted(newest, key=lambda item: item[1][2]))
 
 
 class ActivityHistory:
