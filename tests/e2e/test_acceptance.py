@@ -199,9 +199,9 @@ def test_50k_declarations_through_every_sink_with_a_worker_killed_mid_stream(
         scores.read_until(lambda r: len(distinct(r)) >= KILL_AFTER, 300, f"{KILL_AFTER} scores")
         before_kill = len(distinct(scores))
 
-        def snapshotted() -> bool:
+        def snapshotted() -> bool:  # snapshot 1 is the empty model of the assignment
             body = worker.ready()
-            return body is not None and min(m["snapshot_id"] for m in body["models"]) >= 1
+            return body is not None and min(m["snapshot_id"] for m in body["models"]) >= 2
 
         wait_for(snapshotted, 60, "a snapshot of every partition", worker)
         assert worker.metric("vigie_declarations_total") < N - 10_000, "killed too late"
@@ -241,9 +241,11 @@ def test_50k_declarations_through_every_sink_with_a_worker_killed_mid_stream(
             return all(set(delivered.get(n, ())) >= want for n, want in expected_hooks.items())
 
         wait_for(hooks_delivered, 300, "every matching alert delivered by webhook")
+        all_delivered = time.monotonic() - started
         time.sleep(3)  # a late duplicate would show up now
         for name in ("webhooks", "alerts", "warehouse"):
             assert children.stop(name) == 0, name
+        restarted_scored = int(restarted.metric("vigie_declarations_total"))
         restarted.stop()
 
         # Redis: every alert once, nothing else
@@ -288,7 +290,9 @@ def test_50k_declarations_through_every_sink_with_a_worker_killed_mid_stream(
             resumed[p] = min(resumed.get(p, N), learnt_before(v))
         assert len(resumed) == settings.topic_partitions
         assert min(resumed.values()) > 0, resumed
-        rescored = sum(1 for v in after if learnt_before(v) < max(resumed.values()))
+        # rescored only what followed the last snapshots, not what was scored before the kill
+        assert len(scores.records) - N < before_kill
+        assert restarted_scored < N
 
         figures = {
             "declarations": N,
@@ -296,11 +300,13 @@ def test_50k_declarations_through_every_sink_with_a_worker_killed_mid_stream(
             "replay_s": replay.report["seconds"],
             "all_scored_s": round(all_scored, 1),
             "scores_per_s": round(N / all_scored, 1),
+            "all_in_redis_and_webhooks_s": round(all_delivered, 1),
             "score_records": len(scores.records),
             "scored_before_kill": before_kill,
             "restart_ready_s": round(ready_after, 1),
             "first_learnt_after_restart": {str(p): n for p, n in sorted(resumed.items())},
-            "rescored_after_restart_approx": rescored,
+            "scored_by_restarted_worker": restarted_scored,
+            "scored_twice": len(scores.records) - N,
             "alerts": len(raised),
             "alert_records_on_kafka": len(alerts.records),
             "webhooks": {n: len(w) for n, w in expected_hooks.items()},
@@ -451,8 +457,11 @@ def test_control_results_move_later_scores_of_the_labelled_keys(
         assert sup["labelled_infraction"] > medians[(0, "labelled_infraction")][0] + 0.3
         assert sup["labelled_infraction"] > sup["unlabelled"] + 0.3
         assert sup["labelled_infraction"] > sup["labelled_compliant"] + 0.3
-        assert risks["labelled_infraction"] > risks["unlabelled"] + 0.3
-        assert risks["labelled_infraction"] >= medians[(0, "labelled_infraction")][1]
+        # the final risk follows (its size depends on how the combiner calibrates the
+        # supervised probability; its order must not)
+        assert risks["labelled_infraction"] > risks["unlabelled"]
+        assert risks["labelled_infraction"] > risks["labelled_compliant"]
+        assert risks["labelled_infraction"] > medians[(0, "labelled_infraction")][1]
         # one engine learnt every label, and the final scores were made with all of them
         versions = {s["model_versions"]["supervised"] for s in final}
         assert versions == {f"supervised-{labels}"}
