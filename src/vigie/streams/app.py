@@ -38,7 +38,8 @@ of record: records after it are replayed once (their Scores are sent again with 
 declaration id, which idempotent sinks deduplicate), records before it are never learnt
 twice, and a record redelivered for any other reason (offset <= the state's offset) is
 skipped. Processing is at-least-once on the output topics, exactly-once on the models. A
-snapshot that cannot be unpickled (an incompatible engine class after an upgrade) is
+snapshot that cannot be unpickled, or whose engine's attributes differ from a fresh one's
+(an engine class changed by an upgrade: :func:`~vigie.streams.state.layout_differences`), is
 logged and counted, and the partition's model is rebuilt by replaying its log.
 
 Examples
@@ -68,7 +69,7 @@ from faust.types import TP
 from vigie.errors import VigieError
 from vigie.settings import Settings
 from vigie.streams.metrics import WorkerMetrics
-from vigie.streams.state import PartitionState, SnapshotStore, compress
+from vigie.streams.state import PartitionState, SnapshotStore, compress, layout_differences
 from vigie.topics.catalogue import (
     ALERTS,
     CONTROL_RESULTS,
@@ -257,7 +258,12 @@ class Runtime:
         and the fan-out from their start, which re-emits Scores the sinks deduplicate.
         """
         try:
-            return await asyncio.to_thread(self.store.load, partition)
+            state = await asyncio.to_thread(self.store.load, partition)
+            if state is not None and (
+                changed := layout_differences(state.engine, self.engine_factory(partition))
+            ):
+                raise TypeError(f"the engine class changed since the snapshot: {changed[:5]}")
+            return state
         except VigieError:
             raise
         except Exception as exc:  # unpickling runs arbitrary class code

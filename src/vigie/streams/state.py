@@ -121,6 +121,37 @@ class PartitionState:
         }
 
 
+def layout_differences(restored: Any, fresh: Any, path: str = "engine") -> list[str]:
+    """How a restored engine's attributes differ from a fresh one's (empty: same layout).
+
+    Unpickling restores an object's ``__dict__`` without running ``__init__``, so a snapshot
+    taken before an upgrade that added, removed or retyped an attribute loads without error
+    and fails later, on every record. Vigie objects are compared attribute by attribute,
+    recursively; other objects (River models, containers) only by type.
+
+    >>> class Part:
+    ...     def __init__(self) -> None:
+    ...         self.n, self.rate = 0, 0.5
+    >>> Part.__module__ = "vigie.example"
+    >>> old = Part()
+    >>> del old.rate
+    >>> layout_differences(Part(), Part()), layout_differences(old, Part())
+    ([], ['engine.rate: missing'])
+    """
+    if type(restored) is not type(fresh):
+        return [f"{path}: {type(restored).__name__}, now {type(fresh).__name__}"]
+    if not type(fresh).__module__.startswith("vigie."):
+        return []
+    old, new = getattr(restored, "__dict__", None), getattr(fresh, "__dict__", None)
+    if old is None or new is None:
+        return [] if old is new else [f"{path}: attributes"]
+    found = [f"{path}.{k}: missing" for k in new.keys() - old.keys()]
+    found += [f"{path}.{k}: no longer used" for k in old.keys() - new.keys()]
+    for k in sorted(new.keys() & old.keys()):
+        found += layout_differences(old[k], new[k], f"{path}.{k}")
+    return found
+
+
 def compress(raw: bytes) -> bytes:
     return zlib.compress(raw, 3)
 
