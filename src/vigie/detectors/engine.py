@@ -284,6 +284,7 @@ class RiskEngine(Detector):
         numeric.update(zip(_HISTORY_NAMES, rates, strict=True))
         numeric.update(self._activity.features(decl))
         numeric.update(detector_features(valuation, atyp))
+        numeric["val:importer_flagged"] = self._valuation.importer_flagged_share(decl.importer)
         learner = self._learner
         supervised = learner.predict_proba_one(numeric, one_hot(base))
         scores = (supervised, valuation_depth(valuation), atyp.score, valuation_class(valuation))

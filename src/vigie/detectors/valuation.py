@@ -18,6 +18,12 @@ lasting price fall still wins after a few half-lives. The flag is the z-score, n
 quarter of the honest declarations and push the median up, which would flag more of
 them, and so on; below ``-2.5`` robust deviations the honest tail is under 1 %.
 
+The detector also remembers, per importer, how many of its declarations with a reference
+it flagged (:meth:`ValuationDetector.importer_flagged_share`): an importer who keeps
+declaring far below the going price is a classic value-control profile, and a dishonest
+trader's borderline declaration (a 55 % cut on an item priced above the median) is only
+told apart from the honest tail by that history.
+
 Memory is bounded: at most ``max_cells`` cells, the least recently used evicted first.
 A cell is a sparse dict of occupied bins: 570 to 930 bytes on average on customs-kr and
 on generated data (bench/bench_detectors.py), so the default cap holds under 200 MB.
@@ -115,6 +121,10 @@ class ValuationDetector(Detector):
         The ``-z`` at which the score is 0.5.
     score_slope
         Steepness of the logistic score.
+    max_importers
+        At most this many importers' flag counts are kept (least recently used evicted).
+    importer_prior
+        Pseudo-declarations at the overall flagged share in an importer's flagged share.
 
     Examples
     --------
@@ -148,6 +158,8 @@ class ValuationDetector(Detector):
         min_log_scale: float = 0.1,
         score_midpoint: float = 2.5,
         score_slope: float = 1.5,
+        max_importers: int = 200_000,
+        importer_prior: float = 3.0,
     ) -> None:
         self.half_life_days = half_life_days
         self.min_support = min_support
@@ -160,6 +172,11 @@ class ValuationDetector(Detector):
         self.min_log_scale = min_log_scale
         self.score_midpoint = score_midpoint
         self.score_slope = score_slope
+        self.max_importers = max_importers
+        self.importer_prior = importer_prior
+        self._importers: OrderedDict[str, list[float]] = OrderedDict()
+        self._referenced = 0
+        self._referenced_flagged = 0
         self._cells: OrderedDict[CellKey, DecayedHistogram] = OrderedDict()
         self._updates = 0
         self._flagged = 0
@@ -208,6 +225,8 @@ class ValuationDetector(Detector):
         flagged = evidence.robust_z is not None and evidence.robust_z < -self.flag_z
         weight = self.flagged_weight if flagged else 1.0
         self._flagged += flagged
+        if evidence.robust_z is not None:
+            self._learn_importer(decl.importer, flagged)
         if weight <= 0:
             return
         cells = self._cells
@@ -222,6 +241,33 @@ class ValuationDetector(Detector):
                     cells.move_to_end(key)
                 cell.add(x, t, weight)
         self._updates += 1
+
+    def importer_flagged_share(self, importer: str) -> float:
+        """Share of the importer's past declarations (with a reference) that were flagged,
+        smoothed toward the overall share with ``importer_prior`` pseudo-declarations.
+
+        >>> det = ValuationDetector()
+        >>> det._learn_importer("A", True); det._learn_importer("B", False)
+        >>> round(det.importer_flagged_share("A"), 3), round(det.importer_flagged_share("Z"), 3)
+        (0.625, 0.5)
+        """
+        overall = (self._referenced_flagged + 1.0) / (self._referenced + 2.0)
+        entry = self._importers.get(importer)
+        n, flagged = (0.0, 0.0) if entry is None else entry
+        return (flagged + self.importer_prior * overall) / (n + self.importer_prior)
+
+    def _learn_importer(self, importer: str, flagged: bool) -> None:
+        self._referenced += 1
+        self._referenced_flagged += flagged
+        entry = self._importers.get(importer)
+        if entry is None:
+            entry = self._importers[importer] = [0.0, 0.0]
+            if len(self._importers) > self.max_importers:
+                self._importers.popitem(last=False)
+        else:
+            self._importers.move_to_end(importer)
+        entry[0] += 1.0
+        entry[1] += flagged
 
     def _reference(
         self, quantity: float, x: float, keys: list[CellKey], t: float
