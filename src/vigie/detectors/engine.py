@@ -46,6 +46,8 @@ from collections import OrderedDict
 from datetime import datetime
 from typing import NamedTuple
 
+import numpy as np
+
 from vigie.detectors.atypicality import IMPORTANCE, AtypicalityDetector
 from vigie.detectors.base import Detector
 from vigie.detectors.budget import InspectionBudget
@@ -336,8 +338,8 @@ class RiskEngine(Detector):
         for item in items:
             weight = ipw(result.selection_probability, item.selection_probability, self.max_weight)
             values = item.values
-            numeric = dict(zip(self._names, values[:-4], strict=True))
-            self._learner.learn_one(numeric, one_hot(item.base), fraud, weight)
+            x = np.frombuffer(values, np.float32, len(self._names)).astype(np.float64)
+            self._learner.learn_array(self._names, x, one_hot(item.base), fraud, weight)
             self._history.learn_values(key_values(item.base), fraud, weight)
             self._combiner.learn_one(tuple(values[-4:]), fraud, weight)
         return True
@@ -353,7 +355,7 @@ class RiskEngine(Detector):
         if not self._names:
             self._names = tuple(numeric)
         lodged = decl.lodged_at.timestamp()
-        values = array("f", numeric.values())
+        values = array("f", list(numeric.values()))
         values.extend(scores)
         item = Pending(values, base, selection_probability, lodged)
         store = self._pending

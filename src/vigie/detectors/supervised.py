@@ -140,6 +140,28 @@ class ControlLearner(Detector):
         self._model.learn_one(self._inputs(x, categorical), fraud, w=w)
         self._n += 1
 
+    def learn_array(
+        self,
+        names: tuple[str, ...],
+        x: np.ndarray,
+        categorical: dict[str, float],
+        fraud: bool,
+        weight: float = 1.0,
+    ) -> None:
+        """:meth:`learn_one` for numeric features already in an array, in the order of
+        ``names`` (the engine's pending store): no dictionary round trip."""
+        if names is not self._names and names != self._names:
+            self.learn_one(dict(zip(names, x.tolist(), strict=True)), categorical, fraud, weight)
+            if names == self._names:
+                self._names = names  # the same object from now on: no comparison
+            return
+        w = min(max(weight, 0.0), self.max_weight)
+        if w <= 0:
+            return
+        self._learn_moments(x, w)
+        self._model.learn_one(self._inputs(x, categorical), fraud, w=w)
+        self._n += 1
+
 
 def ipw(selection_probability: float | None, fallback: float, max_weight: float) -> float:
     """Inverse-probability weight of a control result, clipped to ``[1, max_weight]``.
