@@ -30,7 +30,10 @@ def restored(engine: RiskEngine) -> RiskEngine:
 
 def test_a_learnt_engine_has_the_layout_of_a_fresh_one() -> None:
     # no attribute is created after __init__: a restart must not rebuild a sound model
-    assert layout_differences(restored(learnt_engine()), RiskEngine(seed=1, warm_up=20)) == []
+    engine = learnt_engine()
+    assert layout_differences(restored(engine), RiskEngine(seed=1, warm_up=20)) == []
+    engine.score_one(next(iter(generate(1, seed=9))).declaration)  # caches filled
+    assert layout_differences(restored(engine), RiskEngine(seed=1, warm_up=20)) == []
 
 
 def test_a_snapshot_from_an_older_engine_class_is_detected() -> None:

@@ -126,8 +126,9 @@ def layout_differences(restored: Any, fresh: Any, path: str = "engine") -> list[
 
     Unpickling restores an object's ``__dict__`` without running ``__init__``, so a snapshot
     taken before an upgrade that added, removed or retyped an attribute loads without error
-    and fails later, on every record. Vigie objects are compared attribute by attribute,
-    recursively; other objects (River models, containers) only by type.
+    and fails later, on every record. The attribute names are compared, recursively into
+    the attributes that are Vigie objects; other values (None, caches, River models) may
+    change type as the model learns.
 
     >>> class Part:
     ...     def __init__(self) -> None:
@@ -140,16 +141,19 @@ def layout_differences(restored: Any, fresh: Any, path: str = "engine") -> list[
     """
     if type(restored) is not type(fresh):
         return [f"{path}: {type(restored).__name__}, now {type(fresh).__name__}"]
-    if not type(fresh).__module__.startswith("vigie."):
-        return []
     old, new = getattr(restored, "__dict__", None), getattr(fresh, "__dict__", None)
     if old is None or new is None:
         return [] if old is new else [f"{path}: attributes"]
     found = [f"{path}.{k}: missing" for k in new.keys() - old.keys()]
     found += [f"{path}.{k}: no longer used" for k in old.keys() - new.keys()]
     for k in sorted(new.keys() & old.keys()):
-        found += layout_differences(old[k], new[k], f"{path}.{k}")
+        if _is_vigie(new[k]):  # others (None, caches, River models) may change type
+            found += layout_differences(old[k], new[k], f"{path}.{k}")
     return found
+
+
+def _is_vigie(value: Any) -> bool:
+    return type(value).__module__.startswith("vigie.")
 
 
 def compress(raw: bytes) -> bytes:
