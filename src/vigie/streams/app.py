@@ -284,6 +284,10 @@ class Runtime:
         if offsets:
             await self.app.consumer._commit(offsets)  # type: ignore[attr-defined]
             log.info("positions committed from model state: %s", offsets)
+        # aiokafka's seek to committed offsets skips an offset of 0 (`if offset and offset >
+        # 0`): a model rebuilt from the log (or never snapshotted) is sent to the start here
+        for tp in [tp for tp, offset in offsets.items() if offset == 0]:
+            await self.app.consumer.seek(tp, 0)
 
     async def _on_revoked(self, sender: Any, *args: Any, signal: Any, **_: Any) -> None:
         revoked: set[TP] = args[0]

@@ -1,0 +1,115 @@
+"""A snapshot the worker cannot read back: the partition's model is rebuilt from the log.
+
+The restarted worker must read ``declarations`` again from offset 0 (not from the group's
+committed position) so that the rebuilt model learns every declaration once, in order:
+each Score's count of learnt declarations equals its declaration's offset.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+
+import orjson
+import pytest
+
+from vigie.generator import generate
+from vigie.settings import Settings
+from vigie.streams.state import PartitionState, SnapshotStore, compress
+from vigie.streams.testing import TopicReader, WorkerProcess, produce, wait_for
+from vigie.topics.codec import encode
+
+pytestmark = [pytest.mark.integration, pytest.mark.slow]
+
+
+def positions(settings: Settings, expected: int) -> dict[str, int]:
+    """The offset of every declaration in its partition."""
+    from confluent_kafka import Consumer
+
+    consumer = Consumer(
+        {
+            "bootstrap.servers": settings.bootstrap_servers,
+            "group.id": f"rebuild-positions-{uuid.uuid4().hex[:8]}",
+            "auto.offset.reset": "earliest",
+            "enable.auto.commit": False,
+        }
+    )
+    consumer.subscribe([settings.topic("declarations")])
+    found: dict[str, int] = {}
+    try:
+        for _ in range(120):
+            for msg in consumer.consume(num_messages=1000, timeout=0.5):
+                if msg.error() is None:
+                    found[orjson.loads(msg.value() or b"{}")["declaration_id"]] = msg.offset() or 0
+            if len(found) >= expected:
+                break
+    finally:
+        consumer.close()
+    return found
+
+
+def write_unreadable_snapshots(settings: Settings) -> None:
+    from confluent_kafka import Producer
+
+    producer = Producer({"bootstrap.servers": settings.bootstrap_servers, "acks": "all"})
+
+    async def send(partition: int, key: bytes, value: bytes) -> int:
+        offsets: list[int] = []
+        producer.produce(
+            settings.topic("model-state"), value, key, partition=partition,
+            on_delivery=lambda err, msg: offsets.append(-1 if err else msg.offset() or 0),
+        )  # fmt: skip
+        producer.flush(30)
+        assert offsets and offsets[0] >= 0
+        return offsets[0]
+
+    async def save_all() -> None:
+        store = SnapshotStore(settings, send)
+        for p in range(settings.topic_partitions):
+            await store.save(PartitionState(p, None), compress(b"not a pickle"))
+
+    asyncio.run(save_all())
+
+
+def test_an_unreadable_snapshot_rebuilds_the_model_from_the_first_declaration(
+    isolated_settings: Settings,
+) -> None:
+    settings = isolated_settings
+    decls = [item.declaration for item in generate(700, seed=31)]
+    first, later = decls[:600], decls[600:]
+    worker = WorkerProcess(settings).start()
+    restarted: WorkerProcess | None = None
+    scores = TopicReader(settings, "scores")
+    try:
+        worker.wait_ready()
+        produce(settings, "declarations", [(d.importer.encode(), encode(d)) for d in first])
+        want = {d.declaration_id for d in first}
+        scores.read_until(lambda r: want <= {v["declaration_id"] for v in r.values()}, 240, "600")
+        assert worker.stop() == 0  # snapshots written, offsets committed past the 600
+        write_unreadable_snapshots(settings)
+
+        restarted = WorkerProcess(settings).start()
+        restarted.wait_ready(partitions=settings.topic_partitions)
+        failures = restarted.metric("vigie_snapshot_restore_failures_total")
+        assert failures == settings.topic_partitions
+        produce(settings, "declarations", [(d.importer.encode(), encode(d)) for d in later])
+        wait_for(
+            lambda: restarted.metric("vigie_declarations_total") >= len(decls),
+            240,
+            "the log relearnt from its start",
+            restarted,
+        )
+        scores.read_until(lambda r: len(r.records) >= len(first) + len(decls), 120, "scores")
+        offsets = positions(settings, len(decls))
+        learnt = [
+            (v["declaration_id"], int(v["model_versions"]["atypicality"].rsplit("-", 1)[1]))
+            for v in scores.values()
+        ]
+        assert [x for x in learnt if x[1] != offsets[x[0]]] == []
+        assert restarted.metric("vigie_declarations_total") == len(decls)
+        restarted.stop()
+    finally:
+        scores.close()
+        worker.kill()
+        if restarted is not None:
+            restarted.kill()
