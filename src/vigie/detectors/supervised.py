@@ -52,6 +52,10 @@ class ControlLearner(Detector):
         Clip on the inverse-probability weight of one control result.
     warm_up
         Controls learnt before :meth:`is_warm` says the probability can be trusted.
+    max_z
+        Standardised numeric features are clipped to ``[-max_z, max_z]``: with few
+        controls learnt, a feature's variance is underestimated and a rare value would
+        otherwise standardise to hundreds and saturate the probability.
     """
 
     def __init__(
@@ -60,11 +64,13 @@ class ControlLearner(Detector):
         l2: float = 0.0,
         max_weight: float = 20.0,
         warm_up: int = 200,
+        max_z: float = 5.0,
     ) -> None:
         self.learning_rate = learning_rate
         self.l2 = l2
         self.max_weight = max_weight
         self.warm_up = warm_up
+        self.max_z = max_z
         self._model: Any = linear_model.LogisticRegression(
             optimizer=optim.SGD(learning_rate), l2=l2
         )
@@ -102,7 +108,8 @@ class ControlLearner(Detector):
         return np.fromiter(numeric.values(), dtype=np.float64, count=len(numeric))
 
     def _inputs(self, x: np.ndarray, categorical: dict[str, float]) -> dict[str, float]:
-        scaled = dict(zip(self._names, ((x - self._mean) / self._scale).tolist(), strict=True))
+        z = np.clip((x - self._mean) / self._scale, -self.max_z, self.max_z)
+        scaled = dict(zip(self._names, z.tolist(), strict=True))
         if categorical:
             scaled.update(categorical)
         return scaled
@@ -131,13 +138,20 @@ class ControlLearner(Detector):
         fraud: bool,
         weight: float = 1.0,
     ) -> None:
-        """Learn one control result with its inverse-probability weight (clipped)."""
+        """Learn one control result with its inverse-probability weight (clipped).
+
+        The SGD step uses the weight divided by the mean weight learnt so far: the
+        weights keep their ratios (the estimate stays unbiased) while a 1 % audit
+        weighted 20 no longer takes a step twenty times the learning rate, which made
+        the model jump to probabilities of exactly 1 while it had few labels.
+        """
         w = min(max(weight, 0.0), self.max_weight)
         if w <= 0:
             return
         x = self._vector(numeric)
         self._learn_moments(x, w)
-        self._model.learn_one(self._inputs(x, categorical), fraud, w=w)
+        step = w * (self._n + 1) / self._weight
+        self._model.learn_one(self._inputs(x, categorical), fraud, w=step)
         self._n += 1
 
     def learn_array(
