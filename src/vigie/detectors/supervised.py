@@ -145,14 +145,7 @@ class ControlLearner(Detector):
         weighted 20 no longer takes a step twenty times the learning rate, which made
         the model jump to probabilities of exactly 1 while it had few labels.
         """
-        w = min(max(weight, 0.0), self.max_weight)
-        if w <= 0:
-            return
-        x = self._vector(numeric)
-        self._learn_moments(x, w)
-        step = w * (self._n + 1) / self._weight
-        self._model.learn_one(self._inputs(x, categorical), fraud, w=step)
-        self._n += 1
+        self._learn(self._vector(numeric), categorical, fraud, weight)
 
     def learn_array(
         self,
@@ -169,11 +162,17 @@ class ControlLearner(Detector):
             if names == self._names:
                 self._names = names  # the same object from now on: no comparison
             return
+        self._learn(x, categorical, fraud, weight)
+
+    def _learn(
+        self, x: np.ndarray, categorical: dict[str, float], fraud: bool, weight: float
+    ) -> None:
         w = min(max(weight, 0.0), self.max_weight)
         if w <= 0:
             return
         self._learn_moments(x, w)
-        self._model.learn_one(self._inputs(x, categorical), fraud, w=w)
+        step = w * (self._n + 1) / self._weight
+        self._model.learn_one(self._inputs(x, categorical), fraud, w=step)
         self._n += 1
 
 
