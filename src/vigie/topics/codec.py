@@ -89,6 +89,19 @@ def decode_object(schema: type[M], obj: Any) -> M:
         raise DecodeError("schema", _plain_errors(exc)) from exc
 
 
+def _json_scalar(given: Any) -> str | int | float | bool | None:
+    """The offending input, when JSON can carry it as is (integers beyond 64 bits as text).
+
+    >>> _json_scalar(-(2**64)), _json_scalar(3), _json_scalar([1])
+    ('-18446744073709551616', 3, None)
+    """
+    if isinstance(given, bool | float | str):
+        return given
+    if isinstance(given, int):
+        return given if -(2**63) <= given < 2**64 else str(given)
+    return None
+
+
 def _check_utf8(raw: bytes) -> None:
     try:
         raw.decode("utf-8")
@@ -115,7 +128,7 @@ def _plain_errors(exc: ValidationError) -> list[dict[str, Any]]:
                 "loc": list(err["loc"]),
                 "msg": err["msg"],
                 "type": err["type"],
-                "input": given if isinstance(given, str | int | float | bool) else None,
+                "input": _json_scalar(given),
             }
         )
     return errors
