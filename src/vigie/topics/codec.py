@@ -1,4 +1,4 @@
-"""Encoding and decoding records: orjson on the wire, every failure a precise DecodeError.
+"""Encoding and decoding records: JSON on the wire, every failure a precise DecodeError.
 
 Decoding is where bad input is caught. A failure never raises past :func:`decode`'s
 callers without a reason code and a list of errors, and :func:`dead_letter` turns it
@@ -40,8 +40,11 @@ __all__ = [
 
 
 def encode(record: BaseModel) -> bytes:
-    """Serialise a record to JSON bytes (UTC timestamps in ISO 8601)."""
-    return orjson.dumps(record.model_dump(mode="json", exclude_none=True))
+    """Serialise a record to JSON bytes (UTC timestamps in ISO 8601), absent fields left out.
+
+    pydantic-core writes the bytes directly, without an intermediate dict.
+    """
+    return type(record).__pydantic_serializer__.to_json(record, exclude_none=True)
 
 
 def decode(schema: type[M], raw: bytes | None, *, max_bytes: int = DEFAULT_MAX_BYTES) -> M:
