@@ -240,18 +240,18 @@ class PlattScaling:
             self._fit()
 
     def _fit(self) -> None:
-        xs = [(i + 0.5) / self.bins * 20.0 - 10.0 for i in range(self.bins)]
+        n, pos = np.array(self._n), np.array(self._pos)
+        x = ((np.arange(self.bins) + 0.5) / self.bins * 20.0 - 10.0)[n > 0]
+        n, pos = n[n > 0], pos[n > 0]
         a, b = self.a, self.b
         for _ in range(5):
-            ga, gb = self.prior * (a - 1.0), self.prior * b
-            haa, hab, hbb = self.prior, 0.0, self.prior
-            for x, n, pos in zip(xs, self._n, self._pos, strict=True):
-                if n <= 0:
-                    continue
-                q = 1.0 / (1.0 + math.exp(-max(-50.0, min(50.0, a * x + b))))
-                r, w = n * q - pos, n * q * (1.0 - q)
-                ga, gb = ga + r * x, gb + r
-                haa, hab, hbb = haa + w * x * x, hab + w * x, hbb + w
+            q = 1.0 / (1.0 + np.exp(-np.clip(a * x + b, -50.0, 50.0)))
+            r, w = n * q - pos, n * q * (1.0 - q)
+            ga = self.prior * (a - 1.0) + float(r @ x)
+            gb = self.prior * b + float(r.sum())
+            haa = self.prior + float(w @ (x * x))
+            hab = float(w @ x)
+            hbb = self.prior + float(w.sum())
             det = haa * hbb - hab * hab
             if det <= 1e-12:
                 break
@@ -278,6 +278,8 @@ class RiskCombiner(Detector):
     declarations whatever the supervised model says. Scores are those recorded when each
     declaration was scored, so the calibration is out of sample. Before ``warm_up``
     controls the risk is the unsupervised noisy-or ``1 - (1 - valuation)(1 - atypicality)``.
+    The calibration curves are recomputed every ``refresh`` controls, not at every one:
+    they move slowly, and recomputing them was a sixth of the engine's time.
 
     The valuation evidence is calibrated per *evidence class* (an optional fourth score,
     an integer in ``[0, valuation_classes)``; see
@@ -322,13 +324,16 @@ class RiskCombiner(Detector):
         prior_strength: float = 5.0,
         warm_up: int = 200,
         valuation_classes: int = 6,
+        refresh: int = 25,
     ) -> None:
         self.bins = bins
         self.prior_strength = prior_strength
         self.warm_up = warm_up
         self.valuation_classes = valuation_classes
+        self.refresh = refresh
         self._platt = PlattScaling()
         self._cache: list[list[float]] | None = None
+        self._cached_rate = 0.5  # the base rate the cached curves were computed with
         # Rows: valuation (all classes), atypicality, then valuation per class.
         self._n_counts = [[0.0] * bins for _ in range(2 + valuation_classes)]
         self._pos_counts = [[0.0] * bins for _ in range(2 + valuation_classes)]
@@ -377,7 +382,8 @@ class RiskCombiner(Detector):
 
     def _curves(self) -> list[list[float]]:
         if self._cache is None:
-            base = [self.base_rate] * self.bins
+            self._cached_rate = self.base_rate
+            base = [self._cached_rate] * self.bins
             pooled = self._curve(0, base)
             self._cache = [pooled, self._curve(1, base)] + [
                 self._curve(2 + c, pooled) for c in range(self.valuation_classes)
@@ -399,12 +405,13 @@ class RiskCombiner(Detector):
         if self._n < self.warm_up:
             return 1.0 - (1.0 - valuation) * (1.0 - atypicality)
         cls = int(scores[3]) if len(scores) > 3 else None
-        prior = self.base_rate
-        lifts = []
-        for lifted in (self.calibrated(0, valuation, cls), self.calibrated(1, atypicality)):
-            lifts.append(max(0.0, (lifted - prior) / (1.0 - prior)))
+        by_value = self.calibrated(0, valuation, cls)
+        by_atypicality = self.calibrated(1, atypicality)
+        prior = self._cached_rate  # after calibrated(): the rate its curves were built with
+        value_lift = max(0.0, (by_value - prior) / (1.0 - prior))
+        atypicality_lift = max(0.0, (by_atypicality - prior) / (1.0 - prior))
         supervised = self._platt.predict(supervised)
-        return 1.0 - (1.0 - supervised) * (1.0 - lifts[0]) * (1.0 - lifts[1])
+        return 1.0 - (1.0 - supervised) * (1.0 - value_lift) * (1.0 - atypicality_lift)
 
     def learn_one(self, scores: tuple[float, ...], fraud: bool, weight: float = 1.0) -> None:
         """Learn the scores recorded for one controlled declaration."""
@@ -417,7 +424,8 @@ class RiskCombiner(Detector):
             self._n_counts[row][b] += weight
             self._pos_counts[row][b] += positive
         self._platt.learn_one(scores[0], fraud, weight)
-        self._cache = None
         self._total += weight
         self._positives += positive
         self._n += 1
+        if self._n % self.refresh == 0:
+            self._cache = None
