@@ -22,8 +22,6 @@ Figures (elapsed, scores/s, restart time) are printed: run with ``pytest -s`` to
 from __future__ import annotations
 
 import statistics
-import subprocess
-import sys
 import time
 import uuid
 from collections import Counter
@@ -43,7 +41,13 @@ from vigie.settings import Settings
 from vigie.sinks.redis_alerts import AlertKeys
 from vigie.sinks.webhooks.signing import new_secret, webhook_id
 from vigie.sinks.webhooks.subscribers import load_subscribers
-from vigie.streams.testing import TopicReader, WorkerProcess, produce, wait_for
+from vigie.streams.testing import (
+    TopicReader,
+    WorkerProcess,
+    produce,
+    run_json_script,
+    wait_for,
+)
 from vigie.topics.codec import decode, encode
 from vigie.topics.schemas import Alert, ControlResult, Declaration
 
@@ -349,15 +353,7 @@ def alerts_raised(alerts: TopicReader, scores: TopicReader) -> dict[str, list[di
 def query_warehouse(children: Children) -> dict[str, Any]:
     """Distinct ids and row counts of the scores and alerts tables (a separate process:
     chDB admits one process per directory, and the pytest session may hold its own)."""
-    done = subprocess.run(
-        [sys.executable, "-c", WAREHOUSE_QUERY],
-        env=children.env,
-        capture_output=True,
-        timeout=300,
-        check=False,
-    )
-    assert done.returncode == 0, done.stderr.decode(errors="replace")[-3000:]
-    result: dict[str, Any] = orjson.loads(done.stdout.splitlines()[-1])
+    result: dict[str, Any] = run_json_script(WAREHOUSE_QUERY, children.env)
     return result
 
 

@@ -6,8 +6,6 @@ declaration ids, none missing, one row each after FINAL."""
 
 from __future__ import annotations
 
-import subprocess
-import sys
 import threading
 import time
 from collections import Counter
@@ -19,7 +17,13 @@ import pytest
 from vigie.demo.processes import Children
 from vigie.generator import generate
 from vigie.settings import Settings
-from vigie.streams.testing import TopicReader, WorkerProcess, produce, wait_for
+from vigie.streams.testing import (
+    TopicReader,
+    WorkerProcess,
+    produce,
+    run_json_script,
+    wait_for,
+)
 from vigie.topics.codec import encode
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
@@ -52,15 +56,7 @@ def writer_settings(settings: Settings) -> Settings:
 def query_scores(children: Children) -> dict[str, Any]:
     """Distinct ids and FINAL row count of the scores table, from a separate process
     (chDB admits one process per directory)."""
-    done = subprocess.run(
-        [sys.executable, "-c", SCORES_QUERY],
-        env=children.env,
-        capture_output=True,
-        timeout=300,
-        check=False,
-    )
-    assert done.returncode == 0, done.stderr.decode(errors="replace")[-3000:]
-    result: dict[str, Any] = orjson.loads(done.stdout.splitlines()[-1])
+    result: dict[str, Any] = run_json_script(SCORES_QUERY, children.env)
     return result
 
 

@@ -187,6 +187,24 @@ def wait_for(
     raise VigieError(f"timed out after {timeout:.0f} s waiting for {what}{tail}")
 
 
+def run_json_script(script: str, env: dict[str, str], timeout: float = 300.0) -> Any:
+    """Run ``script`` in a fresh Python process and decode the JSON of its last output line.
+
+    For what must not run in the calling process: chDB admits one process per directory,
+    and the pytest session may already hold its own.
+
+    >>> run_json_script("import orjson; print(orjson.dumps({'answer': 6 * 7}).decode())",
+    ...                 dict(os.environ))
+    {'answer': 42}
+    """
+    done = subprocess.run(
+        [sys.executable, "-c", script], env=env, capture_output=True, timeout=timeout, check=False
+    )
+    if done.returncode != 0:
+        raise VigieError(f"script failed:\n{done.stderr.decode(errors='replace')[-3000:]}")
+    return orjson.loads(done.stdout.splitlines()[-1])
+
+
 def produce(
     settings: Settings,
     topic: str,
