@@ -9,21 +9,22 @@ later ones 200, and it counts every 2xx answer per ``webhook-id`` and per subscr
 
 from __future__ import annotations
 
-import asyncio
 import threading
 from collections import Counter, defaultdict
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from typing import Any
 
 import pytest
 from standardwebhooks.webhooks import Webhook, WebhookVerificationError
 
+from vigie.demo.receiver import HookServer
 
-class HookReceiver(threading.Thread):
-    """A webhook subscriber's HTTP server, on its own event loop in a daemon thread."""
+
+class HookReceiver(HookServer):
+    """Verifies each request with ``standardwebhooks``; refuses the first attempts."""
 
     def __init__(self, secrets: dict[str, str], fail_first: int = 1) -> None:
-        super().__init__(name="acceptance-webhooks", daemon=True)
+        super().__init__("acceptance-webhooks")
         self.secrets = secrets
         self.fail_first = fail_first
         self.lock = threading.Lock()
@@ -33,18 +34,14 @@ class HookReceiver(threading.Thread):
         self.delivered: dict[str, Counter[str]] = defaultdict(Counter)
         """2xx answers per subscriber and alert id."""
         self.invalid: list[str] = []
-        self.port = 0
-        self._ready = threading.Event()
-        self._loop = asyncio.new_event_loop()
-        self._shutdown: asyncio.Event | None = None
 
     def url(self, name: str) -> str:
-        return f"http://127.0.0.1:{self.port}/hooks/{name}"
+        return self.hook_url(name)
 
-    def answer(self, name: str, headers: dict[str, str], body: bytes) -> int:
+    def answer(self, name: str, headers: Mapping[str, str], body: bytes) -> int:
         """Verify and count one request; the HTTP status to answer."""
         try:
-            event: Any = Webhook(self.secrets[name]).verify(body, headers)
+            event: Any = Webhook(self.secrets[name]).verify(body, dict(headers))
         except (WebhookVerificationError, KeyError) as exc:
             with self.lock:
                 self.invalid.append(f"{name}: {exc!r}")
@@ -68,44 +65,6 @@ class HookReceiver(threading.Thread):
                 Counter(self.attempts),
                 list(self.invalid),
             )
-
-    def run(self) -> None:
-        try:
-            self._loop.run_until_complete(self._serve())
-        finally:
-            self._loop.close()
-
-    async def _serve(self) -> None:
-        from aiohttp import web
-
-        async def hook(request: web.Request) -> web.Response:
-            body = await request.read()
-            headers = {k.lower(): v for k, v in request.headers.items()}
-            status = self.answer(request.match_info["name"], headers, body)
-            return web.Response(status=status)
-
-        app = web.Application()
-        app.router.add_post("/hooks/{name}", hook)
-        runner = web.AppRunner(app, access_log=None)
-        await runner.setup()
-        site = web.TCPSite(runner, "127.0.0.1", 0)
-        await site.start()
-        self.port = int(runner.addresses[0][1])
-        self._shutdown = asyncio.Event()
-        self._ready.set()
-        await self._shutdown.wait()
-        await runner.cleanup()
-
-    def begin(self) -> HookReceiver:
-        self.start()
-        if not self._ready.wait(10):
-            raise RuntimeError("the webhook receiver did not start")
-        return self
-
-    def stop(self) -> None:
-        if self._shutdown is not None and self.is_alive():
-            self._loop.call_soon_threadsafe(self._shutdown.set)
-        self.join(10)
 
 
 @pytest.fixture

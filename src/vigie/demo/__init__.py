@@ -117,7 +117,7 @@ class Demo:
         self.view = view or (lambda demo: None)
         self.status = Status()
         self.watch = Watch()
-        self.receiver = Receiver(free_port())
+        self.receiver = Receiver()
         self.groups = {
             name: f"{self.settings.topic_prefix}{name}"
             for name in ("warehouse", "alerts", "webhooks")

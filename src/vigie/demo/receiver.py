@@ -25,7 +25,7 @@ import threading
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Self
 
 import orjson
 
@@ -75,28 +75,27 @@ class Tally:
             }
 
 
-class Receiver(threading.Thread):
-    """The subscriber's HTTP server, on its own event loop in a daemon thread."""
+class HookServer(threading.Thread):
+    """A webhook subscriber's HTTP server on 127.0.0.1, on its own event loop in a daemon
+    thread: ``POST /hooks/{name}`` is answered with the status :meth:`answer` returns.
 
-    def __init__(self, port: int, path: str = "/hooks/vigie") -> None:
-        super().__init__(name="demo-webhooks", daemon=True)
-        self.port, self.path = port, path
-        self.tally = Tally(new_secret())
-        self.started = threading.Event()
+    ``port`` 0 takes a free port; :attr:`port` holds the real one once started. Used by
+    the demo (:class:`Receiver`) and by the end-to-end tests' receiver.
+    """
+
+    def __init__(self, name: str, port: int = 0) -> None:
+        super().__init__(name=name, daemon=True)
+        self.port = port
+        self._ready = threading.Event()
         self._loop = asyncio.new_event_loop()
         self._shutdown: asyncio.Event | None = None
 
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}{self.path}"
+    def hook_url(self, name: str) -> str:
+        return f"http://127.0.0.1:{self.port}/hooks/{name}"
 
-    def write_subscribers(self, path: Path) -> Path:
-        """The dispatcher's subscribers file: this receiver, every alert."""
-        path.write_text(
-            f'[[subscribers]]\nname = "targeting-demo"\nurl = "{self.url}"\n'
-            f'secret = "{self.tally.secret}"\n'
-        )
-        return path
+    def answer(self, name: str, headers: Mapping[str, str], body: bytes) -> int:
+        """The HTTP status for one delivery to ``/hooks/{name}`` (headers in lower case)."""
+        raise NotImplementedError
 
     def run(self) -> None:
         try:
@@ -109,27 +108,57 @@ class Receiver(threading.Thread):
 
         async def hook(request: web.Request) -> web.Response:
             body = await request.read()
-            return web.Response(status=self.tally.receive(request.headers, body))
+            headers = {k.lower(): v for k, v in request.headers.items()}
+            return web.Response(status=self.answer(request.match_info["name"], headers, body))
 
         app = web.Application()
-        app.router.add_post(self.path, hook)
+        app.router.add_post("/hooks/{name}", hook)
         runner = web.AppRunner(app, access_log=None)
         await runner.setup()
         await web.TCPSite(runner, "127.0.0.1", self.port).start()
+        self.port = int(runner.addresses[0][1])
         self._shutdown = asyncio.Event()
-        self.started.set()
+        self._ready.set()
         await self._shutdown.wait()
         await runner.cleanup()
 
+    def begin(self) -> Self:
+        """Start the server and wait until it listens."""
+        self.start()
+        if not self._ready.wait(10):
+            raise RuntimeError(f"the webhook server {self.name} did not start")
+        return self
+
     def stop(self) -> None:
-        if self._shutdown is not None:
+        if self._shutdown is not None and self.is_alive():
             self._loop.call_soon_threadsafe(self._shutdown.set)
         self.join(10)
 
+
+class Receiver(HookServer):
+    """The demo's subscriber: every alert, each signature checked (see :class:`Tally`)."""
+
+    def __init__(self, port: int = 0) -> None:
+        super().__init__("demo-webhooks", port)
+        self.tally = Tally(new_secret())
+
+    @property
+    def url(self) -> str:
+        return self.hook_url("vigie")
+
+    def write_subscribers(self, path: Path) -> Path:
+        """The dispatcher's subscribers file: this receiver, every alert."""
+        path.write_text(
+            f'[[subscribers]]\nname = "targeting-demo"\nurl = "{self.url}"\n'
+            f'secret = "{self.tally.secret}"\n'
+        )
+        return path
+
+    def answer(self, name: str, headers: Mapping[str, str], body: bytes) -> int:
+        return self.tally.receive(headers, body)
+
     def __enter__(self) -> Receiver:
-        self.start()
-        self.started.wait(10)
-        return self
+        return self.begin()
 
     def __exit__(self, *exc: Any) -> None:
         self.stop()
