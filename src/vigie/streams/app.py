@@ -72,6 +72,7 @@ from vigie.streams.metrics import WorkerMetrics
 from vigie.streams.state import PartitionState, SnapshotStore, compress, layout_differences
 from vigie.topics.catalogue import (
     ALERTS,
+    CONTROL_FANOUT,
     CONTROL_RESULTS,
     DEAD_LETTERS,
     DECLARATIONS,
@@ -93,7 +94,7 @@ def broker_urls(settings: Settings) -> list[str]:
 
 
 def fanout_topic(settings: Settings) -> str:
-    return settings.topic(f"{CONTROL_RESULTS.name}.by-partition")
+    return settings.topic(CONTROL_FANOUT.name)
 
 
 def app_id(settings: Settings) -> str:
@@ -190,7 +191,7 @@ class Runtime:
             value_serializer="raw",
             partitions=settings.topic_partitions,
             internal=True,
-            retention=timedelta(days=365),
+            retention=timedelta(milliseconds=int(CONTROL_FANOUT.config["retention.ms"])),
         )
         self.store = SnapshotStore(settings, self._send_state)
         self.app.on_partitions_assigned.connect(cast(Any, self._on_assigned))

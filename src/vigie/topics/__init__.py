@@ -5,6 +5,7 @@ from __future__ import annotations
 from vigie.topics.catalogue import (
     ALERTS,
     CATALOGUE,
+    CONTROL_FANOUT,
     CONTROL_RESULTS,
     DEAD_LETTERS,
     DECLARATIONS,
@@ -29,6 +30,7 @@ from vigie.topics.schemas import (
 __all__ = [
     "ALERTS",
     "CATALOGUE",
+    "CONTROL_FANOUT",
     "CONTROL_RESULTS",
     "DEAD_LETTERS",
     "DECLARATIONS",

@@ -1,7 +1,8 @@
 """The topic catalogue: every Kafka topic Vigie reads or writes, declared once.
 
 >>> [t.name for t in CATALOGUE]
-['declarations', 'declarations.dlq', 'control-results', 'scores', 'alerts', 'model-state']
+['declarations', 'declarations.dlq', 'control-results', 'control-results.by-partition',
+ 'scores', 'alerts', 'model-state']
 >>> DECLARATIONS.key_field
 'importer'
 """
@@ -55,6 +56,16 @@ CONTROL_RESULTS = Topic(
     config={"retention.ms": str(365 * DAY_MS)},
     description="Inspection outcomes (labels), arriving days after the declaration.",
 )
+CONTROL_FANOUT = Topic(
+    name="control-results.by-partition",
+    schema=ControlResult,
+    key_field=None,
+    partitions=None,
+    config={"retention.ms": str(365 * DAY_MS)},
+    description="Internal: each control result, sent by the worker to the partition of "
+    "the declaration it concerns (co-partitioned with declarations), so that the engine "
+    "that scored the declaration learns from it.",
+)
 SCORES = Topic(
     name="scores",
     schema=Score,
@@ -76,7 +87,13 @@ MODEL_STATE = Topic(
     schema=None,
     key_field=None,
     partitions=None,
-    config={"cleanup.policy": "compact", "min.compaction.lag.ms": "60000"},
+    # segments roll every hour, so that superseded snapshots are compacted away within
+    # hours rather than the default week
+    config={
+        "cleanup.policy": "compact",
+        "min.compaction.lag.ms": "60000",
+        "segment.ms": str(3_600_000),
+    },
     description="Compacted state topic: the latest model snapshot per partition.",
 )
 
@@ -84,6 +101,7 @@ CATALOGUE: tuple[Topic, ...] = (
     DECLARATIONS,
     DEAD_LETTERS,
     CONTROL_RESULTS,
+    CONTROL_FANOUT,
     SCORES,
     ALERTS,
     MODEL_STATE,
