@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import argparse
 import heapq
-import random
 import sys
 import time
 from collections.abc import Callable
@@ -60,7 +59,7 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=11)
     parser.add_argument("--label-share", type=float, default=1.0)
     args = parser.parse_args()
-    stream = _stream(args.n, args.seed)
+    stream = _stream(args.n, args.seed, args.label_share)
     engine = RiskEngine()
     spent: dict[str, float] = {}
     for attribute, methods in PARTS.items():
@@ -68,7 +67,6 @@ def main() -> None:
             _timed(getattr(engine, attribute), method, label, spent)
     for name in MODULE_FUNCTIONS:
         _timed(engine_module, name, name, spent)
-    rng = random.Random(0)
     queue: list[tuple[float, int, Any]] = []
     began = time.perf_counter()
     for seq, (decl, control) in enumerate(stream):
@@ -77,7 +75,7 @@ def main() -> None:
             engine.learn_control(heapq.heappop(queue)[2])
         engine.score_one(decl, now=decl.lodged_at)
         engine.learn_one(decl)
-        if rng.random() < args.label_share:
+        if control is not None:
             heapq.heappush(queue, (now + 7 * 86_400.0, seq, control))
     total = time.perf_counter() - began
     n = len(stream)
