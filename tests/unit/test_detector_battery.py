@@ -1,7 +1,8 @@
 """The shared battery every detector must pass (River's estimator checks, for Vigie).
 
-Append a factory to ``FACTORIES`` to enrol a new detector (RiskEngine, ControlLearner);
-``headline`` reads the main figure of whatever ``score_one`` returns.
+Append a factory to ``FACTORIES`` to enrol a new detector; ``headline`` reads the main
+figure of whatever ``score_one`` returns. The whole :class:`RiskEngine` is enrolled through
+:class:`EngineAtEventTime`.
 """
 
 from __future__ import annotations
@@ -17,12 +18,41 @@ import pytest
 from pydantic import BaseModel
 
 from vigie.detectors.atypicality import AtypicalityDetector
+from vigie.detectors.engine import RiskEngine
 from vigie.detectors.valuation import ValuationDetector
-from vigie.topics.schemas import Declaration
+from vigie.topics.schemas import Declaration, Score
+
+
+class EngineAtEventTime:
+    """The risk engine as the battery sees it: scored at the declaration's event time and
+    with the measured latency left out, the two fields of a Score that describe the run
+    rather than the model."""
+
+    def __init__(self, engine: RiskEngine | None = None) -> None:
+        self.engine = engine or RiskEngine(warm_up=20)
+
+    def score_one(self, decl: Declaration) -> Score:
+        score = self.engine.score_one(decl, now=decl.lodged_at)
+        return score.model_copy(update={"latency_ms": 0.0})
+
+    def learn_one(self, decl: Declaration) -> None:
+        self.engine.learn_one(decl)
+
+    @property
+    def version(self) -> str:
+        return self.engine.version
+
+    def clone(self) -> EngineAtEventTime:
+        return EngineAtEventTime(self.engine.clone())
+
+    def __repr__(self) -> str:
+        return repr(self.engine)
+
 
 FACTORIES: dict[str, Callable[[], Any]] = {
     "valuation": lambda: ValuationDetector(min_support=10),
     "atypicality": lambda: AtypicalityDetector(warm_up=50),
+    "risk_engine": EngineAtEventTime,
 }
 
 _PRODUCTS = (
