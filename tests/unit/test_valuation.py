@@ -169,3 +169,28 @@ def test_cells_are_capped() -> None:
     for i, code in enumerate(["62034231", "61091000", "85171300", "08039010"] * 5):
         det.learn_one(decl(i, 10.0, commodity_code=code, origin="CN" if i % 2 else "TR"))
     assert det.n_cells == 12
+
+
+def test_support_is_the_decayed_count_across_a_landmark_move() -> None:
+    # One declaration a day for 100 days at a 1-day half-life: weights pass 2 ** 40, the
+    # landmark moves, and the support is still sum(2 ** -k) = 2.
+    det = ValuationDetector(min_support=1, half_life_days=1.0)
+    run(det, [decl(i, 20.0, lodged_at=START + timedelta(days=i)) for i in range(100)])
+    ev = det.score_one(decl(100, 20.0, lodged_at=START + timedelta(days=99)))
+    assert ev.support_count == 2
+    assert ev.reference_unit_value == pytest.approx(20.0, rel=0.1)
+
+
+@pytest.mark.parametrize("staleness", [0.0, 0.05])
+def test_a_stale_reference_lags_by_at_most_its_staleness(staleness: float) -> None:
+    stream = market(3000, seed=5)
+    det = ValuationDetector(min_support=20, staleness=staleness)
+    exact = ValuationDetector(min_support=20, staleness=0.0)
+    worst = 0.0
+    for d in stream:
+        ev, truth = det.score_one(d), exact.score_one(d)
+        worst = max(worst, abs(math.log((ev.ratio or 1.0) / (truth.ratio or 1.0))))
+        det.learn_one(d)
+        exact.learn_one(d)
+    # the median lags by a few observations: well under a 10 % bin
+    assert worst == 0.0 if staleness == 0.0 else 0.0 < worst < 0.05

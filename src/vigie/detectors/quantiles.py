@@ -1,11 +1,13 @@
 """Robust online statistics with exponential forgetting, in pure Python and bounded memory.
 
-- :class:`DecayedHistogram`: fixed-width bins over a real line (log unit values), stored
-  sparsely, each observation weighted by ``2 ** (t / half_life)`` so that old observations
-  fade; reads interpolated quantiles, the median absolute deviation and the effective
-  sample size.
-  Decay costs nothing per update: weights grow forward in time from an anchor and the
-  whole histogram is rescaled only when they grow too large.
+- :class:`ForwardDecay`: exponential forgetting at no cost per observation (forward decay,
+  Cormode et al. 2009): an observation made at ``t`` is stored with the weight
+  ``2 ** ((t - landmark) / half_life)``, which grows forward in time, so that stored
+  weights never need decaying; a total read at ``t`` is divided by the same factor. The
+  landmark moves, and every stored weight is divided once, when weights grow too large.
+- :class:`SparseHistogram`: fixed-width bins over a real line (log unit values), stored
+  sparsely in sorted order; reads interpolated quantiles and the median and median
+  absolute deviation, cached until enough new weight has arrived.
 - :class:`EWStats`: exponentially weighted mean and variance, winsorised so that one wild
   value cannot ruin them.
 - :class:`OnlineQuantile`: one quantile tracked by stochastic approximation, O(1).
@@ -14,9 +16,9 @@ Time is event time in days (``datetime.timestamp() / 86400``).
 
 Examples
 --------
->>> h = DecayedHistogram(width=0.1, half_life=None)
+>>> h = SparseHistogram(width=0.1)
 >>> for x in (1.0, 2.0, 3.0, 4.0, 5.0):
-...     h.add(x, t=0.0)
+...     h.add(x)
 >>> [round(q, 2) for q in h.quantiles((0.25, 0.5, 0.75))]
 [2.0, 3.0, 4.0]
 >>> [round(x, 2) for x in h.median_mad()]
@@ -26,101 +28,156 @@ Examples
 from __future__ import annotations
 
 import math
+from array import array
+from bisect import bisect_left
 from collections.abc import Sequence
+from itertools import accumulate
 
 SECONDS_PER_DAY = 86_400.0
-_RESCALE_EXPONENT = 40.0  # rescale stored weights beyond 2 ** 40 (floats stay exact enough)
+_REBASE_EXPONENT = 40.0  # move the landmark beyond weights of 2 ** 40 (floats stay exact)
 _MAX_EXPONENT = 1000.0  # 2 ** 1000 is still a finite float
 
 
-class DecayedHistogram:
-    """A sparse, exponentially decayed histogram over fixed-width bins.
+class ForwardDecay:
+    """Exponential forgetting by weights that grow forward in time from a landmark.
 
     Parameters
     ----------
-    width
-        Bin width (0.1 on a natural-log scale is a 10 % step).
     half_life
         Half-life of an observation's weight, in the unit of ``t``; None for no forgetting.
 
     Examples
     --------
-    With a half-life of 10 days, 40 old observations at 1.0 are outweighed by 10 recent
-    ones at 5.0 taken 30 days later (their weight fell to 1/8).
+    With a half-life of 10 days, 40 observations at 1.0 are outweighed by 10 at 5.0 taken
+    30 days later (the old ones weigh 1/8 by then):
 
-    >>> h = DecayedHistogram(width=0.1, half_life=10.0)
+    >>> decay, h = ForwardDecay(half_life=10.0), SparseHistogram(width=0.1)
     >>> for _ in range(40):
-    ...     h.add(1.0, t=0.0)
+    ...     h.add(1.0, decay.weight(0.0))
     >>> for _ in range(10):
-    ...     h.add(5.0, t=30.0)
-    >>> round(h.quantiles((0.5,))[0], 1), round(h.effective_count(30.0), 1)
+    ...     h.add(5.0, decay.weight(30.0))
+    >>> round(h.quantiles((0.5,))[0], 1), round(h.total / decay.weight(30.0), 1)
     (5.0, 15.0)
     """
 
-    __slots__ = ("_anchor", "_bins", "_total", "half_life", "n", "width")
+    __slots__ = ("half_life", "landmark")
 
-    def __init__(self, width: float = 0.1, half_life: float | None = None) -> None:
-        self.width = width
+    def __init__(self, half_life: float | None = None) -> None:
         self.half_life = half_life
-        self.n = 0
-        self._bins: dict[int, float] = {}
-        self._anchor: float | None = None
-        self._total = 0.0
+        self.landmark: float | None = None
 
-    def __getstate__(self) -> tuple[object, ...]:
-        return (self.width, self.half_life, self.n, self._bins, self._anchor, self._total)
+    def __getstate__(self) -> tuple[float | None, float | None]:
+        return (self.half_life, self.landmark)
 
-    def __setstate__(self, state: tuple[object, ...]) -> None:
-        (self.width, self.half_life, self.n, self._bins, self._anchor, self._total) = state  # type: ignore[assignment]
+    def __setstate__(self, state: tuple[float | None, float | None]) -> None:
+        self.half_life, self.landmark = state
 
-    def _growth(self, t: float) -> float:
-        if self.half_life is None or self._anchor is None:
+    def weight(self, t: float) -> float:
+        """The stored weight of an observation made at ``t`` (and the divisor of totals
+        read at ``t``); the first call sets the landmark."""
+        if self.half_life is None:
             return 1.0
-        exponent = (t - self._anchor) / self.half_life
+        if self.landmark is None:
+            self.landmark = t
+        exponent = (t - self.landmark) / self.half_life
         return math.exp2(min(max(exponent, -_MAX_EXPONENT), _MAX_EXPONENT))
 
-    def add(self, x: float, t: float, weight: float = 1.0) -> None:
-        """Count ``x`` observed at time ``t`` with the given weight."""
-        anchor = self._anchor
-        if anchor is None:
-            self._anchor = t
-        elif self.half_life is not None and t != anchor:
-            exponent = (t - anchor) / self.half_life
-            if exponent > _RESCALE_EXPONENT:
-                self._rescale(math.exp2(min(exponent, _MAX_EXPONENT)))
-                self._anchor = t
-            else:
-                weight *= math.exp2(max(exponent, -_MAX_EXPONENT))
-        key = math.floor(x / self.width)
-        bins = self._bins
-        bins[key] = bins.get(key, 0.0) + weight
-        self._total += weight
-        self.n += 1
+    def rebase(self, t: float) -> float:
+        """Move the landmark to ``t`` when weights there exceed ``2 ** 40``: the factor by
+        which every stored weight must then be divided (1.0 when the landmark stays).
 
-    def _rescale(self, factor: float) -> None:
-        bins = self._bins
-        for key in bins:
-            bins[key] /= factor
-        self._total /= factor
+        >>> decay = ForwardDecay(half_life=1.0)
+        >>> decay.weight(0.0), decay.rebase(10.0), decay.rebase(50.0), decay.weight(50.0)
+        (1.0, 1.0, 1125899906842624.0, 1.0)
+        """
+        if self.half_life is None or self.landmark is None:
+            return 1.0
+        exponent = (t - self.landmark) / self.half_life
+        if exponent <= _REBASE_EXPONENT:
+            return 1.0
+        self.landmark = t
+        return math.exp2(min(exponent, _MAX_EXPONENT))
 
-    def effective_count(self, t: float) -> float:
-        """The decayed sum of weights, seen from time ``t`` (the effective sample size)."""
-        growth = self._growth(t)
-        return self._total / growth if growth > 0 else self._total
+
+class SparseHistogram:
+    """A sparse histogram of weighted observations over fixed-width bins.
+
+    The occupied bins are kept sorted (a new bin is rare once a cell is warm), so reading
+    quantiles needs no sort. The median and MAD are cached: :meth:`median_mad` recomputes
+    them only once the weight added since the last computation exceeds ``staleness``
+    times the total.
+
+    Parameters
+    ----------
+    width
+        Bin width (0.1 on a natural-log scale is a 10 % step).
+
+    Examples
+    --------
+    >>> h = SparseHistogram(width=0.1)
+    >>> for x in (2.0, 2.05, 2.3, 9.0):
+    ...     h.add(x, weight=2.0)
+    >>> len(h), h.total, [round(v, 3) for v in h.median_mad()]
+    (3, 8.0, [2.1, 0.05])
+    """
+
+    __slots__ = ("_fresh_until", "_keys", "_median_mad", "_weights", "total", "width")
+
+    def __init__(self, width: float = 0.1) -> None:
+        self.width = width
+        self.total = 0.0
+        # compact arrays: 12 bytes a bin where a dict or lists of floats take about 60
+        self._keys = array("i")
+        self._weights = array("d")
+        self._median_mad = (math.nan, math.nan)
+        self._fresh_until = 0.0  # the cached median and MAD hold while total <= this
+
+    def __getstate__(self) -> tuple[object, ...]:
+        return (self.width, self.total, self._keys, self._weights)
+
+    def __setstate__(self, state: tuple[object, ...]) -> None:
+        (self.width, self.total, self._keys, self._weights) = state  # type: ignore[assignment]
+        self._median_mad = (math.nan, math.nan)
+        self._fresh_until = 0.0
+
+    def __len__(self) -> int:
+        return len(self._keys)
+
+    def add(self, x: float, weight: float = 1.0) -> None:
+        """Count ``x`` with the given weight."""
+        self.add_to_bin(self.bin_of(x), weight)
+
+    def bin_of(self, x: float) -> int:
+        """The bin of ``x`` (histograms of the same width share it: compute it once)."""
+        return math.floor(x / self.width)
+
+    def add_to_bin(self, key: int, weight: float) -> None:
+        """Count an observation of bin ``key`` (see :meth:`bin_of`)."""
+        keys = self._keys
+        i = bisect_left(keys, key)
+        if i < len(keys) and keys[i] == key:
+            self._weights[i] += weight
+        else:
+            keys.insert(i, key)
+            self._weights.insert(i, weight)
+        self.total += weight
+
+    def rescale(self, factor: float) -> None:
+        """Divide every weight by ``factor`` (see :meth:`ForwardDecay.rebase`)."""
+        self._weights = array("d", [w / factor for w in self._weights])
+        self.total /= factor
+        self._fresh_until /= factor
 
     def quantiles(self, ps: Sequence[float]) -> list[float]:
         """Interpolated quantiles for increasing probabilities ``ps`` (NaN when empty)."""
-        if self._total <= 0:
+        if self.total <= 0:
             return [math.nan for _ in ps]
-        bins = self._bins
-        keys = sorted(bins)
-        width = self.width
+        keys, weights, width = self._keys, self._weights, self.width
         out: list[float] = []
-        targets = iter(p * self._total for p in ps)
+        targets = iter(p * self.total for p in ps)
         target = next(targets)
         cumulative = 0.0
-        for key in keys:
-            w = bins[key]
+        for key, w in zip(keys, weights, strict=True):
             while cumulative + w >= target:
                 fraction = (target - cumulative) / w if w > 0 else 0.5
                 out.append((key + fraction) * width)
@@ -133,43 +190,47 @@ class DecayedHistogram:
         out.extend(last for _ in range(len(ps) - len(out)))
         return out
 
-    def median_mad(self) -> tuple[float, float]:
+    def median_mad(self, staleness: float = 0.0) -> tuple[float, float]:
         """The median and the median absolute deviation (NaN, NaN when empty).
 
         The MAD walks outwards from the median bin, nearest bin first, each bin's weight
         at its centre, and interpolates where half the weight is reached. Its breakdown
         point is 50 %, where the interquartile range's is 25 %: a cell with 30 % of
         frauds at a fifth of the price keeps a sharp scale and can flag them.
+
+        The pair is recomputed only when the total grew by more than ``staleness`` times
+        itself since it was last computed (0: whenever anything was added).
         """
-        if self._total <= 0:
+        if self.total > self._fresh_until or self.total <= 0:
+            self._median_mad = self._compute_median_mad()
+            self._fresh_until = self.total * (1.0 + staleness)
+        return self._median_mad
+
+    def _compute_median_mad(self) -> tuple[float, float]:
+        if self.total <= 0:
             return (math.nan, math.nan)
-        bins, width, half = self._bins, self.width, self._total / 2.0
-        keys = sorted(bins)
-        cumulative = 0.0
-        for right, key in enumerate(keys):  # noqa: B007 (the median bin is used below)
-            weight = bins[key]
-            if cumulative + weight >= half:
-                break
-            cumulative += weight
-        median = (key + (half - cumulative) / weight) * width
+        keys, weights, half = self._keys, self._weights, self.total / 2.0
+        # bin units from here on; the first bin whose cumulative weight reaches half
+        cumulative = list(accumulate(weights))
+        right = min(bisect_left(cumulative, half), len(keys) - 1)
+        below = cumulative[right - 1] if right else 0.0
+        centre = keys[right] + (half - below) / weights[right] - 0.5  # median - half a bin
         left = right - 1
         reached, previous = 0.0, 0.0
         while True:
-            d_left = median - (keys[left] + 0.5) * width if left >= 0 else math.inf
-            d_right = abs((keys[right] + 0.5) * width - median) if right < len(keys) else math.inf
+            d_left = centre - keys[left] if left >= 0 else math.inf
+            d_right = abs(keys[right] - centre) if right < len(keys) else math.inf
             if d_left <= d_right:
-                distance, weight = d_left, bins[keys[left]]
+                distance, weight = d_left, weights[left]
                 left -= 1
             else:
-                distance, weight = d_right, bins[keys[right]]
+                distance, weight = d_right, weights[right]
                 right += 1
             if reached + weight >= half:
-                return (median, previous + (distance - previous) * (half - reached) / weight)
+                mad = previous + (distance - previous) * (half - reached) / weight
+                return ((centre + 0.5) * self.width, mad * self.width)
             reached += weight
             previous = distance
-
-    def __len__(self) -> int:
-        return len(self._bins)
 
 
 class EWStats:
