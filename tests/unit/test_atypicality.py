@@ -116,3 +116,26 @@ def test_memory_is_bounded() -> None:
         det.learn_one(decl(i, importer=f"I{rng.randrange(200)}", seller=f"S{i}"))
     assert det.n_importers == 50
     assert all(p.distinct(2) <= 4 for p in det._importers.values())  # sellers
+
+
+def test_learning_after_scoring_equals_learning_alone() -> None:
+    # learn_one reuses the features score_one computed; the state must be the same
+    scored, unscored = AtypicalityDetector(warm_up=50), AtypicalityDetector(warm_up=50)
+    rng = random.Random(3)
+    for i in range(600):
+        d = decl(i, importer=f"I{rng.randrange(30)}", seller=f"S{rng.randrange(40)}")
+        scored.score_one(decl(i, declaration_id=f"other{i}"))  # another declaration first
+        scored.score_one(d)
+        scored.learn_one(d)
+        unscored.learn_one(d)
+    probe = decl(600, commodity_code="85171300", dispatch="AE", net_mass_kg=3000.0)
+    assert scored.score_one(probe) == unscored.score_one(probe)
+    assert scored.version == unscored.version == "atypicality-600"
+
+
+def test_a_flag_feature_reports_the_value_one() -> None:
+    det = trained()
+    ev = det.score_one(decl(1200, origin="BR", dispatch="BR", seller="S-NEW"))
+    flags = {c.name: c.value for c in ev.contributions}
+    assert flags["origin_unusual_for_product"] == 1.0
+    assert flags["new_route_for_importer"] == flags["new_seller_for_importer"] == 1.0

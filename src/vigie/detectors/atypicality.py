@@ -27,6 +27,9 @@ own running 90th and 99th percentiles, so only its top decile contributes. Five 
 height 6 separate the generator's typologies as well as ten of height 8, at half the
 cost (bench/eval_detectors.py, bench/bench_detectors.py).
 
+Each feature is computed once per declaration, by ``score_one``; ``learn_one`` of the
+same declaration reuses them (and the memories they were read from).
+
 Memory is bounded: at most ``max_importers`` importer profiles and ``max_products``
 product memories (least recently used evicted), sets capped at ``set_cap`` values.
 """
@@ -42,9 +45,16 @@ from typing import Any
 from river import anomaly
 
 from vigie.detectors.base import Detector
-from vigie.detectors.behaviour import Horizons, ImporterProfile, NoveltySet, squash
+from vigie.detectors.behaviour import (
+    Horizons,
+    ImporterProfile,
+    Keys,
+    ProductMemory,
+    aspect_keys,
+    squash,
+)
 from vigie.detectors.quantiles import SECONDS_PER_DAY, EWStats, OnlineQuantile
-from vigie.topics.schemas import AtypicalityEvidence, Contribution, Declaration
+from vigie.topics.schemas import AtypicalityEvidence, Declaration
 
 NOVELTIES = (
     "new_chapter_for_importer",
@@ -81,10 +91,29 @@ LIMITS: dict[Hashable, tuple[float, float]] = {
 }
 """Fixed ranges of the numeric features fed to the Half-Space Trees."""
 
+# The features live in two lists (values, surprises) laid out as IMPORTANCE, not in a dict
+# of tuples: one declaration builds no per-feature object.
+_NAMES = tuple(IMPORTANCE)
+_WEIGHTS = tuple(IMPORTANCE.values())
+(_CHAPTER, _ROUTE, _SELLER, _DECLARANT, _ORIGIN, _HUB, _BURST, _VALUE, _UNIT_VALUE, _MASS_PER_UNIT,
+ _OUTLIER) = range(len(_NAMES))  # fmt: skip
+_FLAGS = (1.0,) * (_ORIGIN + 1) + (0.0,) * (len(_NAMES) - _ORIGIN - 1)
+"""Initial values: a novelty's value is 1.0, read only when its surprise is positive."""
+_AFTER_NOVELTIES = (0.0,) * (len(_NAMES) - len(NOVELTIES))
 _NEUTRAL = AtypicalityEvidence(score=0.0)
-Features = dict[str, tuple[float, float]]  # name -> (value, surprise)
-Aspects = tuple[str | None, ...]
-_Prepared = tuple[float, Features, dict[str, float], Aspects]
+
+_Prepared = tuple[
+    float,  # event time in days
+    list[float],  # feature values, as _NAMES
+    list[float],  # feature surprises, as _NAMES
+    dict[Hashable, float],  # the numeric inputs of the trees
+    Keys,  # the importer profile keys
+    ImporterProfile | None,  # the memories read (None: not known yet)
+    ProductMemory | None,
+    EWStats | None,  # the HS4 kg per unit
+    float | None,  # log unit value (EUR/kg)
+    float | None,  # log kg per supplementary unit
+]
 
 
 class AtypicalityDetector(Detector):
@@ -179,8 +208,7 @@ class AtypicalityDetector(Detector):
         self._q90 = OnlineQuantile(0.90, step=0.002)
         self._q99 = OnlineQuantile(0.99, step=0.002)
         self._importers: OrderedDict[str, ImporterProfile] = OrderedDict()
-        self._origins: OrderedDict[str, NoveltySet] = OrderedDict()
-        self._unit_values: OrderedDict[str, EWStats] = OrderedDict()
+        self._products: OrderedDict[str, ProductMemory] = OrderedDict()
         self._unit_masses: OrderedDict[str, EWStats] = OrderedDict()
         self._hubs: dict[str, dict[str, int]] = {}
         self._n = 0
@@ -199,183 +227,194 @@ class AtypicalityDetector(Detector):
         """The atypicality score and its top contributions; neutral during warm-up."""
         prepared = self._prepare(decl)
         self._last = (decl.declaration_id, decl.item_number, prepared)
-        features = prepared[1]
         if self._n < self.warm_up:
             return _NEUTRAL
-        weighted = [
-            (IMPORTANCE[name] * surprise, name, value)
-            for name, (value, surprise) in features.items()
-            if surprise > 0.0
-        ]
-        weighted.sort(reverse=True)
-        remaining = 1.0
-        for weight, _, _ in weighted:
-            remaining *= 1.0 - weight
-        contributions = tuple(
-            Contribution(name=name, value=value, weight=weight)
-            for weight, name, value in weighted[: self.top_k]
-            if weight >= 0.01
-        )
-        return AtypicalityEvidence(score=1.0 - remaining, contributions=contributions)
+        return self._evidence(prepared[1], prepared[2])
 
     def learn_one(self, decl: Declaration) -> None:
         """Learn one declaration (every declaration: novelty is about what was seen)."""
         last = self._last
-        if last is not None and last[0] == decl.declaration_id and last[1] == decl.item_number:
-            t, features, numeric, aspects = last[2]
-        else:
-            t, features, numeric, aspects = self._prepare(decl)
         self._last = None
-        raw = features["multivariate_outlier"][0]
+        if last is not None and last[0] == decl.declaration_id and last[1] == decl.item_number:
+            prepared = last[2]
+        else:
+            prepared = self._prepare(decl)
+        t, values, _, numeric, keys, profile, product, masses, log_uv, log_kpu = prepared
+        raw = values[_OUTLIER]
         self._q90.update(raw)
         self._q99.update(raw)
         self._trees.learn_one(numeric)
-        self._learn_importer(decl, aspects, t)
-        self._learn_product(decl)
+        if profile is None:
+            profile = _added(self._importers, decl.importer, ImporterProfile(t), self.max_importers)
+        else:
+            self._importers.move_to_end(decl.importer)
+        profile.learn(keys, decl.customs_value_eur, t, self._horizons)
+        self._learn_product(decl, product, masses, log_uv, log_kpu)
         self._n += 1
+
+    def _evidence(self, values: list[float], surprises: list[float]) -> AtypicalityEvidence:
+        """Noisy-or of the weighted surprises; the ``top_k`` largest weights (>= 0.01)."""
+        remaining = 1.0
+        weighted = []
+        for importance, surprise, name, value in zip(
+            _WEIGHTS, surprises, _NAMES, values, strict=True
+        ):
+            if surprise > 0.0:
+                weight = importance * surprise
+                remaining *= 1.0 - weight
+                if weight >= 0.01:
+                    weighted.append((weight, name, value))
+        if remaining == 1.0:
+            return _NEUTRAL
+        weighted.sort(reverse=True)
+        # One validation of plain dicts costs half as much as building each Contribution.
+        contributions = tuple(
+            [
+                {"name": name, "value": value, "weight": weight}
+                for weight, name, value in weighted[: self.top_k]
+            ]
+        )
+        return AtypicalityEvidence.model_validate(
+            {"score": 1.0 - remaining, "contributions": contributions}
+        )
 
     # -- features -------------------------------------------------------------------
 
     def _prepare(self, decl: Declaration) -> _Prepared:
-        """Event time, the features, the numeric inputs of the trees, the importer aspects."""
+        """Every feature of one declaration, with what ``learn_one`` needs (see _Prepared)."""
         t = decl.lodged_at.timestamp() / SECONDS_PER_DAY
-        aspects = _aspects(decl)
-        features: Features = {}
-        self._importer_features(decl, aspects, t, features)
-        self._product_features(decl, features)
-        numeric = {
-            "log_value": math.log10(decl.customs_value_eur + 1.0),
-            "log_mass": math.log10(decl.net_mass_kg + 1.0),
-            "unit_value_z": _clip(features["unit_value_incoherent"][0], 6.0),
-            "mass_per_unit_z": _clip(features["mass_per_unit_incoherent"][0], 6.0),
-            "duty_rate": min(decl.duty_rate_pct / 100.0, 0.5),
-            "burst_nats": min(features["volume_burst"][0], 20.0),
-            "log_value_ratio": _clip(features["value_unusual_for_importer"][0], 8.0),
-            "transit": 1.0 if decl.dispatch not in (None, decl.origin) else 0.0,
-        }
-        raw = self._trees.score_one(numeric)
-        spread = max(self._q99.value - self._q90.value, 0.1)
-        features["multivariate_outlier"] = (raw, _unit((raw - self._q90.value) / spread))
-        return t, features, numeric, aspects
-
-    def _importer_features(
-        self, decl: Declaration, aspects: Aspects, t: float, out: Features
-    ) -> None:
+        code, origin, dispatch = decl.commodity_code, decl.origin, decl.dispatch
+        value_eur, mass, units = decl.customs_value_eur, decl.net_mass_kg, decl.supplementary_units
+        route = f"{origin}>{dispatch or origin}@{decl.office}"
+        keys = aspect_keys(code[:2], route, decl.seller, decl.declarant)
+        values = list(_FLAGS)
         profile = self._importers.get(decl.importer)
         if profile is None:
-            for name in (*NOVELTIES, "volume_burst", "value_unusual_for_importer"):
-                out[name] = (0.0, 0.0)
-            return
-        tau = self.importer_tau
-        surprises = profile.surprises(aspects, t, self._horizons)
-        for name, surprise in zip(NOVELTIES, surprises, strict=True):
-            out[name] = (float(surprise > 0), surprise)
+            surprises = [0.0] * len(_NAMES)
+        else:
+            surprises = profile.surprises(keys, t, self._horizons)
+            surprises.extend(_AFTER_NOVELTIES)
+            self._activity_features(profile, value_eur, t, values, surprises)
+        product = self._products.get(code[:6])
+        log_uv = _log_or_none(value_eur / mass) if mass > 0 else None
+        if product is not None:
+            surprises[_ORIGIN] = product.origins.surprise(origin, self.product_tau)
+            values[_UNIT_VALUE], surprises[_UNIT_VALUE] = _incoherence(product.unit_values, log_uv)
+        transit = dispatch is not None and dispatch != origin
+        if dispatch is not None and transit:
+            values[_HUB], surprises[_HUB] = self._hub(origin, dispatch)
+        masses = self._unit_masses.get(code[:4])
+        log_kpu = _log_or_none(mass / units) if units and mass > 0 else None
+        if masses is not None:
+            values[_MASS_PER_UNIT], surprises[_MASS_PER_UNIT] = _incoherence(masses, log_kpu)
+        # Bounds applied by conditional expressions, not min/max calls: built every time.
+        unit_z, mass_z, nats = values[_UNIT_VALUE], values[_MASS_PER_UNIT], values[_BURST]
+        ratio, duty = values[_VALUE], decl.duty_rate_pct / 100.0
+        numeric: dict[Hashable, float] = {
+            "log_value": math.log10(value_eur + 1.0),
+            "log_mass": math.log10(mass + 1.0),
+            "unit_value_z": unit_z if -6.0 <= unit_z <= 6.0 else math.copysign(6.0, unit_z),
+            "mass_per_unit_z": mass_z if -6.0 <= mass_z <= 6.0 else math.copysign(6.0, mass_z),
+            "duty_rate": duty if duty < 0.5 else 0.5,
+            "burst_nats": nats if nats < 20.0 else 20.0,
+            "log_value_ratio": ratio if -8.0 <= ratio <= 8.0 else math.copysign(8.0, ratio),
+            "transit": 1.0 if transit else 0.0,
+        }
+        raw = float(self._trees.score_one(numeric))  # River returns int 0 while warming up
+        q90 = self._q90.value
+        spread = self._q99.value - q90
+        position = (raw - q90) / (spread if spread > 0.1 else 0.1)
+        values[_OUTLIER] = raw
+        surprises[_OUTLIER] = 0.0 if position <= 0.0 else position if position < 1.0 else 1.0
+        return t, values, surprises, numeric, keys, profile, product, masses, log_uv, log_kpu
+
+    def _activity_features(
+        self,
+        profile: ImporterProfile,
+        value_eur: float,
+        t: float,
+        values: list[float],
+        surprises: list[float],
+    ) -> None:
+        """Volume burst and value far from the importer's mean."""
         nats = profile.burst_nats(t, self._horizons)
-        out["volume_burst"] = (nats, squash(nats, 5.0, 6.0))
-        ratio = profile.value_ratio(decl.customs_value_eur)
+        values[_BURST], surprises[_BURST] = nats, squash(nats, 5.0, 6.0)
+        ratio = profile.value_ratio(value_eur)
         log_ratio = math.log2(ratio) if ratio > 0 else 0.0
-        maturity = 1.0 - math.exp(-profile.n / tau)
-        surprise = maturity * squash(abs(log_ratio), 4.0, 2.0)
-        out["value_unusual_for_importer"] = (log_ratio, surprise)
+        values[_VALUE] = log_ratio
+        if abs(log_ratio) > 4.0:  # squash below is 0 otherwise
+            maturity = 1.0 - math.exp(-profile.n / self.importer_tau)
+            surprises[_VALUE] = maturity * squash(abs(log_ratio), 4.0, 2.0)
 
-    def _product_features(self, decl: Declaration, out: Features) -> None:
-        origins = self._origins.get(decl.hs6)
-        surprise = 0.0 if origins is None else origins.surprise(decl.origin, self.product_tau)
-        out["origin_unusual_for_product"] = (float(surprise > 0), surprise)
-        out["unusual_transit_hub"] = self._hub(decl)
-        out["unit_value_incoherent"] = _incoherence(
-            self._unit_values.get(decl.hs6), _log_or_none(decl.unit_value_per_kg)
-        )
-        out["mass_per_unit_incoherent"] = _incoherence(
-            self._unit_masses.get(decl.commodity_code[:4]), _log_or_none(_kg_per_unit(decl))
-        )
-
-    def _hub(self, decl: Declaration) -> tuple[float, float]:
-        if decl.dispatch is None or decl.dispatch == decl.origin:
-            return (0.0, 0.0)
-        counts = self._hubs.get(decl.origin)
+    def _hub(self, origin: str, dispatch: str) -> tuple[float, float]:
+        counts = self._hubs.get(origin)
         if not counts:
             return (0.0, 0.0)
         total = counts[""]
-        share = counts.get(decl.dispatch, 0) / total
+        share = counts.get(dispatch, 0) / total
         maturity = 1.0 - math.exp(-total / self.product_tau)
         return (share, maturity * max(0.0, 1.0 - share / self.hub_share))
 
     # -- learning -------------------------------------------------------------------
 
-    def _learn_importer(self, decl: Declaration, aspects: Aspects, t: float) -> None:
-        importers = self._importers
-        profile = importers.get(decl.importer)
-        if profile is None:
-            profile = importers[sys.intern(decl.importer)] = ImporterProfile(t)
-            if len(importers) > self.max_importers:
-                importers.popitem(last=False)
+    def _learn_product(
+        self,
+        decl: Declaration,
+        product: ProductMemory | None,
+        masses: EWStats | None,
+        log_uv: float | None,
+        log_kpu: float | None,
+    ) -> None:
+        code, origin = decl.commodity_code, decl.origin
+        if product is None:
+            product = _added(
+                self._products, code[:6], ProductMemory(self.set_cap), self.max_products
+            )
         else:
-            importers.move_to_end(decl.importer)
-        profile.learn(aspects, decl.customs_value_eur, t, self._horizons)
-
-    def _learn_product(self, decl: Declaration) -> None:
-        hs6 = decl.hs6
-        _lru(self._origins, hs6, lambda: NoveltySet(self.set_cap), self.max_products).add(
-            sys.intern(decl.origin)
-        )
-        log_uv = _log_or_none(decl.unit_value_per_kg)
+            self._products.move_to_end(code[:6])
+        product.origins.add(origin)
         if log_uv is not None:
-            _lru(self._unit_values, hs6, EWStats, self.max_products).update(log_uv)
-        log_kg_per_unit = _log_or_none(_kg_per_unit(decl))
-        if log_kg_per_unit is not None:
-            stats = _lru(self._unit_masses, decl.commodity_code[:4], EWStats, self.max_products)
-            stats.update(log_kg_per_unit)
-        counts = self._hubs.setdefault(sys.intern(decl.origin), {"": 0})
+            product.unit_values.update(log_uv)
+        if log_kpu is not None:
+            if masses is None:
+                masses = _added(self._unit_masses, code[:4], EWStats(), self.max_products)
+            else:
+                self._unit_masses.move_to_end(code[:4])
+            masses.update(log_kpu)
+        counts = self._hubs.get(origin)
+        if counts is None:
+            counts = self._hubs[sys.intern(origin)] = {"": 0}
         counts[""] += 1
-        dispatch = decl.dispatch or decl.origin
+        dispatch = decl.dispatch or origin
         if dispatch in counts or len(counts) <= self.set_cap:
             counts[dispatch] = counts.get(dispatch, 0) + 1
 
 
-def _aspects(decl: Declaration) -> Aspects:
-    """The values an importer profile remembers, in the order of ``behaviour.ASPECTS``."""
-    route = f"{decl.origin}>{decl.dispatch or decl.origin}@{decl.office}"
-    return (decl.chapter, route, decl.seller, decl.declarant)
-
-
-def _lru(table: OrderedDict[str, Any], key: str, factory: Any, cap: int) -> Any:
-    item = table.get(key)
-    if item is None:
-        item = factory()
-        table[sys.intern(key)] = item
-        if len(table) > cap:
-            table.popitem(last=False)
-    else:
-        table.move_to_end(key)
+def _added(table: OrderedDict[str, Any], key: str, item: Any, cap: int) -> Any:
+    """Add ``item`` as the most recent entry, evicting the least recent beyond ``cap``."""
+    table[sys.intern(key)] = item
+    if len(table) > cap:
+        table.popitem(last=False)
     return item
 
 
-def _incoherence(stats: EWStats | None, x: float | None) -> tuple[float, float]:
+def _incoherence(stats: EWStats, x: float | None) -> tuple[float, float]:
     """Two-sided robust deviation of ``x`` from a product's statistics, as a surprise."""
-    if stats is None or x is None or stats.n < 2:
+    if x is None or stats.n < 2:
         return (0.0, 0.0)
     z = stats.z(x, floor=0.05)
+    if abs(z) <= 3.0:  # squash below is 0
+        return (z, 0.0)
     maturity = 1.0 - math.exp(-stats.n / 20.0)
     return (z, maturity * squash(abs(z), 3.0, 2.0))
 
 
-def _kg_per_unit(decl: Declaration) -> float | None:
-    if decl.supplementary_units and decl.net_mass_kg > 0:
-        return decl.net_mass_kg / decl.supplementary_units
-    return None
-
-
-def _log_or_none(x: float | None) -> float | None:
-    """Natural log bounded to +-50, or None for a missing or non-positive value."""
-    if x is None or x <= 0:
+def _log_or_none(x: float) -> float | None:
+    """Natural log bounded to +-50, or None for a non-positive value."""
+    if x <= 0:
         return None
     return _clip(math.log(x), 50.0)
 
 
 def _clip(x: float, bound: float) -> float:
     return min(max(x, -bound), bound)
-
-
-def _unit(x: float) -> float:
-    return min(max(x, 0.0), 1.0)
