@@ -55,7 +55,7 @@ def test_new_chapter_for_an_established_importer() -> None:
     det = trained()
     ev = det.score_one(decl(1200, commodity_code="85171300", net_mass_kg=50.0))
     assert weights(ev)["new_chapter_for_importer"] > 0.45
-    assert ev.score > 0.5
+    assert ev.score >= weights(ev)["new_chapter_for_importer"]  # the trees may add to it
     assert [c.weight for c in ev.contributions] == sorted(
         (c.weight for c in ev.contributions), reverse=True
     )
