@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import math
 import pickle
 import random
+
+import pytest
 
 from vigie.detectors.budget import InspectionBudget
 from vigie.detectors.history import InfractionHistory, declaration_keys
@@ -81,7 +84,9 @@ def test_history_uses_only_what_it_learnt() -> None:
     rate, n = hist.rate("importer", keys["importer"])
     assert n == 4.0 and 0.6 < rate < 0.75
     other = dict(keys, importer="SOMEONE-ELSE")
-    assert hist.features(other)["n:importer"] == 0.0
+    assert hist.rate("importer", other["importer"]) == (hist.global_rate, 0.0)
+    g = hist.global_rate
+    assert hist.features(other)["te:importer"] == pytest.approx(math.log(g / (1 - g)))
 
 
 def test_history_is_bounded() -> None:

@@ -40,9 +40,10 @@ True
 from __future__ import annotations
 
 import math
+import struct
 import time
-from array import array
 from collections import OrderedDict
+from collections.abc import Sequence
 from datetime import datetime
 from typing import NamedTuple
 
@@ -52,6 +53,7 @@ from vigie.detectors.atypicality import IMPORTANCE, AtypicalityDetector
 from vigie.detectors.base import Detector
 from vigie.detectors.budget import InspectionBudget
 from vigie.detectors.history import (
+    ACTIVITY_FEATURES,
     BASE_FIELDS,
     KEYS,
     ActivityHistory,
@@ -74,7 +76,7 @@ from vigie.topics.schemas import (
 )
 
 _ONE_HOT = tuple(
-    BASE_FIELDS.index(name)
+    (BASE_FIELDS.index(name), f"cat:{name}=")
     for name in (
         "transport_mode",
         "procedure",
@@ -85,7 +87,35 @@ _ONE_HOT = tuple(
         "origin_indicator",
     )
 )
-_HISTORY_NAMES = tuple(name for key in KEYS for name in (f"te:{key}", f"n:{key}"))
+DECLARATION_FEATURES = (
+    "num:duty",
+    "num:log_value",
+    "num:log_mass",
+    "num:log_unit_value",
+    "num:courier",
+)
+DETECTOR_FEATURES = (
+    "val:score",
+    "val:log_ratio",
+    "val:z",
+    "val:below",
+    "val:log_support",
+    "atyp:score",
+    *(f"atyp:{name}" for name in IMPORTANCE),
+)
+HISTORY_FEATURES = tuple(f"te:{key}" for key in KEYS)
+FEATURES = (
+    *DECLARATION_FEATURES,
+    *ACTIVITY_FEATURES,
+    *DETECTOR_FEATURES,
+    "val:importer_flagged",
+    *HISTORY_FEATURES,
+)
+"""The supervised model's numeric features, in the order of the engine's feature vector."""
+_AT = {name: i for i, name in enumerate(FEATURES)}
+_CONTRIBUTION_AT = {name: i for i, name in enumerate(IMPORTANCE)}
+_SUBJECT_AT = {key: KEYS.index(key) for key in HISTORY_SUBJECTS}
+_SCORES = struct.Struct("4f")
 SECONDS_PER_DAY = 86_400.0
 REASONS_FROM = 0.5
 """Reasons are written for selected declarations and those with a risk of at least this
@@ -97,38 +127,39 @@ class Pending(NamedTuple):
     """What is kept of a scored declaration until its control result arrives (about
     900 bytes: see bench/bench_engine.py)."""
 
-    values: array[float]
-    """The numeric features, then the supervised score, the valuation depth, the atypicality
-    score and the valuation evidence class (the combiner's inputs)."""
+    values: bytes
+    """The numeric features (:data:`FEATURES`, float32), then the supervised score, the
+    valuation depth, the atypicality score and the valuation evidence class (the
+    combiner's inputs)."""
     base: tuple[str, ...]
     """The interned fields the history keys and one-hot features are built from."""
     selection_probability: float
     lodged: float
 
 
-def detector_features(valuation: ValuationEvidence, atyp: AtypicalityEvidence) -> dict[str, float]:
-    """The unsupervised detectors' outputs as supervised features (fixed names).
+def detector_features(valuation: ValuationEvidence, atyp: AtypicalityEvidence) -> list[float]:
+    """The unsupervised detectors' outputs as supervised features (:data:`DETECTOR_FEATURES`).
 
     >>> f = detector_features(ValuationEvidence(score=0.9, ratio=0.25, robust_z=-4.0),
     ...                       AtypicalityEvidence(score=0.3))
+    >>> f = dict(zip(DETECTOR_FEATURES, f))
     >>> round(f["val:log_ratio"], 3), f["val:z"], f["atyp:score"]
     (-1.386, -4.0, 0.3)
     """
     ratio = valuation.ratio
     z = valuation.robust_z
-    out = {
-        "val:score": valuation.score,
-        "val:log_ratio": max(-5.0, min(5.0, math.log(ratio))) if ratio and ratio > 0 else 0.0,
-        "val:z": max(-10.0, min(10.0, z)) if z is not None else 0.0,
-        "val:below": 1.0 if valuation.below_lowest_acceptable else 0.0,
-        "val:log_support": math.log1p(valuation.support_count),
-        "atyp:score": atyp.score,
-    }
-    for name in IMPORTANCE:
-        out[f"atyp:{name}"] = 0.0
+    contributions = [0.0] * len(_CONTRIBUTION_AT)
     for c in atyp.contributions:
-        out[f"atyp:{c.name}"] = c.weight
-    return out
+        contributions[_CONTRIBUTION_AT[c.name]] = c.weight
+    return [
+        valuation.score,
+        max(-5.0, min(5.0, math.log(ratio))) if ratio and ratio > 0 else 0.0,
+        max(-10.0, min(10.0, z)) if z is not None else 0.0,
+        1.0 if valuation.below_lowest_acceptable else 0.0,
+        math.log1p(valuation.support_count),
+        atyp.score,
+        *contributions,
+    ]
 
 
 DEPTH_Z = 10.0
@@ -171,28 +202,28 @@ def valuation_class(valuation: ValuationEvidence) -> int:
     return 2 * level + (1 if valuation.below_lowest_acceptable else 0)
 
 
-def declaration_features(decl: Declaration) -> dict[str, float]:
-    """Value, mass and duty features."""
+def declaration_features(decl: Declaration) -> list[float]:
+    """Value, mass and duty features (:data:`DECLARATION_FEATURES`)."""
     mass = decl.net_mass_kg
     value = decl.customs_value_eur
-    numeric = {
-        "num:duty": decl.duty_rate_pct,
-        "num:log_value": math.log1p(value),
-        "num:log_mass": math.log1p(mass),
-        "num:log_unit_value": math.log1p(value / mass) if mass > 0 else 0.0,
-        "num:courier": 1.0 if "courier" in decl.attributes else 0.0,
-    }
-    return numeric
+    return [
+        decl.duty_rate_pct,
+        math.log1p(value),
+        math.log1p(mass),
+        math.log1p(value / mass) if mass > 0 else 0.0,
+        1.0 if "courier" in decl.attributes else 0.0,
+    ]
 
 
-def one_hot(base: tuple[str, ...]) -> dict[str, float]:
-    """One-hot features of the low-cardinality fields (transport mode to origin marking).
+def one_hot(base: tuple[str, ...]) -> tuple[str, ...]:
+    """The one-hot indicators that are on, for the low-cardinality fields (transport mode
+    to origin marking).
 
     >>> from vigie.topics.schemas import EXAMPLE_DECLARATION
     >>> sorted(one_hot(declaration_base(Declaration.model_validate(EXAMPLE_DECLARATION))))[:2]
     ['cat:import_type=-', 'cat:import_use=-']
     """
-    return {f"cat:{BASE_FIELDS[i]}={base[i]}": 1.0 for i in _ONE_HOT}
+    return tuple([prefix + base[i] for i, prefix in _ONE_HOT])
 
 
 class RiskEngine(Detector):
@@ -251,7 +282,6 @@ class RiskEngine(Detector):
         self._combiner = RiskCombiner(warm_up=warm_up)
         self._budget = InspectionBudget(budget=budget, audit_share=audit_share, seed=seed)
         self._pending: OrderedDict[str, tuple[Pending, ...]] = OrderedDict()
-        self._names: tuple[str, ...] = ()
 
     @property
     def versions(self) -> dict[str, str]:
@@ -281,22 +311,22 @@ class RiskEngine(Detector):
         valuation = self._valuation.score_one(decl)
         atyp = self._atypicality.score_one(decl)
         base = declaration_base(decl)
-        numeric = declaration_features(decl)
-        rates = self._history.feature_values(key_values(base))
-        numeric.update(zip(_HISTORY_NAMES, rates, strict=True))
-        numeric.update(self._activity.features(decl))
-        numeric.update(detector_features(valuation, atyp))
-        numeric["val:importer_flagged"] = self._valuation.importer_flagged_share(decl.importer)
+        keys = key_values(base)
+        values = declaration_features(decl)
+        values += self._activity.features(decl)
+        values += detector_features(valuation, atyp)
+        values.append(self._valuation.importer_flagged_share(decl.importer))
+        x = np.concatenate((values, self._history.feature_values(keys)))
         learner = self._learner
-        supervised = learner.predict_proba_one(numeric, one_hot(base))
+        supervised = learner.predict_array(x, one_hot(base))
         scores = (supervised, valuation_depth(valuation), atyp.score, valuation_class(valuation))
         risk = min(1.0, max(0.0, self._combiner.predict_proba_one(scores)))
         decision = self._budget.decide(risk)
         self._budget.learn_one(risk)
-        self._remember(decl, numeric, base, decision.selection_probability, scores)
+        self._remember(decl, x, base, decision.selection_probability, scores)
         reasons: tuple[Reason, ...] = ()
         if decision.selected or risk >= REASONS_FROM * decision.threshold:
-            facts = self._facts(decl, numeric, supervised if learner.is_warm else None)
+            facts = self._facts(keys, values, supervised if learner.is_warm else None)
             reasons = explain(decl, valuation, atyp, facts)
         duty = valuation.duty_at_risk_eur or decl.customs_value_eur * decl.duty_rate_pct / 100
         return trusted(
@@ -338,25 +368,23 @@ class RiskEngine(Detector):
         for item in items:
             weight = ipw(result.selection_probability, item.selection_probability, self.max_weight)
             values = item.values
-            x = np.frombuffer(values, np.float32, len(self._names)).astype(np.float64)
-            self._learner.learn_array(self._names, x, one_hot(item.base), fraud, weight)
+            x = np.frombuffer(values, np.float32, len(FEATURES)).astype(np.float64)
+            self._learner.learn_array(FEATURES, x, one_hot(item.base), fraud, weight)
             self._history.learn_values(key_values(item.base), fraud, weight)
-            self._combiner.learn_one(tuple(values[-4:]), fraud, weight)
+            scores = _SCORES.unpack_from(values, len(values) - _SCORES.size)
+            self._combiner.learn_one(scores, fraud, weight)
         return True
 
     def _remember(
         self,
         decl: Declaration,
-        numeric: dict[str, float],
+        x: np.ndarray,
         base: tuple[str, ...],
         selection_probability: float,
         scores: tuple[float, float, float, int],
     ) -> None:
-        if not self._names:
-            self._names = tuple(numeric)
         lodged = decl.lodged_at.timestamp()
-        values = array("f", list(numeric.values()))
-        values.extend(scores)
+        values = x.astype(np.float32).tobytes() + _SCORES.pack(*scores)
         item = Pending(values, base, selection_probability, lodged)
         store = self._pending
         items = store.pop(decl.declaration_id, ())
@@ -369,16 +397,14 @@ class RiskEngine(Detector):
             store.popitem(last=False)
 
     def _facts(
-        self, decl: Declaration, numeric: dict[str, float], supervised: float | None
+        self, keys: tuple[str, ...], values: Sequence[float], supervised: float | None
     ) -> Facts:
-        rates = {}
-        for key in HISTORY_SUBJECTS:
-            logit = numeric[f"te:{key}"]
-            rates[key] = (1.0 / (1.0 + math.exp(-logit)), math.expm1(numeric[f"n:{key}"]))
+        history = self._history
+        rates = {key: history.rate(key, keys[at]) for key, at in _SUBJECT_AT.items()}
         return Facts(
             rates=rates,
-            global_rate=self._history.global_rate,
-            new_importer=numeric["act:new_importer"] == 1.0,
-            new_chapter=numeric["act:new_chapter"] == 1.0,
+            global_rate=history.global_rate,
+            new_importer=values[_AT["act:new_importer"]] == 1.0,
+            new_chapter=values[_AT["act:new_chapter"]] == 1.0,
             supervised=supervised,
         )

@@ -1,6 +1,6 @@
 """What is known of each operator and commodity: smoothed infraction rates and activity.
 
-Two online memories, both pure Python and bounded:
+Two online memories, both bounded:
 
 - :class:`InfractionHistory` learns from control results only (labels already received):
   for each key (importer, declarant, seller, HS6/HS4/HS2, origin, office and pairs such as
@@ -26,10 +26,13 @@ Examples
 
 from __future__ import annotations
 
+import itertools
 import math
 import sys
 from collections.abc import Mapping, Sequence
 from datetime import datetime
+
+import numpy as np
 
 from vigie.topics.schemas import Declaration
 
@@ -81,6 +84,15 @@ BASE_FIELDS: tuple[str, ...] = (
     "origin_indicator",
 )
 """The declaration fields every key is built from, in the order of :func:`declaration_base`."""
+
+ACTIVITY_FEATURES: tuple[str, ...] = (
+    "act:declarations",
+    "act:days",
+    "act:new_importer",
+    "act:new_chapter",
+    "act:importer_hs6",
+)
+"""The names of :meth:`ActivityHistory.features`, in order."""
 
 
 def declaration_base(decl: Declaration) -> tuple[str, ...]:
@@ -200,13 +212,20 @@ class InfractionHistory:
         Bound on the number of values held per key (least recently updated forgotten
         first).
 
+    Each key maps its values to rows of two numpy arrays: the weighted controls and
+    infractions, and the update stamp. The rates of a declaration's 25 keys are then read
+    and learnt with a few array operations instead of a Python loop over the keys (about
+    three times less time); row 0 is the empty row an unseen key value reads.
+
     Examples
     --------
     >>> hist = InfractionHistory(keys=("importer",), prior_strength=2.0)
     >>> hist.learn_one({"importer": "A"}, True)
     >>> hist.learn_one({"importer": "B"}, False, weight=3.0)
     >>> {k: round(v, 3) for k, v in hist.features({"importer": "A"}).items()}
-    {'te:importer': 0.223, 'n:importer': 0.693}
+    {'te:importer': 0.223}
+    >>> [round(v, 3) for v in hist.rate("importer", "A")]  # rate and controls
+    [0.556, 1.0]
     """
 
     def __init__(
@@ -218,8 +237,13 @@ class InfractionHistory:
         self.keys = keys
         self.prior_strength = prior_strength
         self.max_keys = max_keys
-        self._tables: list[dict[str, list[float]]] = [{} for _ in keys]
-        self._names = [(name, f"te:{name}", f"n:{name}") for name in keys]
+        self._rows: list[dict[str, int]] = [{} for _ in keys]
+        # weighted controls and infractions, and update stamp, per row (row 0 stays empty)
+        self._controls = np.zeros(1024)
+        self._infractions = np.zeros(1024)
+        self._stamps = np.zeros(1024, dtype=np.int64)
+        self._free: list[int] = []
+        self._used = 1
         self._total = 0.0
         self._positives = 0.0
         self._updates = 0
@@ -236,54 +260,47 @@ class InfractionHistory:
     @property
     def size(self) -> int:
         """Number of key values held."""
-        return sum(len(table) for table in self._tables)
+        return sum(len(rows) for rows in self._rows)
 
     def rate(self, key: str, value: str) -> tuple[float, float]:
         """The smoothed rate of one key value and its (weighted) number of controls."""
-        entry = self._tables[self.keys.index(key)].get(value)
+        row = self._rows[self.keys.index(key)].get(value)
         prior = self.global_rate
-        if entry is None:
+        if row is None:
             return prior, 0.0
-        n, pos = entry[0], entry[1]
+        n, pos = float(self._controls[row]), float(self._infractions[row])
         return (pos + self.prior_strength * prior) / (n + self.prior_strength), n
 
     def features(self, keys: Mapping[str, str]) -> dict[str, float]:
-        """For each key: the smoothed rate as a logit, and log(1 + controls)."""
+        """For each key: the smoothed rate as a logit.
+
+        The number of controls behind each rate (``log(1 + controls)``, 25 more features)
+        added nothing measurable: without them the quality gate (bench/quality_gate.py)
+        gave customs-kr precision@5 % 0.978, precision@10 % 0.906 and AUC 0.888, against
+        0.971, 0.898 and 0.883 with them, and the generated runs within their noise.
+        """
         values = self.feature_values(tuple(keys[name] for name in self.keys))
-        return dict(zip(self.feature_names, values, strict=True))
+        return dict(zip(self.feature_names, values.tolist(), strict=True))
 
     @property
     def feature_names(self) -> tuple[str, ...]:
-        """The names of :meth:`feature_values`: ``te:<key>``, ``n:<key>`` per key."""
-        return tuple(name for _, te, n in self._names for name in (te, n))
+        """The names of :meth:`feature_values`: ``te:<key>`` for every key."""
+        return tuple(f"te:{key}" for key in self.keys)
 
-    def feature_values(self, values: Sequence[str]) -> list[float]:
+    def feature_values(self, values: Sequence[str]) -> np.ndarray:
         """:meth:`features` for the key values in the order of ``keys`` (no names).
 
         >>> hist = InfractionHistory(keys=("importer", "office"), prior_strength=2.0)
         >>> hist.learn_values(("A", "X"), True)
-        >>> [round(v, 3) for v in hist.feature_values(("A", "Y"))]
-        [1.253, 0.693, 0.693, 0.0]
+        >>> hist.feature_values(("A", "Y")).round(3).tolist()
+        [1.253, 0.693]
         """
-        prior = (self._positives + 1.0) / (self._total + 2.0)
-        prior_logit = math.log(prior / (1.0 - prior))
+        rows = np.fromiter(map(dict.get, self._rows, values, _UNSEEN), np.intp, len(self.keys))
         strength = self.prior_strength
-        base = strength * prior
-        log, log1p = math.log, math.log1p
-        out: list[float] = []
-        append = out.append
-        for value, table in zip(values, self._tables, strict=True):
-            entry = table.get(value)
-            if entry is None:
-                append(prior_logit)
-                append(0.0)
-            else:
-                n = entry[0]
-                good = entry[1] + base
-                # logit of (pos + base) / (n + strength)
-                append(log(good / (n + strength - good)))
-                append(log1p(n))
-        return out
+        prior = (self._positives + 1.0) / (self._total + 2.0)
+        good = self._infractions.take(rows) + strength * prior
+        # logit of (pos + strength * prior) / (n + strength)
+        return np.log(good / (self._controls.take(rows) + strength - good))
 
     def learn_one(self, keys: Mapping[str, str], fraud: bool, weight: float = 1.0) -> None:
         """Count one control result of weight ``weight`` for every key of the declaration."""
@@ -292,40 +309,59 @@ class InfractionHistory:
     def learn_values(self, values: Sequence[str], fraud: bool, weight: float = 1.0) -> None:
         """:meth:`learn_one` for the key values in the order of ``keys``.
 
-        Each entry is ``[controls, infractions, update stamp]``: a table over ``max_keys``
-        forgets its least recently updated tenth at once (amortised, no reordering per
-        update).
+        A key over ``max_keys`` values forgets its least recently updated tenth at once
+        (amortised, no reordering per update).
         """
         positive = weight if fraud else 0.0
         self._updates += 1
         stamp = self._updates
-        for value, table in zip(values, self._tables, strict=True):
-            entry = table.get(value)
-            if entry is None:
-                table[value] = [weight, positive, stamp]
-                if len(table) > self.max_keys:
-                    _forget_oldest(table, self.max_keys)
-            else:
-                entry[0] += weight
-                entry[1] += positive
-                entry[2] = stamp
+        found = list(map(dict.get, self._rows, values))
+        if None in found:
+            for k, row in enumerate(found):
+                if row is None:
+                    found[k] = self._new_row(k, values[k], stamp)
+        rows = np.array(found)  # np.add.at: 3 us where a fancy-indexed += takes 10
+        np.add.at(self._controls, rows, weight)
+        if positive:
+            np.add.at(self._infractions, rows, positive)
+        self._stamps[rows] = stamp
         self._total += weight
         self._positives += positive
 
-    def __setstate__(self, state: dict[str, object]) -> None:
-        self.__dict__.update(state)
-        for table in self._tables:  # snapshots from before the update stamps
-            for entry in table.values():
-                if len(entry) == 2:
-                    entry.append(0)
+    def _new_row(self, key: int, value: str, stamp: int) -> int:
+        if self._free:
+            row = self._free.pop()
+        else:
+            if self._used == self._stamps.shape[0]:
+                grow = self._used
+                self._controls = np.concatenate((self._controls, np.zeros(grow)))
+                self._infractions = np.concatenate((self._infractions, np.zeros(grow)))
+                self._stamps = np.concatenate((self._stamps, np.zeros_like(self._stamps)))
+            row = self._used
+            self._used += 1
+        self._stamps[row] = stamp
+        rows = self._rows[key]
+        rows[value] = row
+        if len(rows) > self.max_keys:
+            self._forget_oldest(rows)
+        return row
+
+    def _forget_oldest(self, rows: dict[str, int]) -> None:
+        """Keep the ``max_keys - max_keys // 10`` most recently updated values of a key."""
+        keep = max(self.max_keys - self.max_keys // 10, 1)
+        values = list(rows)
+        held = np.fromiter(rows.values(), np.intp, len(rows))
+        oldest = np.argsort(self._stamps[held], kind="stable")[: len(rows) - keep]
+        for i in oldest.tolist():
+            del rows[values[i]]
+        forgotten = held[oldest]
+        self._controls[forgotten] = 0.0
+        self._infractions[forgotten] = 0.0
+        self._free.extend(forgotten.tolist())
 
 
-def _forget_oldest(table: dict[str, list[float]], max_keys: int) -> None:
-    """Keep the ``max_keys - max_keys // 10`` most recently updated entries of ``table``."""
-    keep = max(max_keys - max_keys // 10, 1)
-    newest = sorted(table.items(), key=lambda item: item[1][2], reverse=True)[:keep]
-    table.clear()
-    table.update(sorted(newest, key=lambda item: item[1][2]))
+_UNSEEN = itertools.repeat(0)
+"""The row every unseen key value reads (``dict.get``'s default, for ``map``)."""
 
 
 class ActivityHistory:
@@ -336,11 +372,13 @@ class ActivityHistory:
     >>> from vigie.topics.schemas import EXAMPLE_DECLARATION, Declaration
     >>> decl = Declaration.model_validate(EXAMPLE_DECLARATION)
     >>> act = ActivityHistory()
-    >>> act.features(decl)["act:new_chapter"]
+    >>> dict(zip(ACTIVITY_FEATURES, act.features(decl)))["act:new_chapter"]
     1.0
     >>> act.learn_one(decl)
-    >>> act.features(decl)["act:new_chapter"], act.importer_declarations(decl.importer)
-    (0.0, 1)
+    >>> dict(zip(ACTIVITY_FEATURES, act.features(decl)))["act:new_chapter"]
+    0.0
+    >>> act.importer_declarations(decl.importer)
+    1
     """
 
     def __init__(self, max_keys: int = 1_000_000) -> None:
@@ -360,27 +398,22 @@ class ActivityHistory:
         """True when this importer never declared this HS chapter before."""
         return f"{decl.importer}|{decl.commodity_code[:2]}" not in self._pairs
 
-    def features(self, decl: Declaration) -> dict[str, float]:
-        """log(1 + declarations), log(1 + days since first seen), new importer, new chapter."""
-        entry = self._importers.get(decl.importer)
-        stamp = decl.lodged_at.timestamp()
-        pair = self._pairs.get(f"{decl.importer}|{decl.commodity_code[:6]}", 0)
+    def features(self, decl: Declaration) -> list[float]:
+        """log(1 + declarations), log(1 + days since first seen), new importer, new
+        chapter, log(1 + declarations of this HS6): :data:`ACTIVITY_FEATURES`."""
+        importer = decl.importer
+        entry = self._importers.get(importer)
         if entry is None:
-            return {
-                "act:declarations": 0.0,
-                "act:days": 0.0,
-                "act:new_importer": 1.0,
-                "act:new_chapter": 1.0,
-                "act:importer_hs6": 0.0,
-            }
-        days = max(0.0, stamp - entry[1]) / 86400.0
-        return {
-            "act:declarations": math.log1p(entry[0]),
-            "act:days": math.log1p(days),
-            "act:new_importer": 0.0,
-            "act:new_chapter": 1.0 if self.is_new_chapter(decl) else 0.0,
-            "act:importer_hs6": math.log1p(pair),
-        }
+            return [0.0, 0.0, 1.0, 1.0, 0.0]
+        code = decl.commodity_code
+        days = max(0.0, decl.lodged_at.timestamp() - entry[1]) / 86400.0
+        return [
+            math.log1p(entry[0]),
+            math.log1p(days),
+            0.0,
+            0.0 if f"{importer}|{code[:2]}" in self._pairs else 1.0,
+            math.log1p(self._pairs.get(f"{importer}|{code[:6]}", 0)),
+        ]
 
     def learn_one(self, decl: Declaration) -> None:
         entry = self._importers.pop(decl.importer, None)

@@ -1,16 +1,24 @@
 """Learning from controls: an online logistic model fed by late, selection-biased labels.
 
-The model is River's :class:`~river.linear_model.LogisticRegression`. Its inputs come in
-two parts: numeric features (smoothed infraction rates as logits, counts, the detectors'
-scores, log value and mass), standardised online, and one-hot categorical features
-(import type, tax regime, ...) passed through unscaled. River's own scaler learns a
-feature's statistics only when the feature is present, so a one-hot indicator (always 1
-when present) would be scaled to 0; it also costs a Python loop per feature. The numeric
-part is therefore standardised here, with weighted running moments held in numpy arrays
-(the numeric features always come with the same names, in the same order).
+The model is a logistic regression learnt by SGD, with River's
+:class:`~river.linear_model.LogisticRegression` semantics (log loss, one SGD step of
+``learning_rate`` per control result on the weights, a constant step of ``0.01`` on the
+intercept, an optional L2 penalty on every weight) held in numpy arrays. River's model
+works on dictionaries: feeding it the engine's ~70 features as a dictionary and reading
+them back cost about 55 us per declaration (bench/profile_engine.py, 30,000
+declarations, every label revealed), three times the budget of the whole learner.
+
+Its inputs come in two parts: numeric features (smoothed infraction rates as logits,
+counts, the detectors' scores, log value and mass), standardised online with weighted
+running moments and clipped to ``[-max_z, max_z]``, and one-hot categorical indicators
+(import type, tax regime, ...) passed through unscaled, given as the names of those that
+are on. The numeric features always come with the same names, in the same order.
 
 Labels arrive days late and mostly for declarations the engine chose; each is learnt with
-its inverse-probability weight, clipped at ``max_weight``.
+its inverse-probability weight, clipped at ``max_weight``. Results are buffered and
+learnt ``batch`` at a time, each with its own SGD step, in order: the probabilities lag
+the last ``batch - 1`` results at most (labels are days old anyway), and the moments and
+the standardised inputs are computed once per batch instead of once per result.
 
 Examples
 --------
@@ -21,9 +29,9 @@ A model that sees the importer's rate matter:
 >>> model = ControlLearner(warm_up=10)
 >>> for _ in range(2000):
 ...     rate = rng.random()
-...     model.learn_one({"te:importer": rate}, {}, rng.random() < rate, weight=1.0)
->>> low = model.predict_proba_one({"te:importer": 0.1}, {})
->>> high = model.predict_proba_one({"te:importer": 0.9}, {})
+...     model.learn_one({"te:importer": rate}, (), rng.random() < rate, weight=1.0)
+>>> low = model.predict_proba_one({"te:importer": 0.1}, ())
+>>> high = model.predict_proba_one({"te:importer": 0.9}, ())
 >>> print(f"{low:.2f} {high:.2f} after {model.n_learnt} controls")
 0.14 0.88 after 2000 controls
 """
@@ -31,12 +39,37 @@ A model that sees the importer's rate matter:
 from __future__ import annotations
 
 import math
-from typing import Any
+from collections.abc import Collection, Sequence
 
 import numpy as np
-from river import linear_model, optim
 
 from vigie.detectors.base import Detector
+
+INTERCEPT_LR = 0.01
+"""Constant SGD step of the intercept (River's ``intercept_lr`` default)."""
+
+Control = tuple[np.ndarray, Collection[str], bool, float]
+"""A buffered control result: numeric features, categories on, infraction, weight."""
+
+
+def _sigmoid(t: float) -> float:
+    """River's ``utils.math.sigmoid``: exactly 0 or 1 beyond ``|t| > 30``."""
+    if t < -30.0:
+        return 0.0
+    if t > 30.0:
+        return 1.0
+    return 1.0 / (1.0 + math.exp(-t))
+
+
+def _log_loss_gradient(t: float, fraud: bool) -> float:
+    """Derivative of the log loss in the logit ``t`` (River's ``optim.losses.Log``)."""
+    y = 1.0 if fraud else -1.0
+    margin = t * y
+    if margin > 18.0:
+        return math.exp(-margin) * -y
+    if margin < -18.0:
+        return -y
+    return -y / (math.exp(margin) + 1.0)
 
 
 class ControlLearner(Detector):
@@ -45,9 +78,9 @@ class ControlLearner(Detector):
     Parameters
     ----------
     learning_rate
-        SGD step of the logistic regression.
+        SGD step of the logistic regression's weights.
     l2
-        L2 penalty of the logistic regression.
+        L2 penalty of the logistic regression (on every weight, as River applies it).
     max_weight
         Clip on the inverse-probability weight of one control result.
     warm_up
@@ -56,6 +89,8 @@ class ControlLearner(Detector):
         Standardised numeric features are clipped to ``[-max_z, max_z]``: with few
         controls learnt, a feature's variance is underestimated and a rare value would
         otherwise standardise to hundreds and saturate the probability.
+    batch
+        Control results buffered before they are learnt (see the module docstring).
     """
 
     def __init__(
@@ -65,21 +100,30 @@ class ControlLearner(Detector):
         max_weight: float = 20.0,
         warm_up: int = 200,
         max_z: float = 5.0,
+        batch: int = 8,
     ) -> None:
         self.learning_rate = learning_rate
         self.l2 = l2
         self.max_weight = max_weight
         self.warm_up = warm_up
         self.max_z = max_z
-        self._model: Any = linear_model.LogisticRegression(
-            optimizer=optim.SGD(learning_rate), l2=l2
-        )
+        self.batch = batch
         self._n = 0
         self._weight = 0.0
         self._names: tuple[str, ...] = ()
         self._mean = np.zeros(0)
         self._m2 = np.zeros(0)
-        self._scale = np.ones(0)
+        self._coef = np.zeros(0)
+        self._intercept = 0.0
+        self._categories: dict[str, int] = {}
+        self._category_coef: list[float] = []
+        # The model folded for prediction (see _fold): clip bounds, slopes and offset on
+        # the raw features, so that a prediction is one clip and one dot product.
+        self._low = np.zeros(0)
+        self._high = np.zeros(0)
+        self._slope = np.zeros(0)
+        self._offset = 0.0
+        self._buffer: list[Control] = []
 
     @property
     def version(self) -> str:
@@ -88,11 +132,19 @@ class ControlLearner(Detector):
 
     @property
     def n_learnt(self) -> int:
+        """Controls received (the last ``batch - 1`` may still be buffered)."""
         return self._n
 
     @property
     def is_warm(self) -> bool:
         return self._n >= self.warm_up
+
+    def _set_names(self, names: tuple[str, ...]) -> None:
+        d = len(names)
+        self._names = names
+        self._mean, self._m2, self._coef = np.zeros(d), np.zeros(d), np.zeros(d)
+        self._low, self._high = np.full(d, -np.inf), np.full(d, np.inf)
+        self._slope = np.zeros(d)
 
     def _vector(self, numeric: dict[str, float]) -> np.ndarray:
         if len(numeric) != len(self._names):
@@ -101,40 +153,42 @@ class ControlLearner(Detector):
                     f"supervised features: expected {len(self._names)} numeric features "
                     f"{self._names[:3]}..., got {len(numeric)}"
                 )
-            self._names = tuple(numeric)
-            self._mean = np.zeros(len(numeric))
-            self._m2 = np.zeros(len(numeric))
-            self._scale = np.ones(len(numeric))
+            self._set_names(tuple(numeric))
         return np.fromiter(numeric.values(), dtype=np.float64, count=len(numeric))
 
-    def _inputs(self, x: np.ndarray, categorical: dict[str, float]) -> dict[str, float]:
-        z = np.clip((x - self._mean) / self._scale, -self.max_z, self.max_z)
-        scaled = dict(zip(self._names, z.tolist(), strict=True))
-        if categorical:
-            scaled.update(categorical)
-        return scaled
+    def predict_proba_one(self, numeric: dict[str, float], categories: Collection[str]) -> float:
+        """Probability of an infraction (the prior 0.5 before any control).
 
-    def _learn_moments(self, x: np.ndarray, weight: float) -> None:
-        """Weighted Welford update of the running mean and variance."""
-        self._weight += weight
-        delta = x - self._mean
-        self._mean += delta * (weight / self._weight)
-        self._m2 += weight * delta * (x - self._mean)
-        std = np.sqrt(self._m2 / self._weight)
-        self._scale = np.where(std > 1e-9, std, 1.0)
-
-    def predict_proba_one(self, numeric: dict[str, float], categorical: dict[str, float]) -> float:
-        """Probability of an infraction (the prior 0.5 before any control)."""
+        ``categories`` names the one-hot indicators that are on (a dictionary's keys do).
+        """
         if self._n == 0:
             return 0.5
-        x = self._inputs(self._vector(numeric), categorical)
-        p: float = self._model.predict_proba_one(x)[True]
+        return self.predict_array(self._vector(numeric), categories)
+
+    def predict_array(self, x: np.ndarray, categories: Collection[str]) -> float:
+        """:meth:`predict_proba_one` for numeric features already in an array, in the order
+        of the names learnt (the engine's layout)."""
+        if self._n == 0:
+            return 0.5
+        if x.shape[0] != self._slope.shape[0]:
+            raise ValueError(
+                f"supervised features: expected {self._slope.shape[0]} numeric features, "
+                f"got {x.shape[0]}"
+            )
+        clipped = np.minimum(np.maximum(x, self._low), self._high)
+        t = float(clipped.dot(self._slope)) + self._offset
+        coef, index = self._category_coef, self._categories
+        for name in categories:
+            i = index.get(name)
+            if i is not None:
+                t += coef[i]
+        p = _sigmoid(t)
         return p if math.isfinite(p) else 0.5
 
     def learn_one(
         self,
         numeric: dict[str, float],
-        categorical: dict[str, float],
+        categories: Collection[str],
         fraud: bool,
         weight: float = 1.0,
     ) -> None:
@@ -145,35 +199,91 @@ class ControlLearner(Detector):
         weighted 20 no longer takes a step twenty times the learning rate, which made
         the model jump to probabilities of exactly 1 while it had few labels.
         """
-        self._learn(self._vector(numeric), categorical, fraud, weight)
+        self._learn(self._vector(numeric), categories, fraud, weight)
 
     def learn_array(
         self,
         names: tuple[str, ...],
         x: np.ndarray,
-        categorical: dict[str, float],
+        categories: Collection[str],
         fraud: bool,
         weight: float = 1.0,
     ) -> None:
         """:meth:`learn_one` for numeric features already in an array, in the order of
         ``names`` (the engine's pending store): no dictionary round trip."""
         if names is not self._names and names != self._names:
-            self.learn_one(dict(zip(names, x.tolist(), strict=True)), categorical, fraud, weight)
+            self.learn_one(dict(zip(names, x.tolist(), strict=True)), categories, fraud, weight)
             if names == self._names:
                 self._names = names  # the same object from now on: no comparison
             return
-        self._learn(x, categorical, fraud, weight)
+        self._learn(x, categories, fraud, weight)
 
     def _learn(
-        self, x: np.ndarray, categorical: dict[str, float], fraud: bool, weight: float
+        self, x: np.ndarray, categories: Collection[str], fraud: bool, weight: float
     ) -> None:
         w = min(max(weight, 0.0), self.max_weight)
         if w <= 0:
             return
-        self._learn_moments(x, w)
-        step = w * (self._n + 1) / self._weight
-        self._model.learn_one(self._inputs(x, categorical), fraud, w=step)
+        self._buffer.append((x, categories, fraud, w))
         self._n += 1
+        if len(self._buffer) >= self.batch:
+            self._learn_buffer()
+
+    def _learn_buffer(self) -> None:
+        """Learn the buffered results: moments first, then one SGD step per result."""
+        controls, self._buffer = self._buffer, []
+        x = np.array([c[0] for c in controls])
+        w = np.array([c[3] for c in controls])
+        learnt_before = self._weight
+        self._learn_moments(x, w)
+        std = np.sqrt(self._m2 / self._weight)
+        scale = np.where(std > 1e-9, std, 1.0)
+        z = np.clip((x - self._mean) / scale, -self.max_z, self.max_z)
+        cumulative = (learnt_before + np.cumsum(w)).tolist()
+        n = self._n - len(controls)
+        for i, (_, categories, fraud, weight) in enumerate(controls):
+            n += 1
+            # the weight relative to the mean weight learnt so far (see learn_one)
+            self._sgd_step(z[i], categories, fraud, weight * n / cumulative[i])
+        self._fold(scale)
+
+    def _learn_moments(self, x: np.ndarray, w: np.ndarray) -> None:
+        """Weighted moments of a batch merged into the running ones (Chan et al.): the
+        result of a Welford update per row."""
+        batch_weight = float(w.sum())
+        batch_mean = w @ x / batch_weight
+        batch_m2 = w @ np.square(x - batch_mean)
+        total = self._weight + batch_weight
+        delta = batch_mean - self._mean
+        self._mean += delta * (batch_weight / total)
+        self._m2 += batch_m2 + np.square(delta) * (self._weight * batch_weight / total)
+        self._weight = total
+
+    def _sgd_step(
+        self, z: np.ndarray, categories: Collection[str], fraud: bool, step: float
+    ) -> None:
+        index, coef = self._categories, self._category_coef
+        ids = [index.setdefault(name, len(index)) for name in categories]
+        coef.extend([0.0] * (len(index) - len(coef)))
+        t = float(z.dot(self._coef)) + self._intercept + sum(coef[i] for i in ids)
+        g = _log_loss_gradient(t, fraud) * step
+        self._intercept -= INTERCEPT_LR * g
+        lr = self.learning_rate
+        if self.l2:
+            decay = 1.0 - lr * self.l2
+            self._coef *= decay
+            coef[:] = [c * decay for c in coef]
+        self._coef -= (lr * g) * z
+        for i in ids:
+            coef[i] -= lr * g
+
+    def _fold(self, scale: np.ndarray) -> None:
+        """Fold the standardisation into the prediction: ``clip((x - m) / s) . c`` is
+        ``(clip(x, m - k s, m + k s) - m) . (c / s)``."""
+        self._low = self._mean - self.max_z * scale
+        self._high = self._mean + self.max_z * scale
+        self._slope = self._coef / scale
+        self._offset = self._intercept - float(self._mean.dot(self._slope))
 
 
 def ipw(selection_probability: float | None, fallback: float, max_weight: float) -> float:
@@ -360,34 +470,28 @@ class RiskCombiner(Detector):
     def _class(self, value: float) -> int:
         return min(self.valuation_classes - 1, max(0, int(value)))
 
-    def _curve(self, row: int, prior: list[float]) -> list[float]:
-        """Smoothed tail rates of one row, then their running maximum from shallow to deep.
+    def _curve(self, n: np.ndarray, pos: np.ndarray, prior: np.ndarray) -> np.ndarray:
+        """Smoothed tail rates of rows of counts, then their running maximum from shallow
+        to deep.
 
         The rate of the controls at least as deep as ``b`` is smoothed toward ``prior[b]``.
         The deepest bins hold the fewest controls, and their smoothed tail falls back
         toward the prior; since the infraction probability cannot fall as the evidence
         deepens, a deep bin keeps at least the rate a shallower, better-supported tail shows.
         """
-        n, pos = self._n_counts[row], self._pos_counts[row]
         k = self.prior_strength
-        tails = [0.0] * self.bins
-        tail_n = tail_pos = 0.0
-        for b in range(self.bins - 1, -1, -1):
-            tail_n += n[b]
-            tail_pos += pos[b]
-            tails[b] = (tail_pos + k * prior[b]) / (tail_n + k)
-        for b in range(1, self.bins):
-            tails[b] = max(tails[b], tails[b - 1])
-        return tails
+        tail_n = np.cumsum(n[:, ::-1], axis=1)[:, ::-1]
+        tail_pos = np.cumsum(pos[:, ::-1], axis=1)[:, ::-1]
+        tails = (tail_pos + k * prior) / (tail_n + k)
+        return np.maximum.accumulate(tails, axis=1)
 
     def _curves(self) -> list[list[float]]:
         if self._cache is None:
             self._cached_rate = self.base_rate
-            base = [self._cached_rate] * self.bins
-            pooled = self._curve(0, base)
-            self._cache = [pooled, self._curve(1, base)] + [
-                self._curve(2 + c, pooled) for c in range(self.valuation_classes)
-            ]
+            n, pos = np.array(self._n_counts), np.array(self._pos_counts)
+            both = self._curve(n[:2], pos[:2], np.full(self.bins, self._cached_rate))
+            by_class = self._curve(n[2:], pos[2:], both[0])  # toward the pooled valuation
+            self._cache = both.tolist() + by_class.tolist()
         return self._cache
 
     def calibrated(self, detector: int, score: float, valuation_class: int | None = None) -> float:
@@ -399,30 +503,35 @@ class RiskCombiner(Detector):
             row = 2 + self._class(valuation_class)
         return self._curves()[row][self._bin(score)]
 
-    def predict_proba_one(self, scores: tuple[float, ...]) -> float:
+    def predict_proba_one(self, scores: Sequence[float]) -> float:
         """Risk from the (supervised, valuation, atypicality[, valuation class]) scores."""
         supervised, valuation, atypicality = scores[:3]
         if self._n < self.warm_up:
             return 1.0 - (1.0 - valuation) * (1.0 - atypicality)
-        cls = int(scores[3]) if len(scores) > 3 else None
-        by_value = self.calibrated(0, valuation, cls)
-        by_atypicality = self.calibrated(1, atypicality)
-        prior = self._cached_rate  # after calibrated(): the rate its curves were built with
+        curves = self._curves()
+        row = 0 if len(scores) < 4 else 2 + self._class(scores[3])
+        by_value = curves[row][self._bin(valuation)]
+        by_atypicality = curves[1][self._bin(atypicality)]
+        prior = self._cached_rate  # the rate the curves were built with
         value_lift = max(0.0, (by_value - prior) / (1.0 - prior))
         atypicality_lift = max(0.0, (by_atypicality - prior) / (1.0 - prior))
         supervised = self._platt.predict(supervised)
         return 1.0 - (1.0 - supervised) * (1.0 - value_lift) * (1.0 - atypicality_lift)
 
-    def learn_one(self, scores: tuple[float, ...], fraud: bool, weight: float = 1.0) -> None:
+    def learn_one(self, scores: Sequence[float], fraud: bool, weight: float = 1.0) -> None:
         """Learn the scores recorded for one controlled declaration."""
         positive = weight if fraud else 0.0
-        rows = [(0, scores[1]), (1, scores[2])]
+        n, pos = self._n_counts, self._pos_counts
+        b = self._bin(scores[1])
+        n[0][b] += weight
+        pos[0][b] += positive
         if len(scores) > 3:
-            rows.append((2 + self._class(scores[3]), scores[1]))
-        for row, score in rows:
-            b = self._bin(score)
-            self._n_counts[row][b] += weight
-            self._pos_counts[row][b] += positive
+            row = 2 + self._class(scores[3])
+            n[row][b] += weight
+            pos[row][b] += positive
+        b = self._bin(scores[2])
+        n[1][b] += weight
+        pos[1][b] += positive
         self._platt.learn_one(scores[0], fraud, weight)
         self._total += weight
         self._positives += positive
