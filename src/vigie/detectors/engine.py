@@ -368,7 +368,7 @@ class RiskEngine(Detector):
         for item in items:
             weight = ipw(result.selection_probability, item.selection_probability, self.max_weight)
             values = item.values
-            x = np.frombuffer(values, np.float32, len(FEATURES)).astype(np.float64)
+            x = np.frombuffer(values, np.float32, len(FEATURES))  # widened per batch
             self._learner.learn_array(FEATURES, x, one_hot(item.base), fraud, weight)
             self._history.learn_values(key_values(item.base), fraud, weight)
             scores = _SCORES.unpack_from(values, len(values) - _SCORES.size)

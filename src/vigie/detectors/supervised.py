@@ -232,13 +232,13 @@ class ControlLearner(Detector):
     def _learn_buffer(self) -> None:
         """Learn the buffered results: moments first, then one SGD step per result."""
         controls, self._buffer = self._buffer, []
-        x = np.array([c[0] for c in controls])
+        x = np.array([c[0] for c in controls], dtype=np.float64)
         w = np.array([c[3] for c in controls])
         learnt_before = self._weight
         self._learn_moments(x, w)
         std = np.sqrt(self._m2 / self._weight)
         scale = np.where(std > 1e-9, std, 1.0)
-        z = np.clip((x - self._mean) / scale, -self.max_z, self.max_z)
+        z = np.minimum(np.maximum((x - self._mean) / scale, -self.max_z), self.max_z)
         cumulative = (learnt_before + np.cumsum(w)).tolist()
         n = self._n - len(controls)
         for i, (_, categories, fraud, weight) in enumerate(controls):
