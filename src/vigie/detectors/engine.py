@@ -45,6 +45,7 @@ import time
 from collections import OrderedDict
 from collections.abc import Sequence
 from datetime import datetime
+from functools import partial
 from typing import NamedTuple
 
 import numpy as np
@@ -115,7 +116,9 @@ FEATURES = (
 _AT = {name: i for i, name in enumerate(FEATURES)}
 _CONTRIBUTION_AT = {name: i for i, name in enumerate(IMPORTANCE)}
 _SUBJECT_AT = {key: KEYS.index(key) for key in HISTORY_SUBJECTS}
-_SCORES = struct.Struct("4f")
+_TAIL = struct.Struct("4fi")  # the combiner's four scores, the history's epoch
+_ROWS_AT = 4 * len(FEATURES)
+_TAIL_AT = _ROWS_AT + 4 * len(KEYS)
 SECONDS_PER_DAY = 86_400.0
 REASONS_FROM = 0.5
 """Reasons are written for selected declarations and those with a risk of at least this
@@ -128,9 +131,10 @@ class Pending(NamedTuple):
     900 bytes: see bench/bench_engine.py)."""
 
     values: bytes
-    """The numeric features (:data:`FEATURES`, float32), then the supervised score, the
-    valuation depth, the atypicality score and the valuation evidence class (the
-    combiner's inputs)."""
+    """The numeric features (:data:`FEATURES`, float32), the history's rows of the
+    declaration's key values (int32, see :meth:`InfractionHistory.rows`), then the
+    supervised score, the valuation depth, the atypicality score and the valuation
+    evidence class (the combiner's inputs, float32) and the history's epoch (int32)."""
     base: tuple[str, ...]
     """The interned fields the history keys and one-hot features are built from."""
     selection_probability: float
@@ -316,14 +320,15 @@ class RiskEngine(Detector):
         values += self._activity.features(decl)
         values += detector_features(valuation, atyp)
         values.append(self._valuation.importer_flagged_share(decl.importer))
-        x = np.concatenate((values, self._history.feature_values(keys)))
+        rows = self._history.rows(keys)
+        x = np.concatenate((values, self._history.logits(rows)))
         learner = self._learner
         supervised = learner.predict_array(x, one_hot(base))
         scores = (supervised, valuation_depth(valuation), atyp.score, valuation_class(valuation))
         risk = min(1.0, max(0.0, self._combiner.predict_proba_one(scores)))
         decision = self._budget.decide(risk)
         self._budget.learn_one(risk)
-        self._remember(decl, x, base, decision.selection_probability, scores)
+        self._remember(decl, x, rows, base, decision.selection_probability, scores)
         reasons: tuple[Reason, ...] = ()
         if decision.selected or risk >= REASONS_FROM * decision.threshold:
             facts = self._facts(keys, values, supervised if learner.is_warm else None)
@@ -370,8 +375,10 @@ class RiskEngine(Detector):
             values = item.values
             x = np.frombuffer(values, np.float32, len(FEATURES))  # widened per batch
             self._learner.learn_array(FEATURES, x, one_hot(item.base), fraud, weight)
-            self._history.learn_values(key_values(item.base), fraud, weight)
-            scores = _SCORES.unpack_from(values, len(values) - _SCORES.size)
+            rows = np.frombuffer(values, np.int32, len(KEYS), _ROWS_AT)
+            *scores, epoch = _TAIL.unpack_from(values, _TAIL_AT)
+            keys = partial(key_values, item.base)
+            self._history.learn_rows(rows, epoch, keys, fraud, weight)
             self._combiner.learn_one(scores, fraud, weight)
         return True
 
@@ -379,12 +386,14 @@ class RiskEngine(Detector):
         self,
         decl: Declaration,
         x: np.ndarray,
+        rows: np.ndarray,
         base: tuple[str, ...],
         selection_probability: float,
         scores: tuple[float, float, float, int],
     ) -> None:
         lodged = decl.lodged_at.timestamp()
-        values = x.astype(np.float32).tobytes() + _SCORES.pack(*scores)
+        tail = _TAIL.pack(*scores, self._history.epoch)
+        values = x.astype(np.float32).tobytes() + rows.astype(np.int32).tobytes() + tail
         item = Pending(values, base, selection_probability, lodged)
         store = self._pending
         items = store.pop(decl.declaration_id, ())
