@@ -128,7 +128,7 @@ engine's own time)."""
 
 class Pending(NamedTuple):
     """What is kept of a scored declaration until its control result arrives (about
-    900 bytes: see bench/bench_engine.py)."""
+    820 bytes: see bench/bench_engine.py)."""
 
     values: bytes
     """The numeric features (:data:`FEATURES`, float32), the history's rows of the

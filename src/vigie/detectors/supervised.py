@@ -9,8 +9,8 @@ them back cost about 55 us per declaration (bench/profile_engine.py, 30,000
 declarations, every label revealed), three times the budget of the whole learner.
 
 Its inputs come in two parts: numeric features (smoothed infraction rates as logits,
-counts, the detectors' scores, log value and mass), standardised online with weighted
-running moments and clipped to ``[-max_z, max_z]``, and one-hot categorical indicators
+activity counts, the detectors' scores, log value and mass), standardised online with
+weighted running moments and clipped to ``[-max_z, max_z]``, and one-hot categorical indicators
 (import type, tax regime, ...) passed through unscaled, given as the names of those that
 are on. The numeric features always come with the same names, in the same order.
 
