@@ -42,7 +42,7 @@ import math
 import sys
 from collections import OrderedDict
 from collections.abc import Hashable
-from typing import Any
+from typing import Any, TypeVar
 
 from river import anomaly
 
@@ -103,6 +103,7 @@ _FLAGS = (1.0,) * (_ORIGIN + 1) + (0.0,) * (len(_NAMES) - _ORIGIN - 1)
 """Initial values: a novelty's value is 1.0, read only when its surprise is positive."""
 _AFTER_NOVELTIES = (0.0,) * (len(_NAMES) - len(NOVELTIES))
 _NEUTRAL = AtypicalityEvidence(score=0.0)
+_Memory = TypeVar("_Memory", ImporterProfile, ProductMemory, EWStats)
 
 _Prepared = tuple[
     float,  # event time in days
@@ -392,7 +393,7 @@ class AtypicalityDetector(Detector):
             counts[dispatch] = counts.get(dispatch, 0) + 1
 
 
-def _added(table: OrderedDict[str, Any], key: str, item: Any, cap: int) -> Any:
+def _added(table: OrderedDict[str, _Memory], key: str, item: _Memory, cap: int) -> _Memory:
     """Add ``item`` as the most recent entry, evicting the least recent beyond ``cap``."""
     table[sys.intern(key)] = item
     if len(table) > cap:
