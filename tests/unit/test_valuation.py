@@ -194,3 +194,25 @@ def test_a_stale_reference_lags_by_at_most_its_staleness(staleness: float) -> No
         exact.learn_one(d)
     # the median lags by a few observations: well under a 10 % bin
     assert worst == 0.0 if staleness == 0.0 else 0.0 < worst < 0.05
+
+
+def test_a_genuinely_cheaper_origin_becomes_its_own_reference() -> None:
+    det = ValuationDetector(min_support=20)
+    run(det, market(300, price=20.0))  # CN at 20 EUR/kg
+    cheap = market(60, price=4.0, seed=3, origin="BD")  # BD at a fifth of it, honestly
+    run(det, [d.model_copy(update={"declaration_id": f"BD{i}"}) for i, d in enumerate(cheap)])
+    ev = det.score_one(decl(360, 4.0, origin="BD"))
+    assert ev.support_level == "cn8+origin" and (ev.support_count or 0) >= 50
+    assert ev.score < 0.05 and ev.reference_unit_value == pytest.approx(4.0, rel=0.1)
+    # a fraud at a fifth of the BD price is still flagged there
+    assert det.score_one(decl(361, 0.8, origin="BD")).score > 0.99
+
+
+def test_a_fraud_in_a_young_cell_is_not_learnt_as_its_price() -> None:
+    det = ValuationDetector(min_support=20)
+    run(det, market(300, price=20.0))
+    young = [decl(1000 + i, 20.0 * (0.2 if i % 2 else 1.0), origin="BD") for i in range(12)]
+    run(det, young)  # half of a young cell's declarations at a fifth of the price
+    ev = det.score_one(decl(2000, 20.0, origin="BD"))
+    assert ev.support_level == "cn8+origin"
+    assert ev.reference_unit_value == pytest.approx(20.0, rel=0.1)

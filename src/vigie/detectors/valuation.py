@@ -17,6 +17,12 @@ lasting price fall still wins after a few half-lives. The flag is the z-score, n
 50 % rule: in a wide cell, down-weighting every value under half the median would cut a
 quarter of the honest declarations and push the median up, which would flag more of
 them, and so on; below ``-2.5`` robust deviations the honest tail is under 1 %.
+The small weight goes to the cell that anchored the reference and the coarser ones. The
+younger cells below the anchor (short of ``min_support``) learn a flagged value fully,
+unless it is low for their own median too: otherwise a genuinely cheaper origin, judged
+against the pooled price of the others, never gathers the support to become its own
+reference (on generated data, one (code, origin) had 53 honest declarations flagged
+while its support stayed at 2).
 
 The detector also remembers, per importer, how many of its declarations with a reference
 it flagged (:meth:`ValuationDetector.importer_flagged_share`): an importer who keeps
@@ -51,6 +57,8 @@ Unit = Literal["kg", "unit"]
 CellKey = tuple[Unit, str, str]
 PlanItem = tuple[Unit, float, float, tuple[CellKey, ...]]
 _Reference = tuple[int, float, CellKey, float, float, float, float]
+_Scored = tuple[str, int, ValuationEvidence, float, float, list[PlanItem], list[int]]
+# id, item, evidence, time, forward-decay growth, plan, rank of each unit's anchor cell
 # (level rank, -scale, cell, median, support, quantity, log declared unit value)
 
 _LEVEL_NAMES = {10: "taric10", 8: "cn8", 6: "hs6", 4: "hs4", 2: "hs2"}
@@ -194,7 +202,7 @@ class ValuationDetector(Detector):
         self._cells: OrderedDict[CellKey, SparseHistogram] = OrderedDict()
         self._updates = 0
         self._flagged = 0
-        self._last: tuple[str, int, ValuationEvidence, float, float, list[PlanItem]] | None = None
+        self._last: _Scored | None = None
 
     @property
     def version(self) -> str:
@@ -218,12 +226,13 @@ class ValuationDetector(Detector):
         t, plan = _plan(decl)
         best: _Reference | None = None
         growth = self._decay.weight(t) if plan else 1.0
+        anchors: list[int] = []
         for _, quantity, x, keys in plan:
-            found = self._reference(quantity, x, keys, growth)
+            found = self._reference(quantity, x, keys, growth, anchors)
             if found is not None and (best is None or found[:2] > best[:2]):
                 best = found
         result = _NEUTRAL if best is None else self._evidence(decl, best)
-        self._last = (decl.declaration_id, decl.item_number, result, t, growth, plan)
+        self._last = (decl.declaration_id, decl.item_number, result, t, growth, plan, anchors)
         return result
 
     def learn_one(self, decl: Declaration) -> None:
@@ -234,7 +243,7 @@ class ValuationDetector(Detector):
             last = self._last
             assert last is not None
         self._last = None
-        _, _, evidence, t, growth, plan = last
+        _, _, evidence, t, growth, plan, anchors = last
         if not plan:
             return
         flagged = evidence.robust_z is not None and evidence.robust_z < -self.flag_z
@@ -242,18 +251,21 @@ class ValuationDetector(Detector):
         self._flagged += flagged
         if evidence.robust_z is not None:
             self._learn_importer(decl.importer, flagged)
-        if weight <= 0:
-            return
         cells = self._cells
         shift = self._decay.rebase(t)
         if shift != 1.0:
             for stored in cells.values():
                 stored.rescale(shift)
-        weight *= growth / shift  # the forward-decay weight at t, read when scoring
+        growth /= shift  # the forward-decay weight at t, read when scoring
+        weight *= growth
         width = self.bin_width
-        for _, _, x, keys in plan:
+        for (_, _, x, keys), anchor in zip(plan, anchors, strict=True):
             bin_ = math.floor(x / width)  # the same bin in every cell (one width)
-            for key in keys:
+            for rank, key in enumerate(keys):
+                # cells finer than the anchor are still learning their own market
+                learnt = growth if rank < anchor else weight
+                if learnt <= 0:
+                    continue
                 cell = cells.get(key)
                 if cell is None:
                     cell = cells[key] = SparseHistogram(width)
@@ -261,7 +273,7 @@ class ValuationDetector(Detector):
                         cells.popitem(last=False)
                 else:
                     cells.move_to_end(key)
-                cell.add_to_bin(bin_, weight)
+                cell.add_to_bin(bin_, learnt)
         self._updates += 1
 
     def importer_flagged_share(self, importer: str) -> float:
@@ -292,7 +304,12 @@ class ValuationDetector(Detector):
         entry[1] += flagged
 
     def _reference(
-        self, quantity: float, x: float, keys: tuple[CellKey, ...], growth: float
+        self,
+        quantity: float,
+        x: float,
+        keys: tuple[CellKey, ...],
+        growth: float,
+        anchors: list[int],
     ) -> _Reference | None:
         """The reference read from the cells, finest first: (rank, -scale, ...).
 
@@ -310,15 +327,20 @@ class ValuationDetector(Detector):
             support = cell.total / growth
             if support >= self.min_support:
                 median, scale = self._location_scale(cell)
+                young = rank  # cells finer than the anchor learn even a flagged value...
                 if fine is not None:
                     rank, key, cell, support = fine
                     fine_median, fine_scale = self._location_scale(cell)
+                    if x - fine_median < -self.flag_z * scale:  # ...unless low for them too
+                        young = 0
                     w = support / (support + self.prior_strength)
                     median = w * fine_median + (1.0 - w) * median
                     scale = w * fine_scale + (1.0 - w) * scale
+                anchors.append(young)
                 return (len(keys) - rank, -scale, key, median, support, quantity, x)
             if fine is None and support >= 1.0:
                 fine = (rank, key, cell, support)
+        anchors.append(len(keys))
         return None
 
     def _location_scale(self, cell: SparseHistogram) -> tuple[float, float]:
