@@ -28,9 +28,13 @@ from vigie.detectors.engine import RiskEngine
 PARTS = {
     "_valuation": {"score_one": "valuation.score", "learn_one": "valuation.learn"},
     "_atypicality": {"score_one": "atypicality.score", "learn_one": "atypicality.learn"},
-    "_history": {"feature_values": "history.features", "learn_values": "history.learn"},
+    "_history": {
+        "rows": "history.features",
+        "logits": "history.features",
+        "learn_rows": "history.learn",
+    },
     "_activity": {"features": "activity.features", "learn_one": "activity.learn"},
-    "_learner": {"predict_proba_one": "supervised.predict", "learn_array": "supervised.learn"},
+    "_learner": {"predict_array": "supervised.predict", "learn_array": "supervised.learn"},
     "_combiner": {"predict_proba_one": "combiner.predict", "learn_one": "combiner.learn"},
     "_budget": {"decide": "budget.decide", "learn_one": "budget.learn"},
 }
