@@ -28,6 +28,7 @@ Examples
 from __future__ import annotations
 
 import math
+from array import array
 from bisect import bisect_left
 from collections.abc import Sequence
 from itertools import accumulate
@@ -125,8 +126,9 @@ class SparseHistogram:
     def __init__(self, width: float = 0.1) -> None:
         self.width = width
         self.total = 0.0
-        self._keys: list[int] = []
-        self._weights: list[float] = []
+        # compact arrays: 12 bytes a bin where a dict or lists of floats take about 60
+        self._keys = array("i")
+        self._weights = array("d")
         self._median_mad = (math.nan, math.nan)
         self._fresh_until = 0.0  # the cached median and MAD hold while total <= this
 
@@ -162,7 +164,7 @@ class SparseHistogram:
 
     def rescale(self, factor: float) -> None:
         """Divide every weight by ``factor`` (see :meth:`ForwardDecay.rebase`)."""
-        self._weights = [w / factor for w in self._weights]
+        self._weights = array("d", [w / factor for w in self._weights])
         self.total /= factor
         self._fresh_until /= factor
 
