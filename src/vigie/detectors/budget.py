@@ -82,6 +82,7 @@ class InspectionBudget(Detector):
         self._rng = random.Random(seed)
         self._risks = np.zeros(window, dtype=np.float64)
         self._n = 0
+        self._filled = 0  # risks in the window since the last restart
         self._threshold = 1.0
 
     @property
@@ -103,10 +104,23 @@ class InspectionBudget(Detector):
             return Decision(risk, True, "random_audit", probability, threshold)
         return Decision(risk, False, None, probability, threshold)
 
+    def restart(self) -> None:
+        """Forget the window: the risks change scale (the engine's risk switched from the
+        unsupervised to the calibrated one), so the old quantile no longer selects the top
+        ``budget``. The threshold is recomputed after ``min_history`` new risks."""
+        self._filled = 0
+
     def learn_one(self, risk: float) -> None:
         """Add a risk to the window; recompute the threshold every ``refresh`` risks."""
-        self._risks[self._n % self.window] = risk
+        window = self.window
+        self._risks[self._n % window] = risk
         self._n += 1
-        if self._n % self.refresh == 0 or self._n == self.min_history:
-            seen = self._risks[: min(self._n, self.window)]
+        self._filled = min(self._filled + 1, window)
+        if self._n % self.refresh == 0 or self._filled == self.min_history:
+            if self._filled < self.min_history:
+                return
+            if self._filled == window:
+                seen = self._risks
+            else:
+                seen = self._risks[np.arange(self._n - self._filled, self._n) % window]
             self._threshold = float(np.quantile(seen, 1.0 - self.budget))

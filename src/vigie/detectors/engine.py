@@ -11,7 +11,10 @@ supervised model and the infraction rates, weighted by inverse selection probabi
 The final risk is the supervised probability, lifted by the valuation and atypicality
 scores where their calibration on the same control results shows they add something
 (see :class:`~vigie.detectors.supervised.RiskCombiner`); before ``warm_up`` controls it
-is the unsupervised noisy-or ``1 - (1 - valuation)(1 - atypicality)``.
+is the unsupervised noisy-or ``1 - (1 - valuation)(1 - atypicality)``. When the risk
+switches from one to the other, the budget forgets the risks it saw: their scale changed,
+and their old quantile (about 0.5, against about 0.2 for the calibrated risk) would select
+almost nothing for days.
 
 The budget (:class:`~vigie.detectors.budget.InspectionBudget`) selects risks above the
 ``1 - budget`` quantile of recent risks, and audits any other declaration with
@@ -286,6 +289,7 @@ class RiskEngine(Detector):
         self._combiner = RiskCombiner(warm_up=warm_up)
         self._budget = InspectionBudget(budget=budget, audit_share=audit_share, seed=seed)
         self._pending: OrderedDict[str, tuple[Pending, ...]] = OrderedDict()
+        self._combined = False  # whether the last risk was the combiner's calibrated one
 
     @property
     def versions(self) -> dict[str, str]:
@@ -326,6 +330,9 @@ class RiskEngine(Detector):
         supervised = learner.predict_array(x, one_hot(base))
         scores = (supervised, valuation_depth(valuation), atyp.score, valuation_class(valuation))
         risk = min(1.0, max(0.0, self._combiner.predict_proba_one(scores)))
+        if self._combined != self._combiner.is_warm:
+            self._combined = not self._combined
+            self._budget.restart()  # the risk changed scale: the old quantile selects few
         decision = self._budget.decide(risk)
         self._budget.learn_one(risk)
         self._remember(decl, x, rows, base, decision.selection_probability, scores)

@@ -460,6 +460,11 @@ class RiskCombiner(Detector):
         return self._n
 
     @property
+    def is_warm(self) -> bool:
+        """Whether the risk is the calibrated combination (else the unsupervised one)."""
+        return self._n >= self.warm_up
+
+    @property
     def base_rate(self) -> float:
         """The weighted infraction rate of the controls (Laplace-smoothed)."""
         return (self._positives + 1.0) / (self._total + 2.0)
@@ -506,7 +511,7 @@ class RiskCombiner(Detector):
     def predict_proba_one(self, scores: Sequence[float]) -> float:
         """Risk from the (supervised, valuation, atypicality[, valuation class]) scores."""
         supervised, valuation, atypicality = scores[:3]
-        if self._n < self.warm_up:
+        if not self.is_warm:
             return 1.0 - (1.0 - valuation) * (1.0 - atypicality)
         curves = self._curves()
         row = 0 if len(scores) < 4 else 2 + self._class(scores[3])
