@@ -397,8 +397,11 @@ class RiskCombiner(Detector):
     means near-certainty in a dense cell and little in a sparse fallback cell, and a value
     under half of the reference (the EU trigger for a value check) is more telling than
     one merely far out in a narrow cell. Each class's rate is smoothed toward the rate of
-    all classes at the same depth (itself smoothed toward ``g``): a class with few
-    controls borrows from the others, one with many speaks for itself.
+    all classes at the same depth (itself smoothed toward ``g``), raised to the curves of
+    the classes it ``borrows`` from: a class with few controls borrows from the others,
+    one with many speaks for itself. A class then keeps at least the rates of its
+    ``floors`` classes (evidence known to be at least as telling; see
+    :func:`vigie.detectors.engine.class_order`). Both name lower classes only.
 
     Examples
     --------
@@ -435,12 +438,25 @@ class RiskCombiner(Detector):
         warm_up: int = 200,
         valuation_classes: int = 6,
         refresh: int = 25,
+        floors: Sequence[Sequence[int]] | None = None,
+        borrows: Sequence[Sequence[int]] | None = None,
     ) -> None:
         self.bins = bins
         self.prior_strength = prior_strength
         self.warm_up = warm_up
         self.valuation_classes = valuation_classes
         self.refresh = refresh
+        self.floors = floors
+        self.borrows = borrows
+        none: tuple[tuple[int, ...], ...] = ((),) * valuation_classes
+        self._floors = none if floors is None else tuple(tuple(f) for f in floors)
+        self._borrows = none if borrows is None else tuple(tuple(b) for b in borrows)
+        for c, lower in enumerate(self._floors + self._borrows):
+            if any(not 0 <= d < c % valuation_classes for d in lower):
+                raise ValueError(
+                    f"valuation class {c % valuation_classes}: floors and borrows must name "
+                    "lower classes"
+                )
         self._platt = PlattScaling()
         self._cache: list[list[float]] | None = None
         self._cached_rate = 0.5  # the base rate the cached curves were computed with
@@ -496,8 +512,23 @@ class RiskCombiner(Detector):
             n, pos = np.array(self._n_counts), np.array(self._pos_counts)
             both = self._curve(n[:2], pos[:2], np.full(self.bins, self._cached_rate))
             by_class = self._curve(n[2:], pos[2:], both[0])  # toward the pooled valuation
+            if any(self._borrows) or any(self._floors):
+                by_class = self._ordered(n[2:], pos[2:], both[0], by_class)
             self._cache = both.tolist() + by_class.tolist()
         return self._cache
+
+    def _ordered(
+        self, n: np.ndarray, pos: np.ndarray, pooled: np.ndarray, curves: np.ndarray
+    ) -> np.ndarray:
+        """The class curves again, in class order: each smoothed toward the pooled curve
+        raised to the curves it borrows from, then raised to the curves of its floors."""
+        for c in range(self.valuation_classes):
+            if self._borrows[c]:
+                prior = np.max(curves[list(self._borrows[c])], axis=0)
+                curves[c] = self._curve(n[c : c + 1], pos[c : c + 1], np.maximum(pooled, prior))
+            if self._floors[c]:
+                curves[c] = np.maximum(curves[c], np.max(curves[list(self._floors[c])], axis=0))
+        return curves
 
     def calibrated(self, detector: int, score: float, valuation_class: int | None = None) -> float:
         """Infraction rate of the controls whose score (0: valuation, 1: atypicality) was

@@ -145,6 +145,11 @@ class ValuationDetector(Detector):
         A cell's median and MAD are recomputed once its weight grew by this share since
         they were last read (0: after every observation). At 0.05 a reference lags at
         most one observation in twenty behind its cell.
+    own_window
+        Last log unit values kept per (importer, unit, code, origin): the importer's own
+        usual price of the same goods (:meth:`ValuationDetector.own_ratio`).
+    max_own
+        At most this many (importer, unit, code, origin) histories are kept (LRU).
 
     Examples
     --------
@@ -181,6 +186,8 @@ class ValuationDetector(Detector):
         max_importers: int = 200_000,
         importer_prior: float = 3.0,
         staleness: float = 0.0,
+        own_window: int = 8,
+        max_own: int = 400_000,
     ) -> None:
         self.half_life_days = half_life_days
         self.min_support = min_support
@@ -196,6 +203,9 @@ class ValuationDetector(Detector):
         self.max_importers = max_importers
         self.importer_prior = importer_prior
         self.staleness = staleness
+        self.own_window = own_window
+        self.max_own = max_own
+        self._own: OrderedDict[tuple[str, Unit, str, str], list[float]] = OrderedDict()
         self._decay = ForwardDecay(half_life_days)
         self._importers: OrderedDict[str, list[float]] = OrderedDict()
         self._referenced = 0
@@ -252,6 +262,7 @@ class ValuationDetector(Detector):
         self._flagged += flagged
         if evidence.robust_z is not None:
             self._learn_importer(decl.importer, flagged)
+        self._learn_own(decl, plan)
         cells = self._cells
         shift = self._decay.rebase(t)
         if shift != 1.0:
@@ -290,6 +301,52 @@ class ValuationDetector(Detector):
         entry = self._importers.get(importer)
         n, flagged = (0.0, 0.0) if entry is None else entry
         return (flagged + self.importer_prior * overall) / (n + self.importer_prior)
+
+    def own_ratio(self, decl: Declaration, unit: Unit | None) -> float | None:
+        """The declared unit value over the median of the importer's last ``own_window``
+        declarations of the same code and origin (in ``unit``); None without any.
+
+        The market reference says what the goods cost; the importer's own history says
+        what *it* usually pays for them: an importer who always buys a cheap variety is
+        consistently below the market, a value suddenly far under its own usual price is
+        not explained by that.
+
+        >>> from vigie.topics.schemas import EXAMPLE_DECLARATION
+        >>> det = ValuationDetector()
+        >>> for v in (2000.0, 2100.0, 1900.0):
+        ...     det.learn_one(Declaration.model_validate(dict(EXAMPLE_DECLARATION,
+        ...                                                   customs_value_eur=v)))
+        >>> low = Declaration.model_validate(dict(EXAMPLE_DECLARATION, customs_value_eur=500.0))
+        >>> round(det.own_ratio(low, "kg"), 2), det.own_ratio(low, None)
+        (0.25, None)
+        """
+        if unit is None:
+            return None
+        history = self._own.get((decl.importer, unit, decl.commodity_code, decl.origin))
+        if not history:
+            return None
+        quantity = decl.net_mass_kg if unit == "kg" else decl.supplementary_units
+        if not quantity or quantity <= 0:
+            return None
+        ordered = sorted(history)
+        k = len(ordered)
+        median = 0.5 * (ordered[(k - 1) // 2] + ordered[k // 2])
+        return math.exp(log_unit_value(decl.customs_value_eur, quantity) - median)
+
+    def _learn_own(self, decl: Declaration, plan: list[PlanItem]) -> None:
+        own = self._own
+        for unit, _, x, _ in plan:
+            key = (decl.importer, unit, decl.commodity_code, decl.origin)
+            history = own.get(key)
+            if history is None:
+                history = own[key] = []
+                if len(own) > self.max_own:
+                    own.popitem(last=False)
+            else:
+                own.move_to_end(key)
+            history.append(x)
+            if len(history) > self.own_window:
+                del history[0]
 
     def _learn_importer(self, importer: str, flagged: bool) -> None:
         self._referenced += 1
