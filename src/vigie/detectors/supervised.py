@@ -388,8 +388,10 @@ class RiskCombiner(Detector):
     declarations whatever the supervised model says. Scores are those recorded when each
     declaration was scored, so the calibration is out of sample. Before ``warm_up``
     controls the risk is the unsupervised noisy-or ``1 - (1 - valuation)(1 - atypicality)``.
-    The calibration curves are recomputed every ``refresh`` controls, not at every one:
-    they move slowly, and recomputing them was a sixth of the engine's time.
+    The calibration curves are recomputed every ``refresh`` controls, or every 5 % of the
+    controls learnt when that is more, not at every one: they move slowly, the more
+    slowly the more controls they hold, and recomputing them was a sixth of the engine's
+    time.
 
     The valuation evidence is calibrated per *evidence class* (an optional fourth score,
     an integer in ``[0, valuation_classes)``; see
@@ -460,6 +462,7 @@ class RiskCombiner(Detector):
         self._platt = PlattScaling()
         self._cache: list[list[float]] | None = None
         self._cached_rate = 0.5  # the base rate the cached curves were computed with
+        self._refreshed_at = 0  # controls learnt when the curves were last dropped
         # Rows: valuation (all classes), atypicality, then valuation per class.
         self._n_counts = [[0.0] * bins for _ in range(2 + valuation_classes)]
         self._pos_counts = [[0.0] * bins for _ in range(2 + valuation_classes)]
@@ -572,5 +575,6 @@ class RiskCombiner(Detector):
         self._total += weight
         self._positives += positive
         self._n += 1
-        if self._n % self.refresh == 0:
+        if self._n - self._refreshed_at >= max(self.refresh, self._n // 20):
+            self._refreshed_at = self._n
             self._cache = None
