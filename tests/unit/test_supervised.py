@@ -122,3 +122,32 @@ def test_budget_audits_record_their_probability() -> None:
     assert all(d.selection == "random_audit" for d in audits)
     assert all(d.selection_probability == 0.2 for d in decisions)
     assert 0.15 < len(audits) / 2000 < 0.25
+
+
+def test_budget_restart_follows_a_change_of_risk_scale() -> None:
+    rng = random.Random(3)
+    budget = InspectionBudget(budget=0.05, audit_share=0.0, window=5000, seed=0)
+    for _ in range(5000):  # unsupervised risks: uniform on [0.5, 1]
+        budget.learn_one(0.5 + 0.5 * rng.random())
+    assert budget.threshold > 0.9
+    budget.restart()  # calibrated risks: uniform on [0, 0.3]
+    selected = 0
+    for i in range(2000):
+        decision = budget.decide(0.3 * rng.random())
+        budget.learn_one(decision.risk)
+        selected += decision.selected and i >= 200
+    assert budget.threshold < 0.3
+    assert 0.03 < selected / 1800 < 0.07
+
+
+def test_combiner_floors_keep_a_class_at_least_at_the_rate_of_the_classes_it_dominates() -> None:
+    floors = [[], [0]]
+    combiner = RiskCombiner(warm_up=10, valuation_classes=2, floors=floors)
+    rng = random.Random(4)
+    for _ in range(2000):  # class 0 is telling, class 1 has few controls and no frauds
+        combiner.learn_one((0.0, 0.9, 0.0, 0), rng.random() < 0.6)
+    for _ in range(5):
+        combiner.learn_one((0.0, 0.9, 0.0, 1), False)
+    assert combiner.calibrated(0, 0.9, 1) >= combiner.calibrated(0, 0.9, 0) > 0.5
+    with pytest.raises(ValueError, match="lower classes"):
+        RiskCombiner(valuation_classes=2, floors=[[1], []])
