@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import statistics
 import time
-import uuid
 from collections import Counter
 from collections.abc import Callable, Iterator
 from datetime import timedelta
@@ -44,6 +43,7 @@ from vigie.sinks.webhooks.subscribers import load_subscribers
 from vigie.streams.testing import (
     TopicReader,
     WorkerProcess,
+    declaration_positions,
     produce,
     run_json_script,
     wait_for,
@@ -89,32 +89,6 @@ def stack_of_processes(settings: Settings, tmp_path: Path, redis_prefix: str) ->
             "redis_prefix": redis_prefix,
         }
     )
-
-
-def declaration_positions(settings: Settings, expected: int) -> dict[str, tuple[int, int]]:
-    """(partition, offset) of every declaration in the declarations topic."""
-    from confluent_kafka import Consumer
-
-    consumer = Consumer(
-        {
-            "bootstrap.servers": settings.bootstrap_servers,
-            "group.id": f"acceptance-positions-{uuid.uuid4().hex[:8]}",
-            "auto.offset.reset": "earliest",
-            "enable.auto.commit": False,
-        }
-    )
-    consumer.subscribe([settings.topic("declarations")])
-    positions: dict[str, tuple[int, int]] = {}
-    deadline = time.monotonic() + 120
-    try:
-        while len(positions) < expected and time.monotonic() < deadline:
-            for msg in consumer.consume(num_messages=5000, timeout=1.0):
-                if msg.error() is None:
-                    did = orjson.loads(msg.value() or b"{}")["declaration_id"]
-                    positions[did] = (int(msg.partition() or 0), int(msg.offset() or 0))
-    finally:
-        consumer.close()
-    return positions
 
 
 def learnt_before(score: dict[str, Any]) -> int:

@@ -8,44 +8,22 @@ each Score's count of learnt declarations equals its declaration's offset.
 from __future__ import annotations
 
 import asyncio
-import uuid
 
-import orjson
 import pytest
 
 from vigie.generator import generate
 from vigie.settings import Settings
 from vigie.streams.state import PartitionState, SnapshotStore, compress
-from vigie.streams.testing import TopicReader, WorkerProcess, produce, wait_for
+from vigie.streams.testing import (
+    TopicReader,
+    WorkerProcess,
+    declaration_positions,
+    produce,
+    wait_for,
+)
 from vigie.topics.codec import encode
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
-
-
-def positions(settings: Settings, expected: int) -> dict[str, int]:
-    """The offset of every declaration in its partition."""
-    from confluent_kafka import Consumer
-
-    consumer = Consumer(
-        {
-            "bootstrap.servers": settings.bootstrap_servers,
-            "group.id": f"rebuild-positions-{uuid.uuid4().hex[:8]}",
-            "auto.offset.reset": "earliest",
-            "enable.auto.commit": False,
-        }
-    )
-    consumer.subscribe([settings.topic("declarations")])
-    found: dict[str, int] = {}
-    try:
-        for _ in range(120):
-            for msg in consumer.consume(num_messages=1000, timeout=0.5):
-                if msg.error() is None:
-                    found[orjson.loads(msg.value() or b"{}")["declaration_id"]] = msg.offset() or 0
-            if len(found) >= expected:
-                break
-    finally:
-        consumer.close()
-    return found
 
 
 def write_unreadable_snapshots(settings: Settings) -> None:
@@ -100,7 +78,9 @@ def test_an_unreadable_snapshot_rebuilds_the_model_from_the_first_declaration(
             restarted,
         )
         scores.read_until(lambda r: len(r.records) >= len(first) + len(decls), 120, "scores")
-        offsets = positions(settings, len(decls))
+        offsets = {
+            d: offset for d, (_, offset) in declaration_positions(settings, len(decls)).items()
+        }
         learnt = [
             (v["declaration_id"], int(v["model_versions"]["atypicality"].rsplit("-", 1)[1]))
             for v in scores.values()

@@ -247,6 +247,35 @@ def produce(
     return count
 
 
+def declaration_positions(
+    settings: Settings, expected: int, timeout: float = 120.0
+) -> dict[str, tuple[int, int]]:
+    """(partition, offset) of every declaration in the ``declarations`` topic, read from
+    the start until ``expected`` distinct ids are found or ``timeout`` seconds passed."""
+    from confluent_kafka import Consumer
+
+    consumer = Consumer(
+        {
+            "bootstrap.servers": settings.bootstrap_servers,
+            "group.id": f"test-positions-{uuid.uuid4().hex[:10]}",
+            "auto.offset.reset": "earliest",
+            "enable.auto.commit": False,
+        }
+    )
+    consumer.subscribe([settings.topic("declarations")])
+    positions: dict[str, tuple[int, int]] = {}
+    deadline = time.monotonic() + timeout
+    try:
+        while len(positions) < expected and time.monotonic() < deadline:
+            for msg in consumer.consume(num_messages=5000, timeout=1.0):
+                if msg.error() is None:
+                    did = orjson.loads(msg.value() or b"{}")["declaration_id"]
+                    positions[did] = (int(msg.partition() or 0), int(msg.offset() or 0))
+    finally:
+        consumer.close()
+    return positions
+
+
 class TopicReader:
     """Reads a catalogue topic from the beginning, with a consumer group of its own."""
 
