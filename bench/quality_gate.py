@@ -19,7 +19,6 @@ time of the longest runs::
 from __future__ import annotations
 
 import argparse
-import csv
 import time
 from concurrent.futures import ProcessPoolExecutor
 from datetime import UTC, datetime, timedelta
@@ -34,23 +33,10 @@ DELAY = timedelta(days=7)
 
 
 def customs_kr() -> dict[str, Any]:
-    from vigie.errors import DecodeError
-    from vigie.mappings import load_mapping
-    from vigie.topics.codec import decode_object
-    from vigie.topics.schemas import ControlResult, Declaration
+    from vigie.cli.evaluate import mapped_examples
 
-    mapping = load_mapping("customs-kr")
-    examples = []
-    for name in ("train.csv", "valid.csv"):
-        with (CUSTOMS_KR / name).open(newline="", encoding="utf-8") as handle:
-            for row in csv.DictReader(handle):
-                try:
-                    decl, control = mapping.convert(row)
-                    declaration = decode_object(Declaration, decl)
-                    result = None if control is None else decode_object(ControlResult, control)
-                except DecodeError:
-                    continue
-                examples.append(Example(declaration, result))
+    files = [CUSTOMS_KR / "train.csv", CUSTOMS_KR / "valid.csv"]
+    examples = list(mapped_examples(files, "customs-kr", [0]))
     examples.sort(key=lambda e: e.declaration.lodged_at)
     began = time.perf_counter()
     trace = prequential(

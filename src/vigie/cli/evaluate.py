@@ -39,7 +39,9 @@ def parse_duration(text: str) -> timedelta:
     return timedelta(seconds=float(found.group(1)) * _UNITS[found.group(2)])
 
 
-def _mapped(files: list[Path], mapping_name: str, rejected: list[int]) -> Iterator[Example]:
+def mapped_examples(files: list[Path], mapping_name: str, rejected: list[int]) -> Iterator[Example]:
+    """Examples from CSV files through a column mapping; rows that do not decode are
+    counted in ``rejected[0]`` and left out."""
     from vigie.detectors.evaluation import Example
     from vigie.errors import DecodeError
     from vigie.mappings import load_mapping
@@ -140,7 +142,7 @@ def evaluate(
         raise output.CommandError(f"no such file: {', '.join(missing)}")
     rejected = [0]
     source = (
-        _mapped(files, mapping, rejected)
+        mapped_examples(files, mapping, rejected)
         if mapping
         else _from_jsonl(files, controls, truth, rejected)
     )
