@@ -447,10 +447,6 @@ class ActivityHistory:
         entry = self._importers.get(importer)
         return 0 if entry is None else int(entry[0])
 
-    def is_new_chapter(self, decl: Declaration) -> bool:
-        """True when this importer never declared this HS chapter before."""
-        return f"{decl.importer}|{decl.commodity_code[:2]}" not in self._pairs
-
     def features(self, decl: Declaration) -> list[float]:
         """log(1 + declarations), log(1 + days since first seen), new importer, new
         chapter, log(1 + declarations of this HS6): :data:`ACTIVITY_FEATURES`."""
