@@ -4,6 +4,9 @@ The bench_engine.py loop (score, learn, every label revealed 7 days late) with e
 of the engine wrapped in a timer: the figures are means over all declarations (a part
 that runs only for some, such as learning a control, is spread over all of them). The
 wrappers add about 0.2 us per call; compare parts within one run, the machine is shared.
+It times the detectors' sources (``VIGIE_INTERPRETED=1``): compiled methods cannot be
+wrapped, and the compiled engine calls its parts directly. ``perf record`` profiles the
+compiled engine (``bench_engine.py``), by C function.
 
     .venv/bin/python bench/profile_engine.py --n 30000 [--label-share 0.06]
 """
@@ -13,6 +16,7 @@ from __future__ import annotations
 import argparse
 import gc
 import heapq
+import os
 import sys
 import time
 from collections.abc import Callable
@@ -20,6 +24,7 @@ from pathlib import Path
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).parent))
+os.environ["VIGIE_INTERPRETED"] = "1"  # before vigie.detectors is imported: see above
 
 from bench_engine import _stream
 

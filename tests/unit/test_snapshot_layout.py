@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from vigie.detectors.engine import RiskEngine
 from vigie.generator import generate
-from vigie.streams.state import PartitionState, layout_differences
+from vigie.streams.state import Layout, PartitionState, layout, layout_differences
 
 
 def learnt_engine() -> RiskEngine:
@@ -22,27 +22,33 @@ def learnt_engine() -> RiskEngine:
     return engine
 
 
-def restored(engine: RiskEngine) -> RiskEngine:
+def restored(engine: RiskEngine) -> PartitionState:
     state = PartitionState.loads(PartitionState(0, engine).dumps())
     assert isinstance(state.engine, RiskEngine)
-    return state.engine
+    return state
+
+
+def fresh_layout() -> Layout:
+    return layout(RiskEngine(seed=1, warm_up=20))
 
 
 def test_a_learnt_engine_has_the_layout_of_a_fresh_one() -> None:
     # no attribute is created after __init__: a restart must not rebuild a sound model
     engine = learnt_engine()
-    assert layout_differences(restored(engine), RiskEngine(seed=1, warm_up=20)) == []
+    assert layout(engine) == fresh_layout()
+    assert layout_differences(restored(engine).layout, fresh_layout()) == []
     engine.score_one(next(iter(generate(1, seed=9))).declaration)  # caches filled
-    assert layout_differences(restored(engine), RiskEngine(seed=1, warm_up=20)) == []
+    assert layout_differences(restored(engine).layout, fresh_layout()) == []
 
 
 def test_a_snapshot_from_an_older_engine_class_is_detected() -> None:
-    engine = learnt_engine()
-    name = sorted(vars(engine._combiner))[0]
-    delattr(engine._combiner, name)  # as if pickled before the attribute existed
-    engine._learner.obsolete = 1  # type: ignore[attr-defined]
-    found = layout_differences(restored(engine), RiskEngine(seed=1, warm_up=20))
-    assert found == [
-        f"engine._combiner.{name}: missing",
+    state = restored(learnt_engine())
+    combiner = state.layout["engine._combiner"]
+    state.layout["engine._combiner"] = combiner[:1] + combiner[2:]  # its first attribute
+    state.layout["engine._learner"] += ("obsolete",)
+    state.layout["engine._budget"] = ("Budget", *state.layout["engine._budget"][1:])
+    assert layout_differences(state.layout, fresh_layout()) == [
+        "engine._budget: Budget, now InspectionBudget",
+        f"engine._combiner.{combiner[1]}: missing",
         "engine._learner.obsolete: no longer used",
     ]

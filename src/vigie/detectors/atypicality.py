@@ -42,7 +42,7 @@ import math
 import sys
 from collections import OrderedDict
 from collections.abc import Hashable
-from typing import Any, TypeVar
+from typing import Any, Final, TypeVar
 
 from river import anomaly
 
@@ -58,7 +58,7 @@ from vigie.detectors.behaviour import (
 from vigie.detectors.quantiles import SECONDS_PER_DAY, EWStats, OnlineQuantile
 from vigie.topics.schemas import AtypicalityEvidence, Declaration
 
-NOVELTIES = (
+NOVELTIES: Final = (
     "new_chapter_for_importer",
     "new_route_for_importer",
     "new_seller_for_importer",
@@ -66,7 +66,7 @@ NOVELTIES = (
 )
 """The importer novelty features, in the order of ``behaviour.ASPECTS``."""
 
-IMPORTANCE: dict[str, float] = {
+IMPORTANCE: Final[dict[str, float]] = {
     "new_chapter_for_importer": 0.5,
     "new_route_for_importer": 0.3,
     "new_seller_for_importer": 0.3,
@@ -81,7 +81,7 @@ IMPORTANCE: dict[str, float] = {
 }
 """The weight of each feature when fully surprising."""
 
-LIMITS: dict[Hashable, tuple[float, float]] = {
+LIMITS: Final[dict[Hashable, tuple[float, float]]] = {
     "log_value": (0.0, 8.0),
     "log_mass": (0.0, 8.0),
     "unit_value_z": (-6.0, 6.0),
@@ -95,14 +95,14 @@ LIMITS: dict[Hashable, tuple[float, float]] = {
 
 # The features live in two lists (values, surprises) laid out as IMPORTANCE, not in a dict
 # of tuples: one declaration builds no per-feature object.
-_NAMES = tuple(IMPORTANCE)
-_WEIGHTS = tuple(IMPORTANCE.values())
+_NAMES: Final = tuple(IMPORTANCE)
+_WEIGHTS: Final = tuple(IMPORTANCE.values())
 (_CHAPTER, _ROUTE, _SELLER, _DECLARANT, _ORIGIN, _HUB, _BURST, _VALUE, _UNIT_VALUE, _MASS_PER_UNIT,
  _OUTLIER) = range(len(_NAMES))  # fmt: skip
-_FLAGS = (1.0,) * (_ORIGIN + 1) + (0.0,) * (len(_NAMES) - _ORIGIN - 1)
+_FLAGS: Final = (1.0,) * (_ORIGIN + 1) + (0.0,) * (len(_NAMES) - _ORIGIN - 1)
 """Initial values: a novelty's value is 1.0, read only when its surprise is positive."""
-_AFTER_NOVELTIES = (0.0,) * (len(_NAMES) - len(NOVELTIES))
-_NEUTRAL = AtypicalityEvidence(score=0.0)
+_AFTER_NOVELTIES: Final = (0.0,) * (len(_NAMES) - len(NOVELTIES))
+_NEUTRAL: Final = AtypicalityEvidence(score=0.0)
 _Memory = TypeVar("_Memory", ImporterProfile, ProductMemory, EWStats)
 
 _Prepared = tuple[

@@ -28,11 +28,14 @@ class Detector:
 
     def _get_params(self) -> dict[str, Any]:
         """The constructor arguments, read back from the attributes of the same name."""
-        signature = inspect.signature(type(self).__init__)
+        # The class's signature, not its __init__'s: a class compiled by mypyc exposes its
+        # parameters there only (its __init__ reads as ``(*args, **kwargs)``).
+        signature = inspect.signature(type(self))
+        named = (inspect.Parameter.POSITIONAL_ONLY, inspect.Parameter.POSITIONAL_OR_KEYWORD)
         return {
             name: getattr(self, name)
             for name, parameter in signature.parameters.items()
-            if name != "self" and parameter.kind is parameter.POSITIONAL_OR_KEYWORD
+            if parameter.kind in named
         }
 
     def clone(self) -> Self:

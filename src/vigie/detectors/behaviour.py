@@ -45,17 +45,17 @@ from __future__ import annotations
 
 import math
 import sys
-from typing import NamedTuple
+from typing import Final, NamedTuple
 
 from vigie.detectors.quantiles import EWStats
 
-FADE = 2.0
+FADE: Final = 2.0
 """Each earlier sighting divides the surprise by e ** (1 / FADE): a value seen once or
 twice is still somewhat new (the follow-ups of an abrupt switch), one seen 8 times is not."""
 
-_FORGOTTEN = int(4 * FADE)
+_FORGOTTEN: Final = int(4 * FADE)
 """A value seen this many times is no longer new at all."""
-_FADED = tuple(math.exp(-count / FADE) for count in range(_FORGOTTEN))
+_FADED: Final = tuple(math.exp(-count / FADE) for count in range(_FORGOTTEN))
 """``exp(-count / FADE)`` by count, read instead of computed on every novelty."""
 
 Keys = tuple[str | None, ...]
@@ -150,7 +150,7 @@ class Horizons(NamedTuple):
     """Half-life of the surprise of the latest new value, while it repeats."""
 
 
-ASPECTS = ("chapter", "route", "seller", "declarant")
+ASPECTS: Final = ("chapter", "route", "seller", "declarant")
 """What an importer profile remembers, in this order."""
 
 
@@ -170,6 +170,21 @@ def aspect_keys(
     )
 
 
+# Named once for __slots__ and the pickled state (a tuple, in this order): mypyc-compiled
+# classes have no ``__slots__`` attribute to read back.
+_PROFILE_FIELDS: Final = (
+    "count",
+    "first_seen",
+    "fresh",
+    "fresh_keys",
+    "recent",
+    "seen",
+    "stats",
+    "t",
+    "value",
+)
+
+
 class ImporterProfile:
     """What an importer has done (one value per aspect of ``ASPECTS``) and its activity.
 
@@ -184,19 +199,9 @@ class ImporterProfile:
     ``long_days``) as of ``t``.
     """
 
-    __slots__ = (
-        "count",
-        "first_seen",
-        "fresh",
-        "fresh_keys",
-        "recent",
-        "seen",
-        "stats",
-        "t",
-        "value",
-    )
+    __slots__ = _PROFILE_FIELDS
 
-    def __init__(self, t: float) -> None:
+    def __init__(self, t: float = 0.0) -> None:  # 0: unpickled, its state follows
         self.seen: dict[str, int] = {}
         self.stats = [0] * (2 * len(ASPECTS))
         self.fresh_keys: list[str | None] = [None] * len(ASPECTS)
@@ -208,10 +213,10 @@ class ImporterProfile:
         self.value = 0.0
 
     def __getstate__(self) -> tuple[object, ...]:
-        return tuple(getattr(self, name) for name in self.__slots__)
+        return tuple(getattr(self, name) for name in _PROFILE_FIELDS)
 
     def __setstate__(self, state: tuple[object, ...]) -> None:
-        for name, value in zip(self.__slots__, state, strict=True):
+        for name, value in zip(_PROFILE_FIELDS, state, strict=True):
             setattr(self, name, value)
 
     @property

@@ -24,14 +24,14 @@ threshold 0.953, selected 0.059
 from __future__ import annotations
 
 import random
-from typing import NamedTuple
+from typing import Final, NamedTuple
 
 import numpy as np
 
 from vigie.detectors.base import Detector
 from vigie.topics.schemas import SelectionSource
 
-MIN_SELECTION_PROBABILITY = 1e-4
+MIN_SELECTION_PROBABILITY: Final = 1e-4
 """Floor of a recorded selection probability (a Score's must be > 0)."""
 
 

@@ -49,7 +49,7 @@ from collections import OrderedDict
 from collections.abc import Sequence
 from datetime import datetime
 from functools import partial
-from typing import NamedTuple
+from typing import Final, NamedTuple
 
 import numpy as np
 
@@ -79,7 +79,7 @@ from vigie.topics.schemas import (
     utc_now,
 )
 
-_ONE_HOT = tuple(
+_ONE_HOT: Final = tuple(
     (BASE_FIELDS.index(name), f"cat:{name}=")
     for name in (
         "transport_mode",
@@ -91,14 +91,14 @@ _ONE_HOT = tuple(
         "origin_indicator",
     )
 )
-DECLARATION_FEATURES = (
+DECLARATION_FEATURES: Final = (
     "num:duty",
     "num:log_value",
     "num:log_mass",
     "num:log_unit_value",
     "num:courier",
 )
-DETECTOR_FEATURES = (
+DETECTOR_FEATURES: Final = (
     "val:score",
     "val:log_ratio",
     "val:z",
@@ -107,8 +107,8 @@ DETECTOR_FEATURES = (
     "atyp:score",
     *(f"atyp:{name}" for name in IMPORTANCE),
 )
-HISTORY_FEATURES = tuple(f"te:{key}" for key in KEYS)
-FEATURES = (
+HISTORY_FEATURES: Final = tuple(f"te:{key}" for key in KEYS)
+FEATURES: Final = (
     *DECLARATION_FEATURES,
     *ACTIVITY_FEATURES,
     *DETECTOR_FEATURES,
@@ -116,14 +116,14 @@ FEATURES = (
     *HISTORY_FEATURES,
 )
 """The supervised model's numeric features, in the order of the engine's feature vector."""
-_AT = {name: i for i, name in enumerate(FEATURES)}
-_CONTRIBUTION_AT = {name: i for i, name in enumerate(IMPORTANCE)}
-_SUBJECT_AT = {key: KEYS.index(key) for key in HISTORY_SUBJECTS}
-_TAIL = struct.Struct("4fi")  # the combiner's four scores, the history's epoch
-_ROWS_AT = 4 * len(FEATURES)
-_TAIL_AT = _ROWS_AT + 4 * len(KEYS)
-SECONDS_PER_DAY = 86_400.0
-REASONS_FROM = 0.5
+_AT: Final = {name: i for i, name in enumerate(FEATURES)}
+_CONTRIBUTION_AT: Final = {name: i for i, name in enumerate(IMPORTANCE)}
+_SUBJECT_AT: Final = {key: KEYS.index(key) for key in HISTORY_SUBJECTS}
+_TAIL: Final = struct.Struct("4fi")  # the combiner's four scores, the history's epoch
+_ROWS_AT: Final = 4 * len(FEATURES)
+_TAIL_AT: Final = _ROWS_AT + 4 * len(KEYS)
+SECONDS_PER_DAY: Final = 86_400.0
+REASONS_FROM: Final = 0.5
 """Reasons are written for selected declarations and those with a risk of at least this
 share of the threshold (the others are not read by anyone; this saves a third of the
 engine's own time)."""
@@ -169,9 +169,9 @@ def detector_features(valuation: ValuationEvidence, atyp: AtypicalityEvidence) -
     ]
 
 
-DEPTH_Z = 10.0
+DEPTH_Z: Final = 10.0
 """Robust z-score at which the valuation depth saturates (``depth = -z / DEPTH_Z``)."""
-SUPPORT_CLASSES = (20.0, 100.0)
+SUPPORT_CLASSES: Final[tuple[float, ...]] = (20.0, 100.0)
 """Support (effective comparable declarations) bounds of the valuation evidence classes."""
 
 
@@ -191,11 +191,11 @@ def valuation_depth(valuation: ValuationEvidence) -> float:
     return min(1.0, max(0.0, -z / DEPTH_Z))
 
 
-OWN_LOWEST = 0.6
+OWN_LOWEST: Final = 0.6
 """A value under this share of the importer's own usual price of the same goods is
 "below its own price" (the EU 50 % rule, with slack for the noise of a median of a few
 declarations)."""
-VALUATION_CLASSES = 18
+VALUATION_CLASSES: Final = 18
 
 
 def class_order() -> tuple[list[list[int]], list[list[int]]]:

@@ -31,12 +31,13 @@ import math
 import sys
 from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime
+from typing import Final
 
 import numpy as np
 
 from vigie.topics.schemas import Declaration
 
-KEYS: tuple[str, ...] = (
+KEYS: Final[tuple[str, ...]] = (
     "importer",
     "declarant",
     "seller",
@@ -65,7 +66,7 @@ KEYS: tuple[str, ...] = (
 )
 """Every key a rate is kept for, in feature order."""
 
-BASE_FIELDS: tuple[str, ...] = (
+BASE_FIELDS: Final[tuple[str, ...]] = (
     "importer",
     "declarant",
     "seller",
@@ -85,7 +86,7 @@ BASE_FIELDS: tuple[str, ...] = (
 )
 """The declaration fields every key is built from, in the order of :func:`declaration_base`."""
 
-ACTIVITY_FEATURES: tuple[str, ...] = (
+ACTIVITY_FEATURES: Final[tuple[str, ...]] = (
     "act:declarations",
     "act:days",
     "act:new_importer",
@@ -413,7 +414,7 @@ class InfractionHistory:
         self._free.extend(forgotten.tolist())
 
 
-_UNSEEN = itertools.repeat(0)
+_UNSEEN: Final = itertools.repeat(0)
 """The row every unseen key value reads (``dict.get``'s default, for ``map``)."""
 
 

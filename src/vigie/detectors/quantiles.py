@@ -32,10 +32,11 @@ from array import array
 from bisect import bisect_left
 from collections.abc import Sequence
 from itertools import accumulate
+from typing import Final
 
-SECONDS_PER_DAY = 86_400.0
-_REBASE_EXPONENT = 40.0  # move the landmark beyond weights of 2 ** 40 (floats stay exact)
-_MAX_EXPONENT = 1000.0  # 2 ** 1000 is still a finite float
+SECONDS_PER_DAY: Final = 86_400.0
+_REBASE_EXPONENT: Final = 40.0  # move the landmark beyond weights of 2 ** 40 (floats stay exact)
+_MAX_EXPONENT: Final = 1000.0  # 2 ** 1000 is still a finite float
 
 
 class ForwardDecay:
@@ -304,7 +305,7 @@ class OnlineQuantile:
 
     __slots__ = ("n", "p", "step", "value")
 
-    def __init__(self, p: float, step: float = 0.01) -> None:
+    def __init__(self, p: float = 0.5, step: float = 0.01) -> None:
         self.p = p
         self.step = step
         self.value = 0.0

@@ -28,11 +28,11 @@ NEW_CHAPTER
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import NamedTuple
+from typing import Final, NamedTuple
 
 from vigie.topics.schemas import AtypicalityEvidence, Declaration, Reason, ValuationEvidence
 
-HISTORY_SUBJECTS: dict[str, tuple[str, str]] = {
+HISTORY_SUBJECTS: Final[dict[str, tuple[str, str]]] = {
     "importer": ("IMPORTER_HISTORY", "importer"),
     "declarant": ("DECLARANT_HISTORY", "declarant"),
     "seller": ("SELLER_HISTORY", "seller"),
@@ -41,7 +41,7 @@ HISTORY_SUBJECTS: dict[str, tuple[str, str]] = {
 }
 """History keys that can give a reason: code and how the sentence names the subject."""
 
-ATYPICAL_SENTENCES: dict[str, str] = {
+ATYPICAL_SENTENCES: Final[dict[str, str]] = {
     "new_route_for_importer": "new route (origin, dispatch, office) for this importer",
     "new_seller_for_importer": "first purchase from this seller by this importer",
     "origin_unusual_for_product": "origin never or rarely seen for this commodity",
@@ -53,7 +53,7 @@ ATYPICAL_SENTENCES: dict[str, str] = {
     "multivariate_outlier": "unusual combination of value, mass and duty",
 }
 
-MIN_CONTROLS = 5
+MIN_CONTROLS: Final = 5
 """Controls a key needs before its infraction rate is given as a reason."""
 
 

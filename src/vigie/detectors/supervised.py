@@ -40,12 +40,13 @@ from __future__ import annotations
 
 import math
 from collections.abc import Collection, Sequence
+from typing import Final
 
 import numpy as np
 
 from vigie.detectors.base import Detector
 
-INTERCEPT_LR = 0.01
+INTERCEPT_LR: Final = 0.01
 """Constant SGD step of the intercept (River's ``intercept_lr`` default)."""
 
 Control = tuple[np.ndarray, Collection[str], bool, float]

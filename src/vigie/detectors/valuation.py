@@ -46,7 +46,7 @@ from __future__ import annotations
 import math
 from collections import OrderedDict
 from functools import lru_cache
-from typing import Literal
+from typing import Final, Literal
 
 from vigie.detectors.base import Detector
 from vigie.detectors.quantiles import SECONDS_PER_DAY, ForwardDecay, SparseHistogram
@@ -62,10 +62,13 @@ _Scored = tuple[str, int, ValuationEvidence, float, float, list[PlanItem], list[
 # id, item, evidence, time, forward-decay growth, plan, rank of each unit's anchor cell
 # (level rank, -scale, cell, median, support, quantity, log declared unit value)
 
-_LEVEL_NAMES = {10: "taric10", 8: "cn8", 6: "hs6", 4: "hs4", 2: "hs2"}
-_LOG_UNIT_VALUE_BOUNDS = (math.log(1e-6), math.log(1e12))  # zero value, zero-ish quantity
-_Z_BOUND = 50.0
-_NEUTRAL = ValuationEvidence(score=0.0)
+_LEVEL_NAMES: Final = {10: "taric10", 8: "cn8", 6: "hs6", 4: "hs4", 2: "hs2"}
+_LOG_UNIT_VALUE_BOUNDS: Final[tuple[float, ...]] = (
+    math.log(1e-6),
+    math.log(1e12),
+)  # zero value, zero-ish quantity
+_Z_BOUND: Final = 50.0
+_NEUTRAL: Final = ValuationEvidence(score=0.0)
 
 
 @lru_cache(maxsize=65_536)

@@ -69,7 +69,13 @@ from faust.types import TP
 from vigie.errors import VigieError
 from vigie.settings import Settings
 from vigie.streams.metrics import WorkerMetrics
-from vigie.streams.state import PartitionState, SnapshotStore, compress, layout_differences
+from vigie.streams.state import (
+    PartitionState,
+    SnapshotStore,
+    compress,
+    layout,
+    layout_differences,
+)
 from vigie.topics.catalogue import (
     ALERTS,
     CONTROL_FANOUT,
@@ -261,7 +267,7 @@ class Runtime:
         try:
             state = await asyncio.to_thread(self.store.load, partition)
             if state is not None and (
-                changed := layout_differences(state.engine, self.engine_factory(partition))
+                changed := layout_differences(state.layout, layout(self.engine_factory(partition)))
             ):
                 raise TypeError(f"the engine class changed since the snapshot: {changed[:5]}")
             return state

@@ -80,6 +80,8 @@ class PartitionState:
         """(declarations, controls) offsets of the last snapshot written or restored."""
         self.parked: OrderedDict[str, Any] = OrderedDict()
         """Control results that arrived before their declaration, by declaration id."""
+        self.layout: Layout = layout(engine)
+        """The engine's layout, as recorded by the snapshot it was restored from."""
         self.lock = asyncio.Lock()
 
     @property
@@ -89,9 +91,11 @@ class PartitionState:
     def __getstate__(self) -> dict[str, Any]:
         state = dict(self.__dict__)
         del state["lock"]
+        state["layout"] = layout(self.engine)  # what the code that wrote it built
         return state
 
     def __setstate__(self, state: dict[str, Any]) -> None:
+        state.setdefault("layout", layout(state["engine"]))  # from before layouts were kept
         self.__dict__.update(state)
         self.lock = asyncio.Lock()
 
@@ -121,35 +125,70 @@ class PartitionState:
         }
 
 
-def layout_differences(restored: Any, fresh: Any, path: str = "engine") -> list[str]:
-    """How a restored engine's attributes differ from a fresh one's (empty: same layout).
+Layout = dict[str, tuple[str, ...]]
+"""An object's class and attribute names, and those of its Vigie parts, by path."""
 
-    Unpickling restores an object's ``__dict__`` without running ``__init__``, so a snapshot
-    taken before an upgrade that added, removed or retyped an attribute loads without error
-    and fails later, on every record. The attribute names are compared, recursively into
-    the attributes that are Vigie objects; other values (None, caches, River models) may
-    change type as the model learns.
+
+def layout(obj: Any, path: str = "engine") -> Layout:
+    """The class and attribute names of ``obj`` and, recursively, of its Vigie parts.
+
+    A snapshot records its engine's layout, so that a restore can compare it with the
+    layout of the engine the running code builds (:func:`layout_differences`). Values that
+    are not Vigie objects (None, caches, River models) may change type as a model learns.
 
     >>> class Part:
     ...     def __init__(self) -> None:
     ...         self.n, self.rate = 0, 0.5
     >>> Part.__module__ = "vigie.example"
-    >>> old = Part()
-    >>> del old.rate
-    >>> layout_differences(Part(), Part()), layout_differences(old, Part())
-    ([], ['engine.rate: missing'])
+    >>> layout(Part())
+    {'engine': ('Part', 'n', 'rate')}
     """
-    if type(restored) is not type(fresh):
-        return [f"{path}: {type(restored).__name__}, now {type(fresh).__name__}"]
-    old, new = getattr(restored, "__dict__", None), getattr(fresh, "__dict__", None)
-    if old is None or new is None:
-        return [] if old is new else [f"{path}: attributes"]
-    found = [f"{path}.{k}: missing" for k in new.keys() - old.keys()]
-    found += [f"{path}.{k}: no longer used" for k in old.keys() - new.keys()]
-    for k in sorted(new.keys() & old.keys()):
-        if _is_vigie(new[k]):  # others (None, caches, River models) may change type
-            found += layout_differences(old[k], new[k], f"{path}.{k}")
+    names = attributes(obj)
+    found = {path: (type(obj).__name__, *sorted(names or ()))}
+    for name, value in sorted((names or {}).items()):
+        if _is_vigie(value):
+            found |= layout(value, f"{path}.{name}")
     return found
+
+
+def layout_differences(recorded: Layout, fresh: Layout) -> list[str]:
+    """How a snapshot's recorded layout differs from a fresh engine's (empty: the same).
+
+    Unpickling does not run ``__init__`` (or, for classes compiled by mypyc, runs it
+    before restoring the state), so a snapshot taken before an upgrade that added,
+    removed or retyped an attribute would load without error and fail later, on every
+    record, or mix fresh defaults into learnt state.
+
+    >>> old = {"engine": ("Engine", "n"), "engine.part": ("Part", "rate")}
+    >>> layout_differences(old, {"engine": ("Engine", "n", "seen"), "engine.part": ("Cell",)})
+    ['engine.seen: missing', 'engine.part: Part, now Cell']
+    """
+    found = []
+    for path, (kind, *names) in fresh.items():
+        if path not in recorded:
+            continue  # its parent's difference says it
+        old_kind, *old_names = recorded[path]
+        if old_kind != kind:
+            found.append(f"{path}: {old_kind}, now {kind}")
+            continue
+        found += [f"{path}.{k}: missing" for k in names if k not in old_names]
+        found += [f"{path}.{k}: no longer used" for k in old_names if k not in names]
+    return found
+
+
+def attributes(obj: Any) -> dict[str, Any] | None:
+    """An object's attributes by name (None: it has none of its own, as a ``__slots__`` class).
+
+    A class compiled by mypyc has no ``__dict__``: its attributes are those it declares in
+    ``__mypyc_attrs__``.
+
+    >>> attributes(ValueError("x")), attributes(1)
+    ({}, None)
+    """
+    declared = getattr(type(obj), "__mypyc_attrs__", None)
+    if declared is not None:
+        return {name: getattr(obj, name) for name in declared if hasattr(obj, name)}
+    return getattr(obj, "__dict__", None)
 
 
 def _is_vigie(value: Any) -> bool:

@@ -1,0 +1,20 @@
+"""Collection rules for the whole repository: the tests and the doctests in ``src``."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import vigie.detectors
+
+DETECTORS = Path(vigie.detectors.__file__).parent
+
+
+def pytest_ignore_collect(collection_path: Path) -> bool | None:
+    """Compiled detectors hide most of their doctests: they run on the sources instead.
+
+    ``tests/unit/test_detector_doctests.py`` runs every doctest of ``vigie.detectors``
+    in a pytest of its own on the sources (``VIGIE_INTERPRETED=1``).
+    """
+    if collection_path.parent == DETECTORS and collection_path.suffix == ".py":
+        return vigie.detectors.is_compiled() or None
+    return None
