@@ -45,6 +45,7 @@ from __future__ import annotations
 import math
 import struct
 import time
+from array import array
 from collections import OrderedDict
 from collections.abc import Sequence
 from datetime import datetime
@@ -376,7 +377,7 @@ class RiskEngine(Detector):
         values += detector_features(valuation, atyp)
         values.append(self._valuation.importer_flagged_share(decl.importer))
         rows = self._history.rows(keys)
-        x = np.concatenate((values, self._history.logits(rows)))
+        x = values + self._history.logits(rows)
         learner = self._learner
         supervised = learner.predict_array(x, one_hot(base))
         own = self._valuation.own_ratio(decl, valuation.unit)
@@ -435,7 +436,7 @@ class RiskEngine(Detector):
             values = item.values
             x = np.frombuffer(values, np.float32, len(FEATURES))  # widened per batch
             self._learner.learn_array(FEATURES, x, one_hot(item.base), fraud, weight)
-            rows = np.frombuffer(values, np.int32, len(KEYS), _ROWS_AT)
+            rows = memoryview(values)[_ROWS_AT:_TAIL_AT].cast("i").tolist()
             *scores, epoch = _TAIL.unpack_from(values, _TAIL_AT)
             keys = partial(key_values, item.base)
             self._history.learn_rows(rows, epoch, keys, fraud, weight)
@@ -445,15 +446,15 @@ class RiskEngine(Detector):
     def _remember(
         self,
         decl: Declaration,
-        x: np.ndarray,
-        rows: np.ndarray,
+        x: list[float],
+        rows: list[int],
         base: tuple[str, ...],
         selection_probability: float,
         scores: tuple[float, float, float, int],
     ) -> None:
         lodged = decl.lodged_at.timestamp()
         tail = _TAIL.pack(*scores, self._history.epoch)
-        values = x.astype(np.float32).tobytes() + rows.astype(np.int32).tobytes() + tail
+        values = array("f", x).tobytes() + array("i", rows).tobytes() + tail
         item = Pending(values, base, selection_probability, lodged)
         store = self._pending
         items = store.pop(decl.declaration_id, ())
