@@ -23,7 +23,9 @@ threshold 0.953, selected 0.059
 
 from __future__ import annotations
 
+import math
 import random
+from array import array
 from typing import Final, NamedTuple
 
 import numpy as np
@@ -80,7 +82,7 @@ class InspectionBudget(Detector):
         self.refresh = refresh
         self.min_history = min_history
         self._rng = random.Random(seed)
-        self._risks = np.zeros(window, dtype=np.float64)
+        self._risks = array("d", bytes(8 * window))
         self._n = 0
         self._filled = 0  # risks in the window since the last restart
         self._threshold = 1.0
@@ -119,8 +121,27 @@ class InspectionBudget(Detector):
         if self._n % self.refresh == 0 or self._filled == self.min_history:
             if self._filled < self.min_history:
                 return
-            if self._filled == window:
-                seen = self._risks
-            else:
-                seen = self._risks[np.arange(self._n - self._filled, self._n) % window]
-            self._threshold = float(np.quantile(seen, 1.0 - self.budget))
+            risks = np.frombuffer(self._risks)
+            if self._filled < window:
+                risks = risks[np.arange(self._n - self._filled, self._n) % window]
+            self._threshold = quantile(risks, 1.0 - self.budget)
+
+
+def quantile(values: np.ndarray, q: float) -> float:
+    """``np.quantile(values, q)`` (linear interpolation), from one partial sort.
+
+    numpy's own takes about 300 us on 5,000 values, most of it around the partition.
+
+    >>> values = np.random.default_rng(1).random(5_000)
+    >>> all(quantile(values, q) == np.quantile(values, q) for q in (0.0, 0.5, 0.95, 1.0))
+    True
+    """
+    position = (values.shape[0] - 1) * q
+    low = math.floor(position)
+    high = min(low + 1, values.shape[0] - 1)
+    below, above = np.partition(values, (low, high))[[low, high]].tolist()
+    t = position - low
+    # numpy's lerp, for the same rounding: from the nearer end
+    if t >= 0.5:
+        return float(above - (above - below) * (1.0 - t))
+    return float(below + (above - below) * t)

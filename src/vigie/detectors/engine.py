@@ -45,7 +45,6 @@ from __future__ import annotations
 import math
 import struct
 import time
-from array import array
 from collections import OrderedDict
 from collections.abc import Sequence
 from datetime import datetime
@@ -121,6 +120,7 @@ _AT: Final = {name: i for i, name in enumerate(FEATURES)}
 _CONTRIBUTION_AT: Final = {name: i for i, name in enumerate(IMPORTANCE)}
 _SUBJECT_AT: Final = {key: KEYS.index(key) for key in HISTORY_SUBJECTS}
 _TAIL: Final = struct.Struct("4fi")  # the combiner's four scores, the history's epoch
+_PENDING: Final = struct.Struct(f"{len(FEATURES)}f{len(KEYS)}i{_TAIL.format}")  # Pending.values
 _ROWS_AT: Final = 4 * len(FEATURES)
 _TAIL_AT: Final = _ROWS_AT + 4 * len(KEYS)
 SECONDS_PER_DAY: Final = 86_400.0
@@ -453,8 +453,7 @@ class RiskEngine(Detector):
         scores: tuple[float, float, float, int],
     ) -> None:
         lodged = decl.lodged_at.timestamp()
-        tail = _TAIL.pack(*scores, self._history.epoch)
-        values = array("f", x).tobytes() + array("i", rows).tobytes() + tail
+        values = _PENDING.pack(*x, *rows, *scores, self._history.epoch)
         item = Pending(values, base, selection_probability, lodged)
         store = self._pending
         items = store.pop(decl.declaration_id, ())

@@ -106,30 +106,25 @@ def declaration_base(decl: Declaration) -> tuple[str, ...]:
     >>> declaration_base(Declaration.model_validate(EXAMPLE_DECLARATION))[:8]
     ('FR12345678901', 'DCL0001', 'CN-SELL-0042', '620342', 'CN', 'FR000730', 'CN', '12')
     """
-    attrs = decl.attributes
-    get = attrs.get
-    return tuple(
-        map(
-            sys.intern,
-            (
-                decl.importer,
-                decl.declarant,
-                decl.seller or "-",
-                decl.commodity_code[:6],
-                decl.origin,
-                decl.office,
-                decl.dispatch or "-",
-                f"{decl.duty_rate_pct:g}",
-                get("courier", "-"),
-                decl.transport_mode or "-",
-                decl.procedure or "-",
-                get("import_type", "-"),
-                get("import_use", "-"),
-                get("payment_type", "-"),
-                get("tax_type", "-"),
-                get("origin_indicator", "-"),
-            ),
-        )
+    get = decl.attributes.get
+    intern = sys.intern
+    return (
+        intern(decl.importer),
+        intern(decl.declarant),
+        intern(decl.seller or "-"),
+        intern(decl.commodity_code[:6]),
+        intern(decl.origin),
+        intern(decl.office),
+        intern(decl.dispatch or "-"),
+        intern(f"{decl.duty_rate_pct:g}"),
+        intern(get("courier", "-")),
+        intern(decl.transport_mode or "-"),
+        intern(decl.procedure or "-"),
+        intern(get("import_type", "-")),
+        intern(get("import_use", "-")),
+        intern(get("payment_type", "-")),
+        intern(get("tax_type", "-")),
+        intern(get("origin_indicator", "-")),
     )
 
 
