@@ -23,9 +23,7 @@ from setuptools import setup
 
 NOT_COMPILED = {"__init__.py", "evaluation.py"}
 DETECTORS = sorted(
-    str(path)
-    for path in Path("src/vigie/detectors").glob("*.py")
-    if path.name not in NOT_COMPILED
+    str(path) for path in Path("src/vigie/detectors").glob("*.py") if path.name not in NOT_COMPILED
 )
 
 ext_modules = []
