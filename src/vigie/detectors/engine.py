@@ -65,6 +65,7 @@ from vigie.detectors.history import (
     declaration_base,
     key_values,
 )
+from vigie.detectors.quantiles import SECONDS_PER_DAY
 from vigie.detectors.reasons import HISTORY_SUBJECTS, Facts, explain
 from vigie.detectors.supervised import ControlLearner, RiskCombiner, ipw
 from vigie.detectors.trusted import trusted
@@ -119,11 +120,10 @@ FEATURES: Final = (
 _AT: Final = {name: i for i, name in enumerate(FEATURES)}
 _CONTRIBUTION_AT: Final = {name: i for i, name in enumerate(IMPORTANCE)}
 _SUBJECT_AT: Final = {key: KEYS.index(key) for key in HISTORY_SUBJECTS}
-_TAIL: Final = struct.Struct("4fi")  # the combiner's four scores, the history's epoch
-_PENDING: Final = struct.Struct(f"{len(FEATURES)}f{len(KEYS)}i{_TAIL.format}")  # Pending.values
-_ROWS_AT: Final = 4 * len(FEATURES)
-_TAIL_AT: Final = _ROWS_AT + 4 * len(KEYS)
-SECONDS_PER_DAY: Final = 86_400.0
+# Pending.values: the features, the history rows, the combiner's four scores, the epoch
+_PENDING: Final = struct.Struct(f"{len(FEATURES)}f{len(KEYS)}i4fi")
+_ROWS_AT: Final = len(FEATURES)
+_TAIL_AT: Final = _ROWS_AT + len(KEYS)
 REASONS_FROM: Final = 0.5
 """Reasons are written for selected declarations and those with a risk of at least this
 share of the threshold (the others are not read by anyone; this saves a third of the
@@ -433,11 +433,11 @@ class RiskEngine(Detector):
         fraud = result.is_fraud
         for item in items:
             weight = ipw(result.selection_probability, item.selection_probability, self.max_weight)
-            values = item.values
-            x = np.frombuffer(values, np.float32, len(FEATURES))  # widened per batch
+            fields = _PENDING.unpack(item.values)
+            x = np.array(fields[:_ROWS_AT])
             self._learner.learn_array(FEATURES, x, one_hot(item.base), fraud, weight)
-            rows = memoryview(values)[_ROWS_AT:_TAIL_AT].cast("i").tolist()
-            *scores, epoch = _TAIL.unpack_from(values, _TAIL_AT)
+            rows = fields[_ROWS_AT:_TAIL_AT]
+            *scores, epoch = fields[_TAIL_AT:]
             keys = partial(key_values, item.base)
             self._history.learn_rows(rows, epoch, keys, fraud, weight)
             self._combiner.learn_one(scores, fraud, weight)
