@@ -6,8 +6,6 @@ from pathlib import Path
 
 import vigie.detectors
 
-DETECTORS = Path(vigie.detectors.__file__).parent
-
 
 def pytest_ignore_collect(collection_path: Path) -> bool | None:
     """Compiled detectors hide most of their doctests: they run on the sources instead.
@@ -15,6 +13,6 @@ def pytest_ignore_collect(collection_path: Path) -> bool | None:
     ``tests/unit/test_detector_doctests.py`` runs every doctest of ``vigie.detectors``
     in a pytest of its own on the sources (``VIGIE_INTERPRETED=1``).
     """
-    if collection_path.parent == DETECTORS and collection_path.suffix == ".py":
+    if collection_path.parent == vigie.detectors.HERE and collection_path.suffix == ".py":
         return vigie.detectors.is_compiled() or None
     return None
