@@ -8,6 +8,7 @@ The agents themselves are three-line loops around these functions (see
 from __future__ import annotations
 
 import pickle
+from typing import Any
 
 import orjson
 import pytest
@@ -15,7 +16,13 @@ import pytest
 from vigie.detectors.engine import RiskEngine
 from vigie.errors import DecodeError
 from vigie.generator import generate
-from vigie.streams.agents import MAX_PARKED, apply_control, score_and_learn
+from vigie.streams.agents import (
+    MAX_PARKED,
+    apply_control,
+    learn_received,
+    receive_control,
+    score_and_learn,
+)
 from vigie.streams.state import PartitionState, chunk_key, manifest_key, split
 from vigie.streams.web import authorized, parse_controls
 from vigie.topics.codec import encode
@@ -192,3 +199,62 @@ def test_registry_tracks_what_is_being_restored() -> None:
         assert sorted(registry.states) == [1]
 
     asyncio.run(scenario())
+
+
+def test_a_replay_from_a_snapshot_scores_as_the_first_pass_whatever_the_interleaving() -> None:
+    """A crash after declaration 449: the restored engine scores 301..449 again while
+    the control results come in another order relative to the declarations. Since
+    controls are learnt at checkpoints only, and not before the replay has caught up,
+    every replayed Score (and Alert) is the first one again."""
+    items = list(generate(600, seed=8, inspected_share=0.3))
+    order = sorted((i for i, item in enumerate(items) if item.control), key=lambda i: i + 25)
+    fanout = [encode(items[i].control) for i in order]  # each revealed 25 declarations later
+    end = 449
+
+    def score(state: PartitionState, d: int) -> Any:
+        out = score_and_learn(
+            state, b"k", encode(items[d].declaration), source_topic="declarations"
+        )
+        state.declarations_offset = d
+        return out
+
+    first, snapshot, outs = PartitionState(0, RiskEngine(budget=0.1, seed=6)), b"", {}
+    for d in range(end + 1):
+        outs[d] = score(first, d)
+        while first.controls_read + 1 < len(fanout) and order[first.controls_read + 1] + 25 <= d:
+            receive_control(first, first.controls_read + 1, fanout[first.controls_read + 1])
+        if d in (150, 300):
+            learn_received(first)
+            snapshot = first.dumps()
+
+    def replay(*, at_checkpoints: bool) -> dict[int, Any]:
+        state = PartitionState.loads(snapshot)
+        assert state.position[0] == 300
+        state.replaying_until = end  # the log's end when it was restored
+        for offset in range(state.controls_read + 1, len(fanout)):  # the backlog, all at once
+            receive_control(state, offset, fanout[offset])
+            if not at_checkpoints:  # what learning each result as it is read would do
+                apply_control(state, state.received.pop())
+        again = {}
+        for d in range(301, len(items)):
+            again[d] = score(state, d)
+            if d % 20 == 0:
+                learn_received(state)
+        assert state.controls_offset == len(fanout) - 1 and not state.received
+        return again
+
+    def decisions(outs: dict[int, Any], ds: range) -> list[tuple[float, bool, Any]]:
+        return [(outs[d].score.risk, outs[d].score.selected, outs[d].alert) for d in ds]
+
+    replayed = range(301, end + 1)
+    again = replay(at_checkpoints=True)
+    clock = {"scored_at", "latency_ms"}  # when the Score was made, not what it says
+    assert [again[d].score.model_dump(exclude=clock) for d in replayed] == [
+        outs[d].score.model_dump(exclude=clock) for d in replayed
+    ]
+    assert [again[d].alert is not None for d in replayed] == [
+        outs[d].score.selected for d in replayed
+    ]
+    assert sum(o.alert is not None for o in map(outs.get, replayed)) > 10
+    # learning each result as it was read would have scored the replay differently
+    assert decisions(replay(at_checkpoints=False), replayed) != decisions(outs, replayed)

@@ -6,8 +6,9 @@
   decoded. It never crashes on input.
 * ``fan_out`` reads ``control-results``, validates each one and copies it to every
   partition of the fan-out topic (see :mod:`vigie.streams.app` for why).
-* ``learn`` reads the fan-out topic and calls :func:`apply_control` on the engine of the
-  same partition number.
+* ``learn`` reads the fan-out topic and keeps each control result with the state of the
+  same partition number; :func:`learn_received` gives them to its engine at the next
+  snapshot (see :mod:`vigie.streams.app` for why then).
 
 Every agent runs with concurrency 1: an engine is test-then-train and order matters.
 
@@ -174,24 +175,65 @@ async def on_control(rt: Runtime, message: Any) -> None:
     rt.metrics.controls_received.inc()
 
 
+def learn_received(state: PartitionState) -> tuple[int, int]:
+    """Give the engine the control results received since the last checkpoint.
+
+    Called at each snapshot, under the state's lock, so that every point where the engine
+    learnt controls is saved with the state it produced: a restored engine replaying the
+    declarations after its snapshot then scores each one exactly as it was scored before
+    (the two topics' records interleave differently on every run; this order does not).
+    Nothing is given while the state is replaying what a previous owner may have scored
+    (``replaying_until``). Returns (learnt, not learnt here: parked or already learnt).
+
+    Examples
+    --------
+    >>> from vigie.detectors.engine import RiskEngine
+    >>> from vigie.topics.schemas import EXAMPLE_DECLARATION
+    >>> state = PartitionState(0, RiskEngine())
+    >>> raw = encode(Declaration.model_validate(EXAMPLE_DECLARATION))
+    >>> _ = score_and_learn(state, b"k", raw, source_topic="declarations")
+    >>> state.declarations_offset = 0  # as the agent records it
+    >>> result = ControlResult(declaration_id=EXAMPLE_DECLARATION["declaration_id"],
+    ...     controlled_at="2026-03-09T00:00:00Z", outcome="infraction", selection="engine")
+    >>> receive_control(state, 0, encode(result))
+    >>> state.replaying_until = 5  # restored when the log held 6 declarations: wait
+    >>> learn_received(state), state.controls_offset
+    ((0, 0), -1)
+    >>> state.replaying_until = 0
+    >>> learn_received(state), state.controls_offset, state.received
+    ((1, 0), 0, [])
+    """
+    if state.declarations_offset < state.replaying_until:
+        return 0, 0
+    learnt = sum(apply_control(state, result) for result in state.received)
+    others = len(state.received) - learnt
+    state.received.clear()
+    state.controls_offset = state.controls_read
+    return learnt, others
+
+
+def receive_control(state: PartitionState, offset: int, value: bytes | None) -> None:
+    """Keep the control result of fan-out record ``offset`` for the next checkpoint (a
+    record already read, redelivered after a rebalance, is skipped)."""
+    if offset <= state.controls_read:
+        return
+    state.controls_read = offset
+    try:
+        result = decode(ControlResult, value)
+    except DecodeError:  # only this worker writes the fan-out topic: not expected
+        log.exception("fan-out[%d]@%d is not a control result", state.partition, offset)
+        return
+    state.received.append(result)
+
+
 async def on_fanout(rt: Runtime, message: Any) -> None:
+    """Receive a control result; the engine learns it at the partition's next snapshot."""
     state = await rt.registry.get(message.partition)
     if state is None:
         log.warning("fan-out[%d] is not held here; record skipped", message.partition)
         return
     async with state.lock:
-        if message.offset <= state.controls_offset:
-            return
-        state.controls_offset = message.offset
-        try:
-            result = decode(ControlResult, message.value)
-        except DecodeError:  # only this worker writes the fan-out topic: not expected
-            log.exception(
-                "fan-out[%d]@%d is not a control result", message.partition, message.offset
-            )
-            return
-        learnt = apply_control(state, result)
-    (rt.metrics.controls_learnt if learnt else rt.metrics.controls_unknown).inc()
+        receive_control(state, message.offset, message.value)
 
 
 def attach(rt: Runtime) -> None:

@@ -12,15 +12,14 @@ that holds the declaration's features. The control agent copies each valid resul
 partition of an internal topic, ``<prefix>control-results.by-partition``, that has as many
 partitions as ``declarations``: Faust co-partitions topics with equal partition counts, so
 partition *p* of that topic is always consumed next to ``declarations`` partition *p*, by
-the worker holding engine *p*. Each engine then calls ``learn_control``; only the engine
-holding that declaration's pending features learns (it returns True), the others return
-False. A result that arrives before its declaration (a replay can interleave the two
-streams differently) is parked in a bounded buffer of the partition state and applied right
-after the declaration is learnt. Why not a ``declaration id -> partition`` table: it would
-be a second, unbounded piece of state to keep consistent with the engines, and the Kafka
-partitioner of the producers (librdkafka's CRC32 vs. Java's murmur2) would decide where
-keys land; the fan-out costs P small records per control result (controls are a few per
-cent of declarations) and needs no state.
+the worker holding engine *p*. Each engine is given the result (``learn_control``); only
+the engine holding that declaration's pending features learns (it returns True), the
+others return False. A result that arrives before its declaration is parked in a bounded
+buffer of the partition state and learnt right after the declaration. Why not a
+``declaration id -> partition`` table: it would be a second, unbounded piece of state to
+keep consistent with the engines, and the Kafka partitioner of the producers (librdkafka's
+CRC32 vs. Java's murmur2) would decide where keys land; the fan-out costs P small records
+per control result (controls are a few per cent of declarations) and needs no state.
 
 **State: snapshots plus replay from the snapshot's offsets** (not Faust changelog tables:
 a pickled engine is one large value that every record would rewrite). Each partition's
@@ -41,6 +40,23 @@ skipped. Processing is at-least-once on the output topics, exactly-once on the m
 snapshot that cannot be unpickled, or whose engine's attributes differ from a fresh one's
 (an engine class changed by an upgrade: :func:`~vigie.streams.state.layout_differences`), is
 logged and counted, and the partition's model is rebuilt by replaying its log.
+
+**Control results are learnt at snapshots, so a replay scores as the first pass did.** The
+two input topics interleave differently on every run, so an engine given each result as it
+is read would score a replayed declaration with other labels than the first time: its
+Score could differ, and an Alert could be missing for a Score that was selected before a
+crash. The worker therefore keeps the results it reads with the partition state and gives
+them to the engine, in fan-out order, when it snapshots the partition
+(:func:`~vigie.streams.agents.learn_received`): every point where an engine learnt labels
+is saved together with what it produced, and between two snapshots the engine learns from
+declarations alone, deterministically. A restored state additionally waits, before it is
+given any result, until it has reached the end the log had when it was restored (what a
+previous owner may have scored); a new model is snapshotted before it scores anything, so
+a partition without a snapshot was never scored. A replay then emits the same risk,
+selection and Alert for each declaration, and "idempotent sinks" means "the same record".
+Labels come days after their declarations, so learning them one snapshot interval later
+(5 s, more for large models) changes little; a worker catching up on a backlog learns its
+labels once it has caught up.
 
 Examples
 --------
@@ -68,6 +84,7 @@ from faust.types import TP
 
 from vigie.errors import VigieError
 from vigie.settings import Settings
+from vigie.streams.agents import learn_received
 from vigie.streams.metrics import WorkerMetrics
 from vigie.streams.state import (
     PartitionState,
@@ -246,10 +263,23 @@ class Runtime:
 
     async def _on_rebalance_complete(self, sender: Any, *_: Any, signal: Any, **__: Any) -> None:
         """Restore every assigned partition, then commit its snapshot's position."""
-        mine = self._partitions_of(self.declarations.get_topic_name())
+        topic = self.declarations.get_topic_name()
+        mine = self._partitions_of(topic)
+        restored: dict[int, PartitionState] = {}
         for p in sorted(mine - self.registry.states.keys()):
             state = await self._restore(p)
-            self.registry.put(state or PartitionState(p, self.engine_factory(p)))
+            if state is not None:
+                restored[p] = state
+                continue
+            # A new model is saved before it scores anything, so a partition without a
+            # snapshot has never been scored: no previous owner's Scores to score again.
+            state = PartitionState(p, self.engine_factory(p))
+            await self.snapshot(state)
+            self.registry.put(state)
+        ends = await self._log_ends(topic, sorted(restored))
+        for p, state in restored.items():
+            state.replaying_until = ends.get(p, 0) - 1
+            self.registry.put(state)
         for p in list(self.registry.states):
             if p not in mine:
                 self.registry.drop(p)
@@ -257,8 +287,21 @@ class Runtime:
         self.metrics.partitions.set(len(self.registry.states))
         self.rebalanced = True
 
+    async def _log_ends(self, topic: str, partitions: list[int]) -> dict[int, int]:
+        """The next offset of each partition of ``topic`` (what a previous owner may have
+        scored ends before it); empty, with an error logged, when the broker cannot say."""
+        if not partitions:
+            return {}
+        try:
+            ends = await self.app.consumer.highwaters(*(TP(topic, p) for p in partitions))
+        except Exception as exc:
+            log.error("end offsets of %s unknown (%r): controls learnt without waiting", topic, exc)
+            return {}
+        return {tp.partition: int(offset) for tp, offset in ends.items()}
+
     async def _restore(self, partition: int) -> PartitionState | None:
-        """The latest snapshot; None (rebuild from the log) when it cannot be read back.
+        """The latest snapshot; None (start from the log) when there is none or it cannot
+        be read back.
 
         A snapshot written by an incompatible engine version (a changed class) cannot be
         unpickled: the partition's model is then rebuilt by replaying ``declarations``
@@ -340,6 +383,9 @@ class Runtime:
     async def _snapshot(self, state: PartitionState, *, force: bool) -> bool:
         started = time.monotonic()
         async with state.lock:
+            learnt, others = learn_received(state)
+            self.metrics.controls_learnt.inc(learnt)
+            self.metrics.controls_unknown.inc(others)
             position = state.position
             if not force and position == state.saved_position:
                 return False

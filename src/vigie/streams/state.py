@@ -2,7 +2,7 @@
 
 One :class:`PartitionState` per assigned ``declarations`` partition holds that partition's
 RiskEngine together with the offsets it has consumed: the last ``declarations`` offset it
-learnt and the last control fan-out offset it applied. A snapshot pickles the whole thing,
+learnt and the last control fan-out offset it gave the engine. A snapshot pickles the whole thing,
 so the model and its position are always saved *together*: restoring a snapshot and
 resuming right after its offsets neither relearns nor forgets a record.
 
@@ -72,7 +72,7 @@ class PartitionState:
         self.declarations_offset = -1
         """Offset of the last declarations record learnt (-1: none)."""
         self.controls_offset = -1
-        """Offset of the last control fan-out record applied (-1: none)."""
+        """Offset of the last control fan-out record the engine was given (-1: none)."""
         self.declarations_learnt = 0
         self.controls_learnt = 0
         self.snapshot_id = 0
@@ -82,22 +82,34 @@ class PartitionState:
         """Control results that arrived before their declaration, by declaration id."""
         self.layout: Layout = layout(engine)
         """The engine's layout, as recorded by the snapshot it was restored from."""
+        self._transient()
+
+    def _transient(self) -> None:
+        """The parts a snapshot leaves out: they are rebuilt by reading the log again."""
         self.lock = asyncio.Lock()
+        self.received: list[Any] = []
+        """Control results read since the last checkpoint, in fan-out order, not yet given
+        to the engine (see :func:`vigie.streams.agents.learn_received`)."""
+        self.controls_read = self.controls_offset
+        """Offset of the last control fan-out record read (received or given)."""
+        self.replaying_until = -1
+        """The declarations offset the log had reached when this state was restored: up
+        to it, the engine may be scoring again what a previous owner scored, so it is
+        given no control result until it gets there."""
 
     @property
     def position(self) -> tuple[int, int]:
         return (self.declarations_offset, self.controls_offset)
 
     def __getstate__(self) -> dict[str, Any]:
-        state = dict(self.__dict__)
-        del state["lock"]
+        state = {k: v for k, v in self.__dict__.items() if k not in TRANSIENT}
         state["layout"] = layout(self.engine)  # what the code that wrote it built
         return state
 
     def __setstate__(self, state: dict[str, Any]) -> None:
         state.setdefault("layout", layout(state["engine"]))  # from before layouts were kept
         self.__dict__.update(state)
-        self.lock = asyncio.Lock()
+        self._transient()
 
     def dumps(self) -> bytes:
         """The compressed pickle of this state."""
@@ -121,8 +133,13 @@ class PartitionState:
             "controls_offset": self.controls_offset,
             "declarations_learnt": self.declarations_learnt,
             "controls_learnt": self.controls_learnt,
+            "controls_waiting": len(self.received),
             "snapshot_id": self.snapshot_id,
         }
+
+
+TRANSIENT = frozenset({"lock", "received", "controls_read", "replaying_until"})
+""":class:`PartitionState` attributes a snapshot leaves out."""
 
 
 Layout = dict[str, tuple[str, ...]]
