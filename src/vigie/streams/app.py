@@ -279,6 +279,13 @@ class Runtime:
         ends = await self._log_ends(topic, sorted(restored))
         for p, state in restored.items():
             state.replaying_until = ends.get(p, 0) - 1
+            log.info(
+                "partition %d restored at declarations offset %d; its controls are learnt "
+                "once it reaches offset %d",
+                p,
+                state.declarations_offset,
+                state.replaying_until,
+            )
             self.registry.put(state)
         for p in list(self.registry.states):
             if p not in mine:

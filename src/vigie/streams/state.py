@@ -134,6 +134,7 @@ class PartitionState:
             "declarations_learnt": self.declarations_learnt,
             "controls_learnt": self.controls_learnt,
             "controls_waiting": len(self.received),
+            "replaying_until": self.replaying_until,
             "snapshot_id": self.snapshot_id,
         }
 
