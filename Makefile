@@ -10,7 +10,7 @@ STAMP := $(VENV)/.installed
 venv: $(STAMP)
 
 # Reinstalled when the dependencies change.
-$(STAMP): pyproject.toml
+$(STAMP): pyproject.toml dev/pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet -e '.[dev,benchmark]'
@@ -18,14 +18,14 @@ $(STAMP): pyproject.toml
 
 # The detectors compiled with mypyc next to their sources (see setup.py), rebuilt when a
 # source changes; mypyc leaves unchanged C alone, so the touch marks every module current.
-DETECTOR_SOURCES := $(wildcard src/vigie/detectors/*.py)
+DETECTOR_SOURCES := $(wildcard src/vigie/model/*.py)
 COMPILED := $(VENV)/.compiled
 
 compile: $(COMPILED)
 
 $(COMPILED): $(STAMP) $(DETECTOR_SOURCES) setup.py
 	VIGIE_COMPILE=1 $(BIN)/python setup.py --quiet build_ext --inplace
-	touch src/vigie/detectors/*.so $@
+	touch src/vigie/model/*.so $@
 
 # The test fixtures start (and afterwards stop) the test stack themselves, on test ports.
 test: venv compile

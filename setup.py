@@ -1,9 +1,9 @@
 """Builds Vigie; with ``VIGIE_COMPILE=1``, also compiles the detectors with mypyc.
 
-The per-declaration modules of ``vigie.detectors`` are typed Python (mypy strict); mypyc
+The per-declaration modules of ``vigie.model`` are typed Python (mypy strict); mypyc
 turns them into C extensions that score and learn about 1.4 times faster (measured with
 ``bench/bench_engine.py``). The sources stay the reference: they run as they are when
-nothing is compiled, and ``vigie.detectors`` falls back to them when a compiled module
+nothing is compiled, and ``vigie.model`` falls back to them when a compiled module
 is older than its source. mypyc type-checks against the installed dependencies, so build
 without isolation, once they are installed:
 
@@ -23,7 +23,7 @@ from setuptools import setup
 
 NOT_COMPILED = {"__init__.py", "evaluation.py"}
 DETECTORS = sorted(
-    str(path) for path in Path("src/vigie/detectors").glob("*.py") if path.name not in NOT_COMPILED
+    str(path) for path in Path("src/vigie/model").glob("*.py") if path.name not in NOT_COMPILED
 )
 
 ext_modules = []

@@ -31,14 +31,14 @@ import uuid
 from pathlib import Path
 from typing import Any
 
-from vigie.demo import Children, TopicWatcher, Watch, free_port
-from vigie.generator import generate
+from vigie.contracts.catalogue import DECLARATIONS
+from vigie.contracts.codec import encode
+from vigie.ingest.topics import admin_client, delete_topics, ensure_topics
 from vigie.settings import Settings
 from vigie.sinks.redis_alerts import AlertKeys, redis_client
-from vigie.stack import up
-from vigie.stack.topics import admin_client, delete_topics, ensure_topics
-from vigie.topics.catalogue import DECLARATIONS
-from vigie.topics.codec import encode
+from vigie_dev.demo import Children, TopicWatcher, Watch, free_port
+from vigie_dev.generator import generate
+from vigie_dev.stack import up
 
 
 def bench_settings(base: Settings, state_dir: Path) -> Settings:

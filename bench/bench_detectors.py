@@ -35,11 +35,11 @@ from typing import Any
 
 import orjson
 
-from vigie.detectors.atypicality import AtypicalityDetector
-from vigie.detectors.valuation import ValuationDetector
-from vigie.mappings import load_mapping
-from vigie.topics.codec import decode_object
-from vigie.topics.schemas import Declaration
+from vigie.contracts.codec import decode_object
+from vigie.contracts.schemas import Declaration
+from vigie.ingest.mappings import load_mapping
+from vigie.model.atypicality import AtypicalityDetector
+from vigie.model.valuation import ValuationDetector
 
 ROOT = Path(__file__).resolve().parents[1]
 CUSTOMS_KR = ROOT.parent / "shared" / "data" / "customs-kr" / "train.csv"

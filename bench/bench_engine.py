@@ -27,10 +27,10 @@ from datetime import timedelta
 
 import numpy as np
 
-from vigie.detectors import is_compiled
-from vigie.detectors.engine import RiskEngine
-from vigie.generator import generate
-from vigie.topics.schemas import ControlResult, Declaration
+from vigie.contracts.schemas import ControlResult, Declaration
+from vigie.model import is_compiled
+from vigie.model.engine import RiskEngine
+from vigie_dev.generator import generate
 
 Stream = list[tuple[Declaration, ControlResult | None]]
 

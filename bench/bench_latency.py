@@ -2,7 +2,7 @@
 
 Starts ``--workers`` real ``vigie worker`` subprocesses (default 1; one consumer group,
 the real RiskEngine, one engine per partition) on a fresh topic prefix, waits for
-``/ready``, then produces generated declarations (``vigie.generator``, seed 7) at
+``/ready``, then produces generated declarations (``vigie_dev.generator``, seed 7) at
 ``--rate`` per second for ``--seconds``
 while reading ``scores``. For each declaration id:
 
@@ -41,11 +41,11 @@ from typing import Any
 
 import orjson
 
-from vigie.generator import generate
+from vigie.contracts.codec import encode
+from vigie.ingest.topics import admin_client, delete_topics, ensure_topics
 from vigie.settings import Settings
-from vigie.stack.topics import admin_client, delete_topics, ensure_topics
-from vigie.streams.testing import TopicReader, WorkerProcess, produce, wait_for
-from vigie.topics.codec import encode
+from vigie_dev.generator import generate
+from vigie_dev.testing import TopicReader, WorkerProcess, produce, wait_for
 
 
 def percentiles(values: list[float]) -> dict[str, float]:

@@ -35,13 +35,13 @@ from typing import Any
 
 import orjson
 
-from vigie.replay.decoding import RecordDecoder
-from vigie.replay.pipeline import Replay
-from vigie.replay.producer import Compression, KafkaProducer
-from vigie.replay.readers import read_records
+from vigie.contracts.catalogue import CATALOGUE, DECLARATIONS
+from vigie.ingest.decoding import RecordDecoder
+from vigie.ingest.pipeline import Replay
+from vigie.ingest.producer import Compression, KafkaProducer
+from vigie.ingest.readers import read_records
+from vigie.ingest.topics import admin_client, ensure_topics
 from vigie.settings import Settings
-from vigie.stack.topics import admin_client, ensure_topics
-from vigie.topics.catalogue import CATALOGUE, DECLARATIONS
 
 
 def generated(n: int, seed: int, directory: Path) -> Path:

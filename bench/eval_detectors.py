@@ -3,7 +3,7 @@
 Streams declarations in event-time order through ``score_one`` then ``learn_one`` of the
 valuation and atypicality detectors (test-then-train) and reports:
 
-- on generated data (``vigie.generator.generate``): the AUC of each detector's score per
+- on generated data (``vigie_dev.generator.generate``): the AUC of each detector's score per
   injected typology against the clean declarations, and the share of under-valuations
   with a gap above 50 % that rank in the top 5 % by valuation score;
 - on customs-kr train (``--customs-kr``): the AUC of each score against the Fraud label
@@ -29,12 +29,12 @@ from typing import Any
 
 import orjson
 
-from vigie.detectors.atypicality import IMPORTANCE, AtypicalityDetector
-from vigie.detectors.valuation import ValuationDetector
-from vigie.generator import generate
-from vigie.mappings import load_mapping
-from vigie.topics.codec import decode_object
-from vigie.topics.schemas import Declaration
+from vigie.contracts.codec import decode_object
+from vigie.contracts.schemas import Declaration
+from vigie.ingest.mappings import load_mapping
+from vigie.model.atypicality import IMPORTANCE, AtypicalityDetector
+from vigie.model.valuation import ValuationDetector
+from vigie_dev.generator import generate
 
 CUSTOMS_KR = Path(__file__).resolve().parents[2] / "shared" / "data" / "customs-kr" / "train.csv"
 

@@ -24,12 +24,11 @@ from pathlib import Path
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).parent))
-os.environ["VIGIE_INTERPRETED"] = "1"  # before vigie.detectors is imported: see above
+os.environ["VIGIE_INTERPRETED"] = "1"  # before vigie.model is imported: see above
 
+import vigie.model.engine as engine_module
 from bench_engine import _stream
-
-import vigie.detectors.engine as engine_module
-from vigie.detectors.engine import RiskEngine
+from vigie.model.engine import RiskEngine
 
 PARTS = {
     "_valuation": {"score_one": "valuation.score", "learn_one": "valuation.learn"},

@@ -25,8 +25,8 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from vigie.detectors.engine import RiskEngine
-from vigie.detectors.evaluation import Example, metrics, prequential
+from vigie.model.engine import RiskEngine
+from vigie.model.evaluation import Example, metrics, prequential
 
 CUSTOMS_KR = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "customs-kr"
 DELAY = timedelta(days=7)
@@ -54,7 +54,7 @@ def customs_kr() -> dict[str, Any]:
 
 
 def generated(n: int, seed: int, label_share: float) -> dict[str, Any]:
-    from vigie.generator import generate
+    from vigie_dev.generator import generate
 
     examples = [Example.from_generated(item) for item in generate(n, seed=seed)]
     began = time.perf_counter()

@@ -3,7 +3,7 @@
 The test stack lives in ``.vigie-test/`` at the repository root, on its own ports (Kafka
 29092/29093, Redis 26379), so it never collides with a developer's ``vigie stack up``.
 Several pytest sessions may share it: each holds a lease, and the last one to leave stops
-the stack, and only if a test session started it (see :func:`vigie.stack.session`).
+the stack, and only if a test session started it (see :func:`vigie_dev.stack.session`).
 ``VIGIE_KAFKA_BOOTSTRAP`` / ``VIGIE_REDIS_URL`` point the tests at external services.
 
 Fixtures for other tests:
@@ -37,7 +37,7 @@ if TYPE_CHECKING:
     import redis
     from confluent_kafka.admin import AdminClient
 
-    from vigie.stack import ServiceStatus
+    from vigie_dev.stack import ServiceStatus
 
 REPO = Path(__file__).resolve().parents[1]
 TEST_STATE_DIR = REPO / ".vigie-test"
@@ -80,7 +80,7 @@ def stack_settings(tmp_path_factory: pytest.TempPathFactory) -> Settings:
 @pytest.fixture(scope="session")
 def stack(stack_settings: Settings) -> Iterator[dict[str, ServiceStatus]]:
     """Kafka and Redis up for the session (started here only if not running)."""
-    from vigie.stack import session
+    from vigie_dev.stack import session
 
     with session(stack_settings) as statuses:
         yield statuses
@@ -89,7 +89,7 @@ def stack(stack_settings: Settings) -> Iterator[dict[str, ServiceStatus]]:
 @pytest.fixture(scope="session")
 def kafka_bootstrap(stack: dict[str, ServiceStatus], stack_settings: Settings) -> str:
     """Bootstrap servers of the test broker, with every catalogue topic created."""
-    from vigie.stack.topics import ensure_topics
+    from vigie.ingest.topics import ensure_topics
 
     ensure_topics(stack_settings)
     return stack_settings.bootstrap_servers
@@ -112,7 +112,7 @@ def isolated_settings(
     Every topic starting with the prefix (Faust's internal ones too, if its app id uses
     the prefix) is deleted after the test.
     """
-    from vigie.stack.topics import delete_topics, ensure_topics
+    from vigie.ingest.topics import delete_topics, ensure_topics
 
     fields = stack_settings.model_dump()
     fields.update(state_dir=tmp_path / "state", topic_prefix=unique("t") + ".")
@@ -128,7 +128,7 @@ def make_topic(kafka_admin: AdminClient) -> Iterator[MakeTopic]:
 
     The topics are deleted after the test.
     """
-    from vigie.stack.topics import create_topic, delete_topics
+    from vigie.ingest.topics import create_topic, delete_topics
 
     made: list[str] = []
 

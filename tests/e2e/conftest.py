@@ -17,7 +17,7 @@ from typing import Any
 import pytest
 from standardwebhooks.webhooks import Webhook, WebhookVerificationError
 
-from vigie.demo.receiver import HookServer
+from vigie_dev.demo.receiver import HookServer
 
 
 class HookReceiver(HookServer):

@@ -34,15 +34,17 @@ from typing import TYPE_CHECKING, Any
 import orjson
 import pytest
 
-from vigie.demo.processes import Children
-from vigie.demo.stream import ReplayThread, interleave
+from vigie.contracts.codec import decode, encode
+from vigie.contracts.schemas import Alert, ControlResult, Declaration
 from vigie.errors import VigieError
-from vigie.generator import generate
 from vigie.settings import Settings
 from vigie.sinks.redis_alerts import AlertKeys
 from vigie.sinks.webhooks.signing import new_secret, webhook_id
 from vigie.sinks.webhooks.subscribers import load_subscribers
-from vigie.streams.testing import (
+from vigie_dev.demo.processes import Children
+from vigie_dev.demo.stream import ReplayThread, interleave
+from vigie_dev.generator import generate
+from vigie_dev.testing import (
     TopicReader,
     WorkerProcess,
     declaration_positions,
@@ -50,8 +52,6 @@ from vigie.streams.testing import (
     run_json_script,
     wait_for,
 )
-from vigie.topics.codec import decode, encode
-from vigie.topics.schemas import Alert, ControlResult, Declaration
 
 if TYPE_CHECKING:
     import redis

@@ -15,8 +15,8 @@ from typing import TYPE_CHECKING, Any
 import orjson
 import pytest
 
-from vigie.demo import child_env, vigie_command
 from vigie.settings import Settings
+from vigie_dev.demo import child_env, vigie_command
 
 if TYPE_CHECKING:
     import redis

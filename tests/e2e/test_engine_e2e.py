@@ -14,17 +14,17 @@ from typing import Any
 import orjson
 import pytest
 
-from vigie.demo.processes import Children
-from vigie.generator import generate
+from vigie.contracts.codec import encode
 from vigie.settings import Settings
-from vigie.streams.testing import (
+from vigie_dev.demo.processes import Children
+from vigie_dev.generator import generate
+from vigie_dev.testing import (
     TopicReader,
     WorkerProcess,
     produce,
     run_json_script,
     wait_for,
 )
-from vigie.topics.codec import encode
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 

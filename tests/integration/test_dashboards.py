@@ -21,16 +21,16 @@ from typing import Any
 import orjson
 import pytest
 
-from vigie.detectors.atypicality import AtypicalityDetector
-from vigie.detectors.valuation import ValuationDetector
+from vigie.contracts import Alert, ControlResult, Declaration, Reason, Score, dead_letter
+from vigie.contracts.codec import decode_object
 from vigie.errors import DecodeError
-from vigie.mappings import load_mapping
+from vigie.ingest.mappings import load_mapping
+from vigie.model.atypicality import AtypicalityDetector
+from vigie.model.valuation import ValuationDetector
 from vigie.settings import Settings
 from vigie.sinks.clickhouse_client import connect
 from vigie.sinks.grafana import dashboards_dir, load_dashboards
 from vigie.sinks.warehouse import TABLES, TableWriter, migrate
-from vigie.topics import Alert, ControlResult, Declaration, Reason, Score, dead_letter
-from vigie.topics.codec import decode_object
 
 pytestmark = pytest.mark.integration
 

@@ -14,13 +14,13 @@ import orjson
 import pytest
 from confluent_kafka import OFFSET_BEGINNING, Consumer, Message, TopicPartition
 
-from vigie.mappings import load_mapping
-from vigie.replay.deadletters import SOURCE_HEADER, decode_letter, tail
-from vigie.replay.pipeline import Replay
-from vigie.replay.producer import KafkaProducer
+from vigie.contracts.codec import decode, original_bytes
+from vigie.contracts.schemas import EXAMPLE_DECLARATION, Declaration
+from vigie.ingest.deadletters import SOURCE_HEADER, decode_letter, tail
+from vigie.ingest.mappings import load_mapping
+from vigie.ingest.pipeline import Replay
+from vigie.ingest.producer import KafkaProducer
 from vigie.settings import Settings
-from vigie.topics.codec import decode, original_bytes
-from vigie.topics.schemas import EXAMPLE_DECLARATION, Declaration
 
 pytestmark = pytest.mark.integration
 

@@ -16,12 +16,12 @@ import pytest
 import redis
 from confluent_kafka import Producer
 
+from vigie.contracts.codec import encode
+from vigie.contracts.schemas import Alert
 from vigie.errors import BackpressureError
 from vigie.settings import Settings
 from vigie.sinks.examples import example_alert
 from vigie.sinks.redis_alerts import AlertFeed, AlertKeys, RedisAlertSink, publish, redis_client
-from vigie.topics.codec import encode
-from vigie.topics.schemas import Alert
 
 pytestmark = pytest.mark.integration
 

@@ -16,12 +16,12 @@ import orjson
 import pytest
 from confluent_kafka import OFFSET_BEGINNING, Consumer, Message, TopicPartition
 
+from vigie.contracts.codec import decode, encode
+from vigie.contracts.schemas import EXAMPLE_DECLARATION, ControlResult, Declaration
 from vigie.errors import ConfigurationError
-from vigie.replay.pipeline import Replay
-from vigie.replay.producer import KafkaProducer, produce_records
+from vigie.ingest.pipeline import Replay
+from vigie.ingest.producer import KafkaProducer, produce_records
 from vigie.settings import Settings
-from vigie.topics.codec import decode, encode
-from vigie.topics.schemas import EXAMPLE_DECLARATION, ControlResult, Declaration
 
 pytestmark = pytest.mark.integration
 

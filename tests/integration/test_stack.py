@@ -13,9 +13,9 @@ import orjson
 import pytest
 
 from vigie.settings import Settings
-from vigie.stack import ServiceStatus, down, process, session, status, up
-from vigie.stack import kafka as stack_kafka
-from vigie.stack import redis as stack_redis
+from vigie_dev.stack import ServiceStatus, down, process, session, status, up
+from vigie_dev.stack import kafka as stack_kafka
+from vigie_dev.stack import redis as stack_redis
 
 pytestmark = pytest.mark.integration
 

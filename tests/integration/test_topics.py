@@ -12,17 +12,7 @@ from confluent_kafka import Consumer, Producer
 from confluent_kafka.admin import AdminClient
 from pydantic import BaseModel
 
-from vigie.errors import DecodeError
-from vigie.settings import Settings
-from vigie.stack.topics import (
-    create_topic,
-    current_partitions,
-    delete_topics,
-    ensure_topics,
-    topic_config,
-    wanted_partitions,
-)
-from vigie.topics import (
+from vigie.contracts import (
     ALERTS,
     CATALOGUE,
     CONTROL_RESULTS,
@@ -45,7 +35,17 @@ from vigie.topics import (
     encode,
     original_bytes,
 )
-from vigie.topics.codec import EXAMPLE_DECLARATION
+from vigie.contracts.codec import EXAMPLE_DECLARATION
+from vigie.errors import DecodeError
+from vigie.ingest.topics import (
+    create_topic,
+    current_partitions,
+    delete_topics,
+    ensure_topics,
+    topic_config,
+    wanted_partitions,
+)
+from vigie.settings import Settings
 
 pytestmark = pytest.mark.integration
 

@@ -24,12 +24,7 @@ import pytest
 from confluent_kafka import Producer
 from pydantic import BaseModel
 
-from vigie.errors import DecodeError
-from vigie.settings import Settings
-from vigie.sinks.clickhouse_client import connect
-from vigie.sinks.warehouse import TABLES, TableWriter, migrate
-from vigie.sinks.warehouse.consumer import WarehouseConsumer
-from vigie.topics import (
+from vigie.contracts import (
     ALERTS,
     CONTROL_RESULTS,
     DEAD_LETTERS,
@@ -46,7 +41,12 @@ from vigie.topics import (
     dead_letter,
     encode,
 )
-from vigie.topics.codec import EXAMPLE_DECLARATION
+from vigie.contracts.codec import EXAMPLE_DECLARATION
+from vigie.errors import DecodeError
+from vigie.settings import Settings
+from vigie.sinks.clickhouse_client import connect
+from vigie.sinks.warehouse import TABLES, TableWriter, migrate
+from vigie.sinks.warehouse.consumer import WarehouseConsumer
 
 pytestmark = pytest.mark.integration
 

@@ -24,6 +24,8 @@ from aiohttp import web
 from confluent_kafka import Producer
 from standardwebhooks.webhooks import Webhook, WebhookVerificationError
 
+from vigie.contracts.codec import encode
+from vigie.contracts.schemas import Alert
 from vigie.settings import Settings
 from vigie.sinks.examples import example_alert
 from vigie.sinks.webhooks.dispatcher import (
@@ -37,8 +39,6 @@ from vigie.sinks.webhooks.dispatcher import (
 from vigie.sinks.webhooks.outbox import Outbox
 from vigie.sinks.webhooks.signing import new_secret, webhook_id
 from vigie.sinks.webhooks.subscribers import Subscriber, load_subscribers
-from vigie.topics.codec import encode
-from vigie.topics.schemas import Alert
 
 pytestmark = pytest.mark.integration
 

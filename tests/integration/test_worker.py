@@ -12,11 +12,11 @@ from pathlib import Path
 import orjson
 import pytest
 
-from vigie.generator import generate
+from vigie.contracts.codec import encode
+from vigie.contracts.schemas import Alert, ControlResult, Declaration
 from vigie.settings import Settings
-from vigie.streams.testing import TopicReader, WorkerProcess, produce, wait_for
-from vigie.topics.codec import encode
-from vigie.topics.schemas import Alert, ControlResult, Declaration
+from vigie_dev.generator import generate
+from vigie_dev.testing import TopicReader, WorkerProcess, produce, wait_for
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
@@ -173,7 +173,7 @@ def test_snapshot_store_keeps_the_last_whole_snapshot_across_a_torn_write(
 
     from confluent_kafka import Producer
 
-    from vigie.streams.state import CHUNK_BYTES, PartitionState, SnapshotStore, chunk_key
+    from vigie.worker.state import CHUNK_BYTES, PartitionState, SnapshotStore, chunk_key
 
     settings = isolated_settings
     producer = Producer({"bootstrap.servers": settings.bootstrap_servers, "acks": "all"})

@@ -11,17 +11,17 @@ import asyncio
 
 import pytest
 
-from vigie.generator import generate
+from vigie.contracts.codec import encode
 from vigie.settings import Settings
-from vigie.streams.state import PartitionState, SnapshotStore, compress
-from vigie.streams.testing import (
+from vigie.worker.state import PartitionState, SnapshotStore, compress
+from vigie_dev.generator import generate
+from vigie_dev.testing import (
     TopicReader,
     WorkerProcess,
     declaration_positions,
     produce,
     wait_for,
 )
-from vigie.topics.codec import encode
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 

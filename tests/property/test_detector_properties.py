@@ -12,9 +12,9 @@ from typing import Any
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from vigie.detectors.atypicality import AtypicalityDetector
-from vigie.detectors.valuation import ValuationDetector
-from vigie.topics.schemas import Declaration
+from vigie.contracts.schemas import Declaration
+from vigie.model.atypicality import AtypicalityDetector
+from vigie.model.valuation import ValuationDetector
 
 START = datetime(2026, 1, 1, tzinfo=UTC)
 KNOWN = {"62034231": ("CN", 12.5), "85171300": ("VN", 900.0), "080390": ("EC", 0.9)}

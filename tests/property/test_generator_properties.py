@@ -7,9 +7,9 @@ from datetime import UTC, datetime, timedelta
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from vigie.generator import TYPOLOGIES, GeneratorConfig, stream
-from vigie.topics.codec import decode, encode
-from vigie.topics.schemas import ControlResult, Declaration
+from vigie.contracts.codec import decode, encode
+from vigie.contracts.schemas import ControlResult, Declaration
+from vigie_dev.generator import TYPOLOGIES, GeneratorConfig, stream
 
 configs = st.builds(
     GeneratorConfig,

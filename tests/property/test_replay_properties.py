@@ -9,13 +9,13 @@ import orjson
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from vigie.contracts.catalogue import DECLARATIONS
+from vigie.contracts.codec import decode
+from vigie.contracts.schemas import EXAMPLE_DECLARATION, ControlResult, Declaration
 from vigie.errors import DecodeError
-from vigie.mappings import load_mapping
-from vigie.replay.decoding import Accepted, RecordDecoder
-from vigie.replay.readers import SourceRecord
-from vigie.topics.catalogue import DECLARATIONS
-from vigie.topics.codec import decode
-from vigie.topics.schemas import EXAMPLE_DECLARATION, ControlResult, Declaration
+from vigie.ingest.decoding import Accepted, RecordDecoder
+from vigie.ingest.mappings import load_mapping
+from vigie.ingest.readers import SourceRecord
 
 PLAIN = RecordDecoder(DECLARATIONS, None, max_bytes=65536)
 KR = RecordDecoder(DECLARATIONS, load_mapping("customs-kr"), max_bytes=65536)

@@ -2,7 +2,7 @@
 controls, snapshots that restore a model exactly, and the controls endpoint's parsing.
 
 The agents themselves are three-line loops around these functions (see
-``vigie.streams.agents``); they run on the real Kafka in tests/integration/test_worker.py.
+``vigie.worker.agents``); they run on the real Kafka in tests/integration/test_worker.py.
 """
 
 from __future__ import annotations
@@ -13,20 +13,20 @@ from typing import Any
 import orjson
 import pytest
 
-from vigie.detectors.engine import RiskEngine
+from vigie.contracts.codec import encode
+from vigie.contracts.schemas import Alert, ControlResult
 from vigie.errors import DecodeError
-from vigie.generator import generate
-from vigie.streams.agents import (
+from vigie.model.engine import RiskEngine
+from vigie.worker.agents import (
     MAX_PARKED,
     apply_control,
     learn_received,
     receive_control,
     score_and_learn,
 )
-from vigie.streams.state import PartitionState, chunk_key, manifest_key, split
-from vigie.streams.web import authorized, parse_controls
-from vigie.topics.codec import encode
-from vigie.topics.schemas import Alert, ControlResult
+from vigie.worker.state import PartitionState, chunk_key, manifest_key, split
+from vigie.worker.web import authorized, parse_controls
+from vigie_dev.generator import generate
 
 ITEMS = list(generate(600, seed=5))
 
@@ -180,7 +180,7 @@ def test_bearer_token_check() -> None:
 def test_registry_tracks_what_is_being_restored() -> None:
     import asyncio
 
-    from vigie.streams.app import Registry
+    from vigie.worker.app import Registry
 
     async def scenario() -> None:
         registry = Registry()

@@ -6,8 +6,8 @@ import random
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from vigie.detectors.atypicality import IMPORTANCE, AtypicalityDetector
-from vigie.topics.schemas import AtypicalityEvidence, Declaration
+from vigie.contracts.schemas import AtypicalityEvidence, Declaration
+from vigie.model.atypicality import IMPORTANCE, AtypicalityDetector
 
 START = datetime(2026, 1, 1, 8, tzinfo=UTC)
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pickle
 
-from vigie.detectors.behaviour import (
+from vigie.model.behaviour import (
     FADE,
     Horizons,
     ImporterProfile,

@@ -16,13 +16,13 @@ from pathlib import Path
 import pytest
 
 import vigie
-import vigie.detectors
+import vigie.model
 
 PROBE = """
 import warnings
 warnings.simplefilter("always")
 with warnings.catch_warnings(record=True) as caught:
-    import vigie.detectors.engine as engine
+    import vigie.model.engine as engine
 print(engine.__file__)
 print([str(w.message) for w in caught])
 """
@@ -31,7 +31,7 @@ print([str(w.message) for w in caught])
 def run_on_copy(
     tmp_path: Path, *, touch: str = "", with_compiled: bool = True, **env: str
 ) -> tuple[str, str]:
-    """The file ``vigie.detectors.engine`` came from, and the warnings its import gave."""
+    """The file ``vigie.model.engine`` came from, and the warnings its import gave."""
     src = Path(vigie.__file__).parent.parent
     copy = tmp_path / "src"
     skip = ("__pycache__",) if with_compiled else ("__pycache__", "*.so")
@@ -52,7 +52,7 @@ def run_on_copy(
 
 
 needs_compiled = pytest.mark.skipif(
-    not vigie.detectors.is_compiled(), reason="nothing compiled (make compile)"
+    not vigie.model.is_compiled(), reason="nothing compiled (make compile)"
 )
 
 

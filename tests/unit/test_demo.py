@@ -9,13 +9,13 @@ from pathlib import Path
 import orjson
 import pytest
 
-from vigie.demo import child_env, interleave, percentiles, run_settings
-from vigie.demo.figures import against_truth, controls_on
-from vigie.demo.processes import free_port
-from vigie.demo.receiver import Receiver
-from vigie.generator import GeneratorConfig, write_files
 from vigie.settings import Settings
 from vigie.sinks.webhooks.signing import signed_headers
+from vigie_dev.demo import child_env, interleave, percentiles, run_settings
+from vigie_dev.demo.figures import against_truth, controls_on
+from vigie_dev.demo.processes import free_port
+from vigie_dev.demo.receiver import Receiver
+from vigie_dev.generator import GeneratorConfig, write_files
 
 
 def _jsonl(path: Path) -> list[dict[str, object]]:

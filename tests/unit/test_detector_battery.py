@@ -17,10 +17,10 @@ from typing import Any
 import pytest
 from pydantic import BaseModel
 
-from vigie.detectors.atypicality import AtypicalityDetector
-from vigie.detectors.engine import RiskEngine
-from vigie.detectors.valuation import ValuationDetector
-from vigie.topics.schemas import Declaration, Score
+from vigie.contracts.schemas import Declaration, Score
+from vigie.model.atypicality import AtypicalityDetector
+from vigie.model.engine import RiskEngine
+from vigie.model.valuation import ValuationDetector
 
 
 class EngineAtEventTime:

@@ -14,14 +14,14 @@ from pathlib import Path
 
 import pytest
 
-import vigie.detectors
+import vigie.model
 
 
 @pytest.mark.skipif(
-    not vigie.detectors.is_compiled(), reason="the session collects them itself (not compiled)"
+    not vigie.model.is_compiled(), reason="the session collects them itself (not compiled)"
 )
 def test_every_detector_doctest_passes_on_the_sources() -> None:
-    here = Path(vigie.detectors.__file__).parent
+    here = Path(vigie.model.__file__).parent
     done = subprocess.run(
         [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", str(here)],
         env={**os.environ, "VIGIE_INTERPRETED": "1"},

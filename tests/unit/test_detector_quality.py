@@ -15,9 +15,9 @@ from functools import cache
 import numpy as np
 import pytest
 
-from vigie.detectors.atypicality import AtypicalityDetector
-from vigie.detectors.valuation import ValuationDetector
-from vigie.generator import generate
+from vigie.model.atypicality import AtypicalityDetector
+from vigie.model.valuation import ValuationDetector
+from vigie_dev.generator import generate
 
 pytestmark = pytest.mark.slow
 

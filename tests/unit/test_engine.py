@@ -6,8 +6,8 @@ import pickle
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from vigie.detectors.engine import RiskEngine
-from vigie.topics.schemas import EXAMPLE_DECLARATION, ControlResult, Declaration, Score
+from vigie.contracts.schemas import EXAMPLE_DECLARATION, ControlResult, Declaration, Score
+from vigie.model.engine import RiskEngine
 
 START = datetime(2026, 1, 5, 8, tzinfo=UTC)
 

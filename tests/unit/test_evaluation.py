@@ -13,8 +13,9 @@ from typer.testing import CliRunner
 
 from vigie.cli import _register, app
 from vigie.cli.output import CommandError
-from vigie.detectors.engine import RiskEngine
-from vigie.detectors.evaluation import (
+from vigie.contracts.schemas import ControlResult
+from vigie.model.engine import RiskEngine
+from vigie.model.evaluation import (
     Example,
     Trace,
     auc,
@@ -22,8 +23,7 @@ from vigie.detectors.evaluation import (
     prequential,
     ranking_metrics,
 )
-from vigie.generator import GeneratorConfig, generate, write_files
-from vigie.topics.schemas import ControlResult
+from vigie_dev.generator import GeneratorConfig, generate, write_files
 
 N = 8000
 

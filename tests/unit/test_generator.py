@@ -14,11 +14,11 @@ import orjson
 import pytest
 from typer.testing import CliRunner
 
+from vigie.contracts.codec import decode
+from vigie.contracts.schemas import ControlResult, Declaration
 from vigie.errors import ConfigurationError
-from vigie.generator import TYPOLOGIES, GeneratorConfig, generate, write_files
-from vigie.generator.catalogue import LOW_VALUE_LIMIT_EUR, TRANSHIPMENT
-from vigie.topics.codec import decode
-from vigie.topics.schemas import ControlResult, Declaration
+from vigie_dev.generator import TYPOLOGIES, GeneratorConfig, generate, write_files
+from vigie_dev.generator.catalogue import LOW_VALUE_LIMIT_EUR, TRANSHIPMENT
 
 N = 20_000
 CONFIG = GeneratorConfig(n=N, seed=11)
@@ -269,7 +269,7 @@ def test_impossible_configurations_are_refused(change: dict[str, Any]) -> None:
 def test_cli_prints_one_json_object(tmp_path: Path) -> None:
     import typer
 
-    from vigie.cli.generate import generate as command
+    from vigie_dev.cli.generate import generate as command
 
     app = typer.Typer()
     app.command()(command)

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from vigie.errors import ConfigurationError
-from vigie.replay.readers import file_format, read_csv, read_jsonl, read_records
+from vigie.ingest.readers import file_format, read_csv, read_jsonl, read_records
 
 
 def write(tmp_path: Path, name: str, content: bytes) -> Path:

@@ -7,13 +7,13 @@ from typing import Any
 import orjson
 import pytest
 
+from vigie.contracts.catalogue import CONTROL_RESULTS, DECLARATIONS
+from vigie.contracts.codec import decode
+from vigie.contracts.schemas import EXAMPLE_DECLARATION, ControlResult, Declaration
 from vigie.errors import ConfigurationError, DecodeError
-from vigie.mappings import load_mapping
-from vigie.replay.decoding import RecordDecoder
-from vigie.replay.readers import SourceRecord
-from vigie.topics.catalogue import CONTROL_RESULTS, DECLARATIONS
-from vigie.topics.codec import decode
-from vigie.topics.schemas import EXAMPLE_DECLARATION, ControlResult, Declaration
+from vigie.ingest.decoding import RecordDecoder
+from vigie.ingest.mappings import load_mapping
+from vigie.ingest.readers import SourceRecord
 
 KR_ROW = {
     "Declaration ID": "97061800", "Date": "2020-01-01", "Office ID": "30",

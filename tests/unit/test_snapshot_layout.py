@@ -6,9 +6,9 @@ would load, then fail on every record (seen when a combiner gained a calibration
 
 from __future__ import annotations
 
-from vigie.detectors.engine import RiskEngine
-from vigie.generator import generate
-from vigie.streams.state import Layout, PartitionState, layout, layout_differences
+from vigie.model.engine import RiskEngine
+from vigie.worker.state import Layout, PartitionState, layout, layout_differences
+from vigie_dev.generator import generate
 
 
 def learnt_engine() -> RiskEngine:

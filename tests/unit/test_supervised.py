@@ -8,10 +8,10 @@ import random
 
 import pytest
 
-from vigie.detectors.budget import InspectionBudget
-from vigie.detectors.history import InfractionHistory, declaration_keys
-from vigie.detectors.supervised import ControlLearner, RiskCombiner, ipw
-from vigie.topics.schemas import EXAMPLE_DECLARATION, Declaration
+from vigie.contracts.schemas import EXAMPLE_DECLARATION, Declaration
+from vigie.model.budget import InspectionBudget
+from vigie.model.history import InfractionHistory, declaration_keys
+from vigie.model.supervised import ControlLearner, RiskCombiner, ipw
 
 
 def _stream(n: int, seed: int) -> list[tuple[dict[str, float], bool]]:

@@ -1,13 +1,13 @@
-"""Records built without validation (vigie.detectors.trusted) are valid records."""
+"""Records built without validation (vigie.model.trusted) are valid records."""
 
 from __future__ import annotations
 
 from datetime import timedelta
 
-from vigie.detectors.engine import RiskEngine
-from vigie.generator import generate
-from vigie.topics.codec import decode, encode
-from vigie.topics.schemas import ControlResult, Score
+from vigie.contracts.codec import decode, encode
+from vigie.contracts.schemas import ControlResult, Score
+from vigie.model.engine import RiskEngine
+from vigie_dev.generator import generate
 
 
 def test_engine_scores_round_trip_through_the_codec() -> None:

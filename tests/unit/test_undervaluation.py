@@ -16,9 +16,9 @@ from typing import Any
 
 import pytest
 
-from vigie.detectors.engine import RiskEngine
-from vigie.detectors.evaluation import Example, metrics, prequential
-from vigie.generator import generate
+from vigie.model.engine import RiskEngine
+from vigie.model.evaluation import Example, metrics, prequential
+from vigie_dev.generator import generate
 
 pytestmark = pytest.mark.slow
 

@@ -9,8 +9,8 @@ from typing import Any
 
 import pytest
 
-from vigie.detectors.valuation import ValuationDetector
-from vigie.topics.schemas import Declaration
+from vigie.contracts.schemas import Declaration
+from vigie.model.valuation import ValuationDetector
 
 START = datetime(2026, 1, 1, tzinfo=UTC)
 

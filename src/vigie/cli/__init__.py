@@ -1,12 +1,15 @@
 """The ``vigie`` command. Each group of subcommands lives in its own module.
 
 Heavy libraries (Faust, River, Kafka clients) are imported inside the commands, so
-``vigie --help`` stays fast.
+``vigie --help`` stays fast. Other installed packages add commands through the
+``vigie.commands`` entry point group (the development part adds ``stack``, ``generate``
+and ``demo``): each entry point is a function that registers its commands on ``app``.
 """
 
 from __future__ import annotations
 
 import logging
+from importlib.metadata import entry_points
 
 import typer
 
@@ -32,37 +35,34 @@ def _root(
 
 
 def _register() -> None:
-    """Attach every command group (one module each)."""
-    from vigie.cli import stack, topics, warehouse
+    """Attach every command group (one module each), then the installed plugins'."""
+    from vigie.cli import (
+        alerts,
+        controls,
+        deadletters,
+        evaluate,
+        grafana,
+        replay,
+        topics,
+        warehouse,
+        warehouse_ops,
+        webhooks,
+        worker,
+    )
 
-    app.add_typer(stack.app, name="stack")
     app.add_typer(topics.app, name="topics")
     app.add_typer(warehouse.app, name="warehouse")
-    from vigie.cli import grafana, warehouse_ops
-
     warehouse_ops.register(warehouse.app)
     app.add_typer(grafana.app, name="grafana")
-    from vigie.cli import deadletters, replay
-
     app.command(name="replay")(replay.replay)
     app.add_typer(deadletters.app, name="dlq")
-    from vigie.cli import alerts, webhooks
-
     app.add_typer(alerts.app, name="alerts")
     app.add_typer(webhooks.app, name="webhooks")
-    from vigie.cli import controls, worker
-
     app.command(name="worker")(worker.worker)
     app.add_typer(controls.app, name="controls")
-    from vigie.cli import generate
-
-    app.command(name="generate")(generate.generate)
-    from vigie.cli import demo
-
-    app.command(name="demo")(demo.demo)
-    from vigie.cli import evaluate
-
     app.command(name="evaluate")(evaluate.evaluate)
+    for plugin in entry_points(group="vigie.commands"):
+        plugin.load()(app)
 
 
 def main() -> None:

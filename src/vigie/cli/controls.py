@@ -1,6 +1,6 @@
 """``vigie controls submit``: feed inspection outcomes (control results) back to the engine.
 
-Records are validated as :class:`~vigie.topics.schemas.ControlResult` and produced to
+Records are validated as :class:`~vigie.contracts.schemas.ControlResult` and produced to
 ``control-results`` keyed by declaration id; the worker's learning agent updates the model
 of the partition holding that declaration, and later Scores carry the new model version.
 Nothing is produced when any record is invalid.
@@ -15,11 +15,11 @@ from typing import Annotated, Any
 import typer
 
 from vigie.cli import output
+from vigie.contracts.catalogue import CONTROL_RESULTS
+from vigie.contracts.codec import decode, decode_object, encode
+from vigie.contracts.schemas import ControlResult, utc_now
 from vigie.errors import DecodeError, StackError
 from vigie.settings import get_settings
-from vigie.topics.catalogue import CONTROL_RESULTS
-from vigie.topics.codec import decode, decode_object, encode
-from vigie.topics.schemas import ControlResult, utc_now
 
 app = typer.Typer(help="Feed control results back to the engine.", no_args_is_help=True)
 
@@ -85,7 +85,7 @@ def submit(
     as_json: bool = typer.Option(False, "--json", help=output.JSON_OPTION_HELP),
 ) -> None:
     """Submit a JSONL FILE of control results, or a single one with --declaration/--outcome."""
-    from vigie.replay.producer import KafkaProducer
+    from vigie.ingest.producer import KafkaProducer
 
     if (file is None) == (declaration is None):
         raise output.CommandError("give either FILE or --declaration with --outcome")

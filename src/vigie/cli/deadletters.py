@@ -22,8 +22,8 @@ def tail(
     """List the latest dead letters: why each record was rejected, and the record itself."""
     from confluent_kafka import KafkaException
 
-    from vigie.replay.deadletters import describe_errors
-    from vigie.replay.deadletters import tail as read_tail
+    from vigie.ingest.deadletters import describe_errors
+    from vigie.ingest.deadletters import tail as read_tail
 
     settings = get_settings()
     try:

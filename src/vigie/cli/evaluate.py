@@ -21,7 +21,7 @@ from vigie.cli import output
 from vigie.errors import VigieError
 
 if TYPE_CHECKING:
-    from vigie.detectors.evaluation import Example
+    from vigie.model.evaluation import Example
 
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([dhms]?)\s*$")
 _UNITS = {"d": 86_400.0, "h": 3_600.0, "m": 60.0, "s": 1.0, "": 86_400.0}
@@ -42,11 +42,11 @@ def parse_duration(text: str) -> timedelta:
 def mapped_examples(files: list[Path], mapping_name: str, rejected: list[int]) -> Iterator[Example]:
     """Examples from CSV files through a column mapping; rows that do not decode are
     counted in ``rejected[0]`` and left out."""
-    from vigie.detectors.evaluation import Example
+    from vigie.contracts.codec import decode_object
+    from vigie.contracts.schemas import ControlResult, Declaration
     from vigie.errors import DecodeError
-    from vigie.mappings import load_mapping
-    from vigie.topics.codec import decode_object
-    from vigie.topics.schemas import ControlResult, Declaration
+    from vigie.ingest.mappings import load_mapping
+    from vigie.model.evaluation import Example
 
     mapping = load_mapping(mapping_name)
     for path in files:
@@ -72,10 +72,10 @@ def _jsonl(path: Path) -> Iterator[dict[str, Any]]:
 def _from_jsonl(
     files: list[Path], controls: Path | None, truth: Path | None, rejected: list[int]
 ) -> Iterator[Example]:
-    from vigie.detectors.evaluation import Example
+    from vigie.contracts.codec import decode_object
+    from vigie.contracts.schemas import ControlResult, Declaration
     from vigie.errors import DecodeError
-    from vigie.topics.codec import decode_object
-    from vigie.topics.schemas import ControlResult, Declaration
+    from vigie.model.evaluation import Example
 
     results = {}
     if controls is not None:
@@ -134,8 +134,8 @@ def evaluate(
     as_json: bool = typer.Option(False, "--json", help=output.JSON_OPTION_HELP),
 ) -> None:
     """Score then learn each declaration in time order, labels revealed after the delay."""
-    from vigie.detectors.engine import RiskEngine
-    from vigie.detectors.evaluation import metrics, prequential
+    from vigie.model.engine import RiskEngine
+    from vigie.model.evaluation import metrics, prequential
 
     missing = [str(p) for p in [*files, controls, truth] if p is not None and not p.is_file()]
     if missing:

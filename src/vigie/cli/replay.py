@@ -43,9 +43,9 @@ def replay(
     """
     from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
-    from vigie.mappings import load_mapping
-    from vigie.replay.pipeline import Replay
-    from vigie.replay.producer import KafkaProducer
+    from vigie.ingest.mappings import load_mapping
+    from vigie.ingest.pipeline import Replay
+    from vigie.ingest.producer import KafkaProducer
 
     settings = get_settings()
     total = sum(path.stat().st_size for path in files)

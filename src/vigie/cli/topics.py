@@ -14,7 +14,7 @@ app = typer.Typer(help="Kafka topics of the catalogue.", no_args_is_help=True)
 @app.command()
 def create(as_json: bool = typer.Option(False, "--json", help=output.JSON_OPTION_HELP)) -> None:
     """Create the catalogue's topics (existing ones are kept, and grown if needed)."""
-    from vigie.stack.topics import ensure_topics
+    from vigie.ingest.topics import ensure_topics
 
     try:
         report = ensure_topics(get_settings())

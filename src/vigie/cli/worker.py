@@ -9,9 +9,9 @@ from __future__ import annotations
 import typer
 
 from vigie.cli import output
+from vigie.contracts.catalogue import DECLARATIONS
 from vigie.errors import StackError
 from vigie.settings import Settings, get_settings
-from vigie.topics.catalogue import DECLARATIONS
 
 
 def worker(
@@ -29,13 +29,13 @@ def worker(
     if web_port is not None:
         settings = settings.model_copy(update={"worker_web_port": web_port})
     _check_topics(settings)
-    from vigie.streams.app import run
+    from vigie.worker.app import run
 
     run(settings, loglevel=loglevel)
 
 
 def _check_topics(settings: Settings) -> None:
-    from vigie.stack.topics import admin_client, current_partitions, ensure_topics
+    from vigie.ingest.topics import admin_client, current_partitions, ensure_topics
 
     try:
         ensure_topics(settings)

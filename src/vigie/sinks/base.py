@@ -32,8 +32,8 @@ from typing import Any, Generic, TypeVar
 
 from pydantic import BaseModel
 
+from vigie.contracts.codec import decode
 from vigie.errors import BackpressureError, DecodeError
-from vigie.topics.codec import decode
 
 log = logging.getLogger(__name__)
 

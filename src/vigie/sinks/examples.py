@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta
 
-from vigie.topics.schemas import (
+from vigie.contracts.schemas import (
     EXAMPLE_DECLARATION,
     Alert,
     AtypicalityEvidence,

@@ -32,11 +32,11 @@ from typing import Any
 import orjson
 import redis
 
+from vigie.contracts.codec import decode, encode
+from vigie.contracts.schemas import Alert
 from vigie.errors import BackpressureError
 from vigie.settings import Settings
 from vigie.sinks.base import BatchingSink, PumpStats, kafka_consumer, pump
-from vigie.topics.codec import decode, encode
-from vigie.topics.schemas import Alert
 
 log = logging.getLogger(__name__)
 

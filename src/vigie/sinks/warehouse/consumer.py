@@ -22,13 +22,13 @@ from typing import Any
 
 from pydantic import BaseModel
 
+from vigie.contracts.catalogue import ALERTS, CONTROL_RESULTS, DEAD_LETTERS, DECLARATIONS, SCORES
+from vigie.contracts.catalogue import Topic as CatalogueTopic
+from vigie.contracts.codec import dead_letter, decode
 from vigie.errors import BackpressureError, DecodeError, SinkError
 from vigie.settings import Settings
 from vigie.sinks.warehouse.rows import TABLES
 from vigie.sinks.warehouse.writer import Position, TableWriter
-from vigie.topics.catalogue import ALERTS, CONTROL_RESULTS, DEAD_LETTERS, DECLARATIONS, SCORES
-from vigie.topics.catalogue import Topic as CatalogueTopic
-from vigie.topics.codec import dead_letter, decode
 
 log = logging.getLogger(__name__)
 

@@ -5,7 +5,7 @@ The column lists here and the DDL in ``sinks/migrations`` describe the same tabl
 
 Examples
 --------
->>> from vigie.topics.schemas import EXAMPLE_DECLARATION, Declaration
+>>> from vigie.contracts.schemas import EXAMPLE_DECLARATION, Declaration
 >>> row = declaration_row(Declaration.model_validate(EXAMPLE_DECLARATION))
 >>> dict(zip(TABLES["declarations"].columns, row))["customs_value_eur"]
 25000.0
@@ -23,8 +23,8 @@ from typing import Any
 import orjson
 from pydantic import BaseModel
 
-from vigie.topics.codec import original_bytes
-from vigie.topics.schemas import Alert, ControlResult, DeadLetter, Declaration, Score
+from vigie.contracts.codec import original_bytes
+from vigie.contracts.schemas import Alert, ControlResult, DeadLetter, Declaration, Score
 
 Row = list[Any]
 
@@ -136,7 +136,7 @@ def letter_id(letter: DeadLetter) -> str:
     The worker's dead-letter topic and the writer's own decoding of ``declarations`` can
     both reject the same message; they yield one row.
 
-    >>> from vigie.topics.codec import dead_letter
+    >>> from vigie.contracts.codec import dead_letter
     >>> from vigie.errors import DecodeError
     >>> err = DecodeError("invalid_json", [])
     >>> a = dead_letter("declarations", b"k", b"{oops", err)

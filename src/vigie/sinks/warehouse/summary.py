@@ -11,7 +11,7 @@ Examples
 >>> from datetime import timedelta
 >>> import clickhouse_connect
 >>> from vigie.sinks.warehouse import TABLES, TableWriter, migrate
->>> from vigie.topics.schemas import ControlResult, Declaration, EXAMPLE_DECLARATION
+>>> from vigie.contracts.schemas import ControlResult, Declaration, EXAMPLE_DECLARATION
 >>> decl = Declaration.model_validate(EXAMPLE_DECLARATION)
 >>> checks = [
 ...     ControlResult(declaration_id=decl.declaration_id, controlled_at=decl.lodged_at,

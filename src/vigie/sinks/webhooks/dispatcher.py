@@ -30,14 +30,14 @@ from typing import Any, Protocol
 import aiohttp
 import orjson
 
+from vigie.contracts.codec import encode
+from vigie.contracts.schemas import Alert
 from vigie.errors import BackpressureError
 from vigie.settings import Settings
 from vigie.sinks.base import BatchingSink, PumpStats, kafka_consumer, pump
 from vigie.sinks.webhooks.outbox import Delivery, NewDelivery, Outbox, Outcome
 from vigie.sinks.webhooks.signing import signed_headers, webhook_id
 from vigie.sinks.webhooks.subscribers import Subscriber
-from vigie.topics.codec import encode
-from vigie.topics.schemas import Alert
 
 log = logging.getLogger(__name__)
 

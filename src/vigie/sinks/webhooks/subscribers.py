@@ -35,9 +35,9 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
+from vigie.contracts.schemas import Alert
 from vigie.errors import ConfigurationError
 from vigie.sinks.webhooks.signing import new_secret, secret_bytes
-from vigie.topics.schemas import Alert
 
 DetectorName = Literal["valuation", "atypicality", "supervised"]
 

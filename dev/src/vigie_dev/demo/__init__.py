@@ -1,0 +1,288 @@
+"""``vigie demo``: the engine end to end on one machine, from a fresh clone.
+
+A demo run lives in its own namespace, so runs never mix and a second ``make demo`` starts
+from scratch: topics ``<prefix>demo-<run>.*``, Redis keys ``<redis prefix>.demo-<run>:*``,
+and a run directory ``<state dir>/demo/<run>/`` holding the generated files, the children's
+logs, the worker's state, the webhook outbox and the embedded warehouse. A run's
+directory and topics stay for inspection until the next run starts and deletes them; its
+Redis keys are left to expire (the stream itself is capped by ``alerts_stream_maxlen``).
+
+The steps (:class:`Demo`): start Kafka and Redis (idempotent), create the run's topics,
+start the worker, the warehouse writer, the alert publisher and the webhook dispatcher as
+child processes (:class:`Children`), generate the stream, replay declarations at a steady
+rate with each day's control results right after that day's declarations
+(:func:`interleave`), watch scores on Kafka (:class:`Watch`) and alerts in Redis as the
+targeting service reads them, and signed webhooks as a local subscriber verifies them
+(:class:`Receiver`); once every declaration is scored and every alert is in Redis and
+delivered, stop the children, drain the writer (``--until-idle``) and read the summary
+back from ClickHouse (:func:`compose`).
+
+Examples
+--------
+>>> s = run_settings(Settings(state_dir=Path("/tmp/v")), "r1", web_port=7000)
+>>> s.topic("declarations"), s.redis_prefix, str(s.state_dir)
+('demo-r1.declarations', 'vigie.demo-r1', '/tmp/v/demo/r1')
+>>> env = child_env(s, {"PATH": "/bin", "VIGIE_TOPIC_PREFIX": "stale."})
+>>> env["VIGIE_TOPIC_PREFIX"], env["VIGIE_KAFKA_BOOTSTRAP"], env["PATH"]
+('demo-r1.', '127.0.0.1:19092', '/bin')
+>>> percentiles([5.0, 1.0, 3.0, 2.0, 4.0])
+{'p50': 3.0, 'p99': 5.0, 'n': 5}
+"""
+
+from __future__ import annotations
+
+import logging
+import shutil
+import time
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from vigie.contracts.schemas import Alert
+from vigie.settings import Settings
+from vigie_dev.demo.figures import compose
+from vigie_dev.demo.processes import Children, DemoError, child_env, free_port, vigie_command
+from vigie_dev.demo.receiver import Receiver
+from vigie_dev.demo.stream import ReplayThread, interleave
+from vigie_dev.demo.watch import TopicWatcher, Watch, percentiles
+
+log = logging.getLogger(__name__)
+
+
+def run_settings(base: Settings, run_id: str, *, web_port: int) -> Settings:
+    """The settings of one demo run: its own topics, Redis keys and directory."""
+    return base.model_copy(
+        update={
+            "state_dir": base.state_dir / "demo" / run_id,
+            "kafka_bootstrap": base.bootstrap_servers,
+            "redis_url": base.redis_dsn,
+            # an embedded warehouse belongs to one run (chDB: one process per directory)
+            "clickhouse_url": None if _embedded(base) else base.clickhouse_url,
+            "topic_prefix": f"{base.topic_prefix}demo-{run_id}.",
+            "redis_prefix": f"{base.redis_prefix}.demo-{run_id}",
+            "worker_web_port": web_port,
+        }
+    )
+
+
+def _embedded(settings: Settings) -> bool:
+    return settings.clickhouse_dsn.startswith("chdb:")
+
+
+def new_run_id() -> str:
+    """A run id from the UTC wall clock, sortable: ``20261129t221501``."""
+    return datetime.now(UTC).strftime("%Y%m%dt%H%M%S")
+
+
+# ---------------------------------------------------------------------- the demo
+@dataclass(frozen=True)
+class DemoOptions:
+    """What ``vigie demo`` runs: stream size, seed, replay rate, patience."""
+
+    n: int = 20_000
+    seed: int = 7
+    rate: float = 2000.0
+    timeout_s: float = 900.0
+    """Longest wait, from the replay's start, for everything to be processed."""
+    run_id: str = field(default_factory=new_run_id)
+
+
+@dataclass
+class Status:
+    """What the display shows, refreshed on every turn of the demo's loop."""
+
+    phase: str = "starting"
+    started: float = field(default_factory=time.monotonic)
+    replay: dict[str, Any] | None = None
+    recent: deque[Alert] = field(default_factory=lambda: deque(maxlen=12))
+
+    @property
+    def elapsed_s(self) -> float:
+        return time.monotonic() - self.started
+
+
+View = Callable[["Demo"], None]
+
+
+class Demo:
+    """One demo run; :meth:`run` returns the summary (``vigie demo --json``)."""
+
+    def __init__(self, base: Settings, options: DemoOptions, view: View | None = None) -> None:
+        self.base = base
+        self.options = options
+        self.settings = run_settings(base, options.run_id, web_port=free_port())
+        self.view = view or (lambda demo: None)
+        self.status = Status()
+        self.watch = Watch()
+        self.receiver = Receiver()
+        self.groups = {
+            name: f"{self.settings.topic_prefix}{name}"
+            for name in ("warehouse", "alerts", "webhooks")
+        }
+
+    @property
+    def run_dir(self) -> Path:
+        return self.settings.state_dir
+
+    def say(self, phase: str) -> None:
+        self.status.phase = phase
+        log.info("demo %s: %s", self.options.run_id, phase)
+        self.view(self)
+
+    def run(self) -> dict[str, Any]:
+        self.prepare()
+        files = self.generate()
+        children = Children(self.settings)
+        with self.receiver:
+            try:
+                self.start_services(children)
+                pairs = interleave(*files[:2], self.run_dir / "stream")
+                self.follow(children, ReplayThread(self.settings, pairs, self.options.rate))
+            finally:
+                self.say("stopping the worker and the sinks")
+                children.stop_all()
+        return self.summarize(children, files)
+
+    def prepare(self) -> None:
+        """Stack up, previous runs removed, this run's topics created."""
+        from vigie.ingest.topics import admin_client, ensure_topics
+        from vigie_dev.stack import up
+
+        self.say("starting Kafka and Redis")
+        up(self.base)
+        self.say("removing previous demo runs, creating topics")
+        self.remove_previous_runs(admin_client(self.base))
+        self.run_dir.mkdir(parents=True, exist_ok=True)
+        ensure_topics(self.settings)
+
+    def remove_previous_runs(self, admin: Any) -> None:
+        """Earlier runs of this state directory: their topics, then their directories.
+
+        Only the topics of runs found in the directory are deleted, by their exact run
+        prefix: other topics on a shared cluster are never touched.
+        """
+        from vigie.ingest.topics import delete_topics
+
+        runs = self.run_dir.parent
+        for path in sorted(runs.iterdir()) if runs.is_dir() else []:
+            if path.is_dir() and path.name != self.options.run_id:
+                prefix = f"{self.base.topic_prefix}demo-{path.name}."
+                deleted = delete_topics(admin, prefix=prefix)
+                log.info("run %s: %d topics deleted", path.name, len(deleted))
+                shutil.rmtree(path, ignore_errors=True)
+
+    def generate(self) -> tuple[Path, Path, Path]:
+        """Declarations, control results and truth files of the run."""
+        from vigie_dev.generator import GeneratorConfig, write_files
+
+        self.say(f"generating {self.options.n:,} declarations (seed {self.options.seed})")
+        data = self.run_dir / "data"
+        files = (data / "declarations.jsonl", data / "controls.jsonl", data / "truth.jsonl")
+        write_files(GeneratorConfig(n=self.options.n, seed=self.options.seed), *files)
+        return files
+
+    def start_services(self, children: Children) -> None:
+        self.say("starting the worker, the warehouse writer and the alert publisher")
+        children.start("worker", "worker", "--loglevel", "info")
+        children.start("warehouse", "warehouse", "write", "--group", self.groups["warehouse"])
+        children.start("alerts", "alerts", "publish", "--group", self.groups["alerts"])
+        hooks = self.receiver.write_subscribers(self.run_dir / "webhooks.toml")
+        children.start("webhooks", "webhooks", "dispatch", "--file", str(hooks),
+                       "--group", self.groups["webhooks"], "--base-delay", "0.5",
+                       "--max-delay", "10")  # fmt: skip
+
+    def follow(self, children: Children, replay: ReplayThread) -> None:
+        """Replay, watch scores and alerts until everything is processed."""
+        from vigie.sinks.redis_alerts import AlertFeed, AlertKeys, redis_client
+
+        feed = AlertFeed(
+            redis_client(self.settings),
+            AlertKeys(self.settings.redis_prefix),
+            "targeting-demo",
+            "demo",
+        )
+        feed.ensure_group()
+        watcher = TopicWatcher(self.settings, self.watch)
+        replay.start()
+        self.say(f"replaying at {self.options.rate:,.0f} declarations/s")
+        deadline = time.monotonic() + self.options.timeout_s
+        try:
+            while not self._done(replay):
+                children.check()
+                if replay.error is not None:
+                    raise DemoError(f"replay failed: {replay.error!r}") from replay.error
+                if time.monotonic() > deadline:
+                    raise DemoError(f"not processed after {self.options.timeout_s:.0f} s: "
+                                    + self.progress_line())  # fmt: skip
+                watcher.poll()
+                self._read_feed(feed)
+                self.view(self)
+        finally:
+            replay.stopping.set()
+            watcher.close()
+            feed.client.close()
+
+    def _read_feed(self, feed: Any) -> None:
+        entries = feed.next_batch(500, block_ms=100)
+        for entry in entries:
+            did = entry.alert.score.declaration_id
+            if self.watch.on_redis(did, entry.entry_id):
+                self.status.recent.appendleft(entry.alert)
+        feed.ack(entries)
+
+    def _done(self, replay: ReplayThread) -> bool:
+        report = replay.report
+        if report is None:
+            return False
+        if self.status.replay is None:
+            self.status.replay = report
+            self.say("waiting for the worker and the alert feed to catch up")
+        w = self.watch
+        delivered = self.receiver.tally.alerts
+        return (
+            len(w.scored) >= report["declarations"]
+            and w.selected <= w.in_redis
+            and len(delivered) >= len(w.selected)
+            and {Alert.id_for(d) for d in w.selected} <= delivered
+        )
+
+    def progress_line(self) -> str:
+        w = self.watch
+        return (
+            f"produced {len(w.produced_ms):,}, scored {len(w.scored):,}, "
+            f"alerts {len(w.selected):,}, in Redis {len(w.in_redis):,}, "
+            f"webhooks {len(self.receiver.tally.alerts):,}"
+        )
+
+    def summarize(self, children: Children, files: tuple[Path, Path, Path]) -> dict[str, Any]:
+        """Drain the writer, then read the figures back from the warehouse."""
+        self.say("writing the last records to ClickHouse")
+        written = children.run("warehouse", "write", "--until-idle",
+                               "--group", self.groups["warehouse"])  # fmt: skip
+        self.say("reading the summary back from ClickHouse")
+        warehouse = children.run("warehouse", "summary")
+        return compose(self, warehouse, written, files)
+
+
+__all__ = [
+    "Children",
+    "Demo",
+    "DemoError",
+    "DemoOptions",
+    "Receiver",
+    "ReplayThread",
+    "Status",
+    "TopicWatcher",
+    "Watch",
+    "child_env",
+    "compose",
+    "free_port",
+    "interleave",
+    "new_run_id",
+    "percentiles",
+    "run_settings",
+    "vigie_command",
+]
