@@ -1,28 +1,70 @@
 """The one settings object. Nothing else in Vigie reads the environment.
 
 Every field can be set with an environment variable prefixed ``VIGIE_``
-(``VIGIE_KAFKA_BOOTSTRAP``, ``VIGIE_REDIS_URL``, ...).
+(``VIGIE_KAFKA_BOOTSTRAP``, ``VIGIE_REDIS_URL``, ...); the engine's settings with
+``VIGIE_ENGINE__`` (``VIGIE_ENGINE__BUDGET=0.1``).
 
 >>> s = Settings(state_dir=Path("/tmp/vigie-doc"))
 >>> s.clickhouse_dsn
 'chdb:///tmp/vigie-doc/clickhouse'
 >>> Settings(clickhouse_url="http://ch:8123").clickhouse_dsn
 'http://ch:8123'
+>>> Settings(engine={"budget": 0.1}).engine.options()["budget"]
+0.1
 """
 
 from __future__ import annotations
 
 from functools import lru_cache
 from pathlib import Path
+from typing import Any
 
-from pydantic import Field
+from pydantic import BaseModel, ConfigDict, Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class EngineSettings(BaseModel):
+    """How the risk engine selects and learns, the same for the worker, ``vigie evaluate``
+    and the benchmarks. The names are :class:`~vigie.model.engine.RiskEngine`'s
+    parameters."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    budget: float = Field(
+        default=0.05, ge=0, le=1, description="Share of declarations selected for control."
+    )
+    audit_share: float = Field(
+        default=0.01,
+        ge=0,
+        le=1,
+        description="Probability of a random audit for a declaration the budget leaves.",
+    )
+    warm_up: int = Field(
+        default=200, ge=0, description="Controls learnt before the learnt risk is used."
+    )
+    max_pending: int = Field(
+        default=400_000,
+        ge=1,
+        description="Scored declarations kept per partition awaiting their control result.",
+    )
+    max_pending_days: float = Field(
+        default=60.0, gt=0, description="Event-time days a declaration awaits its control."
+    )
+    snapshot_interval_s: float = Field(
+        default=5.0, gt=0, description="Seconds between two checkpoints of a partition's model."
+    )
+
+    def options(self) -> dict[str, Any]:
+        """The keyword arguments of :class:`~vigie.model.engine.RiskEngine`."""
+        return self.model_dump(exclude={"snapshot_interval_s"})
 
 
 class Settings(BaseSettings):
     """Vigie's configuration, frozen once read."""
 
-    model_config = SettingsConfigDict(env_prefix="VIGIE_", frozen=True, extra="ignore")
+    model_config = SettingsConfigDict(
+        env_prefix="VIGIE_", env_nested_delimiter="__", frozen=True, extra="ignore"
+    )
 
     state_dir: Path = Field(
         default=Path(".vigie"),
@@ -67,6 +109,9 @@ class Settings(BaseSettings):
     )
     webhooks_file: Path | None = Field(
         default=None, description="TOML or JSON file declaring the webhook subscribers."
+    )
+    engine: EngineSettings = Field(
+        default_factory=EngineSettings, description="The risk engine's budget and learning."
     )
 
     def topic(self, name: str) -> str:
