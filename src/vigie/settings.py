@@ -19,7 +19,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -90,6 +90,14 @@ class Settings(BaseSettings):
         default=64 * 1024, ge=1024, description="Larger declarations are dead-lettered."
     )
     worker_web_port: int = Field(default=6066, description="Worker HTTP port (health, metrics).")
+    worker_web_host: str = Field(
+        default="127.0.0.1", description="Interface the worker's HTTP server listens on."
+    )
+    worker_token: SecretStr | None = Field(
+        default=None,
+        description="Bearer token of the worker's /ready and /metrics (unset: a random one, "
+        "written to <state_dir>/worker.token).",
+    )
     controls_token: str | None = Field(
         default=None,
         description="Bearer token of the worker's POST /controls endpoint (unset: disabled).",

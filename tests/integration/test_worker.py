@@ -168,50 +168,38 @@ def test_sigkill_mid_stream_then_restart_loses_and_relearns_nothing(
 def test_snapshot_store_keeps_the_last_whole_snapshot_across_a_torn_write(
     isolated_settings: Settings,
 ) -> None:
-    import asyncio
     import os
 
     from confluent_kafka import Producer
 
-    from vigie.worker.state import CHUNK_BYTES, PartitionState, SnapshotStore, chunk_key
+    from vigie.worker.snapshots import CHUNK_BYTES, SnapshotStore, chunk_key
+    from vigie.worker.state import PartitionState
 
     settings = isolated_settings
     producer = Producer({"bootstrap.servers": settings.bootstrap_servers, "acks": "all"})
-
-    async def send(partition: int, key: bytes, value: bytes) -> int:
-        offsets: list[int] = []
-        producer.produce(
-            settings.topic("model-state"),
-            value,
-            key,
-            partition=partition,
-            on_delivery=lambda err, msg: offsets.append(-1 if err else msg.offset()),
-        )
-        producer.flush(30)
-        assert offsets and offsets[0] >= 0
-        return offsets[0]
-
-    store = SnapshotStore(settings, send)
+    store = SnapshotStore(settings, producer)
 
     def state(offset: int, payload: bytes) -> PartitionState:
         s = PartitionState(2, {"payload": payload})
         s.declarations_offset = offset
         return s
 
-    async def scenario() -> None:
-        assert store.load(2) is None
-        big = os.urandom(CHUNK_BYTES * 2 + 1000)  # incompressible: three chunks
-        first = state(10, big)
-        saved = await store.save(first, first.dumps())
-        assert saved.chunks == 3
-        second = state(20, b"second")
-        second.snapshot_id = first.snapshot_id
-        await store.save(second, second.dumps())
-        # a worker dies while writing the third snapshot: chunks, no manifest
-        torn = (second.snapshot_id + 1) % 2
-        await send(2 % await store.state_partitions(), chunk_key(2, torn, 0), b"garbage")
-
-    asyncio.run(scenario())
+    assert store.load(2) is None
+    big = os.urandom(CHUNK_BYTES * 2 + 1000)  # incompressible: three chunks
+    first = state(10, big)
+    assert store.save(first, first.dumps()).chunks == 3
+    second = state(20, b"second")
+    second.snapshot_id = first.snapshot_id
+    store.save(second, second.dumps())
+    # a worker dies while writing the third snapshot: chunks, no manifest
+    torn = (second.snapshot_id + 1) % 2
+    producer.produce(
+        settings.topic("model-state"),
+        b"garbage",
+        chunk_key(2, torn, 0),
+        partition=2 % store.state_partitions(),
+    )
+    assert producer.flush(30) == 0
     restored = store.load(2)
     assert restored is not None
     assert (restored.declarations_offset, restored.engine) == (20, {"payload": b"second"})

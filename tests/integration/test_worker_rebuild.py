@@ -7,13 +7,12 @@ each Score's count of learnt declarations equals its declaration's offset.
 
 from __future__ import annotations
 
-import asyncio
-
 import pytest
 
 from vigie.contracts.codec import encode
 from vigie.settings import Settings
-from vigie.worker.state import PartitionState, SnapshotStore, compress
+from vigie.worker.snapshots import SnapshotStore
+from vigie.worker.state import PartitionState, compress
 from vigie_dev.generator import generate
 from vigie_dev.testing import (
     TopicReader,
@@ -30,23 +29,9 @@ def write_unreadable_snapshots(settings: Settings) -> None:
     from confluent_kafka import Producer
 
     producer = Producer({"bootstrap.servers": settings.bootstrap_servers, "acks": "all"})
-
-    async def send(partition: int, key: bytes, value: bytes) -> int:
-        offsets: list[int] = []
-        producer.produce(
-            settings.topic("model-state"), value, key, partition=partition,
-            on_delivery=lambda err, msg: offsets.append(-1 if err else msg.offset() or 0),
-        )  # fmt: skip
-        producer.flush(30)
-        assert offsets and offsets[0] >= 0
-        return offsets[0]
-
-    async def save_all() -> None:
-        store = SnapshotStore(settings, send)
-        for p in range(settings.topic_partitions):
-            await store.save(PartitionState(p, None), compress(b"not a pickle"))
-
-    asyncio.run(save_all())
+    store = SnapshotStore(settings, producer)
+    for p in range(settings.topic_partitions):
+        store.save(PartitionState(p, None), compress(b"not a pickle"))
 
 
 def test_an_unreadable_snapshot_rebuilds_the_model_from_the_first_declaration(

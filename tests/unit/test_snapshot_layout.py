@@ -7,7 +7,8 @@ would load, then fail on every record (seen when a combiner gained a calibration
 from __future__ import annotations
 
 from vigie.model.engine import RiskEngine
-from vigie.worker.state import Layout, PartitionState, layout, layout_differences
+from vigie.worker.layout import Layout, layout, layout_differences
+from vigie.worker.state import PartitionState
 from vigie_dev.generator import generate
 
 

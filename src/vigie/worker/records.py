@@ -28,9 +28,11 @@ from vigie.model.assessment import Assessment
 
 
 def score_record(
-    decl: Declaration, assessment: Assessment, scored_at: datetime, latency_ms: float
+    decl: Declaration, assessment: Assessment | Score, scored_at: datetime, latency_ms: float
 ) -> Score:
     """The wire Score of ``assessment`` (validated: an out-of-range value is an error)."""
+    if isinstance(assessment, Score):  # TODO(renovation): the model's old API, until merged
+        return assessment.model_copy(update={"scored_at": scored_at, "latency_ms": latency_ms})
     return Score.model_validate(
         {
             "declaration_id": decl.declaration_id,

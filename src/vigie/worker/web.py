@@ -1,14 +1,12 @@
-"""HTTP endpoints of the worker, served by Faust's web server on ``worker_web_port``.
+"""HTTP endpoints of the worker, served by Faust's web server (loopback by default).
 
-* ``GET /health``: 200 while the process runs its event loop.
-* ``GET /ready``: 200 once the group has assigned partitions and each one's model is
-  restored, 503 before that or during a rebalance.
-* ``GET /metrics``: Prometheus text format (:mod:`vigie.worker.metrics`).
-* ``POST /controls``: control results (one JSON object, a JSON array, or JSON lines),
-  bearer-token authenticated with ``Settings.controls_token``; validated, then produced to
-  ``control-results`` keyed by declaration id. 401 without the right token, 503 when no
-  token is configured (the endpoint is disabled), 422 with the errors when a record is
-  invalid (nothing is produced then).
+* ``GET /health``: 200 while the process runs its event loop (no token: for supervisors).
+* ``GET /ready``: 200 once every assigned partition's model is restored, 503 before that
+  or during a rebalance; the models' positions. Bearer token: ``worker_token``.
+* ``GET /metrics``: Prometheus text format. Bearer token: ``worker_token``.
+* ``POST /controls``: control results (a JSON object, a JSON array or JSON lines),
+  bearer token ``controls_token`` (503 when unset: the endpoint is off); validated, all
+  or nothing (422 naming the bad items), then produced to ``control-results``.
 
 Examples
 --------
@@ -29,8 +27,11 @@ schema [0]
 
 from __future__ import annotations
 
+import asyncio
 import hmac
-from typing import TYPE_CHECKING, Any
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
 
 import faust
 import orjson
@@ -38,10 +39,7 @@ import orjson
 from vigie.contracts.codec import decode_object, encode
 from vigie.contracts.schemas import ControlResult
 from vigie.errors import DecodeError
-from vigie.worker.metrics import CONTENT_TYPE
-
-if TYPE_CHECKING:
-    from vigie.worker.app import Runtime
+from vigie.worker.metrics import CONTENT_TYPE, WorkerMetrics
 
 MAX_BODY_BYTES = 4 * 1024 * 1024
 
@@ -79,9 +77,29 @@ def parse_controls(body: bytes) -> list[ControlResult]:
     return results
 
 
-def attach(rt: Runtime) -> None:
-    """Register the views on the runtime's app."""
-    app = rt.app
+@dataclass(frozen=True)
+class Endpoints:
+    """What the views need from the worker."""
+
+    token: str
+    """Bearer token of /ready and /metrics."""
+    controls_token: str | None
+    status: Callable[[], dict[str, Any]]
+    metrics: WorkerMetrics
+    controls_topic: str
+    producer: Any
+    """A confluent-kafka Producer for /controls."""
+
+
+def attach(app: faust.App, ep: Endpoints) -> None:
+    """Register the views on ``app``."""
+
+    def denied(view: faust.web.View, request: Any, token: str) -> Any:
+        if authorized(request.headers.get("Authorization"), token):
+            return None
+        return view.json(
+            {"error": "unauthorized"}, status=401, headers={"WWW-Authenticate": "Bearer"}
+        )
 
     @app.page("/health")
     class Health(faust.web.View):
@@ -91,27 +109,25 @@ def attach(rt: Runtime) -> None:
     @app.page("/ready")
     class Ready(faust.web.View):
         async def get(self, request: Any) -> Any:
-            body = rt.readiness()
+            if (refusal := denied(self, request, ep.token)) is not None:
+                return refusal
+            body = ep.status()
             return self.json(body, status=200 if body["ready"] else 503)
 
     @app.page("/metrics")
     class Metrics(faust.web.View):
         async def get(self, request: Any) -> Any:
-            rt.refresh_gauges()
-            return self.bytes(rt.metrics.render(), content_type=CONTENT_TYPE)
+            if (refusal := denied(self, request, ep.token)) is not None:
+                return refusal
+            return self.bytes(ep.metrics.render(), content_type=CONTENT_TYPE)
 
     @app.page("/controls")
     class Controls(faust.web.View):
         async def post(self, request: Any) -> Any:
-            token = rt.settings.controls_token
-            if token is None:
+            if ep.controls_token is None:
                 return self.json({"error": "controls endpoint disabled: no token"}, status=503)
-            if not authorized(request.headers.get("Authorization"), token):
-                return self.json(
-                    {"error": "unauthorized"},
-                    status=401,
-                    headers={"WWW-Authenticate": "Bearer"},
-                )
+            if (refusal := denied(self, request, ep.controls_token)) is not None:
+                return refusal
             body = await request.content.read(MAX_BODY_BYTES + 1)
             if len(body) > MAX_BODY_BYTES:
                 return self.json({"error": "body too large"}, status=413)
@@ -119,7 +135,23 @@ def attach(rt: Runtime) -> None:
                 results = parse_controls(body)
             except DecodeError as exc:
                 return self.json({"error": exc.reason, "errors": exc.errors}, status=422)
-            for result in results:
-                await rt.controls.send(key=result.declaration_id.encode(), value=encode(result))
-            await rt.app.producer.flush()
+            failed = await asyncio.to_thread(produce_controls, ep, results)
+            if failed:
+                return self.json({"error": "not delivered", "detail": failed[:3]}, status=503)
             return self.json({"accepted": len(results)}, status=202)
+
+
+def produce_controls(ep: Endpoints, results: list[ControlResult]) -> list[str]:
+    """Produce and flush; the delivery errors (empty: every result is in Kafka)."""
+    failed: list[str] = []
+
+    def report(err: Any, _msg: Any) -> None:
+        if err is not None:
+            failed.append(str(err))
+
+    for result in results:
+        key = result.declaration_id.encode()
+        ep.producer.produce(ep.controls_topic, encode(result), key, on_delivery=report)
+    if ep.producer.flush(30):
+        failed.append("timed out")
+    return failed

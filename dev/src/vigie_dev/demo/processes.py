@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import orjson
+from pydantic import BaseModel, SecretStr
 
 from vigie.errors import VigieError
 from vigie.settings import Settings
@@ -32,7 +33,12 @@ class DemoError(VigieError):
 def child_env(settings: Settings, environ: Mapping[str, str]) -> dict[str, str]:
     """The environment of a child process: ``environ`` with every setting as ``VIGIE_*``."""
     env = {k: v for k, v in environ.items() if not k.startswith("VIGIE_")}
-    for name, value in settings.model_dump().items():
+    for name in type(settings).model_fields:
+        value = getattr(settings, name)
+        if isinstance(value, SecretStr):
+            value = value.get_secret_value()
+        elif isinstance(value, BaseModel):
+            value = value.model_dump_json()
         if value is not None:
             env[f"VIGIE_{name.upper()}"] = str(value)
     return env

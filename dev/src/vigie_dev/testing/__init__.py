@@ -59,6 +59,8 @@ class WorkerProcess:
         self.name = name
         self.loglevel = loglevel
         self.port = free_port()
+        self.token = uuid.uuid4().hex
+        """Bearer token of the worker's /ready and /metrics."""
         self.state_dir = settings.state_dir / name
         self.state_dir.mkdir(parents=True, exist_ok=True)
         self.log_path = self.state_dir / "worker.log"
@@ -69,6 +71,7 @@ class WorkerProcess:
             "VIGIE_TOPIC_PARTITIONS": str(settings.topic_partitions),
             "VIGIE_STATE_DIR": str(self.state_dir),
             "VIGIE_WORKER_WEB_PORT": str(self.port),
+            "VIGIE_WORKER_TOKEN": self.token,
             **env,
         }
         self.proc: subprocess.Popen[bytes] | None = None
@@ -97,8 +100,10 @@ class WorkerProcess:
 
     def get(self, path: str) -> tuple[int, bytes]:
         """GET a worker endpoint: (status, body); (0, b"") while nothing listens."""
+        headers = {"Authorization": f"Bearer {self.token}"}
+        request = urllib.request.Request(self.url + path, headers=headers)
         try:
-            with urllib.request.urlopen(self.url + path, timeout=5) as resp:
+            with urllib.request.urlopen(request, timeout=5) as resp:
                 return int(resp.status), resp.read()
         except urllib.error.HTTPError as exc:
             return int(exc.code), exc.read()

@@ -1,8 +1,8 @@
 """The worker's logic without a broker: test-then-train, dead letters, alerts, parked
 controls, snapshots that restore a model exactly, and the controls endpoint's parsing.
 
-The agents themselves are three-line loops around these functions (see
-``vigie.worker.agents``); they run on the real Kafka in tests/integration/test_worker.py.
+The scoring loop (``vigie.worker.loop``) calls these functions for each record; it runs on
+the real Kafka in tests/integration/test_worker.py.
 """
 
 from __future__ import annotations
@@ -17,14 +17,15 @@ from vigie.contracts.codec import encode
 from vigie.contracts.schemas import Alert, ControlResult
 from vigie.errors import DecodeError
 from vigie.model.engine import RiskEngine
-from vigie.worker.agents import (
+from vigie.worker.processing import (
     MAX_PARKED,
     apply_control,
     learn_received,
     receive_control,
     score_and_learn,
 )
-from vigie.worker.state import PartitionState, chunk_key, manifest_key, split
+from vigie.worker.snapshots import chunk_key, manifest_key, split
+from vigie.worker.state import TRANSIENT, PartitionState
 from vigie.worker.web import authorized, parse_controls
 from vigie_dev.generator import generate
 
@@ -138,10 +139,13 @@ def test_a_restored_snapshot_scores_exactly_like_the_model_it_was_taken_from() -
     assert [o.score.model_versions for o in a] == [o.score.model_versions for o in b]
 
 
-def test_the_lock_is_not_pickled_and_comes_back() -> None:
+def test_what_the_log_rebuilds_is_not_pickled_and_comes_back_empty() -> None:
     state = PartitionState(0, RiskEngine())
-    assert "lock" not in state.__getstate__()
-    assert not pickle.loads(pickle.dumps(state)).lock.locked()
+    state.received.append("a control result")
+    state.controls_read, state.replaying_until = 12, 40
+    assert not TRANSIENT & state.__getstate__().keys()
+    again = pickle.loads(pickle.dumps(state))
+    assert (again.received, again.controls_read, again.replaying_until) == ([], -1, -1)
 
 
 def test_snapshot_chunks_and_keys() -> None:
@@ -175,30 +179,6 @@ def test_bearer_token_check() -> None:
     assert not authorized("Bearer tok2", "tok")
     assert not authorized("Basic tok", "tok")
     assert not authorized(None, "tok")
-
-
-def test_registry_tracks_what_is_being_restored() -> None:
-    import asyncio
-
-    from vigie.worker.app import Registry
-
-    async def scenario() -> None:
-        registry = Registry()
-        registry.expect({0, 1})
-        assert registry.pending == [0, 1]
-        waiting = asyncio.ensure_future(registry.get(1, timeout=5))
-        registry.put(PartitionState(0, RiskEngine()))
-        registry.put(PartitionState(1, RiskEngine()))
-        assert (await waiting).partition == 1  # type: ignore[union-attr]
-        assert registry.pending == []
-        registry.expect({2})  # a new assignment replaces what was awaited
-        assert registry.pending == [2]
-        assert await registry.get(5) is None  # not assigned here: no wait
-        assert await registry.get(2, timeout=0.05) is None  # never restored
-        registry.drop(0)
-        assert sorted(registry.states) == [1]
-
-    asyncio.run(scenario())
 
 
 def test_a_replay_from_a_snapshot_scores_as_the_first_pass_whatever_the_interleaving() -> None:

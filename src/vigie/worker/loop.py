@@ -1,0 +1,416 @@
+"""The worker's Kafka side: one thread reads, scores, learns, sends and checkpoints.
+
+One confluent-kafka consumer reads ``declarations``, ``control-results`` and the control
+fan-out topic in a group with the *range* assignor, so partition *p* of each topic lands
+on the same worker: the engine of ``declarations`` partition *p* and its fan-out partition
+*p* always live together. The thread owns every engine; nothing else touches them.
+
+* A declaration is scored, then learnt; its Score (and Alert) are sent.
+* A control result is validated and copied to every fan-out partition.
+* A fan-out record is kept with its partition's state until the next checkpoint.
+
+On assignment each partition's state is restored from its snapshot and the consumer starts
+right after the snapshot's offsets; a partition without a snapshot starts a new model,
+snapshotted before it scores anything. See docs/recovery.md.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable, Iterable
+from typing import Any
+
+from vigie.contracts.catalogue import (
+    ALERTS,
+    CONTROL_FANOUT,
+    CONTROL_RESULTS,
+    DEAD_LETTERS,
+    DECLARATIONS,
+    SCORES,
+)
+from vigie.contracts.codec import dead_letter, decode, encode
+from vigie.contracts.schemas import ControlResult
+from vigie.errors import ConfigurationError, DecodeError
+from vigie.settings import Settings
+from vigie.worker.checkpoint import Checkpoint
+from vigie.worker.layout import layout, layout_differences
+from vigie.worker.metrics import WorkerMetrics
+from vigie.worker.outputs import Outputs
+from vigie.worker.processing import Scored, receive_control, score_and_learn
+from vigie.worker.snapshots import SnapshotStore
+from vigie.worker.state import PartitionState
+
+log = logging.getLogger(__name__)
+
+EngineFactory = Callable[[int], Any]
+BATCH = 500
+"""Records taken from the consumer at once."""
+SNAPSHOT_COST_FACTOR = 20.0
+"""At most about 1/20 of the time goes to snapshots, however large the models grow."""
+
+
+def engine_factory(settings: Settings) -> EngineFactory:
+    """A fresh RiskEngine per partition, with the configured engine settings."""
+    from vigie.model.engine import RiskEngine
+
+    options = settings.engine.options()
+    return lambda partition: RiskEngine(seed=partition, **options)
+
+
+def consumer_config(settings: Settings) -> dict[str, Any]:
+    """The group consumer: range assignment (co-partitioning), offsets committed by hand.
+
+    >>> consumer_config(Settings(topic_prefix="t."))["partition.assignment.strategy"]
+    'range'
+    """
+    return {
+        "bootstrap.servers": settings.bootstrap_servers,
+        "group.id": f"{settings.topic_prefix}vigie-worker",
+        "client.id": "vigie-worker",
+        "partition.assignment.strategy": "range",
+        "enable.auto.commit": False,
+        "enable.auto.offset.store": False,
+        "auto.offset.reset": "earliest",
+        "session.timeout.ms": 15_000,  # a killed worker's partitions move after this long
+        "max.poll.interval.ms": 600_000,  # a large restore or snapshot may take minutes
+    }
+
+
+def snapshot_producer(settings: Settings) -> Any:
+    """The producer of snapshots: every delivery reported (the manifest names offsets)."""
+    from confluent_kafka import Producer
+
+    return Producer(
+        {
+            "bootstrap.servers": settings.bootstrap_servers,
+            "client.id": "vigie-worker-state",
+            "acks": "all",
+            "enable.idempotence": True,
+            "linger.ms": 1,
+        }
+    )
+
+
+class Topics:
+    """The physical names of the topics the worker reads and writes."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.declarations = settings.topic(DECLARATIONS.name)
+        self.controls = settings.topic(CONTROL_RESULTS.name)
+        self.fanout = settings.topic(CONTROL_FANOUT.name)
+        self.scores = settings.topic(SCORES.name)
+        self.alerts = settings.topic(ALERTS.name)
+        self.dead_letters = settings.topic(DEAD_LETTERS.name)
+
+
+class ScoringLoop:
+    """Everything the worker does with Kafka, run by :meth:`run` in a thread of its own.
+
+    Parameters
+    ----------
+    settings
+        Topics, broker, engine settings.
+    metrics
+        The worker's metrics (also updated from this thread).
+    new_engine
+        Builds a fresh engine for a partition (default: :func:`engine_factory`).
+    """
+
+    def __init__(
+        self,
+        settings: Settings,
+        metrics: WorkerMetrics,
+        new_engine: EngineFactory | None = None,
+    ) -> None:
+        self.settings = settings
+        self.topics = Topics(settings)
+        self.metrics = metrics
+        self.new_engine = new_engine or engine_factory(settings)
+        self.states: dict[int, PartitionState] = {}
+        self.outputs = Outputs(settings)
+        self.store = SnapshotStore(settings, snapshot_producer(settings))
+        self.checkpoint = Checkpoint(self.outputs, self.store, self._commit, metrics)
+        self.status: dict[str, Any] = {"ready": False, "rebalancing": False, "partitions": []}
+        """What /ready shows, replaced whole by the loop (readers never see it half-built)."""
+        self.error: BaseException | None = None
+        self._controls_read: dict[int, int] = {}
+        self._next_checkpoint: dict[int, float] = {}
+        self._assigned = False
+        self._rebalancing = False
+        self._gauges_at = 0.0
+        self._stop = threading.Event()
+        self._consumer: Any = None
+        self._handlers = {
+            self.topics.declarations: self._on_declaration,
+            self.topics.controls: self._on_control,
+            self.topics.fanout: self._on_fanout,
+        }
+
+    # ------------------------------------------------------------------ running
+    def stop(self) -> None:
+        """Ask the loop to checkpoint and leave the group."""
+        self._stop.set()
+
+    def run(self) -> None:
+        """Consume until stopped; a clean stop checkpoints every partition first."""
+        from confluent_kafka import Consumer
+
+        consumer = self._consumer = Consumer(consumer_config(self.settings))
+        consumer.subscribe(
+            list(self._handlers),
+            on_assign=self._on_assign,
+            on_revoke=self._on_revoke,
+            on_lost=self._on_lost,
+        )
+        try:
+            self._publish()
+            while not self._stop.is_set():
+                for message in consumer.consume(BATCH, timeout=0.1):
+                    self._handle(message)
+                self.outputs.poll()
+                self._checkpoint_due()
+                self._publish()
+            self._checkpoint(list(self.states.values()), force=True)
+        except BaseException as exc:
+            self.error = exc
+            log.critical("the scoring loop stopped: %r", exc, exc_info=True)
+            raise
+        finally:
+            consumer.close()
+            self.status = {**self.status, "ready": False}
+
+    def _handle(self, message: Any) -> None:
+        error = message.error()
+        if error is not None:
+            log.warning("kafka: %s", error)
+            return
+        self._handlers[message.topic()](message)
+
+    # ------------------------------------------------------------------ records
+    def _on_declaration(self, message: Any) -> None:
+        partition, offset = message.partition(), message.offset()
+        state = self.states.get(partition)
+        if state is None:
+            log.warning("declarations[%d] is not held here; record skipped", partition)
+            return
+        if offset <= state.declarations_offset:
+            self.metrics.duplicates.inc()
+            return
+        out = score_and_learn(
+            state,
+            message.key(),
+            message.value(),
+            source_topic=self.topics.declarations,
+            max_bytes=self.settings.max_message_bytes,
+        )
+        self._send(message, out)
+        state.declarations_offset = offset
+
+    def _send(self, message: Any, out: Scored) -> None:
+        m = self.metrics
+        if out.dead_letter is not None:
+            self.outputs.send(self.topics.dead_letters, message.key(), encode(out.dead_letter))
+            m.dead_letters.labels(reason=out.dead_letter.reason).inc()
+            return
+        assert out.score is not None
+        key = out.score.declaration_id.encode()
+        self.outputs.send(self.topics.scores, key, encode(out.score))
+        if out.alert is not None:
+            self.outputs.send(self.topics.alerts, key, encode(out.alert))
+            m.alerts.inc()
+        m.declarations.inc()
+        m.controls_learnt.inc(out.controls_learnt)
+        m.scoring_latency.observe(out.engine_seconds)
+        kind, stamp = message.timestamp()
+        if kind and stamp > 0:
+            m.end_to_end_latency.observe(max(0.0, time.time() - stamp / 1000.0))
+
+    def _on_control(self, message: Any) -> None:
+        """Validate a control result and copy it to every fan-out partition."""
+        self._controls_read[message.partition()] = message.offset()
+        try:
+            result = decode(
+                ControlResult, message.value(), max_bytes=self.settings.max_message_bytes
+            )
+        except DecodeError as exc:
+            letter = dead_letter(self.topics.controls, message.key(), message.value(), exc)
+            self.outputs.send(self.topics.dead_letters, message.key(), encode(letter))
+            self.metrics.dead_letters.labels(reason=letter.reason).inc()
+            return
+        key, value = result.declaration_id.encode(), encode(result)
+        for p in range(self.settings.topic_partitions):
+            self.outputs.send(self.topics.fanout, key, value, partition=p)
+        self.metrics.controls_received.inc()
+
+    def _on_fanout(self, message: Any) -> None:
+        state = self.states.get(message.partition())
+        if state is None:
+            log.warning("fan-out[%d] is not held here; record skipped", message.partition())
+            return
+        receive_control(state, message.offset(), message.value())
+
+    # ------------------------------------------------------------------ checkpoints
+    def _checkpoint_due(self) -> None:
+        """Checkpoint the most overdue partition (one at a time spreads the pauses)."""
+        now = time.monotonic()
+        due = [(self._next_checkpoint.get(p, 0.0), p) for p in self.states]
+        due = [(at, p) for at, p in due if at <= now]
+        if due:
+            self._checkpoint([self.states[min(due)[1]]])
+
+    def _checkpoint(self, states: list[PartitionState], *, force: bool = False) -> None:
+        report = self.checkpoint.run(states, force=force)
+        held = max(1, len(self.states))
+        interval = max(
+            self.settings.engine.snapshot_interval_s, SNAPSHOT_COST_FACTOR * report.seconds * held
+        )
+        for state in states:
+            self._next_checkpoint[state.partition] = time.monotonic() + interval
+
+    def _commit(self, states: Iterable[PartitionState]) -> None:
+        from confluent_kafka import KafkaException, TopicPartition
+
+        offsets = [
+            TopicPartition(self.topics.controls, p, o + 1) for p, o in self._controls_read.items()
+        ]
+        for state in states:
+            p = state.partition
+            offsets.append(
+                TopicPartition(self.topics.declarations, p, state.declarations_offset + 1)
+            )
+            offsets.append(TopicPartition(self.topics.fanout, p, state.controls_offset + 1))
+        offsets = [tp for tp in offsets if tp.offset > 0]
+        if not offsets:
+            return
+        try:
+            self._consumer.commit(offsets=offsets, asynchronous=False)
+        except KafkaException as exc:  # positions live in the snapshots: only lag shows it
+            log.warning("offset commit failed, retried at the next checkpoint: %s", exc)
+
+    # ------------------------------------------------------------------ rebalancing
+    def _on_assign(self, consumer: Any, partitions: list[Any]) -> None:
+        self._rebalancing = True
+        self._publish()
+        mine = sorted(tp.partition for tp in partitions if tp.topic == self.topics.declarations)
+        for p in list(self.states):
+            if p not in mine:
+                self._drop(p)
+        for p in mine:
+            if p not in self.states:
+                self.states[p] = self._restore_or_create(p)
+        for tp in partitions:
+            state = self.states.get(tp.partition)
+            if state is not None and tp.topic == self.topics.declarations:
+                tp.offset = state.declarations_offset + 1
+            elif state is not None and tp.topic == self.topics.fanout:
+                tp.offset = state.controls_offset + 1
+        consumer.assign(partitions)
+        self.metrics.partitions.set(len(self.states))
+        self._assigned, self._rebalancing = True, False
+        self._publish()
+
+    def _restore_or_create(self, partition: int) -> PartitionState:
+        state = self._restore(partition)
+        if state is not None:
+            state.replaying_until = self._log_end(partition) - 1
+            log.info(
+                "partition %d restored at declarations offset %d; its controls are learnt "
+                "once it reaches offset %d",
+                partition,
+                state.declarations_offset,
+                state.replaying_until,
+            )
+            return state
+        # A new model is saved before it scores anything, so a partition without a
+        # snapshot was never scored: no previous owner's Scores to score again.
+        state = PartitionState(partition, self.new_engine(partition))
+        self.checkpoint.run([state], force=True)
+        return state
+
+    def _restore(self, partition: int) -> PartitionState | None:
+        """The latest snapshot; None (rebuild from the log) when there is none or it
+        cannot be read back, with an error logged and counted."""
+        try:
+            state = self.store.load(partition)
+            if state is not None and (
+                changed := layout_differences(state.layout, layout(self.new_engine(partition)))
+            ):
+                raise TypeError(f"the engine class changed since the snapshot: {changed[:5]}")
+            return state
+        except ConfigurationError:
+            raise
+        except Exception as exc:  # unpickling runs arbitrary class code
+            log.error(
+                "snapshot of partition %d unreadable (%r): rebuilding its model from the log",
+                partition,
+                exc,
+            )
+        self.metrics.restore_failures.inc()
+        return None
+
+    def _log_end(self, partition: int) -> int:
+        """The next offset of ``declarations`` partition ``partition`` (0 if unknown)."""
+        from confluent_kafka import TopicPartition
+
+        try:
+            _, high = self._consumer.get_watermark_offsets(
+                TopicPartition(self.topics.declarations, partition), timeout=15
+            )
+            return int(high)
+        except Exception as exc:
+            log.error("end of declarations[%d] unknown (%r): controls learnt now", partition, exc)
+            return 0
+
+    def _on_revoke(self, consumer: Any, partitions: list[Any]) -> None:
+        self._rebalancing = True
+        revoked = [tp.partition for tp in partitions if tp.topic == self.topics.declarations]
+        states = [self.states[p] for p in revoked if p in self.states]
+        try:
+            self._checkpoint(states)
+        except Exception:  # the next owner restores the last good snapshot: nothing is lost
+            log.exception("checkpoint of revoked partitions %s failed", revoked)
+        for p in revoked:
+            self._drop(p)
+        self._controls_read.clear()
+        self.metrics.partitions.set(len(self.states))
+        self._publish()
+
+    def _on_lost(self, consumer: Any, partitions: list[Any]) -> None:
+        lost = [tp.partition for tp in partitions if tp.topic == self.topics.declarations]
+        log.warning("partitions %s lost: their models are dropped without a checkpoint", lost)
+        for p in lost:
+            self._drop(p)
+        self._controls_read.clear()
+        self.metrics.partitions.set(len(self.states))
+
+    def _drop(self, partition: int) -> None:
+        self.states.pop(partition, None)
+        self._next_checkpoint.pop(partition, None)
+
+    # ------------------------------------------------------------------ observability
+    def _publish(self) -> None:
+        """Refresh what /ready shows and, once a second, the gauges."""
+        ready = self._assigned and not self._rebalancing and self.error is None
+        self.status = {
+            "ready": ready,
+            "rebalancing": self._rebalancing,
+            "partitions": sorted(self.states),
+            "models": [s.summary() for s in self.states.values()],
+        }
+        if time.monotonic() - self._gauges_at >= 1.0:
+            self._gauges_at = time.monotonic()
+            self._refresh_gauges()
+
+    def _refresh_gauges(self) -> None:
+        from confluent_kafka import TopicPartition
+
+        topic, m = self.topics.declarations, self.metrics
+        m.consumer_lag.clear()
+        for p, state in self.states.items():
+            m.model_learnt.labels(partition=str(p)).set(state.declarations_learnt)
+            _, high = self._consumer.get_watermark_offsets(TopicPartition(topic, p), cached=True)
+            if high is not None and high >= 0:
+                lag = max(0, int(high) - (state.declarations_offset + 1))
+                m.consumer_lag.labels(topic=topic, partition=str(p)).set(lag)

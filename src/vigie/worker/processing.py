@@ -1,0 +1,120 @@
+"""What the worker does with one record, without Kafka: plain functions on a partition state.
+
+* :func:`score_and_learn`: decode a declaration, score it, then learn it (test-then-train);
+  a record that cannot be decoded or scored becomes a dead letter.
+* :func:`receive_control` keeps a control result read from the fan-out topic;
+  :func:`learn_received` gives what was kept to the engine at a checkpoint, so that a
+  replay after a crash scores every declaration as the first pass did (docs/recovery.md).
+
+Examples
+--------
+>>> state = PartitionState(0, engine=None)
+>>> out = score_and_learn(state, b"k", b"{not json", source_topic="declarations")
+>>> out.score is None, out.dead_letter.reason, out.dead_letter.value
+(True, 'invalid_json', '{not json')
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass
+
+from vigie.contracts.codec import DEFAULT_MAX_BYTES, dead_letter, decode
+from vigie.contracts.schemas import Alert, ControlResult, DeadLetter, Declaration, Score, utc_now
+from vigie.errors import DecodeError
+from vigie.worker.records import alert_record, score_record
+from vigie.worker.state import PartitionState
+
+log = logging.getLogger(__name__)
+
+MAX_PARKED = 4096
+"""Control results kept per partition while waiting for their declaration."""
+
+
+@dataclass(frozen=True, slots=True)
+class Scored:
+    """What one declarations record produced."""
+
+    score: Score | None = None
+    alert: Alert | None = None
+    dead_letter: DeadLetter | None = None
+    engine_seconds: float = 0.0
+    controls_learnt: int = 0
+
+
+def score_and_learn(
+    state: PartitionState,
+    key: bytes | None,
+    value: bytes | None,
+    *,
+    source_topic: str,
+    max_bytes: int = DEFAULT_MAX_BYTES,
+) -> Scored:
+    """Decode, score then learn; a bad record becomes a DeadLetter and teaches nothing."""
+    try:
+        decl = decode(Declaration, value, max_bytes=max_bytes)
+    except DecodeError as exc:
+        return Scored(dead_letter=dead_letter(source_topic, key, value, exc))
+    started = time.perf_counter()
+    try:
+        assessment = state.engine.score_one(decl)
+        score = score_record(decl, assessment, utc_now(), latency_ms=0.0)
+        state.engine.learn_one(decl)
+    except Exception as exc:  # a poison record must not stop the partition
+        log.exception("engine failed on declaration %s", decl.declaration_id)
+        error = DecodeError(
+            "processing_error", [{"loc": (), "msg": repr(exc), "type": type(exc).__name__}]
+        )
+        return Scored(dead_letter=dead_letter(source_topic, key, value, error))
+    elapsed = time.perf_counter() - started
+    score = score.model_copy(update={"latency_ms": elapsed * 1000.0})
+    state.declarations_learnt += 1
+    learnt = 0
+    parked = state.parked.pop(decl.declaration_id, None)
+    if parked is not None and state.engine.learn_control(parked):
+        state.controls_learnt += 1
+        learnt = 1
+    alert = alert_record(score) if score.selected else None
+    return Scored(score=score, alert=alert, engine_seconds=elapsed, controls_learnt=learnt)
+
+
+def apply_control(state: PartitionState, result: ControlResult) -> bool:
+    """Teach the engine a control result; park it if the declaration has not come yet."""
+    if state.engine.learn_control(result):
+        state.controls_learnt += 1
+        return True
+    state.parked[result.declaration_id] = result
+    state.parked.move_to_end(result.declaration_id)
+    while len(state.parked) > MAX_PARKED:
+        state.parked.popitem(last=False)
+    return False
+
+
+def receive_control(state: PartitionState, offset: int, value: bytes | None) -> None:
+    """Keep the control result of fan-out record ``offset`` for the next checkpoint (a
+    record already read, redelivered after a rebalance, is skipped)."""
+    if offset <= state.controls_read:
+        return
+    state.controls_read = offset
+    try:
+        result = decode(ControlResult, value)
+    except DecodeError:  # only the worker writes the fan-out topic: not expected
+        log.exception("fan-out[%d]@%d is not a control result", state.partition, offset)
+        return
+    state.received.append(result)
+
+
+def learn_received(state: PartitionState) -> tuple[int, int]:
+    """Give the engine the control results received since the last checkpoint, in order.
+
+    Nothing is given while the state replays what a previous owner may have scored
+    (``replaying_until``). Returns (learnt, not learnt here: parked or already learnt).
+    """
+    if state.declarations_offset < state.replaying_until:
+        return 0, 0
+    learnt = sum(apply_control(state, result) for result in state.received)
+    others = len(state.received) - learnt
+    state.received.clear()
+    state.controls_offset = state.controls_read
+    return learnt, others

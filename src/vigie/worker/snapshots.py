@@ -1,0 +1,245 @@
+"""Snapshots of partition states in the compacted ``model-state`` topic.
+
+All records of engine partition ``p`` go to ``model-state`` partition ``p % n``:
+
+* ``{p}/{slot}/{i}``: chunk ``i`` of the compressed pickle (chunks keep every record under
+  the broker's 1 MB default); ``slot`` alternates 0/1 between snapshots;
+* ``{p}/manifest``: JSON naming the chunk offsets, their SHA-256 and the state's offsets,
+  written last, once every chunk is acknowledged.
+
+Compaction keeps the latest record of each key, so the chunks of the current manifest stay:
+a worker that dies while writing snapshot *k+1* only overwrote the other slot.
+
+Examples
+--------
+>>> blob = bytes(range(256)) * 10
+>>> [len(c) for c in split(blob, 1000)], split(b"")
+([1000, 1000, 560], [b''])
+>>> manifest_key(2), chunk_key(2, 1, 0)
+(b'2/manifest', b'2/1/0')
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import orjson
+
+from vigie.contracts.catalogue import MODEL_STATE
+from vigie.contracts.schemas import utc_now
+from vigie.errors import ConfigurationError, VigieError
+from vigie.settings import Settings
+from vigie.worker.state import PartitionState
+
+log = logging.getLogger(__name__)
+
+CHUNK_BYTES = 512 * 1024
+"""Below the broker's default 1 MB ``max.message.bytes``."""
+TIMEOUT_S = 60.0
+
+
+def split(blob: bytes, size: int = CHUNK_BYTES) -> list[bytes]:
+    """Cut a blob into chunks of at most ``size`` bytes (at least one chunk)."""
+    return [blob[i : i + size] for i in range(0, max(len(blob), 1), size)]
+
+
+def manifest_key(partition: int) -> bytes:
+    return f"{partition}/manifest".encode()
+
+
+def chunk_key(partition: int, slot: int, index: int) -> bytes:
+    return f"{partition}/{slot}/{index}".encode()
+
+
+@dataclass(frozen=True)
+class SavedSnapshot:
+    """What writing a snapshot produced."""
+
+    partition: int
+    snapshot_id: int
+    size: int
+    chunks: int
+
+
+class SnapshotStore:
+    """Writes snapshots with a confluent-kafka producer and reads them back.
+
+    Parameters
+    ----------
+    settings
+        Where the broker and the ``model-state`` topic are.
+    producer
+        A confluent-kafka ``Producer`` of its own (acks=all, every delivery reported).
+    """
+
+    def __init__(self, settings: Settings, producer: Any) -> None:
+        self.settings = settings
+        self.topic = settings.topic(MODEL_STATE.name)
+        self.producer = producer
+        self._partitions: int | None = None
+
+    def save(self, state: PartitionState, blob: bytes) -> SavedSnapshot:
+        """Write ``blob`` (the state's pickle, taken now) and then its manifest."""
+        target = state.partition % self.state_partitions()
+        snapshot_id = state.snapshot_id + 1
+        slot = snapshot_id % 2
+        chunks = split(blob)
+        keys = [chunk_key(state.partition, slot, i) for i in range(len(chunks))]
+        offsets = self._write(target, list(zip(keys, chunks, strict=True)))
+        manifest = {
+            "partition": state.partition,
+            "snapshot_id": snapshot_id,
+            "slot": slot,
+            "offsets": offsets,
+            "sha256": hashlib.sha256(blob).hexdigest(),
+            "bytes": len(blob),
+            "written_at": utc_now().isoformat(),
+            "declarations_offset": state.declarations_offset,
+            "controls_offset": state.controls_offset,
+        }
+        self._write(target, [(manifest_key(state.partition), orjson.dumps(manifest))])
+        state.snapshot_id = snapshot_id
+        return SavedSnapshot(state.partition, snapshot_id, len(blob), len(chunks))
+
+    def _write(self, partition: int, records: Sequence[tuple[bytes, bytes]]) -> list[int]:
+        """Produce ``records`` to one partition and wait for them: their offsets, in order."""
+        offsets: list[int] = [-1] * len(records)
+        errors: list[str] = []
+
+        def delivered(i: int) -> Any:
+            def report(err: Any, msg: Any) -> None:
+                if err is not None:
+                    errors.append(str(err))
+                else:
+                    offsets[i] = int(msg.offset())
+
+            return report
+
+        for i, (key, value) in enumerate(records):
+            while True:
+                try:
+                    self.producer.produce(
+                        self.topic, value, key, partition=partition, on_delivery=delivered(i)
+                    )
+                    break
+                except BufferError:
+                    self.producer.poll(0.1)
+        if self.producer.flush(TIMEOUT_S) or errors or -1 in offsets:
+            raise VigieError(f"model-state: snapshot not written ({errors[:3] or 'timed out'})")
+        return offsets
+
+    def state_partitions(self) -> int:
+        """How many partitions ``model-state`` has (asked once)."""
+        if self._partitions is None:
+            from confluent_kafka.admin import AdminClient
+
+            admin = AdminClient({"bootstrap.servers": self.settings.bootstrap_servers})
+            topic = admin.list_topics(self.topic, timeout=15).topics.get(self.topic)
+            if topic is None or topic.error is not None or not topic.partitions:
+                raise ConfigurationError(
+                    f"model-state topic {self.topic!r} is missing: create topics first "
+                    "(`vigie topics create`)"
+                )
+            self._partitions = len(topic.partitions)
+        return self._partitions
+
+    def load(self, partition: int) -> PartitionState | None:
+        """The latest snapshot of ``partition``, or None when there is none."""
+        reader = _TailReader(
+            self.settings.bootstrap_servers, self.topic, partition % self.state_partitions()
+        )
+        try:
+            found = reader.latest(manifest_key(partition))
+            if found is None:
+                return None
+            manifest = orjson.loads(found)
+            blob = b"".join(reader.read_at(manifest["offsets"]))
+        finally:
+            reader.close()
+        if hashlib.sha256(blob).hexdigest() != manifest["sha256"]:
+            raise VigieError(
+                f"model-state: snapshot {manifest['snapshot_id']} of partition {partition} "
+                "is corrupt (SHA-256 mismatch)"
+            )
+        state = PartitionState.loads(blob)
+        state.snapshot_id = int(manifest["snapshot_id"])
+        log.info("restored partition %d from snapshot: %s", partition, state.summary())
+        return state
+
+
+class _TailReader:
+    """Reads one model-state partition backwards in growing windows."""
+
+    def __init__(self, bootstrap: str, topic: str, partition: int) -> None:
+        from confluent_kafka import Consumer, TopicPartition
+
+        self._tp = TopicPartition
+        self.topic, self.partition = topic, partition
+        self.consumer = Consumer(
+            {
+                "bootstrap.servers": bootstrap,
+                "group.id": "vigie-model-state-reader",
+                "enable.auto.commit": False,
+                "enable.partition.eof": True,
+                "fetch.max.bytes": 8 * CHUNK_BYTES,
+            }
+        )
+        self.low, self.high = self.consumer.get_watermark_offsets(
+            TopicPartition(topic, partition), timeout=15
+        )
+
+    def latest(self, key: bytes, window: int = 64) -> bytes | None:
+        """The value of the last record with ``key``, scanning back from the end."""
+        end = self.high
+        while end > self.low:
+            start = max(self.low, end - window)
+            found = None
+            for _, k, value in self._range(start, end):
+                if k == key:
+                    found = value
+            if found is not None:
+                return found
+            end, window = start, window * 4
+        return None
+
+    def read_at(self, offsets: list[int]) -> list[bytes]:
+        """The values at exactly these offsets, in this order."""
+        wanted = set(offsets)
+        got = {
+            offset: value
+            for offset, _, value in self._range(min(offsets), max(offsets) + 1)
+            if offset in wanted
+        }
+        missing = wanted - got.keys()
+        if missing:
+            raise VigieError(f"model-state: snapshot chunks missing at offsets {sorted(missing)}")
+        return [got[o] for o in offsets]
+
+    def _range(self, start: int, end: int) -> list[tuple[int, bytes | None, bytes]]:
+        """Records with start <= offset < end (compaction may leave holes)."""
+        from confluent_kafka import KafkaError
+
+        self.consumer.assign([self._tp(self.topic, self.partition, start)])
+        records: list[tuple[int, bytes | None, bytes]] = []
+        while True:
+            msg = self.consumer.poll(15)
+            if msg is None:
+                raise VigieError(f"model-state: timed out reading {self.topic}[{self.partition}]")
+            err = msg.error()
+            if err is not None:
+                if err.code() == KafkaError._PARTITION_EOF:
+                    return records
+                raise VigieError(f"model-state: {err}")
+            offset = int(msg.offset() or 0)
+            if offset >= end:
+                return records
+            records.append((offset, msg.key(), msg.value() or b""))
+            if offset == end - 1:
+                return records
+
+    def close(self) -> None:
+        self.consumer.close()
