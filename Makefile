@@ -3,48 +3,54 @@
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
-STAMP := $(VENV)/.installed
 
-.PHONY: venv compile test lint demo up down
+.PHONY: demo test unit integration lint lock up down
 
-venv: $(STAMP)
-
-# Reinstalled when the dependencies change.
-$(STAMP): pyproject.toml dev/pyproject.toml
+# The virtualenv, installed from the lock files: what the demo needs (the runtime and the
+# development part), then what the tests need on top (test, lint and benchmark tools).
+$(VENV)/.demo: requirements/runtime.lock pyproject.toml dev/pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e '.[dev,benchmark]'
+	$(BIN)/python -m pip install --quiet -r requirements/runtime.lock
+	$(BIN)/python -m pip install --quiet --no-deps -e . -e dev
 	touch $@
 
-# The detectors compiled with mypyc next to their sources (see setup.py), rebuilt when a
-# source changes; mypyc leaves unchanged C alone, so the touch marks every module current.
-DETECTOR_SOURCES := $(wildcard src/vigie/model/*.py)
-COMPILED := $(VENV)/.compiled
+$(VENV)/.test: $(VENV)/.demo requirements/dev.lock
+	$(BIN)/python -m pip install --quiet -r requirements/dev.lock
+	touch $@
 
-compile: $(COMPILED)
+# Starts the local stack itself; each run gets its own topics and .vigie/demo/<run>/.
+demo: $(VENV)/.demo
+	$(BIN)/vigie demo
 
-$(COMPILED): $(STAMP) $(DETECTOR_SOURCES) setup.py
-	VIGIE_COMPILE=1 $(BIN)/python setup.py --quiet build_ext --inplace
-	touch src/vigie/model/*.so $@
+# Fast failure first: lint, then the tests that need no service, then the real stack
+# (the fixtures start Kafka and Redis on test ports and stop them afterwards).
+test: lint unit integration
 
-# The test fixtures start (and afterwards stop) the test stack themselves, on test ports.
-test: venv compile
-	$(BIN)/python -m pytest
+unit: $(VENV)/.test
+	$(BIN)/python -m pytest -m "not integration and not e2e"
+
+integration: $(VENV)/.test
+	$(BIN)/python -m pytest -m "integration or e2e"
 
 # All three checks run; the target fails if any of them does.
-lint: venv
+lint: $(VENV)/.test
 	@status=0; \
-	$(BIN)/ruff check src tests || status=1; \
-	$(BIN)/ruff format --check src tests || status=1; \
+	$(BIN)/ruff check src dev/src tests bench || status=1; \
+	$(BIN)/ruff format --check src dev/src tests bench || status=1; \
 	$(BIN)/mypy || status=1; \
 	exit $$status
 
-up: venv
+# The lock files, from pyproject.toml and dev/pyproject.toml (uv resolves, pip installs).
+lock: $(VENV)/.test
+	$(BIN)/python -m pip install --quiet uv
+	$(BIN)/uv pip compile --quiet --python-version 3.11 --no-emit-package vigie \
+		--no-emit-package vigie-dev requirements/runtime.in -o requirements/runtime.lock
+	$(BIN)/uv pip compile --quiet --python-version 3.11 --no-emit-package vigie \
+		--no-emit-package vigie-dev requirements/dev.in -o requirements/dev.lock
+
+up: $(VENV)/.demo
 	$(BIN)/vigie stack up
 
-down: venv
+down: $(VENV)/.demo
 	$(BIN)/vigie stack down
-
-# Starts the stack itself; each run gets its own topics and .vigie/demo/<run>/ directory.
-demo: venv
-	$(BIN)/vigie demo

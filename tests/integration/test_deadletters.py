@@ -116,7 +116,7 @@ def test_each_bad_line_is_dead_lettered_with_reason_and_exact_bytes(
     report = replayed["jsonl_report"]
     assert (report.produced, report.rejected, report.delivery_errors) == (12, len(BAD_LINES), 0)
     dlq = read_topic(isolated_settings, isolated_settings.topic("declarations.dlq"))
-    letters = {source_of(m): (m, decode_letter(m.value())) for m in dlq}
+    letters = {source_of(m): (m, decode_letter(m.value() or b"")) for m in dlq}
     for number, raw in enumerate(replayed["lines"], start=1):
         kind = next((bad for bad in BAD_LINES if bad[1] == raw), None)
         source = f"{replayed['jsonl']}:{number}"
@@ -140,7 +140,9 @@ def test_broken_csv_row_is_dead_lettered_and_valid_rows_go_through(
     assert (report.produced, report.rejected, report.controls_produced) == (1, 1, 1)
     assert report.rejected_reasons == {"csv_columns": 1}
     dlq = read_topic(isolated_settings, isolated_settings.topic("declarations.dlq"))
-    (letter,) = [decode_letter(m.value()) for m in dlq if source_of(m) == f"{replayed['csv']}:3"]
+    (letter,) = [
+        decode_letter(m.value() or b"") for m in dlq if source_of(m) == f"{replayed['csv']}:3"
+    ]
     assert original_bytes(letter) == replayed["short_row"]
     assert "missing: 'Fraud', 'Critical Fraud'" in letter.errors[0]["msg"]
 

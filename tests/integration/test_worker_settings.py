@@ -42,7 +42,7 @@ def selected_share(settings: Settings, budget: float) -> float:
         ids = {d.declaration_id for d in decls}
         scores.read_until(lambda r: {v["declaration_id"] for v in r.values()} >= ids, 240, "N")
         selection = {v["declaration_id"]: v.get("selection") for v in scores.values()}
-        return sum(s == "engine" for s in selection.values()) / N
+        return float(sum(s == "engine" for s in selection.values()) / N)
     finally:
         scores.close()
         worker.stop()

@@ -104,6 +104,7 @@ def test_controls_change_the_supervised_version_on_later_scores() -> None:
 
 def test_a_control_arriving_before_its_declaration_is_learnt_when_it_comes() -> None:
     item = next(i for i in ITEMS if i.control is not None)
+    assert item.control is not None
     state = PartitionState(0, RiskEngine())
     assert not apply_control(state, item.control)
     assert list(state.parked) == [item.declaration.declaration_id]
@@ -188,7 +189,9 @@ def test_a_replay_from_a_snapshot_scores_as_the_first_pass_whatever_the_interlea
     every replayed Score (and Alert) is the first one again."""
     items = list(generate(600, seed=8, inspected_share=0.3))
     order = [i for i, item in enumerate(items) if item.control]
-    fanout = [encode(items[i].control) for i in order]  # each revealed 25 declarations later
+    fanout = [
+        encode(c) for i in order if (c := items[i].control) is not None
+    ]  # each revealed 25 declarations later
     end = 449
 
     def score(state: PartitionState, d: int) -> Any:
