@@ -8,6 +8,7 @@ the real Kafka in tests/integration/test_worker.py.
 from __future__ import annotations
 
 import pickle
+from datetime import timedelta, timezone
 from typing import Any
 
 import orjson
@@ -238,3 +239,41 @@ def test_a_replay_from_a_snapshot_scores_as_the_first_pass_whatever_the_interlea
     assert sum(outs[d].alert is not None for d in replayed) > 10
     # learning each result as it was read would have scored the replay differently
     assert said(replay(at_checkpoints=False), replayed) != said(outs, replayed)
+
+
+def test_a_repeat_with_the_same_content_is_neither_scored_nor_learnt_again() -> None:
+    state = PartitionState(0, RiskEngine())
+    run(state, ITEMS[:50])
+    decl = ITEMS[10].declaration
+    versions = state.engine.versions
+    # the same item re-sent by another system: keys reordered, another time zone
+    fields = orjson.loads(encode(decl))
+    fields["lodged_at"] = decl.lodged_at.astimezone(timezone(timedelta(hours=2))).isoformat()
+    resent = orjson.dumps(dict(reversed(list(fields.items()))))
+    out = score_and_learn(state, b"k", resent, source_topic="declarations")
+    assert (out.seen, out.score, out.alert, out.dead_letter) == ("repeat", None, None, None)
+    assert state.declarations_learnt == 50 and state.engine.versions == versions
+
+
+def test_an_amendment_is_scored_as_the_next_revision_and_not_learnt_again() -> None:
+    state = PartitionState(0, RiskEngine(budget=0.5))
+    run(state, ITEMS[:300])
+    decl = ITEMS[10].declaration
+    learnt = state.engine.versions["valuation"], state.engine.versions["atypicality"]
+    amended = decl.model_copy(update={"customs_value_eur": decl.customs_value_eur / 5})
+    out = score_and_learn(state, b"k", encode(amended), source_topic="declarations")
+    assert out.seen == "amendment" and out.score is not None
+    assert (out.score.declaration_id, out.score.revision) == (decl.declaration_id, 2)
+    assert state.declarations_learnt == 300
+    assert (state.engine.versions["valuation"], state.engine.versions["atypicality"]) == learnt
+    if out.alert is not None:
+        assert out.alert.alert_id == Alert.id_for(decl.declaration_id, revision=2)
+    again = score_and_learn(state, b"k", encode(amended), source_topic="declarations")
+    assert again.seen == "repeat"
+
+
+def test_random_audits_are_marked_as_such_on_their_alert() -> None:
+    state = PartitionState(0, RiskEngine(budget=0.05, audit_share=0.2, seed=3))
+    outs = run(state, ITEMS)
+    kinds = {(o.score.selection, o.alert.kind) for o in outs if o.alert is not None}
+    assert kinds == {("engine", "risk"), ("random_audit", "random_audit")}

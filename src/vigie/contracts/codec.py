@@ -17,6 +17,7 @@ schema True
 from __future__ import annotations
 
 import base64
+import hashlib
 from datetime import datetime
 from typing import Any, TypeVar
 
@@ -29,6 +30,15 @@ from vigie.errors import DecodeError
 M = TypeVar("M", bound=BaseModel)
 
 DEFAULT_MAX_BYTES = 64 * 1024
+KEPT_BYTES = 256 * 1024
+"""A dead letter keeps at most this many bytes of the rejected message."""
+TEXT_BYTES = 16 * 1024
+"""Messages up to this size are kept as text when they are UTF-8 (JSON may escape each
+byte into six), larger ones as base64 (four bytes for three): either way a dead letter
+stays far below the broker's 1 MB record limit."""
+KEPT_KEY_BYTES = 1024
+KEPT_ERRORS = 20
+KEPT_TEXT = 500
 __all__ = [
     "EXAMPLE_DECLARATION",
     "Declaration",
@@ -144,29 +154,56 @@ def dead_letter(
     error: DecodeError,
     received_at: datetime | None = None,
 ) -> DeadLetter:
-    """The dead-letter record for a rejected message, keeping its original bytes."""
+    """The dead-letter record for a rejected message: its first :data:`KEPT_BYTES` bytes
+    (all of them, usually), its length and digest, and at most :data:`KEPT_ERRORS` errors.
+
+    Bounded by construction, so it always fits the dead-letter topic:
+
+    >>> big = dead_letter("declarations", b"k", b"\\x01" * 1_000_000, DecodeError("oversized", []))
+    >>> big.truncated, big.value_bytes, big.value_encoding, len(encode(big)) < 400 * 1024
+    (True, 1000000, 'base64', True)
+    """
     raw = value or b""
-    try:
-        text, encoding = raw.decode("utf-8"), "utf-8"
-    except UnicodeDecodeError:
-        text, encoding = base64.b64encode(raw).decode("ascii"), "base64"
+    kept = raw[:KEPT_BYTES]
+    text = _utf8(kept) if len(raw) <= TEXT_BYTES else None
+    encoding = "utf-8" if text is not None else "base64"
+    if text is None:
+        text = base64.b64encode(kept).decode("ascii")
     return DeadLetter(
         source_topic=source_topic,
-        key=key.decode("utf-8", errors="replace") if key is not None else None,
+        key=key[:KEPT_KEY_BYTES].decode("utf-8", errors="replace") if key is not None else None,
         value=text,
         value_encoding=encoding,  # type: ignore[arg-type]
+        value_bytes=len(raw),
+        value_sha256=hashlib.sha256(raw).hexdigest(),
+        truncated=len(raw) > KEPT_BYTES,
         reason=error.reason,
-        errors=tuple(_jsonable(e) for e in error.errors),
+        errors=tuple(_bounded(e) for e in error.errors[:KEPT_ERRORS]),
         received_at=received_at or utc_now(),
     )
 
 
-def _jsonable(error: dict[str, Any]) -> dict[str, Any]:
-    return {k: (list(v) if isinstance(v, tuple) else v) for k, v in error.items()}
+def _utf8(raw: bytes) -> str | None:
+    try:
+        return raw.decode("utf-8")
+    except UnicodeDecodeError:
+        return None
+
+
+def _bounded(error: dict[str, Any]) -> dict[str, Any]:
+    """One error, JSON-ready, with its strings cut at :data:`KEPT_TEXT` characters."""
+    out: dict[str, Any] = {}
+    for k, v in error.items():
+        if isinstance(v, tuple):
+            v = list(v)
+        if isinstance(v, str) and len(v) > KEPT_TEXT:
+            v = v[:KEPT_TEXT] + "..."
+        out[k] = v
+    return out
 
 
 def original_bytes(letter: DeadLetter) -> bytes:
-    """The rejected message exactly as it arrived."""
+    """The rejected message as it arrived (its first bytes when ``letter.truncated``)."""
     if letter.value_encoding == "base64":
         return base64.b64decode(letter.value)
     return letter.value.encode("utf-8")

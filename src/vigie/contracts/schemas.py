@@ -59,6 +59,8 @@ CurrencyCode = Annotated[str, Field(min_length=3, max_length=3), AfterValidator(
 CommodityCode = Annotated[str, AfterValidator(_commodity)]
 Identifier = Annotated[str, Field(min_length=1, max_length=64, pattern=r"^[\w.:/-]+$")]
 NonNegative = Annotated[float, Field(ge=0, allow_inf_nan=False)]
+Finite = Annotated[float, Field(allow_inf_nan=False)]
+Share = Annotated[float, Field(ge=0, le=1, allow_inf_nan=False)]
 
 
 class Record(BaseModel):
@@ -155,35 +157,41 @@ class Contribution(Record):
     """A feature that pushed a score up, with its value."""
 
     name: str
-    value: float
-    weight: float
+    value: Finite
+    weight: Finite
 
 
 class ValuationEvidence(Record):
     """What the value under-declaration detector saw."""
 
-    score: float = Field(ge=0, le=1)
-    reference_unit_value: float | None = None
+    score: Share
+    reference_unit_value: NonNegative | None = None
     unit: Literal["kg", "unit"] | None = None
     support_level: str | None = None
-    support_count: int = 0
-    ratio: float | None = None
-    robust_z: float | None = None
+    support_count: int = Field(default=0, ge=0)
+    ratio: NonNegative | None = None
+    robust_z: Finite | None = None
     below_lowest_acceptable: bool = False
-    duty_at_risk_eur: float = 0.0
+    duty_at_risk_eur: NonNegative = 0.0
 
 
 class AtypicalityEvidence(Record):
     """What the atypicality detector saw."""
 
-    score: float = Field(ge=0, le=1)
+    score: Share
     contributions: tuple[Contribution, ...] = ()
 
 
 class Score(Record):
-    """Every detector's output for one declaration, the final risk and the decision."""
+    """Every detector's output for one declaration item, the final risk and the decision.
+
+    ``revision`` counts the versions of the item the worker scored: 1, then 2 for the
+    first amendment (the same declaration id and item with other content), and so on.
+    """
 
     declaration_id: Identifier
+    item_number: int = Field(default=1, ge=1, le=999)
+    revision: int = Field(default=1, ge=1)
     importer: Identifier
     office: Identifier
     commodity_code: CommodityCode
@@ -191,23 +199,31 @@ class Score(Record):
     scored_at: UtcDatetime
     valuation: ValuationEvidence
     atypicality: AtypicalityEvidence
-    supervised_probability: float = Field(ge=0, le=1)
-    risk: float = Field(ge=0, le=1)
-    expected_recoverable_eur: float = Field(ge=0)
+    supervised_probability: Share
+    risk: Share
+    expected_recoverable_eur: NonNegative
     selected: bool
     selection: SelectionSource | None = None
-    selection_probability: float = Field(gt=0, le=1)
-    threshold: float
+    selection_probability: float = Field(gt=0, le=1, allow_inf_nan=False)
+    threshold: Finite
     reasons: tuple[Reason, ...] = ()
     model_versions: dict[str, str] = Field(default_factory=dict)
-    latency_ms: float = Field(ge=0, default=0.0)
+    latency_ms: NonNegative = 0.0
+
+
+AlertKind = Literal["risk", "random_audit"]
 
 
 class Alert(Record):
-    """A score selected for control, with a stable alert id."""
+    """A score selected for control, with a stable alert id.
 
-    alert_id: Identifier
+    ``kind`` says why: the risk is above the budget's threshold (``risk``), or the
+    declaration was drawn for a random audit (``random_audit``, whatever its risk).
+    """
+
+    alert_id: str = Field(min_length=1, max_length=96, pattern=r"^[\w.:/-]+$")
     raised_at: UtcDatetime
+    kind: AlertKind = "risk"
     score: Score
 
     @property
@@ -216,22 +232,31 @@ class Alert(Record):
         return self.score.declaration_id
 
     @staticmethod
-    def id_for(declaration_id: str) -> str:
-        """The alert id is derived from the declaration: retries produce the same id.
+    def id_for(declaration_id: str, item_number: int = 1, revision: int = 1) -> str:
+        """The alert id, derived from the declaration item: retries produce the same id.
 
-        >>> Alert.id_for("D-1")
-        'alert:D-1'
+        >>> Alert.id_for("D-1"), Alert.id_for("D-1", 2), Alert.id_for("D-1", revision=3)
+        ('alert:D-1', 'alert:D-1/2', 'alert:D-1:r3')
         """
-        return f"alert:{declaration_id}"
+        item = f"/{item_number}" if item_number > 1 else ""
+        amended = f":r{revision}" if revision > 1 else ""
+        return f"alert:{declaration_id}{item}{amended}"
 
 
 class DeadLetter(Record):
-    """A record that could not be accepted, kept with its original bytes and the reasons."""
+    """A record that could not be accepted, kept with its original bytes and the reasons.
+
+    Large messages keep their first bytes only (``truncated``), with the length and the
+    SHA-256 of the whole message: a dead letter always fits its topic.
+    """
 
     source_topic: str
     key: str | None = None
-    value: str = Field(description="original bytes, decoded as UTF-8 with replacement, or base64")
+    value: str = Field(description="original bytes, as UTF-8 text or base64")
     value_encoding: Literal["utf-8", "base64"]
+    value_bytes: int = Field(default=0, ge=0, description="length of the whole message")
+    value_sha256: str | None = Field(default=None, description="SHA-256 of the whole message")
+    truncated: bool = False
     reason: str
     errors: tuple[dict[str, Any], ...]
     received_at: UtcDatetime

@@ -13,7 +13,7 @@ a message still in flight when :meth:`KafkaProducer.flush` gives up.
 keyed by their topic's key field.
 
 >>> from vigie.settings import Settings
->>> conf = producer_config(Settings(kafka_port=29092), compression="zstd")
+>>> conf = producer_config(Settings(kafka_bootstrap=None, kafka_port=29092), compression="zstd")
 >>> conf["bootstrap.servers"], conf["compression.type"], conf["enable.idempotence"]
 ('127.0.0.1:29092', 'zstd', True)
 """

@@ -210,6 +210,9 @@ class ScoringLoop:
 
     def _send(self, message: Any, out: Scored) -> None:
         m = self.metrics
+        if out.seen == "repeat":
+            m.repeated.inc()
+            return
         if out.dead_letter is not None:
             self.outputs.send(self.topics.dead_letters, message.key(), encode(out.dead_letter))
             m.dead_letters.labels(reason=out.dead_letter.reason).inc()
@@ -221,6 +224,8 @@ class ScoringLoop:
             self.outputs.send(self.topics.alerts, key, encode(out.alert))
             m.alerts.inc()
         m.declarations.inc()
+        if out.seen == "amendment":
+            m.amended.inc()
         m.controls_learnt.inc(out.controls_learnt)
         m.scoring_latency.observe(out.engine_seconds)
         kind, stamp = message.timestamp()
@@ -325,7 +330,9 @@ class ScoringLoop:
             return state
         # A new model is saved before it scores anything, so a partition without a
         # snapshot was never scored: no previous owner's Scores to score again.
-        state = PartitionState(partition, self.new_engine(partition))
+        state = PartitionState(
+            partition, self.new_engine(partition), self.settings.engine.max_pending
+        )
         self.checkpoint.run([state], force=True)
         return state
 

@@ -53,6 +53,16 @@ class WorkerMetrics:
             "Redelivered declarations already covered by the model state, skipped.",
             registry=r,
         )
+        self.repeated = Counter(
+            "vigie_declarations_repeated",
+            "Declarations received again with the same content: acknowledged, not rescored.",
+            registry=r,
+        )
+        self.amended = Counter(
+            "vigie_declarations_amended",
+            "Declarations received again with other content: scored as a new revision.",
+            registry=r,
+        )
         self.scoring_latency = Histogram(
             "vigie_scoring_latency_seconds",
             "Time spent in the risk engine per declaration (score and learn).",

@@ -19,6 +19,7 @@ from __future__ import annotations
 import logging
 import time
 from dataclasses import dataclass
+from typing import Literal
 
 from vigie.contracts.codec import DEFAULT_MAX_BYTES, dead_letter, decode
 from vigie.contracts.schemas import Alert, ControlResult, DeadLetter, Declaration, Score, utc_now
@@ -34,13 +35,14 @@ MAX_PARKED = 4096
 
 @dataclass(frozen=True, slots=True)
 class Scored:
-    """What one declarations record produced."""
+    """What one declarations record produced (nothing at all: a repeat)."""
 
     score: Score | None = None
     alert: Alert | None = None
     dead_letter: DeadLetter | None = None
     engine_seconds: float = 0.0
     controls_learnt: int = 0
+    seen: Literal["new", "repeat", "amendment"] = "new"
 
 
 def score_and_learn(
@@ -51,16 +53,24 @@ def score_and_learn(
     source_topic: str,
     max_bytes: int = DEFAULT_MAX_BYTES,
 ) -> Scored:
-    """Decode, score then learn; a bad record becomes a DeadLetter and teaches nothing."""
+    """Decode, score then learn; a bad record becomes a DeadLetter and teaches nothing.
+
+    A repeat of an item already scored produces nothing; an amendment is scored as the
+    next revision and not learnt again (:mod:`vigie.worker.idempotency`).
+    """
     try:
         decl = decode(Declaration, value, max_bytes=max_bytes)
     except DecodeError as exc:
         return Scored(dead_letter=dead_letter(source_topic, key, value, exc))
+    item = state.seen.classify(decl)
+    if item.kind == "repeat":
+        return Scored(seen="repeat")
     started = time.perf_counter()
     try:
         assessment = state.engine.score_one(decl)
-        score = score_record(decl, assessment, utc_now(), latency_ms=0.0)
-        state.engine.learn_one(decl)
+        score = score_record(decl, assessment, utc_now(), 0.0, item.revision)
+        if item.kind == "new":
+            state.engine.learn_one(decl)
     except Exception as exc:  # a poison record must not stop the partition
         log.exception("engine failed on declaration %s", decl.declaration_id)
         error = DecodeError(
@@ -69,14 +79,15 @@ def score_and_learn(
         return Scored(dead_letter=dead_letter(source_topic, key, value, error))
     elapsed = time.perf_counter() - started
     score = score.model_copy(update={"latency_ms": elapsed * 1000.0})
-    state.declarations_learnt += 1
+    state.seen.remember(item)
+    state.declarations_learnt += item.kind == "new"
     learnt = 0
     parked = state.parked.pop(decl.declaration_id, None)
     if parked is not None and state.engine.learn_control(parked):
         state.controls_learnt += 1
         learnt = 1
     alert = alert_record(score) if score.selected else None
-    return Scored(score=score, alert=alert, engine_seconds=elapsed, controls_learnt=learnt)
+    return Scored(score, alert, None, elapsed, learnt, item.kind)
 
 
 def apply_control(state: PartitionState, result: ControlResult) -> bool:

@@ -28,14 +28,21 @@ from vigie.model.assessment import Assessment
 
 
 def score_record(
-    decl: Declaration, assessment: Assessment | Score, scored_at: datetime, latency_ms: float
+    decl: Declaration,
+    assessment: Assessment | Score,
+    scored_at: datetime,
+    latency_ms: float,
+    revision: int = 1,
 ) -> Score:
     """The wire Score of ``assessment`` (validated: an out-of-range value is an error)."""
     if isinstance(assessment, Score):  # TODO(renovation): the model's old API, until merged
-        return assessment.model_copy(update={"scored_at": scored_at, "latency_ms": latency_ms})
+        update = {"scored_at": scored_at, "latency_ms": latency_ms, "revision": revision}
+        return Score.model_validate({**assessment.model_dump(), **update})
     return Score.model_validate(
         {
             "declaration_id": decl.declaration_id,
+            "item_number": decl.item_number,
+            "revision": revision,
             "importer": decl.importer,
             "office": decl.office,
             "commodity_code": decl.commodity_code,
@@ -50,5 +57,8 @@ def score_record(
 def alert_record(score: Score) -> Alert:
     """The Alert of a selected Score, raised when it was scored, with its stable id."""
     return Alert(
-        alert_id=Alert.id_for(score.declaration_id), raised_at=score.scored_at, score=score
+        alert_id=Alert.id_for(score.declaration_id, score.item_number, score.revision),
+        raised_at=score.scored_at,
+        kind="random_audit" if score.selection == "random_audit" else "risk",
+        score=score,
     )

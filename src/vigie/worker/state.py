@@ -22,6 +22,7 @@ from collections import OrderedDict
 from typing import Any
 
 from vigie.errors import VigieError
+from vigie.worker.idempotency import SeenItems
 from vigie.worker.layout import Layout, layout
 
 TRANSIENT = frozenset({"received", "controls_read", "replaying_until"})
@@ -31,9 +32,11 @@ TRANSIENT = frozenset({"received", "controls_read", "replaying_until"})
 class PartitionState:
     """A partition's engine, the offsets it covers and what waits for it."""
 
-    def __init__(self, partition: int, engine: Any) -> None:
+    def __init__(self, partition: int, engine: Any, remembered: int = 400_000) -> None:
         self.partition = partition
         self.engine = engine
+        self.seen = SeenItems(remembered)
+        """The items scored, by id: repeats and amendments (:mod:`vigie.worker.idempotency`)."""
         self.declarations_offset = -1
         """Offset of the last declarations record learnt (-1: none)."""
         self.controls_offset = -1
@@ -75,6 +78,7 @@ class PartitionState:
         return state
 
     def __setstate__(self, state: dict[str, Any]) -> None:
+        state.setdefault("seen", SeenItems())  # snapshots of workers before idempotency
         self.__dict__.update(state)
         self._transient()
 

@@ -7,7 +7,8 @@ this state directory started, identified by PID file and command line.
 
 >>> import tempfile
 >>> from vigie.settings import Settings
->>> s = Settings(state_dir=Path(tempfile.mkdtemp()), kafka_port=1, redis_url="redis://127.0.0.1:2")
+>>> s = Settings(state_dir=Path(tempfile.mkdtemp()), kafka_bootstrap=None, kafka_port=1,
+...              redis_url="redis://127.0.0.1:2")
 >>> {name: st.state for name, st in status(s).items()}
 {'kafka': 'down', 'redis': 'down'}
 >>> status(s)["redis"].managed

@@ -1,0 +1,95 @@
+"""A declaration item's id is the idempotency key of the whole system.
+
+The worker remembers, per partition, a digest of the content of every item it scored
+(the last ``capacity`` of them). A record whose id it already scored is:
+
+* a **repeat** when its content is the same: acknowledged, neither scored nor learnt
+  again (a producer that re-sends after a failure changes nothing);
+* an **amendment** when its content differs: scored again as the next revision (a new
+  Score, and an Alert with its own id if selected), never learnt again by the
+  unsupervised models; a later control result is learnt on the amended features.
+
+An amendment keeps the lodging time of the declaration it amends; one that changes the
+importer reaches another partition and is scored there as a new declaration. The rules
+and their reasons: docs/idempotency.md.
+
+Examples
+--------
+>>> from vigie.contracts.schemas import EXAMPLE_DECLARATION, Declaration
+>>> seen = SeenItems(capacity=2)
+>>> first = Declaration.model_validate(EXAMPLE_DECLARATION)
+>>> item = seen.classify(first)
+>>> item.kind, item.revision
+('new', 1)
+>>> seen.remember(item)
+>>> seen.classify(first).kind
+'repeat'
+>>> amended = seen.classify(first.model_copy(update={"customs_value_eur": 100.0}))
+>>> amended.kind, amended.revision
+('amendment', 2)
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections import OrderedDict
+from typing import Literal, NamedTuple
+
+from vigie.contracts.codec import encode
+from vigie.contracts.schemas import Declaration
+
+
+class Item(NamedTuple):
+    """What is known of a declaration item arriving now."""
+
+    kind: Literal["new", "repeat", "amendment"]
+    revision: int
+    """The revision it is scored as (a repeat: the revision it repeats)."""
+    key: str
+    digest: int
+
+
+def identity(decl: Declaration) -> str:
+    """The item's idempotency key: declaration id and item number."""
+    return f"{decl.declaration_id}/{decl.item_number}"
+
+
+def digest(decl: Declaration) -> int:
+    """A 64-bit digest of the item's canonical encoding (key order, number formats and
+    time zones of the original bytes do not matter)."""
+    return int.from_bytes(hashlib.blake2b(encode(decl), digest_size=8).digest(), "big")
+
+
+class SeenItems:
+    """The digest and last revision of the latest ``capacity`` items scored.
+
+    Parameters
+    ----------
+    capacity
+        Items remembered; the oldest are forgotten first (a repeat of an item this old is
+        scored again as new).
+    """
+
+    def __init__(self, capacity: int = 400_000) -> None:
+        self.capacity = capacity
+        self._items: OrderedDict[str, tuple[int, int]] = OrderedDict()
+
+    def __len__(self) -> int:
+        return len(self._items)
+
+    def classify(self, decl: Declaration) -> Item:
+        """Whether ``decl`` is new, a repeat of an item scored, or an amendment of one."""
+        key, content = identity(decl), digest(decl)
+        known = self._items.get(key)
+        if known is None:
+            return Item("new", 1, key, content)
+        if known[0] == content:
+            return Item("repeat", known[1], key, content)
+        return Item("amendment", known[1] + 1, key, content)
+
+    def remember(self, item: Item) -> None:
+        """Record that ``item`` was scored."""
+        self._items[item.key] = (item.digest, item.revision)
+        self._items.move_to_end(item.key)
+        while len(self._items) > self.capacity:
+            self._items.popitem(last=False)
