@@ -12,7 +12,7 @@ from typing import Any
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from vigie.contracts.schemas import Declaration
+from vigie.contracts.schemas import FUTURE_LIMIT, MIN_MASS_KG, Declaration
 from vigie.model.atypicality import AtypicalityDetector
 from vigie.model.valuation import ValuationDetector
 
@@ -24,8 +24,10 @@ finite = st.floats(min_value=0.0, max_value=1e12, allow_nan=False, allow_infinit
 declarations = st.fixed_dictionaries(
     {
         "declaration_id": st.from_regex(r"[A-Z0-9]{1,12}", fullmatch=True),
-        "lodged_at": st.datetimes(
-            min_value=datetime(1990, 1, 1), max_value=datetime(2090, 1, 1), timezones=st.just(UTC)
+        "lodged_at": st.datetimes(  # valid: from 1990 to a year ahead
+            min_value=datetime(1990, 1, 1),
+            max_value=datetime.now() + FUTURE_LIMIT - timedelta(days=1),
+            timezones=st.just(UTC),
         ),
         "office": st.sampled_from(["FR000730", "FR002300", "BE1"]),
         "declarant": st.just("D1"),
@@ -35,7 +37,7 @@ declarations = st.fixed_dictionaries(
         ),
         "origin": st.sampled_from(COUNTRIES),
         "customs_value_eur": finite,
-        "net_mass_kg": finite,
+        "net_mass_kg": st.one_of(st.just(0.0), st.floats(min_value=MIN_MASS_KG, max_value=1e10)),
         "duty_rate_pct": st.floats(min_value=0.0, max_value=1000.0),
     },
     optional={

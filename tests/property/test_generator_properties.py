@@ -8,15 +8,17 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from vigie.contracts.codec import decode, encode
-from vigie.contracts.schemas import ControlResult, Declaration
+from vigie.contracts.schemas import FUTURE_LIMIT, ControlResult, Declaration
 from vigie_dev.generator import TYPOLOGIES, GeneratorConfig, stream
 
 configs = st.builds(
     GeneratorConfig,
     n=st.integers(1, 400),
     seed=st.integers(0, 2**32 - 1),
-    start=st.datetimes(
-        min_value=datetime(2020, 1, 1), max_value=datetime(2030, 12, 31), timezones=st.just(UTC)
+    start=st.datetimes(  # streams end at most a year ahead (the contract's limit)
+        min_value=datetime(2020, 1, 1),
+        max_value=datetime.now() + FUTURE_LIMIT - timedelta(days=62),
+        timezones=st.just(UTC),
     ),
     days=st.integers(1, 60),
     fraud_share=st.floats(0.0, 0.3),

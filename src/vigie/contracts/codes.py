@@ -1,14 +1,17 @@
 """Reference code lists used to validate records (countries, currencies, commodity codes).
 
 Country and currency codes come from ISO 3166-1 and ISO 4217 through ``pycountry``.
-Customs also uses a few user-assigned country codes: ``ZZ`` (unknown), ``EU``,
-``XK`` (Kosovo), ``XC``/``XL``/``XS`` (Ceuta, Melilla, Serbia in older lists) and the
-``QU``-``QZ`` range of the EU's statistical nomenclature.
+Customs also uses a few user-assigned country codes: ``ZZ`` (unknown: accepted, and
+flagged on the Score, see :mod:`vigie.contracts.quality`), ``EU``, ``XK`` (Kosovo),
+``XC``/``XL``/``XS`` (Ceuta, Melilla, Serbia in older lists) and the ``QU``-``QZ`` range
+of the EU's statistical nomenclature. An invoice is paid in a currency: ISO 4217's
+codes for precious metals, funds, units of account and tests (``XAU``, ``XDR``,
+``XTS``, ``XXX`` ...) are refused.
 
 >>> is_country("CN"), is_country("ZZ"), is_country("XX")
 (True, True, False)
->>> is_currency("EUR"), is_currency("ABC")
-(True, False)
+>>> is_currency("EUR"), is_currency("XOF"), is_currency("XXX"), is_currency("ABC")
+(True, True, False, False)
 >>> normalise_commodity_code("90121")
 '090121'
 """
@@ -32,10 +35,18 @@ def country_codes() -> frozenset[str]:
     return frozenset(c.alpha_2 for c in pycountry.countries) | _USER_ASSIGNED_COUNTRIES
 
 
+_NOT_MONEY = frozenset(
+    {"XAG", "XAU", "XPD", "XPT", "XBA", "XBB", "XBC", "XBD", "XDR", "XSU", "XUA", "XTS", "XXX"}
+    | {"BOV", "CHE", "CHW", "CLF", "COU", "MXV", "USN", "UYI", "UYW"}
+)
+"""ISO 4217 codes that are not a currency an invoice is paid in: metals, units of
+account, test and "no currency" codes, and funds codes."""
+
+
 @lru_cache(maxsize=1)
 def currency_codes() -> frozenset[str]:
-    """Every ISO 4217 currency code."""
-    return frozenset(c.alpha_3 for c in pycountry.currencies)
+    """Every ISO 4217 code of a currency an invoice can be paid in."""
+    return frozenset(c.alpha_3 for c in pycountry.currencies) - _NOT_MONEY
 
 
 def is_country(code: str) -> bool:

@@ -11,7 +11,7 @@ as ISO 8601 strings, since that is how JSON carries them.
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Annotated, Any, Literal
 
 from pydantic import (
@@ -27,10 +27,26 @@ from vigie.contracts.codes import COMMODITY_CODE, is_country, is_currency
 SCHEMA_VERSION = 1
 
 
+EARLIEST = datetime(1990, 1, 1, tzinfo=UTC)
+"""No event of a record is older than this (historical replays included)."""
+FUTURE_LIMIT = timedelta(days=366)
+"""How far ahead of the receiving clock an event may be dated: a year catches the typos
+(2099 for 2029) and leaves room for simulated streams; the worker measures the real lag."""
+
+
 def _utc(value: datetime) -> datetime:
     if value.tzinfo is None or value.utcoffset() is None:
         raise ValueError("timestamp must carry a time zone (e.g. 2026-03-02T08:15:00Z)")
     return value.astimezone(UTC)
+
+
+def _plausible_time(value: datetime) -> datetime:
+    """An event time from 1990 to a year ahead: a date in 2099 is a typo, not a plan."""
+    if value < EARLIEST:
+        raise ValueError(f"{value.isoformat()} is before {EARLIEST.date()}")
+    if value > utc_now() + FUTURE_LIMIT:
+        raise ValueError(f"{value.isoformat()} is more than a year in the future")
+    return value
 
 
 def _country(value: str) -> str:
@@ -54,6 +70,7 @@ def _commodity(value: str) -> str:
 
 
 UtcDatetime = Annotated[datetime, Field(strict=False), AfterValidator(_utc)]
+EventTime = Annotated[UtcDatetime, AfterValidator(_plausible_time)]
 CountryCode = Annotated[str, Field(min_length=2, max_length=2), AfterValidator(_country)]
 CurrencyCode = Annotated[str, Field(min_length=3, max_length=3), AfterValidator(_currency)]
 CommodityCode = Annotated[str, AfterValidator(_commodity)]
@@ -61,6 +78,17 @@ Identifier = Annotated[str, Field(min_length=1, max_length=64, pattern=r"^[\w.:/
 NonNegative = Annotated[float, Field(ge=0, allow_inf_nan=False)]
 Finite = Annotated[float, Field(allow_inf_nan=False)]
 Share = Annotated[float, Field(ge=0, le=1, allow_inf_nan=False)]
+
+
+MAX_VALUE_EUR = 1e12
+"""A customs value above a thousand billion euros for one item is an error."""
+MAX_MASS_KG = 1e10
+"""Ten million tonnes: beyond the largest cargo."""
+MIN_MASS_KG = 1e-6
+"""A declared net mass is 0 (unknown, flagged) or at least a milligram."""
+MAX_DUTY_RATE_PCT = 1000.0
+"""No tariff charges more than ten times the value (the highest real rates, on a few
+agricultural goods, are several hundred per cent); unusual rates below it are flagged."""
 
 
 class Record(BaseModel):
@@ -74,7 +102,7 @@ class Declaration(Record):
 
     declaration_id: Identifier
     item_number: int = Field(default=1, ge=1, le=999)
-    lodged_at: UtcDatetime
+    lodged_at: EventTime
     office: Identifier
     declarant: Identifier
     importer: Identifier
@@ -86,13 +114,20 @@ class Declaration(Record):
     transport_mode: str | None = Field(default=None, max_length=4)
     incoterm: str | None = Field(default=None, max_length=3)
     invoice_currency: CurrencyCode | None = None
-    invoice_amount: NonNegative | None = None
-    customs_value_eur: NonNegative
-    net_mass_kg: NonNegative
-    supplementary_units: NonNegative | None = None
-    duty_rate_pct: float = Field(ge=0, le=1000, allow_inf_nan=False)
+    invoice_amount: float | None = Field(default=None, ge=0, le=1e15, allow_inf_nan=False)
+    customs_value_eur: float = Field(ge=0, le=MAX_VALUE_EUR, allow_inf_nan=False)
+    net_mass_kg: float = Field(ge=0, le=MAX_MASS_KG, allow_inf_nan=False)
+    supplementary_units: float | None = Field(default=None, ge=0, le=1e12, allow_inf_nan=False)
+    duty_rate_pct: float = Field(ge=0, le=MAX_DUTY_RATE_PCT, allow_inf_nan=False)
     preference: str | None = Field(default=None, max_length=8)
     attributes: dict[str, str] = Field(default_factory=dict, max_length=32)
+
+    @field_validator("net_mass_kg")
+    @classmethod
+    def _weighable(cls, value: float) -> float:
+        if 0 < value < MIN_MASS_KG:
+            raise ValueError(f"net mass {value:g} kg is below a milligram: 0 if unknown")
+        return value
 
     @field_validator("attributes")
     @classmethod
@@ -134,7 +169,7 @@ class ControlResult(Record):
     """The outcome of an inspection: the label, with how the declaration was chosen."""
 
     declaration_id: Identifier
-    controlled_at: UtcDatetime
+    controlled_at: EventTime
     outcome: Outcome
     recovered_eur: NonNegative = 0.0
     selection: SelectionSource
@@ -207,6 +242,8 @@ class Score(Record):
     selection_probability: float = Field(gt=0, le=1, allow_inf_nan=False)
     threshold: Finite
     reasons: tuple[Reason, ...] = ()
+    flags: tuple[str, ...] = ()
+    """Data-quality flags of the declaration (:mod:`vigie.contracts.quality`)."""
     model_versions: dict[str, str] = Field(default_factory=dict)
     latency_ms: NonNegative = 0.0
 

@@ -23,6 +23,7 @@ from __future__ import annotations
 from dataclasses import asdict
 from datetime import datetime
 
+from vigie.contracts.quality import flags
 from vigie.contracts.schemas import Alert, Declaration, Score
 from vigie.model.assessment import Assessment
 
@@ -37,12 +38,14 @@ def score_record(
     """The wire Score of ``assessment`` (validated: an out-of-range value is an error)."""
     if isinstance(assessment, Score):  # TODO(renovation): the model's old API, until merged
         update = {"scored_at": scored_at, "latency_ms": latency_ms, "revision": revision}
+        update["flags"] = flags(decl)
         return Score.model_validate({**assessment.model_dump(), **update})
     return Score.model_validate(
         {
             "declaration_id": decl.declaration_id,
             "item_number": decl.item_number,
             "revision": revision,
+            "flags": flags(decl),
             "importer": decl.importer,
             "office": decl.office,
             "commodity_code": decl.commodity_code,

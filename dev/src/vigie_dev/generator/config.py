@@ -16,8 +16,9 @@ split_consignment 6
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
+from vigie.contracts.schemas import FUTURE_LIMIT, utc_now
 from vigie.errors import ConfigurationError
 
 TYPOLOGIES: tuple[str, ...] = (
@@ -69,6 +70,10 @@ class GeneratorConfig:
             "seed must be >= 0": self.seed >= 0,
             "days must be >= 1": self.days >= 1,
             "start must be timezone-aware": self.start.utcoffset() is not None,
+            "the stream must end at most a year from now (records dated later are refused)": (
+                self.start.utcoffset() is None
+                or self.start + timedelta(days=self.days) <= utc_now() + FUTURE_LIMIT
+            ),
             "fraud_share must be in [0, 0.5]": 0.0 <= self.fraud_share <= 0.5,
             "inspected_share must be in [0, 1]": 0.0 <= self.inspected_share <= 1.0,
             "audit_share must be in [0, inspected_share]": (
