@@ -31,6 +31,7 @@ from typing import TYPE_CHECKING, Any
 from vigie.contracts.codec import DEFAULT_MAX_BYTES, dead_letter, decode, encode
 from vigie.contracts.schemas import Alert, ControlResult, DeadLetter, Declaration, Score, utc_now
 from vigie.errors import DecodeError
+from vigie.worker.records import alert_record, score_record
 from vigie.worker.state import PartitionState
 
 if TYPE_CHECKING:
@@ -68,28 +69,23 @@ def score_and_learn(
         return Scored(dead_letter=dead_letter(source_topic, key, value, exc))
     started = time.perf_counter()
     try:
-        score = state.engine.score_one(decl, now=utc_now())
+        assessment = state.engine.score_one(decl)
         state.engine.learn_one(decl)
+        elapsed = time.perf_counter() - started
+        score = score_record(decl, assessment, utc_now(), elapsed * 1000.0)
     except Exception as exc:  # a poison record must not stop the partition
         log.exception("engine failed on declaration %s", decl.declaration_id)
         error = DecodeError(
             "processing_error", [{"loc": (), "msg": repr(exc), "type": type(exc).__name__}]
         )
         return Scored(dead_letter=dead_letter(source_topic, key, value, error))
-    elapsed = time.perf_counter() - started
-    if not score.latency_ms:
-        score = score.model_copy(update={"latency_ms": elapsed * 1000.0})
     state.declarations_learnt += 1
     learnt = 0
     parked = state.parked.pop(decl.declaration_id, None)
     if parked is not None and state.engine.learn_control(parked):
         state.controls_learnt += 1
         learnt = 1
-    alert = None
-    if score.selected:
-        alert = Alert(
-            alert_id=Alert.id_for(score.declaration_id), raised_at=score.scored_at, score=score
-        )
+    alert = alert_record(score) if score.selected else None
     return Scored(score=score, alert=alert, engine_seconds=elapsed, controls_learnt=learnt)
 
 
