@@ -10,9 +10,10 @@ pending declaration.
 
     .venv/bin/python bench/bench_engine.py --n 50000 [--label-share 0.06] [--repeat 5]
 
-It runs the detectors compiled when ``make compile`` has built them (the line
-``detectors:`` says which), the sources with ``VIGIE_INTERPRETED=1``. The machines are
-shared and noisy (the same pass varies by 20 %): compare medians of ``--repeat`` passes.
+The engine is built from the settings (``VIGIE_ENGINE__*``). It runs the sources; with
+``PYTHONPATH=build/compiled`` (``make compiled``), the compiled model (the line ``model:``
+says which). The machines are shared and noisy (the same pass varies by 20 %): compare
+medians of ``--repeat`` passes, sources and compiled in one session.
 """
 
 from __future__ import annotations
@@ -27,9 +28,10 @@ from datetime import timedelta
 
 import numpy as np
 
+import vigie.model.engine
 from vigie.contracts.schemas import ControlResult, Declaration
-from vigie.model import is_compiled
 from vigie.model.engine import RiskEngine
+from vigie.settings import get_settings
 from vigie_dev.generator import generate
 
 Stream = list[tuple[Declaration, ControlResult | None]]
@@ -61,7 +63,7 @@ def run(stream: Stream, engine: RiskEngine, timings: dict[str, list[float]] | No
         while queue and queue[0][0] <= now:
             engine.learn_control(heapq.heappop(queue)[2])
         t1 = clock()
-        engine.score_one(decl, now=decl.lodged_at)
+        engine.score_one(decl)
         t2 = clock()
         engine.learn_one(decl)
         t3 = clock()
@@ -85,10 +87,11 @@ def main() -> None:
     gc.collect()
     gc.freeze()  # the worker decodes one declaration at a time; the collector need not
     # scan the bench's whole stream, held in memory, again and again
-    print(f"detectors: {'compiled (mypyc)' if is_compiled() else 'sources'}")
+    compiled = not str(vigie.model.engine.__file__).endswith(".py")
+    print(f"model: {'compiled (mypyc)' if compiled else 'sources'} ({vigie.model.engine.__file__})")
     rates = []
     for _ in range(args.repeat):
-        engine = RiskEngine()
+        engine = RiskEngine(**get_settings().engine.options())
         timings: dict[str, list[float]] = {"controls": [], "score_one": [], "learn_one": []}
         began = time.perf_counter()
         run(stream, engine, timings)
@@ -115,7 +118,7 @@ def _memory(stream: Stream) -> None:
     codes = {d.commodity_code for d, _ in stream}
     gc.collect()
     tracemalloc.start()
-    engine = RiskEngine()
+    engine = RiskEngine(**get_settings().engine.options())
     base = tracemalloc.take_snapshot()
     run(stream, engine, None)
     gc.collect()

@@ -4,9 +4,9 @@ The bench_engine.py loop (score, learn, every label revealed 7 days late) with e
 of the engine wrapped in a timer: the figures are means over all declarations (a part
 that runs only for some, such as learning a control, is spread over all of them). The
 wrappers add about 0.2 us per call; compare parts within one run, the machine is shared.
-It times the detectors' sources (``VIGIE_INTERPRETED=1``): compiled methods cannot be
-wrapped, and the compiled engine calls its parts directly. ``perf record`` profiles the
-compiled engine (``bench_engine.py``), by C function.
+It times the sources: compiled methods cannot be wrapped, and the compiled engine calls its
+parts directly (``perf record`` on ``bench_engine.py`` with ``PYTHONPATH=build/compiled``
+profiles the compiled engine, by C function). The engine is built from the settings.
 
     .venv/bin/python bench/profile_engine.py --n 30000 [--label-share 0.06]
 """
@@ -16,7 +16,6 @@ from __future__ import annotations
 import argparse
 import gc
 import heapq
-import os
 import sys
 import time
 from collections.abc import Callable
@@ -24,11 +23,11 @@ from pathlib import Path
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).parent))
-os.environ["VIGIE_INTERPRETED"] = "1"  # before vigie.model is imported: see above
 
 import vigie.model.engine as engine_module
 from bench_engine import _stream
 from vigie.model.engine import RiskEngine
+from vigie.settings import get_settings
 
 PARTS = {
     "_valuation": {"score_one": "valuation.score", "learn_one": "valuation.learn"},
@@ -36,14 +35,21 @@ PARTS = {
     "_history": {
         "rows": "history.features",
         "logits": "history.features",
-        "learn_rows": "history.learn",
+        "learn_one": "history.learn",
     },
     "_activity": {"features": "activity.features", "learn_one": "activity.learn"},
-    "_learner": {"predict_array": "supervised.predict", "learn_array": "supervised.learn"},
+    "_learner": {"predict_proba_one": "supervised.predict", "learn_one": "supervised.learn"},
     "_combiner": {"predict_proba_one": "combiner.predict", "learn_one": "combiner.learn"},
     "_budget": {"decide": "budget.decide", "learn_one": "budget.learn"},
 }
-MODULE_FUNCTIONS = ("explain", "trusted", "declaration_base", "detector_features", "one_hot")
+MODULE_FUNCTIONS = (
+    "explain",
+    "declaration_base",
+    "key_values",
+    "declaration_features",
+    "detector_features",
+    "one_hot",
+)
 
 
 def _timed(target: Any, name: str, label: str, spent: dict[str, float]) -> None:
@@ -68,8 +74,10 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=11)
     parser.add_argument("--label-share", type=float, default=1.0)
     args = parser.parse_args()
+    if not str(engine_module.__file__).endswith(".py"):
+        sys.exit("profile_engine.py times the sources: run it without PYTHONPATH=build/compiled")
     stream = _stream(args.n, args.seed, args.label_share)
-    engine = RiskEngine()
+    engine = RiskEngine(**get_settings().engine.options())
     spent: dict[str, float] = {}
     for attribute, methods in PARTS.items():
         for method, label in methods.items():
@@ -84,7 +92,7 @@ def main() -> None:
         now = decl.lodged_at.timestamp()
         while queue and queue[0][0] <= now:
             engine.learn_control(heapq.heappop(queue)[2])
-        engine.score_one(decl, now=decl.lodged_at)
+        engine.score_one(decl)
         engine.learn_one(decl)
         if control is not None:
             heapq.heappush(queue, (now + 7 * 86_400.0, seq, control))

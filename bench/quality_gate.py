@@ -10,8 +10,9 @@ Runs the ``vigie evaluate`` protocol (score, then learn; labels 7 days late) on:
   with a gap above 50 % that the engine selects (target 0.90), and the lowest recall of
   any typology in the top 5 % by risk (chance 0.05).
 
-Each run goes in its own process (two at a time), so the figures come back in about the
-time of the longest runs::
+The engines are built from the settings (``VIGIE_ENGINE__*``; by default a 5 % budget,
+1 % audits, seed 0). Each run goes in its own process (two at a time), so the figures come
+back in about the time of the longest runs::
 
     .venv/bin/python bench/quality_gate.py --n 50000
 """
@@ -27,6 +28,7 @@ from typing import Any
 
 from vigie.model.engine import RiskEngine
 from vigie.model.evaluation import Example, metrics, prequential
+from vigie.settings import get_settings
 
 CUSTOMS_KR = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "customs-kr"
 DELAY = timedelta(days=7)
@@ -40,7 +42,10 @@ def customs_kr() -> dict[str, Any]:
     examples.sort(key=lambda e: e.declaration.lodged_at)
     began = time.perf_counter()
     trace = prequential(
-        examples, RiskEngine(), label_delay=DELAY, start=datetime(2021, 1, 1, tzinfo=UTC)
+        examples,
+        RiskEngine(**get_settings().engine.options()),
+        label_delay=DELAY,
+        start=datetime(2021, 1, 1, tzinfo=UTC),
     )
     elapsed = time.perf_counter() - began
     risk = metrics(trace)["detectors"]["risk"]
@@ -60,13 +65,13 @@ def generated(n: int, seed: int, label_share: float) -> dict[str, Any]:
     began = time.perf_counter()
     trace = prequential(
         examples,
-        RiskEngine(budget=0.05, audit_share=0.01, seed=0),
+        RiskEngine(**get_settings().engine.options()),
         label_delay=DELAY,
         start=datetime(2026, 1, 15, tzinfo=UTC),
         label_share=label_share,
     )
     elapsed = time.perf_counter() - began
-    report = metrics(trace, budget=0.05)
+    report = metrics(trace, budget=get_settings().engine.budget)
     typologies = report["typologies"]["risk"]
     worst = min(typologies.items(), key=lambda kv: kv[1]["recall_top"])
     return {

@@ -13,6 +13,7 @@ import csv
 import re
 from collections.abc import Iterator
 from contextlib import closing
+from dataclasses import asdict
 from datetime import UTC, datetime, timedelta
 from itertools import islice
 from pathlib import Path
@@ -21,7 +22,16 @@ from typing import Any
 import orjson
 import pytest
 
-from vigie.contracts import Alert, ControlResult, Declaration, Reason, Score, dead_letter
+from vigie.contracts import (
+    Alert,
+    AtypicalityEvidence,
+    ControlResult,
+    Declaration,
+    Reason,
+    Score,
+    ValuationEvidence,
+    dead_letter,
+)
 from vigie.contracts.codec import decode_object
 from vigie.errors import DecodeError
 from vigie.ingest.mappings import load_mapping
@@ -126,8 +136,8 @@ def scored_traffic() -> dict[str, list[Any]]:
             commodity_code=d.commodity_code,
             lodged_at=d.lodged_at,
             scored_at=d.lodged_at + timedelta(seconds=1),
-            valuation=v,
-            atypicality=a,
+            valuation=ValuationEvidence.model_validate(asdict(v)),
+            atypicality=AtypicalityEvidence.model_validate(asdict(a)),
             supervised_probability=0.1,
             risk=risk,
             expected_recoverable_eur=v.duty_at_risk_eur * risk,

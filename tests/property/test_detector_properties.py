@@ -1,10 +1,16 @@
-"""Invariants of the unsupervised detectors, for any valid declaration."""
+"""Invariants of the models, for any declaration: every output finite and in range
+(whatever the amounts, masses and dates, from 5e-324 to 1.8e308 and from year 1 to 9999,
+even those the contract refuses: the models stay finite whatever reaches them),
+independent of the order of the fields, and a reference the frauds do not move."""
 
 from __future__ import annotations
 
 import math
 import pickle
 import random
+import sys
+from collections.abc import Callable
+from dataclasses import astuple
 from datetime import UTC, datetime, timedelta
 from functools import cache
 from typing import Any
@@ -12,22 +18,35 @@ from typing import Any
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from vigie.contracts.schemas import FUTURE_LIMIT, MIN_MASS_KG, Declaration
+from vigie.contracts.schemas import ControlResult, Declaration
+from vigie.model.assessment import Assessment, AtypicalityFinding, ValuationFinding
 from vigie.model.atypicality import AtypicalityDetector
+from vigie.model.engine import RiskEngine
 from vigie.model.valuation import ValuationDetector
 
 START = datetime(2026, 1, 1, tzinfo=UTC)
 KNOWN = {"62034231": ("CN", 12.5), "85171300": ("VN", 900.0), "080390": ("EC", 0.9)}
 COUNTRIES = ["CN", "VN", "EC", "TR", "BR", "AE", "ZZ", "US"]
 
-finite = st.floats(min_value=0.0, max_value=1e12, allow_nan=False, allow_infinity=False)
+amounts = st.one_of(
+    st.floats(min_value=0.0, max_value=1e12),
+    st.floats(min_value=0.0, max_value=sys.float_info.max),
+    st.sampled_from([0.0, 5e-324, 1e-300, 1e-6, 1e300, 1e308, sys.float_info.max]),
+)
 declarations = st.fixed_dictionaries(
     {
         "declaration_id": st.from_regex(r"[A-Z0-9]{1,12}", fullmatch=True),
-        "lodged_at": st.datetimes(  # valid: from 1990 to a year ahead
-            min_value=datetime(1990, 1, 1),
-            max_value=datetime.now() + FUTURE_LIMIT - timedelta(days=1),
-            timezones=st.just(UTC),
+        "lodged_at": st.one_of(
+            st.datetimes(
+                min_value=datetime(1990, 1, 1),
+                max_value=datetime(2090, 1, 1),
+                timezones=st.just(UTC),
+            ),
+            st.datetimes(
+                min_value=datetime(1, 1, 2),
+                max_value=datetime(9999, 12, 30),
+                timezones=st.just(UTC),
+            ),
         ),
         "office": st.sampled_from(["FR000730", "FR002300", "BE1"]),
         "declarant": st.just("D1"),
@@ -36,14 +55,14 @@ declarations = st.fixed_dictionaries(
             st.sampled_from(sorted(KNOWN)), st.from_regex(r"\d{6}(\d{2}(\d{2})?)?", fullmatch=True)
         ),
         "origin": st.sampled_from(COUNTRIES),
-        "customs_value_eur": finite,
-        "net_mass_kg": st.one_of(st.just(0.0), st.floats(min_value=MIN_MASS_KG, max_value=1e10)),
+        "customs_value_eur": amounts,
+        "net_mass_kg": amounts,
         "duty_rate_pct": st.floats(min_value=0.0, max_value=1000.0),
     },
     optional={
         "seller": st.sampled_from(["S1", "S2", "S3"]),
         "dispatch": st.sampled_from(COUNTRIES),
-        "supplementary_units": finite,
+        "supplementary_units": amounts,
         "item_number": st.integers(min_value=1, max_value=999),
     },
 )
@@ -77,42 +96,87 @@ def market(n: int) -> list[Declaration]:
     return out
 
 
+def unchecked(record: dict[str, Any]) -> Declaration:
+    """The record as a Declaration without the contract's checks (which refuse a date in
+    9999 or a mass of 5e-324 kg): what a model must survive, whatever reaches it."""
+    return Declaration.model_construct(**record)
+
+
+def control(decl: Declaration, fraud: bool) -> ControlResult:
+    return ControlResult(
+        declaration_id=decl.declaration_id,
+        controlled_at=START,
+        outcome="infraction" if fraud else "compliant",
+        selection="other",
+    )
+
+
 @cache
 def trained_bytes(kind: str) -> bytes:
-    detector: Any = (
-        ValuationDetector(min_support=20, flagged_weight=0.0)
-        if kind == "valuation"
-        else AtypicalityDetector(warm_up=100)
-    )
-    for d in market(600):
-        detector.score_one(d)
-        detector.learn_one(d)
-    return pickle.dumps(detector)
+    factories: dict[str, Callable[[], Any]] = {
+        "valuation": lambda: ValuationDetector(min_support=20, flagged_weight=0.0),
+        "atypicality": lambda: AtypicalityDetector(warm_up=100),
+        "engine": lambda: RiskEngine(warm_up=50),
+    }
+    model = factories[kind]()
+    for i, d in enumerate(market(600)):
+        model.score_one(d)
+        model.learn_one(d)
+        if kind == "engine":
+            model.learn_control(control(d, fraud=i % 9 == 0))
+    return pickle.dumps(model)
 
 
 def trained(kind: str) -> Any:
     return pickle.loads(trained_bytes(kind))
 
 
-def floats_of(evidence: Any) -> list[float]:
-    dumped = evidence.model_dump()
-    values = [v for v in dumped.values() if isinstance(v, float)]
-    for contribution in dumped.get("contributions", ()):
-        values += [contribution["value"], contribution["weight"]]
-    return values
+def floats_of(output: ValuationFinding | AtypicalityFinding | Assessment) -> list[float]:
+    """Every float of an output, nested findings and contributions included."""
+    found: list[float] = []
+
+    def walk(value: object) -> None:
+        if isinstance(value, float):
+            found.append(value)
+        elif isinstance(value, tuple):
+            for item in value:
+                walk(item)
+
+    walk(astuple(output))
+    return found
 
 
 @settings(max_examples=80, deadline=None)
 @given(record=declarations)
-def test_scores_are_finite_for_any_valid_declaration(record: dict[str, Any]) -> None:
-    decl = Declaration.model_validate(record)
+def test_detector_outputs_are_finite_for_any_declaration(record: dict[str, Any]) -> None:
+    decl = unchecked(record)
     for kind in ("valuation", "atypicality"):
         detector = trained(kind)
-        evidence = detector.score_one(decl)
-        assert 0.0 <= evidence.score <= 1.0
-        assert all(math.isfinite(x) for x in floats_of(evidence))
+        finding = detector.score_one(decl)
+        assert 0.0 <= finding.score <= 1.0
+        assert all(math.isfinite(x) for x in floats_of(finding))
         detector.learn_one(decl)
         assert 0.0 <= detector.score_one(decl).score <= 1.0
+
+
+@settings(max_examples=60, deadline=None)
+@given(records=st.lists(declarations, min_size=1, max_size=3), fraud=st.booleans())
+def test_engine_assessments_are_finite_for_any_declarations(
+    records: list[dict[str, Any]], fraud: bool
+) -> None:
+    """Scored, learnt and controlled one after the other: the odd values reach every part
+    (references, profiles, the supervised model, the calibration) before the next one."""
+    engine = trained("engine")
+    for record in [*records, *records]:  # the second time, after learning them
+        decl = unchecked(record)
+        assessment = engine.score_one(decl)
+        assert all(math.isfinite(x) for x in floats_of(assessment)), assessment
+        assert 0.0 <= assessment.risk <= 1.0
+        assert 0.0 <= assessment.supervised_probability <= 1.0
+        assert 0.0 < assessment.selection_probability <= 1.0
+        assert assessment.expected_recoverable_eur >= 0.0
+        engine.learn_one(decl)
+        engine.learn_control(control(decl, fraud))
 
 
 @settings(max_examples=40, deadline=None)
@@ -122,8 +186,8 @@ def test_scores_do_not_depend_on_field_order(record: dict[str, Any], seed: int) 
     random.Random(seed).shuffle(keys)
     shuffled = {key: record[key] for key in keys}
     for kind in ("valuation", "atypicality"):
-        a = trained(kind).score_one(Declaration.model_validate(record))
-        b = trained(kind).score_one(Declaration.model_validate(shuffled))
+        a = trained(kind).score_one(unchecked(record))
+        b = trained(kind).score_one(unchecked(shuffled))
         assert a == b
 
 

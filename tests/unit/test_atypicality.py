@@ -6,7 +6,8 @@ import random
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from vigie.contracts.schemas import AtypicalityEvidence, Declaration
+from vigie.contracts.schemas import Declaration
+from vigie.model.assessment import AtypicalityFinding
 from vigie.model.atypicality import IMPORTANCE, AtypicalityDetector
 
 START = datetime(2026, 1, 1, 8, tzinfo=UTC)
@@ -41,7 +42,7 @@ def trained(n: int = 1200, **params: Any) -> AtypicalityDetector:
     return det
 
 
-def weights(ev: AtypicalityEvidence) -> dict[str, float]:
+def weights(ev: AtypicalityFinding) -> dict[str, float]:
     return {c.name: c.weight for c in ev.contributions}
 
 
@@ -139,3 +140,16 @@ def test_a_flag_feature_reports_the_value_one() -> None:
     flags = {c.name: c.value for c in ev.contributions}
     assert flags["origin_unusual_for_product"] == 1.0
     assert flags["new_route_for_importer"] == flags["new_seller_for_importer"] == 1.0
+
+
+def test_a_value_beyond_any_ratio_to_the_usual_ones_stays_finite() -> None:
+    det = trained(300)
+    # values the contract refuses, set past it: the detector must survive them anyway
+    for i in range(5):  # an importer declaring next to nothing
+        tiny = decl(300 + i, importer="TINY").model_copy(update={"customs_value_eur": 1e-300})
+        det.learn_one(tiny)
+    huge = decl(400, importer="TINY").model_copy(update={"customs_value_eur": 1e308})
+    ev = det.score_one(huge)
+    flags = {c.name: c.value for c in ev.contributions}
+    assert flags["value_unusual_for_importer"] == 1100.0  # log2 of the ratio, bounded
+    assert weights(ev)["value_unusual_for_importer"] > 0.25

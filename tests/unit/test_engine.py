@@ -1,13 +1,21 @@
-"""The risk engine: every Score field, test-then-train, learning from controls, snapshots."""
+"""The risk engine: every Assessment field, test-then-train, learning from controls,
+snapshots, and the settings it is built from."""
 
 from __future__ import annotations
 
+import inspect
+import math
 import pickle
+from dataclasses import astuple
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from vigie.contracts.codec import decode, encode
 from vigie.contracts.schemas import EXAMPLE_DECLARATION, ControlResult, Declaration, Score
 from vigie.model.engine import RiskEngine
+from vigie.settings import EngineSettings
+from vigie.worker.records import score_record
+from vigie_dev.generator import generate
 
 START = datetime(2026, 1, 5, 8, tzinfo=UTC)
 
@@ -34,18 +42,50 @@ def _control(decl: Declaration, fraud: bool) -> ControlResult:
     )
 
 
-def test_score_fills_every_field_and_round_trips() -> None:
+def test_assessment_fills_every_field_without_the_clock() -> None:
     engine = RiskEngine()
-    now = datetime(2026, 2, 1, tzinfo=UTC)
     decl = _decl(1)
-    score = engine.score_one(decl, now=now)
-    assert score.scored_at == now
-    assert score.declaration_id == "D1" and score.importer == "IMP1"
-    assert 0.0 <= score.risk <= 1.0 and 0.0 <= score.supervised_probability <= 1.0
-    assert score.latency_ms > 0.0
-    assert 0.0 < score.selection_probability <= 1.0
-    assert score.model_versions == engine.versions
-    assert Score.model_validate(score.model_dump()) == score
+    assessment = engine.score_one(decl)
+    assert 0.0 <= assessment.risk <= 1.0 and 0.0 <= assessment.supervised_probability <= 1.0
+    assert 0.0 < assessment.selection_probability <= 1.0
+    assert assessment.model_versions == engine.versions
+    assert engine.score_one(decl) == assessment  # scoring learns nothing, reads no clock
+
+
+def test_assessments_stamp_into_valid_scores() -> None:
+    """Every Assessment (warm-up, warm, selected with reasons) makes a valid wire Score."""
+    engine = RiskEngine(warm_up=50)
+    selected_with_reasons = 0
+    pending: list[ControlResult] = []
+    for i, item in enumerate(generate(1500, seed=3)):
+        decl = item.declaration
+        assessment = engine.score_one(decl)
+        engine.learn_one(decl)
+        pending.append(
+            ControlResult(
+                declaration_id=decl.declaration_id,
+                controlled_at=decl.lodged_at + timedelta(days=1),
+                outcome="infraction" if item.truth.typology else "compliant",
+                selection="other",
+            )
+        )
+        if i % 10 == 9:
+            for result in pending:
+                engine.learn_control(result)
+            pending.clear()
+        score = score_record(decl, assessment, decl.lodged_at, latency_ms=0.1)
+        assert decode(Score, encode(score)) == score
+        selected_with_reasons += assessment.selected and bool(assessment.reasons)
+    assert selected_with_reasons > 0
+    assert engine.versions["supervised"] != "supervised-0"
+
+
+def test_parameters_are_the_engine_settings_with_their_defaults() -> None:
+    parameters = inspect.signature(RiskEngine).parameters
+    settings = EngineSettings()
+    assert {name: p.default for name, p in parameters.items()} == settings.options()
+    built = RiskEngine(**EngineSettings(budget=0.1, seed=3).options())
+    assert (built.budget, built.seed) == (0.1, 3)
 
 
 def test_learn_control_needs_a_scored_declaration() -> None:
@@ -69,6 +109,8 @@ def test_pending_store_is_bounded_by_count_and_age() -> None:
     assert engine.n_pending == 50
     late = _decl(1000, lodged_at=(START + timedelta(days=30)).isoformat())
     engine.score_one(late)
+    assert engine.n_pending == 50  # scoring keeps nothing
+    engine.learn_one(late)
     assert engine.n_pending == 1
 
 
@@ -115,19 +157,13 @@ def test_snapshot_restores_the_same_decisions() -> None:
         engine.learn_control(_control(decl, fraud=i % 7 == 0))
     copy = pickle.loads(pickle.dumps(engine))
     probe = _decl(999)
-    a, b = engine.score_one(probe, now=START), copy.score_one(probe, now=START)
-    assert (a.risk, a.selected, a.reasons, a.model_versions) == (
-        b.risk,
-        b.selected,
-        b.reasons,
-        b.model_versions,
-    )
+    assert engine.score_one(probe) == copy.score_one(probe)
     fresh = engine.clone()
     assert fresh.n_pending == 0 and fresh.warm_up == 20
 
 
 def test_odd_inputs_give_finite_bounded_scores() -> None:
-    """The detector battery's odd declarations (zero mass, zero value, extreme values)."""
+    """Zero mass, zero value, extreme values, missing optional fields."""
     engine = RiskEngine(warm_up=20)
     odd: list[dict[str, Any]] = [
         {},
@@ -135,17 +171,18 @@ def test_odd_inputs_give_finite_bounded_scores() -> None:
         {"net_mass_kg": 5.0, "customs_value_eur": 0.0},
         {"net_mass_kg": 0.0, "customs_value_eur": 1e9},
         {"net_mass_kg": 1e-6, "customs_value_eur": 1e12, "supplementary_units": 1e-6},
+        {"net_mass_kg": 1e-300, "customs_value_eur": 1e308, "duty_rate_pct": 1000.0},
         {"seller": None, "dispatch": None, "procedure": None, "transport_mode": None},
     ]
     for i in range(300):
         change = odd[i % len(odd)]
         decl = _decl(i).model_copy(update=change)
         before = engine.version
-        score = engine.score_one(decl)
+        assessment = engine.score_one(decl)
         engine.learn_one(decl)
         assert engine.version != before
         engine.learn_control(_control(decl, fraud=i % 5 == 0))
-        values = [score.risk, score.supervised_probability, score.expected_recoverable_eur]
-        assert all(0.0 <= v < float("inf") for v in values)
-        assert 0.0 <= score.risk <= 1.0
-        assert Score.model_validate(score.model_dump()) == score
+        floats = [v for v in astuple(assessment) if isinstance(v, float)]
+        assert all(math.isfinite(v) for v in floats)
+        assert 0.0 <= assessment.risk <= 1.0 and assessment.expected_recoverable_eur >= 0.0
+        score_record(decl, assessment, decl.lodged_at, latency_ms=0.0)  # a valid Score

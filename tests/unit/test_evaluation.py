@@ -9,6 +9,7 @@ from pathlib import Path
 
 import numpy as np
 import orjson
+import pytest
 from typer.testing import CliRunner
 
 from vigie.cli import _register, app
@@ -23,6 +24,7 @@ from vigie.model.evaluation import (
     prequential,
     ranking_metrics,
 )
+from vigie.settings import get_settings
 from vigie_dev.generator import GeneratorConfig, generate, write_files
 
 N = 8000
@@ -122,6 +124,26 @@ def test_evaluate_command_on_generated_files(tmp_path: Path) -> None:
     assert report["labels_revealed"] > 0
     n_controls = sum(1 for line in controls.read_bytes().splitlines() if line.strip())
     assert report["labels_revealed"] <= n_controls
+
+
+def test_evaluate_builds_the_engine_of_the_settings_with_its_options(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    config = GeneratorConfig(n=300, seed=4)
+    out, controls, truth = tmp_path / "d.jsonl", tmp_path / "c.jsonl", tmp_path / "t.jsonl"
+    write_files(config, out, controls, truth)
+    monkeypatch.setenv("VIGIE_ENGINE__AUDIT_SHARE", "0.03")
+    monkeypatch.setenv("VIGIE_ENGINE__BUDGET", "0.2")
+    get_settings.cache_clear()
+    try:
+        _register()
+        result = CliRunner().invoke(
+            app, ["evaluate", str(out), "--controls", str(controls), "--budget", "0.1", "--json"]
+        )
+    finally:
+        get_settings.cache_clear()
+    assert result.exit_code == 0, result.output
+    assert orjson.loads(result.stdout)["engine"] == {"budget": 0.1, "audit_share": 0.03, "seed": 0}
 
 
 def test_trace_keeps_control_outcome_without_truth() -> None:

@@ -181,6 +181,16 @@ def test_support_is_the_decayed_count_across_a_landmark_move() -> None:
     assert ev.reference_unit_value == pytest.approx(20.0, rel=0.1)
 
 
+def test_support_stays_bounded_far_before_the_landmark() -> None:
+    # weights grow to 2 ** 39 in 40 days at a 1-day half-life; read 2,000 half-lives
+    # earlier, the support is beyond any float: it is bounded, not infinite
+    det = ValuationDetector(min_support=1, half_life_days=1.0)
+    run(det, [decl(i, 20.0, lodged_at=START + timedelta(days=i)) for i in range(40)])
+    ev = det.score_one(decl(40, 20.0, lodged_at=START - timedelta(days=2000)))
+    assert ev.support_count == 10**9
+    assert ev.reference_unit_value == pytest.approx(20.0, rel=0.1)
+
+
 @pytest.mark.parametrize("staleness", [0.0, 0.05])
 def test_a_stale_reference_lags_by_at_most_its_staleness(staleness: float) -> None:
     stream = market(3000, seed=5)

@@ -128,14 +128,24 @@ def evaluate(
         help="1: every label is seen. Below 1: only the labels of the declarations the "
         "engine selects, with this share as its budget (plus random audits).",
     ),
-    budget: float = typer.Option(0.05, "--budget", min=0.0, max=1.0, help="Inspection budget."),
-    audit_share: float = typer.Option(0.01, "--audit-share", min=0.0, max=1.0),
-    seed: int = typer.Option(0, "--seed", min=0, help="Seed of the random audits."),
+    budget: float | None = typer.Option(
+        None, "--budget", min=0.0, max=1.0, help="Inspection budget [default: the settings']."
+    ),
+    audit_share: float | None = typer.Option(
+        None, "--audit-share", min=0.0, max=1.0, help="Random audits [default: the settings']."
+    ),
+    seed: int | None = typer.Option(
+        None, "--seed", min=0, help="Seed of the random audits [default: the settings']."
+    ),
     as_json: bool = typer.Option(False, "--json", help=output.JSON_OPTION_HELP),
 ) -> None:
-    """Score then learn each declaration in time order, labels revealed after the delay."""
+    """Score then learn each declaration in time order, labels revealed after the delay.
+
+    The engine is the worker's (the settings, ``VIGIE_ENGINE__*``), with the options given.
+    """
     from vigie.model.engine import RiskEngine
     from vigie.model.evaluation import metrics, prequential
+    from vigie.settings import get_settings
 
     missing = [str(p) for p in [*files, controls, truth] if p is not None and not p.is_file()]
     if missing:
@@ -150,8 +160,12 @@ def evaluate(
         examples = sorted(source, key=lambda e: e.declaration.lodged_at)
     except (VigieError, OSError, ValueError) as exc:  # a bad mapping, control or truth file
         raise output.CommandError(str(exc)) from exc
-    engine_budget = label_share if label_share < 1.0 else budget
-    engine = RiskEngine(budget=engine_budget, audit_share=audit_share, seed=seed)
+    given = {"budget": budget, "audit_share": audit_share, "seed": seed}
+    options = get_settings().engine.options() | {k: v for k, v in given.items() if v is not None}
+    budget = options["budget"]
+    if label_share < 1.0:
+        options["budget"] = label_share
+    engine = RiskEngine(**options)
     trace = prequential(
         _progress(examples, as_json),
         engine,
@@ -161,7 +175,7 @@ def evaluate(
     )
     report = metrics(trace, budget=budget)
     report["rejected"] = rejected[0]
-    report["engine"] = {"budget": engine_budget, "audit_share": audit_share, "seed": seed}
+    report["engine"] = {k: options[k] for k in ("budget", "audit_share", "seed")}
     report["memory"] = {"pending_declarations": engine.n_pending}
     if as_json:
         output.emit(report, as_json=True)

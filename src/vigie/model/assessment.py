@@ -21,9 +21,13 @@ Examples
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import Final, Literal
 
 Selection = Literal["engine", "random_audit"]
+
+MAX_EUR: Final = 1e15
+"""Amounts in EUR are bounded at this (a thousand trillion), so that they stay finite
+whatever value is declared."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -1,39 +1,11 @@
 """Atypicality (atypie): how far a declaration is from the normal flows, and why.
 
-Eleven features, each turned into a surprise in [0, 1] and weighted by its importance:
-
-========================== ===========================================================
-new_chapter_for_importer   the importer never declared this HS chapter
-new_route_for_importer     new (origin, dispatch, office) for the importer
-new_seller_for_importer    a seller the importer never bought from
-new_declarant_for_importer a customs broker the importer never used
-origin_unusual_for_product an origin never seen for this HS6
-unusual_transit_hub        dispatched from a country rarely used for that origin
-volume_burst               the importer's count in the last hours vs its own rate
-value_unusual_for_importer a value far from the importer's mean (16 times, either way)
-unit_value_incoherent      log EUR/kg far from the HS6 (either side)
-mass_per_unit_incoherent   log kg per supplementary unit far from the HS4
-multivariate_outlier       River Half-Space Trees over the numeric features
-========================== ===========================================================
-
-Novelty is read as surprise given the history (see :mod:`vigie.model.behaviour`):
-an importer's first declarations are not atypical merely for being first, nor is a new
-seller for an importer that changes seller every time; the latest new chapter, route,
-seller or broker stays surprising for a few days (``fresh_days``) while it repeats, so
-every declaration of an abrupt switch is flagged, not only the first. The score combines
-the weighted surprises as a noisy-or, ``1 - prod(1 - w_i)``; ``contributions`` lists the
-features with the largest weights. The Half-Space Trees score is calibrated against its
-own running 90th and 99th percentiles, so only its top decile contributes. The trees
-matter: without them, the share of split consignments in the top 5 % by risk halves
-(bench/quality_gate.py, seed 3). Three trees of height 5 do as well as five of height 6
-(the gate's figures move within the spread that any change of the trees brings) at 60 %
-of the cost, spent by River walking each tree in Python; two trees do not.
-
-Each feature is computed once per declaration, by ``score_one``; ``learn_one`` of the
-same declaration reuses them (and the memories they were read from).
-
-Memory is bounded: at most ``max_importers`` importer profiles and ``max_products``
-product memories (least recently used evicted), sets capped at ``set_cap`` values.
+Eleven features, each turned into a surprise in [0, 1] and weighted by its importance
+(:data:`IMPORTANCE`): novelty for the importer (chapter, route, seller, broker), origin
+and transit hub unusual for the product, volume bursts, a value far from the importer's
+usual ones, unit value and mass per unit incoherent with the product, and River's
+Half-Space Trees over the numeric features. The score is the noisy-or of the weighted
+surprises; the contributions are the largest of them. Why and how: docs/detectors.md.
 """
 
 from __future__ import annotations
@@ -46,7 +18,8 @@ from typing import Any, Final, TypeVar
 
 from river import anomaly
 
-from vigie.contracts.schemas import AtypicalityEvidence, Declaration
+from vigie.contracts.schemas import Declaration
+from vigie.model.assessment import AtypicalityFinding, Contribution
 from vigie.model.base import Detector
 from vigie.model.behaviour import (
     Horizons,
@@ -102,7 +75,9 @@ _WEIGHTS: Final = tuple(IMPORTANCE.values())
 _FLAGS: Final = (1.0,) * (_ORIGIN + 1) + (0.0,) * (len(_NAMES) - _ORIGIN - 1)
 """Initial values: a novelty's value is 1.0, read only when its surprise is positive."""
 _AFTER_NOVELTIES: Final = (0.0,) * (len(_NAMES) - len(NOVELTIES))
-_NEUTRAL: Final = AtypicalityEvidence(score=0.0)
+_MAX_LOG2: Final = 1100.0
+"""Above the base-2 log of any ratio of finite floats: only an overflow is clipped."""
+_NEUTRAL: Final = AtypicalityFinding(score=0.0)
 _Memory = TypeVar("_Memory", ImporterProfile, ProductMemory, EWStats)
 
 _Prepared = tuple[
@@ -226,13 +201,13 @@ class AtypicalityDetector(Detector):
     def n_importers(self) -> int:
         return len(self._importers)
 
-    def score_one(self, decl: Declaration) -> AtypicalityEvidence:
+    def score_one(self, decl: Declaration) -> AtypicalityFinding:
         """The atypicality score and its top contributions; neutral during warm-up."""
         prepared = self._prepare(decl)
         self._last = (decl.declaration_id, decl.item_number, prepared)
         if self._n < self.warm_up:
             return _NEUTRAL
-        return self._evidence(prepared[1], prepared[2])
+        return self._finding(prepared[1], prepared[2])
 
     def learn_one(self, decl: Declaration) -> None:
         """Learn one declaration (every declaration: novelty is about what was seen)."""
@@ -255,7 +230,7 @@ class AtypicalityDetector(Detector):
         self._learn_product(decl, product, masses, log_uv, log_kpu)
         self._n += 1
 
-    def _evidence(self, values: list[float], surprises: list[float]) -> AtypicalityEvidence:
+    def _finding(self, values: list[float], surprises: list[float]) -> AtypicalityFinding:
         """Noisy-or of the weighted surprises; the ``top_k`` largest weights (>= 0.01)."""
         remaining = 1.0
         weighted = []
@@ -270,16 +245,10 @@ class AtypicalityDetector(Detector):
         if remaining == 1.0:
             return _NEUTRAL
         weighted.sort(reverse=True)
-        # One validation of plain dicts costs half as much as building each Contribution.
         contributions = tuple(
-            [
-                {"name": name, "value": value, "weight": weight}
-                for weight, name, value in weighted[: self.top_k]
-            ]
+            [Contribution(name, value, weight) for weight, name, value in weighted[: self.top_k]]
         )
-        return AtypicalityEvidence.model_validate(
-            {"score": 1.0 - remaining, "contributions": contributions}
-        )
+        return AtypicalityFinding(1.0 - remaining, contributions)
 
     # -- features -------------------------------------------------------------------
 
@@ -343,7 +312,7 @@ class AtypicalityDetector(Detector):
         nats = profile.burst_nats(t, self._horizons)
         values[_BURST], surprises[_BURST] = nats, squash(nats, 5.0, 6.0)
         ratio = profile.value_ratio(value_eur)
-        log_ratio = math.log2(ratio) if ratio > 0 else 0.0
+        log_ratio = _clip(math.log2(ratio), _MAX_LOG2) if ratio > 0 else 0.0
         values[_VALUE] = log_ratio
         if abs(log_ratio) > 4.0:  # squash below is 0 otherwise
             maturity = 1.0 - math.exp(-profile.n / self.importer_tau)

@@ -1,11 +1,9 @@
 """The inspection budget: an online threshold that selects the top ``budget`` share.
 
-The threshold is the ``1 - budget`` quantile of the last ``window`` risks, recomputed
-every ``refresh`` declarations (so it follows drift in the risk distribution at a cost of
-about one microsecond per declaration). On top of the threshold, a random audit selects
-any declaration with probability ``audit_share``: the labels those audits bring are the
-unbiased sample the supervised model needs, and the probability with which each
-declaration could have been selected is recorded for inverse-probability weighting.
+The threshold is the ``1 - budget`` quantile of the last ``window`` risks; on top of it,
+random audits select any other declaration with probability ``audit_share``, the
+unbiased sample the supervised model needs. Each decision records the probability with
+which the declaration could be selected, for inverse-probability weighting.
 
 Examples
 --------
@@ -16,7 +14,7 @@ Examples
 >>> for _ in range(20_000):
 ...     decision = budget.decide(rng.random())
 ...     chosen += decision.selected
-...     budget.learn_one(decision.risk)
+...     budget.learn_one(decision)
 >>> print(f"threshold {budget.threshold:.3f}, selected {chosen / 20_000:.3f}")
 threshold 0.953, selected 0.059
 """
@@ -30,7 +28,7 @@ from typing import Final, NamedTuple
 
 import numpy as np
 
-from vigie.contracts.schemas import SelectionSource
+from vigie.model.assessment import Selection
 from vigie.model.base import Detector
 
 MIN_SELECTION_PROBABILITY: Final = 1e-4
@@ -42,7 +40,7 @@ class Decision(NamedTuple):
 
     risk: float
     selected: bool
-    selection: SelectionSource | None
+    selection: Selection | None
     selection_probability: float
     threshold: float
 
@@ -82,6 +80,7 @@ class InspectionBudget(Detector):
         self.refresh = refresh
         self.min_history = min_history
         self._rng = random.Random(seed)
+        self._draw = self._rng.random()  # the next audit draw, used by decide, spent by learn
         self._risks = array("d", bytes(8 * window))
         self._n = 0
         self._filled = 0  # risks in the window since the last restart
@@ -97,12 +96,16 @@ class InspectionBudget(Detector):
         return f"budget-{self._n // self.refresh}"
 
     def decide(self, risk: float) -> Decision:
-        """Select ``risk`` if it exceeds the threshold, else audit it at random."""
+        """Select ``risk`` if it exceeds the threshold, else audit it at random.
+
+        Deciding learns nothing: the same risk gets the same decision until
+        :meth:`learn_one` takes it into the window (and spends the audit draw).
+        """
         threshold = self._threshold
         if self._n >= self.min_history and risk > threshold and self.budget > 0:
             return Decision(risk, True, "engine", 1.0, threshold)
         probability = max(self.audit_share, MIN_SELECTION_PROBABILITY)
-        if self.audit_share > 0 and self._rng.random() < self.audit_share:
+        if self.audit_share > 0 and self._draw < self.audit_share:
             return Decision(risk, True, "random_audit", probability, threshold)
         return Decision(risk, False, None, probability, threshold)
 
@@ -112,9 +115,12 @@ class InspectionBudget(Detector):
         ``budget``. The threshold is recomputed after ``min_history`` new risks."""
         self._filled = 0
 
-    def learn_one(self, risk: float) -> None:
-        """Add a risk to the window; recompute the threshold every ``refresh`` risks."""
+    def learn_one(self, decision: Decision) -> None:
+        """Add a decided risk to the window; recompute the threshold every ``refresh``."""
+        if decision.selection != "engine" and self.audit_share > 0:
+            self._draw = self._rng.random()
         window = self.window
+        risk = decision.risk
         self._risks[self._n % window] = risk
         self._n += 1
         self._filled = min(self._filled + 1, window)

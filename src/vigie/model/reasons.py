@@ -6,15 +6,14 @@ declaration, orders them by strength and keeps the first ``limit``.
 
 Examples
 --------
->>> from vigie.contracts.schemas import (EXAMPLE_DECLARATION, AtypicalityEvidence,
-...     Declaration, ValuationEvidence)
+>>> from vigie.contracts.schemas import EXAMPLE_DECLARATION, Declaration
 >>> decl = Declaration.model_validate(EXAMPLE_DECLARATION)
->>> valuation = ValuationEvidence(score=0.97, reference_unit_value=40.3, unit="kg",
+>>> valuation = ValuationFinding(score=0.97, reference_unit_value=40.3, unit="kg",
 ...     support_level="hs6+origin", support_count=412, ratio=0.31,
 ...     below_lowest_acceptable=True)
 >>> facts = Facts(rates={"importer": (0.42, 57.0)}, global_rate=0.2,
 ...     new_importer=False, new_chapter=True, supervised=None)
->>> for r in explain(decl, valuation, AtypicalityEvidence(score=0.0), facts):
+>>> for r in explain(decl, valuation, AtypicalityFinding(score=0.0), facts):
 ...     print(r.code)
 ...     print("  " + r.text)
 VALUE_BELOW_REFERENCE
@@ -30,7 +29,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Final, NamedTuple
 
-from vigie.contracts.schemas import AtypicalityEvidence, Declaration, Reason, ValuationEvidence
+from vigie.contracts.schemas import Declaration
+from vigie.model.assessment import AtypicalityFinding, Reason, ValuationFinding
 
 HISTORY_SUBJECTS: Final[dict[str, tuple[str, str]]] = {
     "importer": ("IMPORTER_HISTORY", "importer"),
@@ -69,11 +69,7 @@ class Facts(NamedTuple):
     """The supervised probability, when the model is warm."""
 
 
-def _reason(code: str, text: str) -> Reason:
-    return Reason.model_construct(code=code, text=text)
-
-
-def _valuation(decl: Declaration, ev: ValuationEvidence) -> tuple[float, Reason] | None:
+def _valuation(decl: Declaration, ev: ValuationFinding) -> tuple[float, Reason] | None:
     if ev.ratio is None or not (ev.below_lowest_acceptable or ev.score >= 0.5):
         return None
     text = (
@@ -81,7 +77,7 @@ def _valuation(decl: Declaration, ev: ValuationEvidence) -> tuple[float, Reason]
         f"{decl.commodity_code[:6]} from {decl.origin}, {ev.support_count} comparable "
         "declarations"
     )
-    return 1.0 + ev.score, _reason("VALUE_BELOW_REFERENCE", text)
+    return 1.0 + ev.score, Reason("VALUE_BELOW_REFERENCE", text)
 
 
 def _history(facts: Facts) -> list[tuple[float, Reason]]:
@@ -92,32 +88,32 @@ def _history(facts: Facts) -> list[tuple[float, Reason]]:
         if n < MIN_CONTROLS or rate < floor:
             continue
         text = f"{subject} infraction rate {rate * 100:.0f} % over {n:.0f} controls"
-        out.append((0.5 + rate, _reason(code, text)))
+        out.append((0.5 + rate, Reason(code, text)))
     return out
 
 
 def _novelty(decl: Declaration, facts: Facts) -> list[tuple[float, Reason]]:
     if facts.new_importer:
-        return [(0.4, _reason("NEW_IMPORTER", "first declaration by this importer"))]
+        return [(0.4, Reason("NEW_IMPORTER", "first declaration by this importer"))]
     if facts.new_chapter:
         text = f"first declaration of chapter {decl.commodity_code[:2]} by this importer"
-        return [(0.5, _reason("NEW_CHAPTER", text))]
+        return [(0.5, Reason("NEW_CHAPTER", text))]
     return []
 
 
-def _atypical(ev: AtypicalityEvidence) -> list[tuple[float, Reason]]:
+def _atypical(ev: AtypicalityFinding) -> list[tuple[float, Reason]]:
     out: list[tuple[float, Reason]] = []
     for c in ev.contributions:
         sentence = ATYPICAL_SENTENCES.get(c.name)
         if sentence is not None and c.weight >= 0.3:
-            out.append((c.weight, _reason(f"ATYPICAL_{c.name.upper()}", sentence)))
+            out.append((c.weight, Reason(f"ATYPICAL_{c.name.upper()}", sentence)))
     return out
 
 
 def explain(
     decl: Declaration,
-    valuation: ValuationEvidence,
-    atypicality: AtypicalityEvidence,
+    valuation: ValuationFinding,
+    atypicality: AtypicalityFinding,
     facts: Facts,
     limit: int = 4,
 ) -> tuple[Reason, ...]:
@@ -131,6 +127,6 @@ def explain(
     found.extend(_atypical(atypicality))
     if facts.supervised is not None and facts.supervised >= 0.5:
         text = f"controls of similar declarations: infraction probability {facts.supervised:.0%}"
-        found.append((facts.supervised, _reason("CONTROL_HISTORY_MODEL", text)))
+        found.append((facts.supervised, Reason("CONTROL_HISTORY_MODEL", text)))
     found.sort(key=lambda item: -item[0])
     return tuple(reason for _, reason in found[:limit])

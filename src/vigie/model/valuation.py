@@ -1,44 +1,11 @@
 """Value under-declaration (minoration de valeur): a live fair price and the distance to it.
 
-For every (commodity code, origin) cell, and for the coarser cells above it (the code
-alone, then HS6, HS4 and HS2), the detector keeps a decayed histogram of the log unit
-value (EUR per kg and, where supplementary units are declared, EUR per unit). A
-declaration is scored against the finest cell with at least ``min_support`` effective
-observations, blended with the finest cell that has any (credibility weighting, so a
-young (code, origin) cell counts from its first observations): the reference unit value
-is the median, the robust z-score uses the median absolute deviation (``1.4826 MAD``,
-floored at ``min_log_scale``), and the EU rule of thumb flags a value below half of the
-reference. The score is a logistic of ``-z``.
-
-The reference protects itself from the fraud it measures: a declaration the detector
-flags (robust ``z < -flag_z``) is learnt with the small weight ``flagged_weight`` only,
-so that 30 % of frauds at a fifth of the price barely move the median while a genuine,
-lasting price fall still wins after a few half-lives. The flag is the z-score, not the
-50 % rule: in a wide cell, down-weighting every value under half the median would cut a
-quarter of the honest declarations and push the median up, which would flag more of
-them, and so on; below ``-2.5`` robust deviations the honest tail is under 1 %.
-The small weight goes to the cell that anchored the reference and the coarser ones. The
-younger cells below the anchor (short of ``min_support``) learn a flagged value fully,
-unless it is low for their own median too: otherwise a genuinely cheaper origin, judged
-against the pooled price of the others, never gathers the support to become its own
-reference (on generated data, one (code, origin) had 53 honest declarations flagged
-while its support stayed at 2).
-
-The detector also remembers, per importer, how many of its declarations with a reference
-it flagged (:meth:`ValuationDetector.importer_flagged_share`): an importer who keeps
-declaring far below the going price is a classic value-control profile, and a dishonest
-trader's borderline declaration (a 55 % cut on an item priced above the median) is only
-told apart from the honest tail by that history.
-
-Memory is bounded: at most ``max_cells`` cells, the least recently used evicted first.
-A cell holds its occupied bins in two compact arrays: about 670 bytes on average on
-generated data (tracemalloc, 30,000 declarations; 880 as a dict of floats before), so
-the default cap holds under 200 MB. Lists of floats were 5 % faster alone but not inside
-the engine, where fewer objects to reach weigh more than boxing on reads.
-
-Time: decay is forward decay, one power of two per declaration shared by every cell; the
-cell keys of a (unit, code, origin) are built once and cached; the scoring plan (time,
-unit values, cells) is reused by :meth:`ValuationDetector.learn_one`.
+Per (commodity code, origin) cell, and per coarser cell (the code, HS6, HS4, HS2), a
+decayed histogram of the log unit value (EUR per kg, EUR per supplementary unit). A
+declaration is scored against the finest cell with enough support, blended with a finer,
+younger one: reference (median), robust z-score (MAD), the EU 50 %-of-reference rule,
+duty at risk. Values it flags are learnt at a small weight, so the reference is
+protected from the fraud it measures. Why and how: docs/detectors.md.
 """
 
 from __future__ import annotations
@@ -49,17 +16,17 @@ from functools import lru_cache
 from typing import Final, Literal
 
 from vigie.contracts.codes import hs_prefixes
-from vigie.contracts.schemas import Declaration, ValuationEvidence
+from vigie.contracts.schemas import Declaration
+from vigie.model.assessment import MAX_EUR, ValuationFinding
 from vigie.model.base import Detector
 from vigie.model.quantiles import SECONDS_PER_DAY, ForwardDecay, SparseHistogram
-from vigie.model.trusted import trusted
 
 Unit = Literal["kg", "unit"]
 CellKey = tuple[Unit, str, str]
 PlanItem = tuple[Unit, float, float, tuple[CellKey, ...]]
 _Reference = tuple[int, float, CellKey, float, float, float, float]
-_Scored = tuple[str, int, ValuationEvidence, float, float, list[PlanItem], list[int]]
-# id, item, evidence, time, forward-decay growth, plan, rank of each unit's anchor cell
+_Scored = tuple[str, int, ValuationFinding, float, float, list[PlanItem], list[int]]
+# id, item, finding, time, forward-decay growth, plan, rank of each unit's anchor cell
 # (level rank, -scale, cell, median, support, quantity, log declared unit value)
 
 _LEVEL_NAMES: Final = {10: "taric10", 8: "cn8", 6: "hs6", 4: "hs4", 2: "hs2"}
@@ -68,11 +35,19 @@ _LOG_UNIT_VALUE_BOUNDS: Final[tuple[float, ...]] = (
     math.log(1e12),
 )  # zero value, zero-ish quantity
 _Z_BOUND: Final = 50.0
-_NEUTRAL: Final = ValuationEvidence(score=0.0)
+_MAX_SUPPORT: Final = 1e9
+"""Bound on a cell's support (effective declarations), reached only when a cell is read
+far before the time its weights are relative to."""
+_NEUTRAL: Final = ValuationFinding(score=0.0)
 
 
 @lru_cache(maxsize=65_536)
-def _cell_keys(unit: Unit, code: str, origin: str) -> tuple[CellKey, ...]:
+def cell_keys(unit: Unit, code: str, origin: str) -> tuple[CellKey, ...]:
+    """The cells of a commodity code from an origin, finest first (built once, cached).
+
+    >>> [level_name(code, bool(origin)) for _, code, origin in cell_keys("kg", "62034231", "CN")]
+    ['cn8+origin', 'cn8', 'hs6', 'hs4', 'hs2']
+    """
     prefixes = hs_prefixes(code)
     return ((unit, prefixes[0], origin), *((unit, p, "") for p in prefixes))
 
@@ -98,17 +73,6 @@ def log_unit_value(value: float, quantity: float) -> float:
     if value <= 0:
         return low
     return min(max(math.log(value) - math.log(quantity), low), high)
-
-
-def cell_keys(decl: Declaration, unit: Unit) -> list[CellKey]:
-    """The cells a declaration belongs to, finest first.
-
-    >>> from vigie.contracts.schemas import EXAMPLE_DECLARATION
-    >>> keys = cell_keys(Declaration.model_validate(EXAMPLE_DECLARATION), "kg")
-    >>> [level_name(code, bool(origin)) for _, code, origin in keys]
-    ['cn8+origin', 'cn8', 'hs6', 'hs4', 'hs2']
-    """
-    return list(_cell_keys(unit, decl.commodity_code, decl.origin))
 
 
 class ValuationDetector(Detector):
@@ -225,6 +189,7 @@ class ValuationDetector(Detector):
 
     @property
     def n_cells(self) -> int:
+        """Cells held (at most ``max_cells``)."""
         return len(self._cells)
 
     @property
@@ -232,8 +197,8 @@ class ValuationDetector(Detector):
         """Declarations learnt with the reduced weight because they were flagged."""
         return self._flagged
 
-    def score_one(self, decl: Declaration) -> ValuationEvidence:
-        """The evidence of under-declaration; neutral when there is no reference yet.
+    def score_one(self, decl: Declaration) -> ValuationFinding:
+        """The finding of under-declaration; neutral when there is no reference yet.
 
         With both a mass and supplementary units, the finer cell wins, then the sharper.
         """
@@ -245,7 +210,7 @@ class ValuationDetector(Detector):
             found = self._reference(quantity, x, keys, growth, anchors)
             if found is not None and (best is None or found[:2] > best[:2]):
                 best = found
-        result = _NEUTRAL if best is None else self._evidence(decl, best)
+        result = _NEUTRAL if best is None else self._finding(decl, best)
         self._last = (decl.declaration_id, decl.item_number, result, t, growth, plan, anchors)
         return result
 
@@ -257,13 +222,13 @@ class ValuationDetector(Detector):
             last = self._last
             assert last is not None
         self._last = None
-        _, _, evidence, t, growth, plan, anchors = last
+        _, _, finding, t, growth, plan, anchors = last
         if not plan:
             return
-        flagged = evidence.robust_z is not None and evidence.robust_z < -self.flag_z
+        flagged = finding.robust_z is not None and finding.robust_z < -self.flag_z
         weight = self.flagged_weight if flagged else 1.0
         self._flagged += flagged
-        if evidence.robust_z is not None:
+        if finding.robust_z is not None:
             self._learn_importer(decl.importer, flagged)
         self._learn_own(decl, plan)
         cells = self._cells
@@ -308,11 +273,6 @@ class ValuationDetector(Detector):
     def own_ratio(self, decl: Declaration, unit: Unit | None) -> float | None:
         """The declared unit value over the median of the importer's last ``own_window``
         declarations of the same code and origin (in ``unit``); None without any.
-
-        The market reference says what the goods cost; the importer's own history says
-        what *it* usually pays for them: an importer who always buys a cheap variety is
-        consistently below the market, a value suddenly far under its own usual price is
-        not explained by that.
 
         >>> from vigie.contracts.schemas import EXAMPLE_DECLARATION
         >>> det = ValuationDetector()
@@ -386,6 +346,8 @@ class ValuationDetector(Detector):
             if cell is None:
                 continue
             support = cell.total / growth
+            if support > _MAX_SUPPORT:
+                support = _MAX_SUPPORT
             if support >= self.min_support:
                 median, scale = self._location_scale(cell)
                 young = rank  # cells finer than the anchor learn even a flagged value...
@@ -408,26 +370,23 @@ class ValuationDetector(Detector):
         median, mad = cell.median_mad(self.staleness)
         return median, max(1.4826 * mad, self.min_log_scale)
 
-    def _evidence(self, decl: Declaration, found: _Reference) -> ValuationEvidence:
+    def _finding(self, decl: Declaration, found: _Reference) -> ValuationFinding:
         _, minus_scale, key, median, support, quantity, log_declared = found
         z = min(max((log_declared - median) / -minus_scale, -_Z_BOUND), _Z_BOUND)
         reference = math.exp(median)
         ratio = math.exp(log_declared - median) if decl.customs_value_eur > 0 else 0.0
-        gap_eur = max(0.0, reference * quantity - decl.customs_value_eur)
+        gap_eur = min(max(0.0, reference * quantity - decl.customs_value_eur), MAX_EUR)
         score = 1.0 / (1.0 + math.exp(-self.score_slope * (-z - self.score_midpoint)))
-        return trusted(  # every value is in range by construction
-            ValuationEvidence,
-            {
-                "score": score,
-                "reference_unit_value": reference,
-                "unit": key[0],
-                "support_level": level_name(key[1], bool(key[2])),
-                "support_count": round(support),
-                "ratio": ratio,
-                "robust_z": z,
-                "below_lowest_acceptable": ratio < self.lowest_acceptable,
-                "duty_at_risk_eur": gap_eur * decl.duty_rate_pct / 100.0,
-            },
+        return ValuationFinding(
+            score=score,
+            reference_unit_value=reference,
+            unit=key[0],
+            support_level=level_name(key[1], bool(key[2])),
+            support_count=round(support),
+            ratio=ratio,
+            robust_z=z,
+            below_lowest_acceptable=ratio < self.lowest_acceptable,
+            duty_at_risk_eur=gap_eur * decl.duty_rate_pct / 100.0,
         )
 
 
@@ -438,10 +397,10 @@ def _plan(decl: Declaration) -> tuple[float, list[PlanItem]]:
     code, origin = decl.commodity_code, decl.origin
     if decl.net_mass_kg > 0:
         quantity = decl.net_mass_kg
-        keys = _cell_keys("kg", code, origin)
+        keys = cell_keys("kg", code, origin)
         plan.append(("kg", quantity, log_unit_value(value, quantity), keys))
     if decl.supplementary_units:
         quantity = decl.supplementary_units
-        keys = _cell_keys("unit", code, origin)
+        keys = cell_keys("unit", code, origin)
         plan.append(("unit", quantity, log_unit_value(value, quantity), keys))
     return decl.lodged_at.timestamp() / SECONDS_PER_DAY, plan

@@ -6,8 +6,8 @@ The worker remembers, per partition, a digest of the content of every item it sc
 * a **repeat** when its content is the same: acknowledged, neither scored nor learnt
   again (a producer that re-sends after a failure changes nothing);
 * an **amendment** when its content differs: scored again as the next revision (a new
-  Score, and an Alert with its own id if selected), never learnt again by the
-  unsupervised models; a later control result is learnt on the amended features.
+  Score, and an Alert with its own id if selected), never learnt again; a later control
+  result is learnt on the features of the revision the engine learnt (the first).
 
 An amendment keeps the lodging time of the declaration it amends; one that changes the
 importer reaches another partition and is scored there as a new declaration. The rules

@@ -56,7 +56,8 @@ def engine_factory(settings: Settings) -> EngineFactory:
     from vigie.model.engine import RiskEngine
 
     options = settings.engine.options()
-    return lambda partition: RiskEngine(seed=partition, **options)
+    seed = options.pop("seed")
+    return lambda partition: RiskEngine(seed=seed + partition, **options)
 
 
 def consumer_config(settings: Settings) -> dict[str, Any]:

@@ -30,16 +30,12 @@ from vigie.model.assessment import Assessment
 
 def score_record(
     decl: Declaration,
-    assessment: Assessment | Score,
+    assessment: Assessment,
     scored_at: datetime,
     latency_ms: float,
     revision: int = 1,
 ) -> Score:
     """The wire Score of ``assessment`` (validated: an out-of-range value is an error)."""
-    if isinstance(assessment, Score):  # TODO(renovation): the model's old API, until merged
-        update = {"scored_at": scored_at, "latency_ms": latency_ms, "revision": revision}
-        update["flags"] = flags(decl)
-        return Score.model_validate({**assessment.model_dump(), **update})
     return Score.model_validate(
         {
             "declaration_id": decl.declaration_id,
