@@ -218,11 +218,10 @@ class ScoringLoop:
             self.outputs.send(self.topics.dead_letters, message.key(), encode(out.dead_letter))
             m.dead_letters.labels(reason=out.dead_letter.reason).inc()
             return
-        assert out.score is not None
-        key = out.score.declaration_id.encode()
-        self.outputs.send(self.topics.scores, key, encode(out.score))
-        if out.alert is not None:
-            self.outputs.send(self.topics.alerts, key, encode(out.alert))
+        assert out.score_json is not None
+        self.outputs.send(self.topics.scores, out.key, out.score_json)
+        if out.alert_json is not None:
+            self.outputs.send(self.topics.alerts, out.key, out.alert_json)
             m.alerts.inc()
         m.declarations.inc()
         if out.seen == "amendment":

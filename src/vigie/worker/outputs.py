@@ -50,16 +50,14 @@ class Outputs:
     def __init__(self, settings: Settings) -> None:
         from confluent_kafka import Producer
 
-        self.producer = Producer(producer_config(settings))
         self._failures: list[str] = []
+        self.producer = Producer({**producer_config(settings), "on_delivery": self._delivered})
 
     def send(self, topic: str, key: bytes | None, value: bytes, partition: int = -1) -> None:
         """Queue one record (waiting while the local queue is full)."""
         while True:
             try:
-                self.producer.produce(
-                    topic, value, key, partition=partition, on_delivery=self._delivered
-                )
+                self.producer.produce(topic, value, key, partition=partition)
                 return
             except BufferError:
                 self.producer.poll(0.05)

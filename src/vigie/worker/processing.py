@@ -24,7 +24,7 @@ from typing import Literal
 from vigie.contracts.codec import DEFAULT_MAX_BYTES, dead_letter, decode
 from vigie.contracts.schemas import Alert, ControlResult, DeadLetter, Declaration, Score, utc_now
 from vigie.errors import DecodeError
-from vigie.worker.records import alert_record, score_record
+from vigie.worker.records import alert_json, score_json
 from vigie.worker.state import PartitionState
 
 log = logging.getLogger(__name__)
@@ -37,12 +37,24 @@ MAX_PARKED = 4096
 class Scored:
     """What one declarations record produced (nothing at all: a repeat)."""
 
-    score: Score | None = None
-    alert: Alert | None = None
+    key: bytes = b""
+    """The declaration id: the key of the Score and Alert."""
+    score_json: bytes | None = None
+    alert_json: bytes | None = None
     dead_letter: DeadLetter | None = None
     engine_seconds: float = 0.0
     controls_learnt: int = 0
     seen: Literal["new", "repeat", "amendment"] = "new"
+
+    @property
+    def score(self) -> Score | None:
+        """The Score, read back through the contract."""
+        return None if self.score_json is None else decode(Score, self.score_json)
+
+    @property
+    def alert(self) -> Alert | None:
+        """The Alert, read back through the contract."""
+        return None if self.alert_json is None else decode(Alert, self.alert_json)
 
 
 def score_and_learn(
@@ -68,17 +80,17 @@ def score_and_learn(
     started = time.perf_counter()
     try:
         assessment = state.engine.score_one(decl)
-        score = score_record(decl, assessment, utc_now(), 0.0, item.revision)
         if item.kind == "new":
             state.engine.learn_one(decl)
+        elapsed = time.perf_counter() - started
+        scored_at = utc_now()
+        score = score_json(decl, assessment, scored_at, elapsed * 1000.0, item.revision)
     except Exception as exc:  # a poison record must not stop the partition
         log.exception("engine failed on declaration %s", decl.declaration_id)
         error = DecodeError(
             "processing_error", [{"loc": (), "msg": repr(exc), "type": type(exc).__name__}]
         )
         return Scored(dead_letter=dead_letter(source_topic, key, value, error))
-    elapsed = time.perf_counter() - started
-    score = score.model_copy(update={"latency_ms": elapsed * 1000.0})
     state.seen.remember(item)
     state.declarations_learnt += item.kind == "new"
     learnt = 0
@@ -86,8 +98,10 @@ def score_and_learn(
     if parked is not None and state.engine.learn_control(parked):
         state.controls_learnt += 1
         learnt = 1
-    alert = alert_record(score) if score.selected else None
-    return Scored(score, alert, None, elapsed, learnt, item.kind)
+    alert = None
+    if assessment.selected:
+        alert = alert_json(decl, assessment, score, scored_at, item.revision)
+    return Scored(decl.declaration_id.encode(), score, alert, None, elapsed, learnt, item.kind)
 
 
 def apply_control(state: PartitionState, result: ControlResult) -> bool:

@@ -1,8 +1,10 @@
-"""The worker's output records: an engine's assessment, stamped, as a wire Score or Alert.
+"""The worker's output records: an engine's assessment, stamped, as wire Score and Alert.
 
 The model says what it thinks of a declaration (:class:`~vigie.model.assessment.Assessment`,
-plain values); the worker adds what describes the run, the time it scored it and how long
-that took, and the identity fields of the declaration.
+plain values); the worker adds what describes the run (when it scored it, how long that
+took, the revision and the data-quality flags) and the identity of the declaration. The
+JSON is written straight from those values by orjson; its field names are the contract's,
+and :func:`score_record` reads it back through the contract (tests check it validates).
 
 Examples
 --------
@@ -20,12 +22,56 @@ Examples
 
 from __future__ import annotations
 
-from dataclasses import asdict
+import math
 from datetime import datetime
 
+import orjson
+
+from vigie.contracts.codec import decode
 from vigie.contracts.quality import flags
 from vigie.contracts.schemas import Alert, Declaration, Score
 from vigie.model.assessment import Assessment
+
+
+def score_json(
+    decl: Declaration,
+    assessment: Assessment,
+    scored_at: datetime,
+    latency_ms: float,
+    revision: int = 1,
+) -> bytes:
+    """The Score of ``assessment`` as JSON; ValueError if a number is not finite."""
+    if not finite(assessment):
+        raise ValueError(f"non-finite number in the assessment: {assessment!r}")
+    return orjson.dumps(
+        {
+            "declaration_id": decl.declaration_id,
+            "item_number": decl.item_number,
+            "revision": revision,
+            "importer": decl.importer,
+            "office": decl.office,
+            "commodity_code": decl.commodity_code,
+            "lodged_at": decl.lodged_at,
+            "scored_at": scored_at,
+            "flags": flags(decl),
+            "latency_ms": latency_ms,
+            **{name: getattr(assessment, name) for name in _ASSESSMENT},
+        }
+    )
+
+
+def alert_json(
+    decl: Declaration, assessment: Assessment, score: bytes, scored_at: datetime, revision: int
+) -> bytes:
+    """The Alert of a selected declaration, its Score given as JSON, raised when scored."""
+    head = orjson.dumps(
+        {
+            "alert_id": Alert.id_for(decl.declaration_id, decl.item_number, revision),
+            "raised_at": scored_at,
+            "kind": "random_audit" if assessment.selection == "random_audit" else "risk",
+        }
+    )
+    return head[:-1] + b',"score":' + score + b"}"
 
 
 def score_record(
@@ -35,29 +81,26 @@ def score_record(
     latency_ms: float,
     revision: int = 1,
 ) -> Score:
-    """The wire Score of ``assessment`` (validated: an out-of-range value is an error)."""
-    return Score.model_validate(
-        {
-            "declaration_id": decl.declaration_id,
-            "item_number": decl.item_number,
-            "revision": revision,
-            "flags": flags(decl),
-            "importer": decl.importer,
-            "office": decl.office,
-            "commodity_code": decl.commodity_code,
-            "lodged_at": decl.lodged_at,
-            "scored_at": scored_at,
-            "latency_ms": latency_ms,
-            **asdict(assessment),
-        }
-    )
+    """The wire Score of ``assessment``, read back through the contract."""
+    return decode(Score, score_json(decl, assessment, scored_at, latency_ms, revision))
 
 
-def alert_record(score: Score) -> Alert:
-    """The Alert of a selected Score, raised when it was scored, with its stable id."""
-    return Alert(
-        alert_id=Alert.id_for(score.declaration_id, score.item_number, score.revision),
-        raised_at=score.scored_at,
-        kind="random_audit" if score.selection == "random_audit" else "risk",
-        score=score,
-    )
+def finite(assessment: Assessment) -> bool:
+    """Whether every number of ``assessment`` is finite (orjson would write null)."""
+    v = assessment.valuation
+    numbers = [
+        assessment.supervised_probability,
+        assessment.risk,
+        assessment.expected_recoverable_eur,
+        assessment.selection_probability,
+        assessment.threshold,
+        assessment.atypicality.score,
+        v.score,
+        v.duty_at_risk_eur,
+        *(x for x in (v.reference_unit_value, v.ratio, v.robust_z) if x is not None),
+        *(x for c in assessment.atypicality.contributions for x in (c.value, c.weight)),
+    ]
+    return all(map(math.isfinite, numbers))
+
+
+_ASSESSMENT = tuple(Assessment.__dataclass_fields__)
