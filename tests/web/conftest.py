@@ -89,7 +89,9 @@ def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Site]:
     root = tmp_path_factory.mktemp("web")
     settings = Settings(state_dir=root, web_session_hours=1)
     warehouse = Warehouse.open(settings)
-    start = (datetime.now(UTC) - timedelta(days=105)).replace(hour=0, minute=0, second=0)
+    start = (datetime.now(UTC) - timedelta(days=105)).replace(
+        hour=0, minute=0, second=0, microsecond=0
+    )
     fill(warehouse.client, scored_traffic(5000, seed=21, start=start))
     acme, globex = two_companies(warehouse)
     accounts = AccountStore(settings.accounts_path)

@@ -127,8 +127,8 @@ def figure(value: Any, unit: str | None = None) -> str:
 
     >>> figure(1234567.891), figure(0.0423, "percentunit"), figure(None), figure(12)
     ('1,234,567.89', '4.2 %', '-', '12')
-    >>> figure("2026-03-02T08:15:00Z")
-    '2026-03-02 08:15'
+    >>> figure("2026-03-02T08:15:00Z"), figure("2026-03-02T08:15:07.874000Z")
+    ('2026-03-02 08:15', '2026-03-02 08:15')
     """
     if value is None or (isinstance(value, float) and math.isnan(value)):
         return "-"
@@ -140,7 +140,7 @@ def figure(value: Any, unit: str | None = None) -> str:
         return f"{value:,.2f}" if abs(value) >= 1 else f"{value:.3g}"
     if isinstance(value, int):
         return f"{value:,}"
-    if isinstance(value, str) and len(value) == 20 and value.endswith("Z"):
+    if isinstance(value, str) and 20 <= len(value) <= 27 and value.endswith("Z"):
         try:
             return datetime.fromisoformat(value).strftime("%Y-%m-%d %H:%M")
         except ValueError:

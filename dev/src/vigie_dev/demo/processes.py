@@ -32,8 +32,12 @@ class DemoError(VigieError):
 def child_env(settings: Settings, environ: Mapping[str, str]) -> dict[str, str]:
     """The environment of a child process: ``environ`` with every setting as ``VIGIE_*``."""
     env = {k: v for k, v in environ.items() if not k.startswith("VIGIE_")}
-    for name, value in settings.model_dump().items():
-        if value is not None:
+    for name, value in settings.model_dump(mode="json").items():
+        if isinstance(value, dict):  # a nested model (engine): JSON, as pydantic-settings reads it
+            env[f"VIGIE_{name.upper()}"] = orjson.dumps(value).decode()
+        elif isinstance(value, bool):
+            env[f"VIGIE_{name.upper()}"] = str(value).lower()
+        elif value is not None:
             env[f"VIGIE_{name.upper()}"] = str(value)
     return env
 
