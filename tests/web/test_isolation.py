@@ -210,6 +210,12 @@ def test_forms_need_their_csrf_token(site: Site) -> None:
         done = client.post("/login", data={**form, "csrf": token}, follow_redirects=False)
         assert done.status_code == 303 and "vigie_session" in done.cookies
         assert client.post("/logout", data={"csrf": "forged"}).status_code == 403
+        page = client.get(f"/companies/{site.companies['acme']}")
+        assert page.status_code == 200
+        token = page.text.split('name="csrf" value="')[1].split('"')[0]
+        out = client.post("/logout", data={"csrf": token}, follow_redirects=False)
+        assert out.status_code == 303 and out.headers["location"] == "/login"
+        assert 'vigie_session=""' in out.headers["set-cookie"]
 
 
 def test_every_request_is_audited(site: Site) -> None:
