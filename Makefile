@@ -28,10 +28,10 @@ demo: $(VENV)/.demo
 test: lint unit integration
 
 unit: $(VENV)/.test
-	$(BIN)/python -m pytest -m "not integration and not e2e"
+	$(BIN)/python -m pytest -m "not integration and not e2e and not browser"
 
 integration: $(VENV)/.test
-	$(BIN)/python -m pytest -m "integration or e2e"
+	$(BIN)/python -m pytest -m "integration or e2e or browser"
 
 # All three checks run; the target fails if any of them does.
 lint: $(VENV)/.test

@@ -131,6 +131,18 @@ class Settings(BaseSettings):
     engine: EngineSettings = Field(
         default_factory=EngineSettings, description="The risk engine's budget and learning."
     )
+    web_host: str = Field(default="127.0.0.1", description="Address `vigie web` listens on.")
+    web_port: int = Field(default=8080, ge=1, le=65535, description="Port of `vigie web`.")
+    web_accounts_file: Path | None = Field(
+        default=None,
+        description="TOML file of the web app's accounts (default: <state dir>/web/accounts.toml).",
+    )
+    web_session_hours: float = Field(
+        default=8.0, gt=0, le=24 * 30, description="Lifetime of a web session or API token."
+    )
+    web_secure_cookies: bool = Field(
+        default=False, description="Mark session cookies Secure (set it behind HTTPS)."
+    )
 
     def topic(self, name: str) -> str:
         """The physical name of a catalogue topic: ``topic_prefix`` + logical name.
@@ -156,6 +168,16 @@ class Settings(BaseSettings):
         if self.clickhouse_url:
             return self.clickhouse_url
         return f"chdb://{self.state_dir.resolve() / 'clickhouse'}"
+
+    @property
+    def web_dir(self) -> Path:
+        """Where the web app keeps its accounts and its signing key."""
+        return self.state_dir / "web"
+
+    @property
+    def accounts_path(self) -> Path:
+        """The web app's accounts file."""
+        return self.web_accounts_file or self.web_dir / "accounts.toml"
 
     @property
     def uses_external_kafka(self) -> bool:

@@ -7,8 +7,11 @@ itself, against the generated files, and against Redis read independently.
 
 from __future__ import annotations
 
+import contextlib
 import os
+import signal
 import subprocess
+from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -33,7 +36,7 @@ def _lines(path: Path) -> int:
 @pytest.fixture
 def summary(
     isolated_settings: Settings, tmp_path: Path, unique_name: Any
-) -> tuple[Settings, dict[str, Any]]:
+) -> Iterator[tuple[Settings, dict[str, Any]]]:
     settings = isolated_settings.model_copy(
         update={
             "state_dir": tmp_path / "demo-state",
@@ -52,7 +55,12 @@ def summary(
         check=False,
     )
     assert done.returncode == 0, done.stderr.decode(errors="replace")[-4000:]
-    return settings, orjson.loads(done.stdout)
+    result = orjson.loads(done.stdout)
+    try:
+        yield settings, result
+    finally:  # the demo leaves `vigie web` running: stop the one it started
+        with contextlib.suppress(ProcessLookupError, KeyError):
+            os.killpg(result["web"]["pid"], signal.SIGTERM)
 
 
 def test_demo_summary_agrees_with_kafka_redis_and_files(
@@ -97,7 +105,35 @@ def test_demo_summary_agrees_with_kafka_redis_and_files(
 
     # each child process logged to the run directory
     logs = {p.stem for p in (run_dir / "logs").glob("*.log")}
-    assert {"worker", "warehouse", "alerts"} <= logs
+    assert {"worker", "warehouse", "alerts", "web"} <= logs
+
+
+def test_demo_ends_with_the_web_app_and_its_accounts(
+    summary: tuple[Settings, dict[str, Any]],
+) -> None:
+    import httpx
+
+    _, s = summary
+    web = s["web"]
+    accounts = web["accounts"]
+    assert set(accounts) == {"adviser", "company-a", "company-b"}
+    with httpx.Client(base_url=web["url"], timeout=60) as client:
+        tokens = {
+            name: client.post(
+                "/api/token", json={"username": name, "password": account["password"]}
+            ).json()["token"]
+            for name, account in accounts.items()
+        }
+        a, b = accounts["company-a"]["operator"], accounts["company-b"]["operator"]
+        auth = {"Authorization": f"Bearer {tokens['company-a']}"}
+        profile = client.get(f"/api/companies/{a}/indicators/profile", headers=auth).json()
+        imports, exports = profile["rows"][0][:2]
+        assert imports > 0 and exports > 0
+        assert client.get(f"/api/companies/{b}/declarations", headers=auth).status_code == 404
+        staff = {"Authorization": f"Bearer {tokens['adviser']}"}
+        assert client.get(f"/api/companies/{b}/declarations", headers=staff).status_code == 200
+        hits = client.get("/api/pilote/hit_rate_by_selection", headers=staff).json()
+        assert "engine" in {row[0] for row in hits["rows"]}
 
 
 def _processes_with_prefix_start(prefix: str) -> list[int]:

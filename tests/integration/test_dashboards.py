@@ -4,7 +4,10 @@ customs-kr declarations are scored by the real valuation and atypicality detecto
 top risks selected (plus a random audit), and everything is written through the
 warehouse's table writers. Each panel's ``rawSql`` (and each variable's query) then has
 its Grafana macros replaced the way the ClickHouse plugin expands them, and must run
-without error and return rows.
+without error and return rows. The dashboards' files must be those that
+:mod:`vigie.indicators.grafana` builds from the indicators (one place for each query);
+the Prometheus panels of the operations dashboard must read metrics the worker exports.
+``test_dashboards_default_range.py`` runs the same panels at their default time range.
 """
 
 from __future__ import annotations
@@ -34,6 +37,7 @@ from vigie.contracts import (
 )
 from vigie.contracts.codec import decode_object
 from vigie.errors import DecodeError
+from vigie.indicators import grafana as grafana_boards
 from vigie.ingest.mappings import load_mapping
 from vigie.model.atypicality import AtypicalityDetector
 from vigie.model.valuation import ValuationDetector
@@ -51,9 +55,14 @@ START, END = datetime(2020, 1, 1, tzinfo=UTC), datetime(2020, 2, 1, tzinfo=UTC)
 INTERVAL_S = 3600
 
 
-def render(sql: str, variables: dict[str, str]) -> str:
-    """``sql`` with Grafana's and the ClickHouse plugin's macros expanded, as the plugin does."""
-    start_s, end_s = int(START.timestamp()), int(END.timestamp())
+def render(
+    sql: str, variables: dict[str, str], start: datetime = START, end: datetime = END
+) -> str:
+    """``sql`` with Grafana's and the ClickHouse plugin's macros expanded, as the plugin does.
+
+    ``${name:sqlstring}`` is the variable's value quoted as an SQL string literal.
+    """
+    start_s, end_s = int(start.timestamp()), int(end.timestamp())
     start_ms, end_ms = start_s * 1000, end_s * 1000
     macros: list[tuple[str, Any]] = [
         (
@@ -70,7 +79,7 @@ def render(sql: str, variables: dict[str, str]) -> str:
         (
             r"\$__dateFilter\(([^)]+)\)",
             lambda m: (
-                f"{m[1]} >= toDate('{START:%Y-%m-%d}') AND {m[1]} <= toDate('{END:%Y-%m-%d}')"
+                f"{m[1]} >= toDate('{start:%Y-%m-%d}') AND {m[1]} <= toDate('{end:%Y-%m-%d}')"
             ),
         ),
         (
@@ -93,6 +102,8 @@ def render(sql: str, variables: dict[str, str]) -> str:
     for pattern, replacement in macros:
         sql = re.sub(pattern, replacement, sql)
     for name, value in variables.items():
+        quoted = "'" + value.replace("\\", "\\\\").replace("'", "\\'") + "'"
+        sql = sql.replace(f"${{{name}:sqlstring}}", quoted)
         sql = sql.replace(f"${{{name}}}", value).replace(f"${name}", value)
     assert "$" not in sql, f"unexpanded macro or variable in: {sql}"
     return sql
@@ -192,24 +203,60 @@ def warehouse(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
         yield client
 
 
-@pytest.fixture(scope="module")
-def variables(warehouse: Any) -> dict[str, str]:
-    """The first value each dashboard variable's own query offers (as Grafana would pick)."""
+def variable_values(warehouse: Any) -> dict[str, str]:
+    """The first value each dashboard variable offers (as Grafana would pick): a query
+    variable's first row, a text box's default."""
     values = {}
-    for dashboard in load_dashboards(dashboards_dir(REPO)):
+    for dashboard in DASHBOARDS:
         for variable in dashboard["templating"]["list"]:
+            if variable["type"] == "textbox":
+                values[variable["name"]] = variable["query"]
+                continue
             rows = warehouse.query(render(variable["query"], {})).result_rows
             assert rows, f"variable {variable['name']} offers no value"
             values[variable["name"]] = str(rows[0][0])
     return values
 
 
+@pytest.fixture(scope="module")
+def variables(warehouse: Any) -> dict[str, str]:
+    return variable_values(warehouse)
+
+
 DASHBOARDS = load_dashboards(dashboards_dir(REPO))
+OPERATIONS = orjson.loads((REPO / grafana_boards.OPERATIONS_FILE).read_bytes())
 PANELS = [
     pytest.param(board["uid"], title, sql, fmt, id=f"{board['uid']}:{title}")
     for board in DASHBOARDS
     for title, sql, fmt in queries(board)
 ]
+
+
+def test_committed_dashboards_are_built_from_the_indicators() -> None:
+    built = {board["uid"]: board for board in grafana_boards.dashboards()}
+    assert set(built) == {board["uid"] for board in DASHBOARDS}
+    expected = {
+        dashboards_dir(REPO) / grafana_boards.FILE_NAMES[uid]: board for uid, board in built.items()
+    }
+    expected[REPO / grafana_boards.OPERATIONS_FILE] = grafana_boards.operations_dashboard()
+    for path, board in expected.items():
+        assert path.read_bytes() == grafana_boards.encode(board), (
+            f"{path.name} differs from vigie.indicators: run python -m vigie.indicators.grafana"
+        )
+
+
+def test_operations_panels_read_metrics_the_worker_exports() -> None:
+    from vigie.worker.metrics import WorkerMetrics
+
+    exported = {
+        metric.name + ("_total" if metric.type == "counter" else "")
+        for metric in WorkerMetrics().registry.collect()
+    }
+    for panel in OPERATIONS["panels"]:
+        assert panel["datasource"]["uid"] == "vigie-prometheus", panel["title"]
+        for target in panel["targets"]:
+            names = set(re.findall(r"\b(vigie_[a-z_]+?)(?:_bucket)?\b", target["expr"]))
+            assert names and names <= exported, (panel["title"], names - exported)
 
 
 def test_dashboards_are_those_promised() -> None:

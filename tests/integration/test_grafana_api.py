@@ -241,3 +241,21 @@ def test_cli_push(grafana: tuple[str, FakeGrafanaState]) -> None:
     assert report["datasource"] == "created"
     assert {d["uid"] for d in report["dashboards"]} == set(state.dashboards)
     assert state.datasources[DATASOURCE_UID]["jsonData"]["host"] == "clickhouse"
+
+
+def test_cli_push_with_prometheus_adds_the_operations_dashboard(
+    grafana: tuple[str, FakeGrafanaState],
+) -> None:
+    url, state = grafana
+    done = subprocess.run(
+        [*VIGIE, "grafana", "push", "--url", url, "--token", TOKEN, *CLICKHOUSE,
+         "--prometheus-url", "http://prometheus:9090", "--json"],
+        cwd=REPO, env=dict(os.environ), capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    assert set(state.datasources) == {DATASOURCE_UID, "vigie-prometheus"}
+    assert state.datasources["vigie-prometheus"]["url"] == "http://prometheus:9090"
+    operations = state.dashboards["vigie-operations"]["dashboard"]
+    targets = [t for p in operations["panels"] for t in p["targets"]]
+    assert targets and all(t["datasource"]["uid"] == "vigie-prometheus" for t in targets)
+    assert len(json.loads(done.stdout)["dashboards"]) == 5

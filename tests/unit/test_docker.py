@@ -21,7 +21,7 @@ import yaml
 from vigie.settings import Settings
 
 DOCKER = Path(__file__).resolve().parents[2] / "docker"
-VIGIE_SERVICES = ("topics", "worker", "warehouse-writer", "alert-publisher")
+VIGIE_SERVICES = ("topics", "worker", "warehouse-writer", "alert-publisher", "web")
 
 
 @pytest.fixture(scope="module")
@@ -32,7 +32,9 @@ def compose() -> dict[str, Any]:
 
 def test_every_service_is_there_with_its_image(compose: dict[str, Any]) -> None:
     services = compose["services"]
-    assert set(services) == {"kafka", "redis", "clickhouse", "grafana", *VIGIE_SERVICES}
+    assert set(services) == {
+        "kafka", "redis", "clickhouse", "grafana", "prometheus", *VIGIE_SERVICES
+    }  # fmt: skip
     assert services["kafka"]["image"] == "apache/kafka:3.9.1"
     assert services["clickhouse"]["image"].startswith("clickhouse/clickhouse-server:")
     assert services["redis"]["image"].startswith("redis:")
@@ -121,3 +123,30 @@ def test_dockerfile_installs_the_package() -> None:
     assert text.count("FROM python:3.11-slim") == 1
     assert "pip install ." in text
     assert 'ENTRYPOINT ["vigie"]' in text
+
+
+def test_prometheus_scrapes_the_workers_and_grafana_reads_it(compose: dict[str, Any]) -> None:
+    services = compose["services"]
+    config = yaml.safe_load((DOCKER / "prometheus/prometheus.yml").read_text())
+    (job,) = config["scrape_configs"]
+    (target,) = job["dns_sd_configs"]
+    assert target["names"] == ["worker"] and job["metrics_path"] == "/metrics"
+    assert str(target["port"]) in services["worker"]["ports"][0]
+    assert Settings().worker_web_port == target["port"]
+    grafana = services["grafana"]
+    provisioning = (DOCKER / "grafana/provisioning/datasources/prometheus.yaml").read_text()
+    (source,) = yaml.safe_load(provisioning)["datasources"]
+    assert source["uid"] == "vigie-prometheus" and source["url"] == "${PROMETHEUS_URL}"
+    assert urlparse(grafana["environment"]["PROMETHEUS_URL"]).hostname == "prometheus"
+    providers = yaml.safe_load((DOCKER / "grafana/provisioning/dashboards/vigie.yaml").read_text())
+    paths = {p["options"]["path"] for p in providers["providers"]}
+    mounts = {v.split(":")[1]: v.split(":")[0] for v in grafana["volumes"]}
+    assert mounts["/var/lib/grafana/dashboards/vigie-operations"] == "./grafana/operations"
+    assert "/var/lib/grafana/dashboards/vigie-operations" in paths
+
+
+def test_web_listens_on_its_published_port(compose: dict[str, Any]) -> None:
+    web = compose["services"]["web"]
+    port = web["command"][web["command"].index("--port") + 1]
+    assert web["ports"] == [f"{port}:{port}"] and "0.0.0.0" in web["command"]
+    assert "clickhouse" in web["depends_on"]

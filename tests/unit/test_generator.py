@@ -17,7 +17,14 @@ from typer.testing import CliRunner
 from vigie.contracts.codec import decode
 from vigie.contracts.schemas import ControlResult, Declaration
 from vigie.errors import ConfigurationError
-from vigie_dev.generator import TYPOLOGIES, GeneratorConfig, generate, write_files
+from vigie_dev.generator import (
+    TYPOLOGIES,
+    GeneratorConfig,
+    generate,
+    simulate,
+    stream,
+    write_files,
+)
 from vigie_dev.generator.catalogue import LOW_VALUE_LIMIT_EUR, TRANSHIPMENT
 
 N = 20_000
@@ -284,3 +291,29 @@ def test_cli_prints_one_json_object(tmp_path: Path) -> None:
     assert summary["seconds"] > 0
     assert (tmp_path / "x.truth.jsonl").exists()
     assert len((tmp_path / "c.jsonl").read_bytes().splitlines()) == summary["controls"]
+
+
+def test_exports_leave_the_imports_as_they_were() -> None:
+    both = list(stream(GeneratorConfig(n=2000, seed=4, export_share=0.2)))
+    alone = list(stream(GeneratorConfig(n=1600, seed=4)))
+    imports = [item for item in both if item.declaration.direction == "import"]
+    assert [i.declaration for i in imports] == [i.declaration for i in alone]
+    assert [i.control for i in imports] == [i.control for i in alone]
+    exports = [item.declaration for item in both if item.declaration.direction == "export"]
+    assert len(exports) == 400
+    assert all(d.destination and d.destination != "FR" and d.duty_rate_pct == 0 for d in exports)
+    assert all(d.declaration_id[16] == "E" for d in exports)
+    operators = set(simulate(GeneratorConfig(n=2000, seed=4)).world.importers.ids)
+    assert {d.importer for d in exports} <= operators
+    importers = {i.declaration.importer for i in alone}
+    assert {d.importer for d in exports} & importers, "no operator both imports and exports"
+
+
+def test_controls_that_find_a_fraud_name_its_typology() -> None:
+    found = [
+        item
+        for item in generate(5000, seed=2)
+        if item.control is not None and item.control.is_fraud
+    ]
+    assert found
+    assert all(item.control.typology == item.truth.typology for item in found if item.control)

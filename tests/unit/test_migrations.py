@@ -15,6 +15,7 @@ from typing import Any
 import clickhouse_connect
 import pytest
 
+from vigie.contracts.schemas import EXAMPLE_DECLARATION, Declaration
 from vigie.errors import ConfigurationError
 from vigie.sinks.warehouse.migrations import (
     MIGRATIONS_DIR,
@@ -22,7 +23,7 @@ from vigie.sinks.warehouse.migrations import (
     migrate,
     split_statements,
 )
-from vigie.sinks.warehouse.rows import TABLES
+from vigie.sinks.warehouse.rows import SERVICE_TABLES, TABLES, declaration_row
 
 
 @pytest.fixture
@@ -109,3 +110,44 @@ def test_misnamed_file_is_refused(tmp_path: Path) -> None:
     (tmp_path / "1_tables.sql").write_text("SELECT 1")
     with pytest.raises(ConfigurationError, match=re.escape("NNNN_name.sql")):
         load_migrations(tmp_path)
+
+
+def test_service_tables_are_deduplicating_and_their_columns_inserted(client: Any) -> None:
+    migrate(client)
+    for table in SERVICE_TABLES.values():
+        engine, partition_key, ddl = client.query(
+            "SELECT engine, partition_key, create_table_query FROM system.tables "
+            "WHERE database = currentDatabase() AND name = %(t)s",
+            parameters={"t": table.name},
+        ).first_row
+        assert engine == "ReplacingMergeTree" and partition_key.startswith("toYYYYMM(")
+        assert "non_replicated_deduplication_window = 10000" in ddl
+        found = client.query(
+            "SELECT name FROM system.columns WHERE database = currentDatabase() AND table = %(t)s",
+            parameters={"t": table.name},
+        ).result_rows
+        assert tuple(row[0] for row in found) == table.columns
+
+
+def test_declarations_written_before_direction_read_as_imports(client: Any) -> None:
+    first = [m for m in load_migrations() if m.version <= 2]
+    for migration in first:
+        for statement in migration.statements:
+            client.command(statement)
+    old_columns = TABLES["declarations"].columns[:-2]
+    row = declaration_row(Declaration.model_validate(EXAMPLE_DECLARATION))[:-2]
+    client.insert("declarations", [row], column_names=list(old_columns))
+    migrate(client)
+    direction, destination = client.query(
+        "SELECT direction, destination FROM declarations"
+    ).first_row
+    assert (direction, destination) == ("import", None)
+
+
+def test_every_generated_office_has_its_region(client: Any) -> None:
+    from vigie_dev.generator.catalogue import OFFICES
+
+    migrate(client)
+    regions = dict(client.query("SELECT office, region FROM office_regions FINAL").result_rows)
+    assert {office.code for office in OFFICES} == set(regions)
+    assert all(region.startswith("DI-") for region in regions.values())

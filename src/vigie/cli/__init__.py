@@ -46,6 +46,7 @@ def _register() -> None:
         topics,
         warehouse,
         warehouse_ops,
+        web,
         webhooks,
         worker,
     )
@@ -61,6 +62,7 @@ def _register() -> None:
     app.command(name="worker")(worker.worker)
     app.add_typer(controls.app, name="controls")
     app.command(name="evaluate")(evaluate.evaluate)
+    app.add_typer(web.app, name="web")
     for plugin in entry_points(group="vigie.commands"):
         plugin.load()(app)
 

@@ -1,4 +1,8 @@
-"""``vigie grafana push``: publish the ClickHouse datasource and Vigie's dashboards."""
+"""``vigie grafana push``: publish the datasources and Vigie's dashboards.
+
+The ClickHouse dashboards are built from :mod:`vigie.indicators` (or read from
+``--dashboards``); ``--prometheus-url`` adds the Prometheus datasource and the
+operations dashboard."""
 
 from __future__ import annotations
 
@@ -27,16 +31,28 @@ def push(
     dashboards: Annotated[
         Path | None,
         typer.Option(
-            "--dashboards", help="Dashboard JSON folder (default: docker/grafana/dashboards)."
+            "--dashboards",
+            help="Dashboard JSON folder (default: built from vigie.indicators, the same SQL).",
         ),
     ] = None,
+    prometheus_url: str | None = typer.Option(
+        None,
+        "--prometheus-url",
+        help="Prometheus URL as Grafana reaches it: adds the operations dashboard.",
+    ),
     as_json: bool = typer.Option(False, "--json", help=output.JSON_OPTION_HELP),
 ) -> None:
     """Create or update the datasource, the Vigie folder and every dashboard."""
     from grafana_client.api import GrafanaApi
 
     from vigie.errors import ConfigurationError, SinkError
-    from vigie.sinks.grafana import dashboards_dir, datasource, load_dashboards, push_dashboards
+    from vigie.indicators import grafana as boards
+    from vigie.sinks.grafana import (
+        datasource,
+        load_dashboards,
+        prometheus_datasource,
+        push_dashboards,
+    )
 
     target = clickhouse_url or get_settings().clickhouse_url
     if not target:
@@ -44,9 +60,13 @@ def push(
             "Grafana needs a ClickHouse server: pass --clickhouse-url or set VIGIE_CLICKHOUSE_URL"
         )
     try:
-        boards = load_dashboards(dashboards or dashboards_dir())
+        chosen = load_dashboards(dashboards) if dashboards else boards.dashboards()
         api = GrafanaApi.from_url(url, credential=token)
-        report = push_dashboards(api, boards, datasource(target))
+        report = push_dashboards(api, chosen, datasource(target))
+        if prometheus_url:
+            operations = [boards.operations_dashboard()]
+            extra = push_dashboards(api, operations, prometheus_datasource(prometheus_url))
+            report.dashboards.extend(extra.dashboards)
     except (ConfigurationError, SinkError) as exc:
         raise output.CommandError(str(exc)) from exc
     output.emit(report.as_dict(), as_json=as_json, title=f"grafana {url}")

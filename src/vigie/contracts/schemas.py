@@ -97,8 +97,17 @@ class Record(BaseModel):
     model_config = ConfigDict(strict=True, frozen=True, extra="forbid")
 
 
+Direction = Literal["import", "export"]
+
+
 class Declaration(Record):
-    """One item of an import declaration, in the spirit of the EU customs data model."""
+    """One item of a customs declaration, in the spirit of the EU customs data model.
+
+    ``direction`` says which way the goods cross the border; records written before it
+    existed are imports. For an export, ``importer`` holds the exporting operator (the
+    EU party whose flows these are) and ``destination`` the third country the goods go
+    to; ``origin`` stays the goods' country of origin either way.
+    """
 
     declaration_id: Identifier
     item_number: int = Field(default=1, ge=1, le=999)
@@ -121,6 +130,8 @@ class Declaration(Record):
     duty_rate_pct: float = Field(ge=0, le=MAX_DUTY_RATE_PCT, allow_inf_nan=False)
     preference: str | None = Field(default=None, max_length=8)
     attributes: dict[str, str] = Field(default_factory=dict, max_length=32)
+    direction: Direction = "import"
+    destination: CountryCode | None = None
 
     @field_validator("net_mass_kg")
     @classmethod
@@ -136,6 +147,15 @@ class Declaration(Record):
             if len(key) > 64 or len(item) > 256:
                 raise ValueError(f"attribute {key[:64]!r} too long (keys <= 64, values <= 256)")
         return value
+
+    @property
+    def partner(self) -> str | None:
+        """The partner country of the flow: origin of an import, destination of an export.
+
+        >>> Declaration.model_validate(EXAMPLE_DECLARATION).partner
+        'CN'
+        """
+        return self.destination if self.direction == "export" else self.origin
 
     @property
     def chapter(self) -> str:
@@ -175,6 +195,12 @@ class ControlResult(Record):
     selection: SelectionSource
     selection_probability: float | None = Field(default=None, gt=0, le=1)
     inspector: str | None = Field(default=None, max_length=64)
+    typology: str | None = Field(
+        default=None,
+        max_length=64,
+        pattern=r"^[a-z0-9_]+$",
+        description="the kind of infraction the inspection found (under_valuation, ...)",
+    )
 
     @property
     def is_fraud(self) -> bool:

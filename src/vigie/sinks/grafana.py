@@ -1,8 +1,10 @@
 """Publishing Vigie's dashboards and ClickHouse datasource to a Grafana, over its HTTP API.
 
-The dashboards are the JSON files of ``docker/grafana/dashboards/`` (the same files the
-compose stack provisions); the datasource is the official ClickHouse plugin
-(``grafana-clickhouse-datasource``) pointing at the warehouse server. Publishing is
+The dashboards are built from :mod:`vigie.indicators` (the JSON files of
+``docker/grafana/dashboards/``, which the compose stack provisions, are the same, and a
+test keeps them so), or read from a folder of JSON files; the datasource is the official
+ClickHouse plugin (``grafana-clickhouse-datasource``) pointing at the warehouse server.
+The operations dashboard reads Prometheus (:func:`prometheus_datasource`). Publishing is
 idempotent: the datasource is created or updated by uid, the folder created once, and each
 dashboard saved with ``overwrite``.
 
@@ -13,6 +15,8 @@ Examples
 ('grafana-clickhouse-datasource', 'vigie-clickhouse', 'clickhouse', 8123)
 >>> sorted(d["uid"] for d in load_dashboards(dashboards_dir()))
 ['vigie-atypie', 'vigie-management', 'vigie-minoration', 'vigie-vision360']
+>>> prometheus_datasource("http://prometheus:9090")["uid"]
+'vigie-prometheus'
 """
 
 from __future__ import annotations
@@ -32,6 +36,7 @@ log = logging.getLogger(__name__)
 
 PLUGIN = "grafana-clickhouse-datasource"
 DATASOURCE_UID = "vigie-clickhouse"
+PROMETHEUS_UID = "vigie-prometheus"
 FOLDER_UID = "vigie"
 FOLDER_TITLE = "Vigie"
 _DASHBOARDS = Path("docker") / "grafana" / "dashboards"
@@ -81,6 +86,21 @@ def datasource(
     if secret:
         source["secureJsonData"] = {"password": secret}
     return source
+
+
+def prometheus_datasource(url: str) -> dict[str, Any]:
+    """The Prometheus datasource of the operations dashboard (``http(s)://host:9090``)."""
+    parsed = urlparse(url)
+    if parsed.scheme not in ("http", "https") or not parsed.hostname:
+        raise ConfigurationError(f"Prometheus URL must be http(s)://host:port, got {url!r}")
+    return {
+        "uid": PROMETHEUS_UID,
+        "name": "Vigie Prometheus",
+        "type": "prometheus",
+        "access": "proxy",
+        "isDefault": False,
+        "url": url,
+    }
 
 
 def dashboards_dir(start: Path | None = None) -> Path:

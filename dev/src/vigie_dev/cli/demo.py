@@ -36,7 +36,8 @@ def demo(
 
     Each run has its own topics, Redis keys and directory under the state directory,
     demo/<run id>: data, logs of every child process, the embedded warehouse. Ctrl-C
-    stops every child process cleanly.
+    stops every child process cleanly. The demo ends by starting `vigie web` over the
+    run's warehouse and printing its address and the demo accounts.
     """
     from vigie.errors import StackError
     from vigie_dev.demo import Demo, DemoError, DemoOptions
@@ -54,6 +55,17 @@ def demo(
     finally:
         signal.signal(signal.SIGTERM, previous)
     output.emit(summary, as_json=as_json, title=f"vigie demo {options.run_id}")
+    _announce_web(summary["web"])
+
+
+def _announce_web(web: dict[str, Any]) -> None:
+    """The web app's address and the demo accounts, last, for people (stderr)."""
+    lines = [f"\n[bold]Vigie web is running on {web['url']}[/bold] (pid {web['pid']})"]
+    for name, account in web["accounts"].items():
+        who = account.get("operator", "customs staff: every operator, Pilote performance")
+        lines.append(f"  {name:<10} password {account['password']}  ({who})")
+    lines.append(f"Stop it with: kill {web['pid']}   (the next `make demo` stops it too)")
+    output.console.print("\n".join(lines))
 
 
 def _interrupt(signum: int, frame: FrameType | None) -> None:

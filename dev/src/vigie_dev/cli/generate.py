@@ -40,15 +40,23 @@ def generate(
         0.04, "--fraud-share", min=0.0, max=0.5, help="Share of fraudulent declarations."
     ),
     days: int = typer.Option(90, "--days", min=1, help="Length of the period in days."),
+    export_share: float = typer.Option(
+        0.0, "--export-share", min=0.0, max=0.5, help="Share of export declarations."
+    ),
     as_json: bool = typer.Option(False, "--json", help=output.JSON_OPTION_HELP),
 ) -> None:
-    """Write a deterministic stream of import declarations, their truth and controls."""
+    """Write a deterministic stream of declarations, their truth and controls.
+
+    Imports only by default; --export-share adds export declarations of the same
+    operators (no fraud, no controls).
+    """
     from vigie_dev.generator import GeneratorConfig, write_files
 
     try:
         config = GeneratorConfig(
             n=n, seed=seed, start=start.replace(tzinfo=UTC), days=days,
             fraud_share=fraud_share, inspected_share=inspected_share, audit_share=audit_share,
+            export_share=export_share,
         )  # fmt: skip
     except ConfigurationError as exc:
         raise output.CommandError(str(exc)) from exc

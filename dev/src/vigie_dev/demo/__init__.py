@@ -15,7 +15,11 @@ rate with each day's control results right after that day's declarations
 targeting service reads them, and signed webhooks as a local subscriber verifies them
 (:class:`Receiver`); once every declaration is scored and every alert is in Redis and
 delivered, stop the children, drain the writer (``--until-idle``) and read the summary
-back from ClickHouse (:func:`compose`).
+back from ClickHouse (:func:`compose`); last, start ``vigie web`` over the run's
+warehouse with an adviser's and two companies' accounts (:mod:`vigie_dev.demo.web`).
+
+The traffic is dated to end two weeks before the day the demo runs (exports included),
+so that dashboards and pages opened on their default period show it.
 
 Examples
 --------
@@ -37,7 +41,7 @@ import time
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -48,6 +52,7 @@ from vigie_dev.demo.processes import Children, DemoError, child_env, free_port, 
 from vigie_dev.demo.receiver import Receiver
 from vigie_dev.demo.stream import ReplayThread, interleave
 from vigie_dev.demo.watch import TopicWatcher, Watch, percentiles
+from vigie_dev.demo.web import start_web, stop_previous
 
 log = logging.getLogger(__name__)
 
@@ -70,6 +75,17 @@ def run_settings(base: Settings, run_id: str, *, web_port: int) -> Settings:
 
 def _embedded(settings: Settings) -> bool:
     return settings.clickhouse_dsn.startswith("chdb:")
+
+
+TRAFFIC_DAYS = 90
+EXPORT_SHARE = 0.15
+
+
+def traffic_start() -> datetime:
+    """The first day of the demo's traffic: it ends two weeks before today (UTC), so
+    that the last control results, which come up to 15 days later, are not in the future."""
+    today = datetime.now(UTC).replace(hour=0, minute=0, second=0, microsecond=0)
+    return today - timedelta(days=TRAFFIC_DAYS + 14)
 
 
 def new_run_id() -> str:
@@ -144,7 +160,10 @@ class Demo:
             finally:
                 self.say("stopping the worker and the sinks")
                 children.stop_all()
-        return self.summarize(children, files)
+        summary = self.summarize(children, files)
+        self.say("starting the web app")
+        summary["web"] = start_web(self.settings)
+        return summary
 
     def prepare(self) -> None:
         """Stack up, previous runs removed, this run's topics created."""
@@ -169,6 +188,7 @@ class Demo:
         runs = self.run_dir.parent
         for path in sorted(runs.iterdir()) if runs.is_dir() else []:
             if path.is_dir() and path.name != self.options.run_id:
+                stop_previous(path)
                 prefix = f"{self.base.topic_prefix}demo-{path.name}."
                 deleted = delete_topics(admin, prefix=prefix)
                 log.info("run %s: %d topics deleted", path.name, len(deleted))
@@ -181,7 +201,14 @@ class Demo:
         self.say(f"generating {self.options.n:,} declarations (seed {self.options.seed})")
         data = self.run_dir / "data"
         files = (data / "declarations.jsonl", data / "controls.jsonl", data / "truth.jsonl")
-        write_files(GeneratorConfig(n=self.options.n, seed=self.options.seed), *files)
+        config = GeneratorConfig(
+            n=self.options.n,
+            seed=self.options.seed,
+            start=traffic_start(),
+            days=TRAFFIC_DAYS,
+            export_share=EXPORT_SHARE,
+        )
+        write_files(config, *files)
         return files
 
     def start_services(self, children: Children) -> None:

@@ -37,8 +37,10 @@ def child_env(settings: Settings, environ: Mapping[str, str]) -> dict[str, str]:
         value = getattr(settings, name)
         if isinstance(value, SecretStr):
             value = value.get_secret_value()
-        elif isinstance(value, BaseModel):
+        elif isinstance(value, BaseModel):  # a nested model (engine): JSON, as settings read it
             value = value.model_dump_json()
+        elif isinstance(value, bool):
+            value = str(value).lower()
         if value is not None:
             env[f"VIGIE_{name.upper()}"] = str(value)
     return env

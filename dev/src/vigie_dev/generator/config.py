@@ -50,7 +50,8 @@ class GeneratorConfig:
     typologies by ``mix``; ``inspected_share`` the share that is physically controlled,
     of which ``audit_share`` (of all declarations) is drawn uniformly at random and the
     rest targeted by a rule-based profile; ``detection_rate`` the chance an inspection
-    of a fraudulent declaration finds the fraud.
+    of a fraudulent declaration finds the fraud; ``export_share`` the share of the ``n``
+    declarations that are exports (:mod:`vigie_dev.generator.exports`), the rest imports.
     """
 
     n: int = 10_000
@@ -63,6 +64,7 @@ class GeneratorConfig:
     detection_rate: float = 0.9
     mix: dict[str, float] = field(default_factory=lambda: dict(DEFAULT_MIX))
     importers: int | None = None
+    export_share: float = 0.0
 
     def __post_init__(self) -> None:
         checks = {
@@ -82,10 +84,19 @@ class GeneratorConfig:
             "detection_rate must be in [0, 1]": 0.0 <= self.detection_rate <= 1.0,
             f"mix keys must be among {TYPOLOGIES}": set(self.mix) <= set(TYPOLOGIES),
             "mix weights must be >= 0": all(v >= 0 for v in self.mix.values()),
+            "export_share must be in [0, 0.5]": 0.0 <= self.export_share <= 0.5,
         }
         failed = [message for message, ok in checks.items() if not ok]
         if failed:
             raise ConfigurationError("generator: " + "; ".join(failed))
+
+    def exports(self) -> int:
+        """How many of the ``n`` declarations are exports.
+
+        >>> GeneratorConfig(n=1000, export_share=0.15).exports()
+        150
+        """
+        return round(self.n * self.export_share)
 
     def fraud_counts(self) -> dict[str, int]:
         """How many declarations of each typology to inject."""

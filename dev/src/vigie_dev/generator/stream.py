@@ -19,8 +19,9 @@ True
 
 from __future__ import annotations
 
+import heapq
 from collections.abc import Iterator
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, fields, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any, Literal
 
@@ -32,6 +33,7 @@ from vigie_dev.generator import typologies as typ
 from vigie_dev.generator.config import TYPOLOGIES, GeneratorConfig
 from vigie_dev.generator.controls import Inspections, inspect
 from vigie_dev.generator.draft import (
+    AIR,
     CURRENCIES,
     INCOTERM_NAMES,
     PREFERENCES,
@@ -39,6 +41,7 @@ from vigie_dev.generator.draft import (
     Draft,
     draw_structure,
 )
+from vigie_dev.generator.exports import EXPORT_PROCEDURE, Exports, draw_exports
 from vigie_dev.generator.pricing import apply_duties, exchange_rates, invoice_amounts, price
 from vigie_dev.generator.split import draw_splits
 from vigie_dev.generator.world import COUNTRIES, MODES, FloatArray, World, build_world
@@ -93,10 +96,29 @@ class Simulation:
     draft: Draft
     fx: FloatArray
     inspections: Inspections
+    exports: Exports
+
+    def __len__(self) -> int:
+        """Declarations in the stream, imports and exports."""
+        return len(self.draft) + len(self.exports)
 
 
 def simulate(config: GeneratorConfig) -> Simulation:
-    """Draw the whole stream as columns. Same configuration, same columns."""
+    """Draw the whole stream as columns. Same configuration, same columns.
+
+    The imports are drawn first, from ``config.seed``; the exports from a generator of
+    their own, so that adding exports leaves the imports' draws as they were.
+    """
+    imports = replace(config, n=config.n - config.exports(), export_share=0.0)
+    sim = _simulate_imports(imports)
+    start = config.start.astimezone(UTC).date()
+    exports = draw_exports(
+        np.random.default_rng([config.seed, 1]), sim.world, config.exports(), config.days, start
+    )
+    return replace(sim, config=config, exports=exports)
+
+
+def _simulate_imports(config: GeneratorConfig) -> Simulation:
     rng = np.random.default_rng(config.seed)
     world = build_world(rng, config.importer_count(), config.days)
     counts = config.fraud_counts()
@@ -119,7 +141,8 @@ def simulate(config: GeneratorConfig) -> Simulation:
     draft = _top_up(rng, world, draft.extend(splits), config)
     draft = draft.take(np.argsort(draft.t, kind="stable"))
     fx = exchange_rates(rng, config.days)
-    return Simulation(config, world, draft, fx, inspect(rng, world, draft, config))
+    inspections = inspect(rng, world, draft, config)
+    return Simulation(config, world, draft, fx, inspections, Exports.none())
 
 
 def _top_up(rng: np.random.Generator, world: World, draft: Draft, config: GeneratorConfig) -> Draft:
@@ -166,26 +189,36 @@ def stream(config: GeneratorConfig) -> Iterator[GeneratedItem]:
 
 
 def items(sim: Simulation) -> Iterator[GeneratedItem]:
-    """Turn the columns of a simulation into validated records, row by row."""
-    rows = _Rows(sim)
-    for i in range(len(sim.draft)):
+    """Turn the columns of a simulation into validated records, in lodging order."""
+    rows, exports = _Rows(sim), _ExportRows(sim)
+    merged = heapq.merge(
+        ((t, 0, i) for i, t in enumerate(rows.t)),
+        ((t, 1, i) for i, t in enumerate(exports.t)),
+    )
+    for _, kind, i in merged:
+        if kind == 1:
+            yield exports.item(i)
+            continue
         declaration = Declaration.model_validate(rows.declaration(i))
         yield GeneratedItem(declaration, rows.truth(i), rows.control(i, declaration))
 
 
-def mrns(prefix: str, n: int) -> list[str]:
+def mrns(prefix: str, n: int, kind: str = "I") -> list[str]:
     """18-character MRN-like ids: year, country, seed, sequence, type, check digit.
 
-    The check digit is the sum of the digits after the country code, modulo 10.
+    The type is ``I`` for imports, ``E`` for exports. The check digit is the sum of the
+    digits after the country code, modulo 10.
 
     >>> mrns("26FR0001", 2)
     ['26FR000100000000I1', '26FR000100000001I2']
+    >>> mrns("26FR0001", 1, kind="E")
+    ['26FR000100000000E1']
     """
     seq = np.arange(n, dtype=np.int64)
     digits = sum((seq // 10**k) % 10 for k in range(8))
     base = sum(int(c) for c in prefix[4:])
     checks = ((digits + base) % 10).tolist()
-    return [f"{prefix}{i:08d}I{c}" for i, c in zip(range(n), checks, strict=True)]
+    return [f"{prefix}{i:08d}{kind}{c}" for i, c in zip(range(n), checks, strict=True)]
 
 
 class _Rows:
@@ -290,4 +323,57 @@ class _Rows:
             selection="random_audit" if audit else "other",
             selection_probability=self.sim.config.audit_share if audit else None,
             inspector=f"{self.office[i]}-INSP{i % 17 + 1:02d}",
+            typology=truth.typology if found else None,
         )
+
+
+class _ExportRows:
+    """Export records (no fraud, no control) over the simulation's export columns."""
+
+    def __init__(self, sim: Simulation) -> None:
+        ex, w, cfg = sim.exports, sim.world, sim.config
+        self.start = cfg.start.astimezone(UTC)
+        prefix = f"{self.start.year % 100:02d}FR{cfg.seed % 10000:04d}"
+        self.ids = mrns(prefix, len(ex), kind="E")
+        self.t = ex.t.tolist()
+        self.exporter = [w.importers.ids[i] for i in ex.exporter.tolist()]
+        self.declarant = [w.declarants[i] for i in ex.declarant.tolist()]
+        self.office = [cat.OFFICES[i].code for i in ex.office.tolist()]
+        self.commodity = [w.goods.codes[i] for i in ex.commodity.tolist()]
+        self.origin = [
+            "FR" if french else COUNTRIES[o]
+            for french, o in zip(ex.french.tolist(), ex.origin.tolist(), strict=True)
+        ]
+        self.destination = [COUNTRIES[i] for i in ex.destination.tolist()]
+        self.mode = [MODES[i] for i in ex.mode.tolist()]
+        self.air = (ex.mode == AIR).tolist()
+        self.mass, self.units, self.value = ex.mass.tolist(), ex.units.tolist(), ex.value.tolist()
+
+    def item(self, i: int) -> GeneratedItem:
+        units = self.units[i]
+        declaration = Declaration.model_validate(
+            {
+                "declaration_id": self.ids[i],
+                "lodged_at": self.start + timedelta(seconds=round(self.t[i])),
+                "office": self.office[i],
+                "declarant": self.declarant[i],
+                "importer": self.exporter[i],
+                "commodity_code": self.commodity[i],
+                "origin": self.origin[i],
+                "dispatch": "FR",
+                "destination": self.destination[i],
+                "procedure": EXPORT_PROCEDURE,
+                "transport_mode": self.mode[i],
+                "incoterm": "FCA" if self.air[i] else "FOB",
+                "invoice_currency": "EUR",
+                "invoice_amount": self.value[i],
+                "customs_value_eur": self.value[i],
+                "net_mass_kg": self.mass[i],
+                "supplementary_units": None if units != units else units,
+                "duty_rate_pct": 0.0,
+                "direction": "export",
+            }
+        )
+        value = self.value[i]
+        truth = Truth(self.ids[i], None, None, 0.0, value, value, 0.0, 0.0, 0.0, None)
+        return GeneratedItem(declaration, truth, None)

@@ -77,11 +77,12 @@ def write_files(
             if progress is not None and i % 5000 == 0:
                 progress(5000)
     if progress is not None:
-        progress(len(sim.draft) % 5000)
+        progress(len(sim) % 5000)
     if controls is not None:
         _write_controls(controls, results)
     return {
-        "declarations": len(sim.draft),
+        "declarations": len(sim),
+        "exports": len(sim.exports),
         "controls": len(results),
         "frauds": {t: frauds[t] for t in TYPOLOGIES},
         "path": str(out),

@@ -17,6 +17,8 @@ argument is read as a path.
 >>> declaration, control = kr.convert(row)
 >>> declaration["commodity_code"], round(declaration["customs_value_eur"], 2)
 ('090121', 276.21)
+>>> declaration["direction"]
+'import'
 >>> control["outcome"], control["controlled_at"]
 ('critical', '2020-01-08T00:00:00+00:00')
 """

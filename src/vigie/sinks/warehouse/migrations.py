@@ -9,7 +9,7 @@ file has since changed is refused: the schema would no longer say what the files
 Examples
 --------
 >>> [(m.version, m.name, len(m.statements)) for m in load_migrations()]
-[(1, 'tables', 5), (2, 'importer_index', 2)]
+[(1, 'tables', 5), (2, 'importer_index', 2), (3, 'flows_regions_audit', 5)]
 >>> split_statements("-- a comment; still a comment\\nSELECT 1;\\n\\nSELECT ';'")
 ['SELECT 1', "SELECT ';'"]
 """

@@ -62,6 +62,8 @@ def declaration_row(d: Declaration) -> Row:
         d.duty_rate_pct,
         d.preference,
         dict(d.attributes),
+        d.direction,
+        d.destination,
     ]
 
 
@@ -127,6 +129,7 @@ def control_row(c: ControlResult) -> Row:
         c.selection,
         c.selection_probability,
         c.inspector,
+        c.typology,
     ]
 
 
@@ -175,7 +178,7 @@ TABLES: dict[str, Table] = {
             "declaration_id item_number lodged_at office declarant importer seller "
             "commodity_code origin dispatch procedure transport_mode incoterm invoice_currency "
             "invoice_amount customs_value_eur net_mass_kg supplementary_units duty_rate_pct "
-            "preference attributes"
+            "preference attributes direction destination"
         ),
         ("declaration_id", "item_number"),
         declaration_row,
@@ -205,7 +208,7 @@ TABLES: dict[str, Table] = {
         "control_results",
         _columns(
             "declaration_id controlled_at outcome recovered_eur selection "
-            "selection_probability inspector"
+            "selection_probability inspector typology"
         ),
         ("declaration_id",),
         control_row,
@@ -225,6 +228,20 @@ TABLE_FOR_SCHEMA: dict[type[BaseModel], str] = {
     ControlResult: "control_results",
     DeadLetter: "dead_letters",
 }
+
+
+AUDIT = Table(
+    "web_audit",
+    _columns(
+        "request_id at account role method path query status operator client user_agent duration_ms"
+    ),
+    ("request_id",),
+    list,
+)
+"""The web application's audit trail; its rows are built by :mod:`vigie.web.audit`."""
+
+SERVICE_TABLES: dict[str, Table] = {"web_audit": AUDIT}
+"""Tables written by Vigie's own services rather than from a topic."""
 
 
 def rows_of(table: Table, records: Sequence[Any]) -> list[Row]:
