@@ -155,17 +155,45 @@ def _up_one(svc: _Service, settings: Settings, timeout_s: float) -> ServiceStatu
             raise StackError(f"{svc.name} at {svc.url} (from the settings) does not answer")
         return _status_one(svc)
     pid = process.read_pid(svc.pidfile)
-    if pid is None or not process.is_ours(pid, svc.marker):
-        svc.pidfile.unlink(missing_ok=True)
-        if _port_open(svc.port):
+    if pid is not None and process.is_ours(pid, svc.marker):
+        _wait_ready(svc, pid, timeout_s)
+        return _status_one(svc)
+    svc.pidfile.unlink(missing_ok=True)
+    attempt = 1
+    while True:
+        if _port_taken(svc):
             if svc.answers(svc.url, 5.0):
                 log.warning("%s: port %d is served by another process", svc.name, svc.port)
                 return _status_one(svc)
             raise StackError(f"{svc.name}: port {svc.port} is taken by another program")
         log.info("starting %s on port %d", svc.name, svc.port)
         pid = svc.start(settings)
-    _wait_ready(svc, pid, timeout_s)
-    return _status_one(svc)
+        try:
+            _wait_ready(svc, pid, timeout_s)
+            return _status_one(svc)
+        except StackError:
+            # a socket may have held the port for a moment: another try binds it
+            busy = "Address already in use" in process.log_tail(svc.log)
+            if attempt == START_ATTEMPTS or not busy:
+                raise
+        log.warning("%s: port %d was busy, starting again", svc.name, svc.port)
+        time.sleep(attempt)
+        attempt += 1
+
+
+START_ATTEMPTS = 3
+PORT_GRACE_S = 10.0
+"""A port held by something that does not answer is given this long to be released (a
+client socket of a stopped service, a TIME_WAIT), before it is said to be taken."""
+
+
+def _port_taken(svc: _Service) -> bool:
+    deadline = time.monotonic() + PORT_GRACE_S
+    while _port_open(svc.port):
+        if svc.answers(svc.url, 2.0) or time.monotonic() > deadline:
+            return True
+        time.sleep(0.5)
+    return False
 
 
 def up(settings: Settings, *, timeout_s: float = 180.0) -> dict[str, ServiceStatus]:
