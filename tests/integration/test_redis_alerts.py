@@ -21,7 +21,8 @@ from vigie.contracts.schemas import Alert
 from vigie.errors import BackpressureError
 from vigie.settings import Settings
 from vigie.sinks.examples import example_alert
-from vigie.sinks.redis_alerts import AlertFeed, AlertKeys, RedisAlertSink, publish, redis_client
+from vigie.sinks.alert_feed import AlertFeed
+from vigie.sinks.redis_alerts import AlertKeys, RedisAlertSink, publish, redis_client
 
 pytestmark = pytest.mark.integration
 
@@ -60,7 +61,7 @@ def test_replays_and_restarts_leave_one_entry_per_alert(
 ) -> None:
     alerts = [example_alert(f"D-{i}", risk=0.8 + i / 100, importer=f"IMP{i % 2}") for i in range(6)]
     # The producer retried: two alerts arrive twice in the same run.
-    # ... and a record that is not an alert is skipped, not fatal.
+    # ... and a record that is not an alert is dead-lettered, not fatal.
     produce(settings, [*alerts, alerts[0], alerts[3]], garbage=b'{"alert_id": 1}')
 
     first = publish(settings, group_id=f"g1-{uuid.uuid4().hex}", max_records=9, idle_exit_s=20)
@@ -69,8 +70,8 @@ def test_replays_and_restarts_leave_one_entry_per_alert(
 
     keys = AlertKeys(settings.redis_prefix)
     entries: Any = client.xrange(keys.stream)
-    assert (first.consumed, first.written, first.invalid) == (9, 6, 1)
-    assert (second.consumed, second.written, second.invalid) == (9, 0, 1)
+    assert (first.consumed, first.written, first.dead_lettered) == (9, 6, 1)
+    assert (second.consumed, second.written, second.dead_lettered) == (9, 0, 1)
     assert sorted(fields["alert_id"] for _id, fields in entries) == sorted(
         a.alert_id for a in alerts
     )
@@ -183,5 +184,5 @@ def test_cli_publish_copies_the_topic(settings: Settings, client: redis.Redis) -
         "PATH": "/usr/bin:/bin",
     }
     stats = _run([VIGIE, "alerts", "publish", "--count", "3", "--until-idle", "30", "--json"], env)
-    assert (stats["consumed"], stats["written"], stats["invalid"]) == (3, 2, 0)
+    assert (stats["consumed"], stats["written"], stats["dead_lettered"]) == (3, 2, 0)
     assert client.xlen(AlertKeys(settings.redis_prefix).stream) == 2

@@ -185,7 +185,7 @@ def test_writer_stores_each_record_once(settings: Settings, client: Any) -> None
     produce(settings, messages)
     stats = run_writer(settings, client, group=f"wh-{uuid.uuid4().hex[:8]}", max_records=40)
     assert stats["consumed"] == len(messages)
-    assert stats["rejected"] == 3
+    assert stats["dead_lettered"] == 3
     assert counts(client) == expected
     reasons = dict(
         client.query("SELECT reason, count() FROM dead_letters FINAL GROUP BY reason").result_rows

@@ -6,13 +6,14 @@ import json
 import random
 import sqlite3
 import threading
+import time
 from pathlib import Path
 
 import pytest
 
 from vigie.errors import BackpressureError, ConfigurationError
-from vigie.sinks.base import flush_patiently
 from vigie.sinks.examples import example_alert
+from vigie.sinks.retry import Backoff, SinkHealth, persist
 from vigie.sinks.webhooks.dispatcher import OutboxSink, RetryPolicy, plan
 from vigie.sinks.webhooks.outbox import NewDelivery, Outbox, Outcome
 from vigie.sinks.webhooks.signing import new_secret, webhook_id
@@ -63,7 +64,14 @@ def test_a_locked_outbox_pushes_back_until_released(tmp_path: Path) -> None:
         release = threading.Timer(0.2, lambda: holder.execute("ROLLBACK"))
         release.start()
         tries = iter(range(30))
-        assert flush_patiently(sink, should_stop=lambda: next(tries, None) is None) == 1
+
+        def wait(seconds: float) -> bool:
+            time.sleep(0.05)
+            return next(tries, None) is not None
+
+        health = SinkHealth("outbox")
+        assert persist(sink.flush, health, wait, Backoff(base_s=0.01)) == 1
+        assert health.state == "healthy" and health.total_failures >= 1
         release.join()
         holder.close()
         assert box.counts()["pending"] == 1

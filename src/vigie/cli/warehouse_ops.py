@@ -14,7 +14,7 @@ from urllib.parse import urlparse
 
 import typer
 
-from vigie.cli import output
+from vigie.cli import output, sinkopts
 from vigie.settings import get_settings
 
 if TYPE_CHECKING:
@@ -86,25 +86,32 @@ def write(
     group: str = typer.Option("vigie-warehouse", "--group", help="Kafka consumer group."),
     batch_size: int = typer.Option(5000, "--batch-size", min=1, help="Rows per insert."),
     max_age: float = typer.Option(2.0, "--max-age", min=0.0, help="Seconds before a flush."),
+    http_port: int | None = sinkopts.HTTP_PORT,
+    http_host: str = sinkopts.HTTP_HOST,
     as_json: bool = typer.Option(False, "--json", help=output.JSON_OPTION_HELP),
 ) -> None:
-    """Consume Vigie's topics into the warehouse, committing offsets after each insert."""
-    from vigie.errors import SinkError
+    """Consume Vigie's topics into the warehouse, committing offsets after each insert.
+
+    A failing ClickHouse (a full disk, a restart) is waited out with backoff, for as long
+    as it takes; the offsets stay put meanwhile.
+    """
     from vigie.sinks.warehouse.consumer import WarehouseConsumer
+    from vigie.sinks.web import Endpoints
 
     settings = get_settings()
     stop = _StopFlag()
+    web = Endpoints(http_host, http_port)
     with _warehouse() as (client, _), stop.installed():
         writer = WarehouseConsumer(
             settings, client, group_id=group, max_records=batch_size, max_age_s=max_age
         )
+        web.serve_pump(writer)
         output.console.print(f"writing {', '.join(writer.topics)} to {shown_dsn()}")
         try:
             stats = writer.run(once=once, until_idle=until_idle, should_stop=stop)
-        except SinkError as exc:
-            raise output.CommandError(str(exc)) from exc
         finally:
             writer.close()
+            web.stop()
     output.emit(stats.as_dict(), as_json=as_json, title="warehouse writer")
 
 

@@ -196,7 +196,8 @@ class Demo:
 
     def follow(self, children: Children, replay: ReplayThread) -> None:
         """Replay, watch scores and alerts until everything is processed."""
-        from vigie.sinks.redis_alerts import AlertFeed, AlertKeys, redis_client
+        from vigie.sinks.alert_feed import AlertFeed
+        from vigie.sinks.redis_alerts import AlertKeys, redis_client
 
         feed = AlertFeed(
             redis_client(self.settings),

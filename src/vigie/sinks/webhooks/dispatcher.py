@@ -1,15 +1,20 @@
 """The webhook dispatcher: alerts topic -> outbox -> signed HTTP deliveries, retried.
 
-Two loops share the outbox file. The *intake* (a thread) consumes ``alerts``, enqueues one
-delivery per matching subscriber and commits its Kafka offsets after the outbox
-transaction committed. The *delivery* loop (asyncio) claims due rows, posts them signed
-per Standard Webhooks, and records each outcome: delivered on 2xx; otherwise retried after
-an exponential, jittered, capped delay; dead-lettered (``failed``) after the last attempt.
-A delivery whose 2xx answer was lost in a crash is sent again with the same
-``webhook-id``: receivers drop it.
+Two loops share the outbox file. The *intake* (a thread, the one
+:class:`~vigie.sinks.pump.Pump`) consumes ``alerts``, enqueues one delivery per matching
+subscriber and commits its Kafka offsets after the outbox transaction committed. The
+*delivery* loop (asyncio) claims due rows, posts them signed per Standard Webhooks, and
+records each outcome: delivered on 2xx; otherwise retried after an exponential, jittered,
+capped delay, for as long as the retry horizon (72 hours by default) allows; then
+``failed``, until ``vigie webhooks redrive``. A delivery whose 2xx answer was lost in a
+crash is sent again with the same ``webhook-id``: receivers drop it. Delivered rows are
+pruned after ``Settings.webhooks_retention_days``.
 
 >>> RetryPolicy(base_s=1.0, cap_s=10.0, max_attempts=7, jitter=0.0).schedule()
 [1.0, 2.0, 4.0, 8.0, 10.0, 10.0]
+>>> policy = RetryPolicy()
+>>> round(sum(policy.schedule()) / 3600), policy.horizon_s / 3600
+(72, 72.0)
 >>> from vigie.sinks.examples import example_alert
 >>> orjson.loads(payload_for(example_alert()))["type"]
 'alert.raised'
@@ -22,7 +27,8 @@ import logging
 import random
 import threading
 import time
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
@@ -30,11 +36,16 @@ from typing import Any, Protocol
 import aiohttp
 import orjson
 
+from vigie.contracts.catalogue import ALERTS
 from vigie.contracts.codec import encode
 from vigie.contracts.schemas import Alert
 from vigie.errors import BackpressureError
+from vigie.kafka import ClientEvents, consumer_config
 from vigie.settings import Settings
-from vigie.sinks.base import BatchingSink, PumpStats, kafka_consumer, pump
+from vigie.sinks.base import Batch, BatchingSink
+from vigie.sinks.deadletters import DeadLetterSink
+from vigie.sinks.pump import Pump, Route, SinkStats
+from vigie.sinks.retry import Backoff, SinkHealth
 from vigie.sinks.webhooks.outbox import Delivery, NewDelivery, Outbox, Outcome
 from vigie.sinks.webhooks.signing import signed_headers, webhook_id
 from vigie.sinks.webhooks.subscribers import Subscriber
@@ -49,27 +60,42 @@ def outbox_path(settings: Settings) -> Path:
     return settings.state_dir / "webhooks" / "outbox.sqlite3"
 
 
+HORIZON_S = 72 * 3600.0
+"""How long a delivery is retried by default: a receiver down for a long weekend."""
+
+
 @dataclass(frozen=True)
-class RetryPolicy:
-    """Exponential backoff with jitter: ``min(cap, base * factor**(n-1))`` minus up to
-    ``jitter`` of it, after the n-th failed attempt; ``max_attempts`` attempts in all."""
+class RetryPolicy(Backoff):
+    """Backoff between attempts (1 s doubling, capped at 15 min, jittered), given up when
+    the next attempt would fall beyond ``horizon_s`` after the first, or after
+    ``max_attempts`` attempts if that is set."""
 
     base_s: float = 1.0
-    factor: float = 2.0
-    cap_s: float = 3600.0
-    max_attempts: int = 10
-    jitter: float = 0.2
+    cap_s: float = 900.0
+    max_attempts: int | None = None
+    horizon_s: float = HORIZON_S
 
-    def delay(self, attempt: int, rng: random.Random) -> float:
-        """Seconds to wait after failed attempt number ``attempt`` (1-based)."""
-        full = min(self.cap_s, self.base_s * self.factor ** (attempt - 1))
-        return full * (1.0 - self.jitter * rng.random())
+    def gives_up(self, attempts: int, retry_at: float, retry_since: float) -> bool:
+        """Whether a delivery that failed ``attempts`` times, next due at ``retry_at``,
+        retried since ``retry_since``, is dead."""
+        if self.max_attempts is not None and attempts >= self.max_attempts:
+            return True
+        return retry_at - retry_since > self.horizon_s
 
-    def schedule(self) -> list[float]:
-        """The delays between attempts, without jitter."""
-        rng = random.Random(0)
-        plain = RetryPolicy(self.base_s, self.factor, self.cap_s, self.max_attempts, 0.0)
-        return [plain.delay(n, rng) for n in range(1, self.max_attempts)]
+    def schedule(self, n: int | None = None) -> list[float]:
+        """The delays between attempts without their jitter: ``n`` of them, or every one
+        until the policy gives up."""
+        if n is not None:
+            return super().schedule(n)
+        plain, rng = Backoff(self.base_s, self.factor, self.cap_s, 0.0), random.Random(0)
+        delays: list[float] = []
+        elapsed = 0.0
+        while True:
+            delay = plain.delay(len(delays) + 1, rng)
+            if self.gives_up(len(delays) + 1, elapsed + delay, 0.0):
+                return delays
+            delays.append(delay)
+            elapsed += delay
 
 
 class Transport(Protocol):
@@ -172,6 +198,7 @@ class Dispatcher:
         self.lease_s = lease_s
         self.clock = clock
         self.rng = rng or random.Random()
+        self.health = {name: SinkHealth(f"webhooks to {name}") for name in self.subscribers}
 
     def enqueue(self, alerts: Iterable[Alert]) -> int:
         """Plan and enqueue deliveries for ``alerts`` in one transaction; returns new ones."""
@@ -216,18 +243,27 @@ class Dispatcher:
             error = f"{type(exc).__name__}: {exc}"
         else:
             if 200 <= status < 300:
+                self.health[subscriber.name].ok()
                 return Outcome(delivery.webhook_id, "delivered", attempts, self.clock())
             error = f"HTTP {status}"
-        log.info(
+        self.health[subscriber.name].failed(f"{subscriber.url}: {error}")
+        log.debug(
             "delivery %s to %s: attempt %d failed (%s)",
             delivery.webhook_id,
             subscriber.name,
             attempts,
             error,
         )
-        if attempts >= self.policy.max_attempts:
-            return Outcome(delivery.webhook_id, "failed", attempts, self.clock(), error)
         retry_at = self.clock() + self.policy.delay(attempts, self.rng)
+        if self.policy.gives_up(attempts, retry_at, delivery.retry_since):
+            log.warning(
+                "delivery %s to %s failed for good after %d attempts (%s)",
+                delivery.webhook_id,
+                subscriber.name,
+                attempts,
+                error,
+            )
+            return Outcome(delivery.webhook_id, "failed", attempts, self.clock(), error)
         return Outcome(delivery.webhook_id, "pending", attempts, retry_at, error)
 
 
@@ -235,12 +271,12 @@ class OutboxSink(BatchingSink[Alert]):
     """The intake's sink: a batch of alerts becomes one outbox transaction."""
 
     def __init__(self, outbox: Outbox, subscribers: Sequence[Subscriber]) -> None:
-        super().__init__()
+        super().__init__("outbox", max_records=500)
         self.outbox = outbox
         self.subscribers = subscribers
 
-    def write(self, batch: Sequence[Alert]) -> int:
-        return enqueue(self.outbox, self.subscribers, batch, now=time.time())
+    def write(self, batch: Batch[Alert]) -> int:
+        return enqueue(self.outbox, self.subscribers, batch.records, now=time.time())
 
 
 @dataclass
@@ -250,9 +286,39 @@ class DispatchReport:
     intake: dict[str, Any] = field(default_factory=dict)
     deliveries: RoundStats = field(default_factory=RoundStats)
     outbox: dict[str, int] = field(default_factory=dict)
+    pruned: int = 0
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
+
+
+@contextmanager
+def intake_pump(
+    settings: Settings, subscribers: Sequence[Subscriber], group_id: str, *, poll_s: float = 0.5
+) -> Iterator[Pump]:
+    """The intake: alerts topic -> outbox, committing offsets after each transaction."""
+    from confluent_kafka import Consumer
+
+    client_id = "vigie-webhooks"
+    events = ClientEvents(client_id)
+    consumer = Consumer(consumer_config(settings, group_id, client_id=client_id, events=events))
+    rejects = DeadLetterSink(settings, client_id=client_id)
+    box = Outbox(outbox_path(settings))
+    route = Route(Alert, OutboxSink(box, subscribers))
+    pump = Pump(
+        consumer,
+        {settings.topic(ALERTS.name): route},
+        rejects,
+        events,
+        name="webhooks-intake",
+        poll_s=poll_s,
+    )
+    try:
+        yield pump
+    finally:
+        pump.close()
+        rejects.close()
+        box.close()
 
 
 def intake(
@@ -262,15 +328,10 @@ def intake(
     group_id: str = "vigie-webhooks",
     max_records: int | None = None,
     idle_exit_s: float | None = None,
-) -> PumpStats:
+) -> SinkStats:
     """Only the intake: alerts topic -> outbox, committing offsets after each transaction."""
-    consumer = kafka_consumer(settings.bootstrap_servers, settings.topic("alerts"), group_id)
-    try:
-        with Outbox(outbox_path(settings)) as box:
-            sink = OutboxSink(box, subscribers)
-            return pump(consumer, Alert, sink, max_records=max_records, idle_exit_s=idle_exit_s)
-    finally:
-        consumer.close()
+    with intake_pump(settings, subscribers, group_id) as pump:
+        return pump.run(max_records=max_records, idle_exit_s=idle_exit_s)
 
 
 async def run_dispatcher(
@@ -284,52 +345,83 @@ async def run_dispatcher(
     until_idle_s: float | None = None,
     poll_s: float = 0.5,
     stop: asyncio.Event | None = None,
+    on_start: Callable[[Pump, Dispatcher], None] = lambda pump, dispatcher: None,
 ) -> DispatchReport:
     """Run intake and deliveries until ``stop`` is set, or, with ``until_idle_s``, until
-    no alert arrived for that long and nothing is pending in the outbox any more."""
+    no alert arrived for that long and nothing is pending in the outbox any more.
+
+    Delivered rows older than ``settings.webhooks_retention_days`` are pruned at start and
+    then every ``PRUNE_EVERY_S``. ``on_start`` receives the intake pump and the dispatcher
+    (to serve their state).
+    """
     stop = stop or asyncio.Event()
-    path = outbox_path(settings)
     halt = threading.Event()
-    sink = OutboxSink(Outbox(path), subscribers)
-    consumer = kafka_consumer(settings.bootstrap_servers, settings.topic("alerts"), group_id)
-    intake = asyncio.create_task(
-        asyncio.to_thread(
-            pump,
-            consumer,
-            Alert,
-            sink,
-            poll_s=poll_s,
-            idle_exit_s=until_idle_s,
-            should_stop=halt.is_set,
-        )
-    )
-    box = Outbox(path)
+    box = Outbox(outbox_path(settings))
     dispatcher = Dispatcher(box, subscribers, transport, policy=policy, lease_s=lease_s)
     report = DispatchReport()
-    try:
-        while not stop.is_set():
-            if intake.done():
-                intake.result()  # a failed intake ends the run with its error
-                if not box.counts()["pending"]:
-                    break
-            try:
-                stats = await dispatcher.deliver_due()
-            except BackpressureError as exc:
-                log.warning("outbox busy (%s), pausing %.1f s", exc, exc.retry_after)
-                await _pause(stop, None, exc.retry_after)
-                continue
-            report.deliveries.add(stats)
-            if not stats.attempted:
-                await _pause(stop, box.next_due(), poll_s)
-    finally:
-        halt.set()
-        await asyncio.wait({intake})
-        consumer.close()
-        report.outbox = box.counts()
-        box.close()
-        sink.outbox.close()
-    report.intake = intake.result().as_dict()
+    with intake_pump(settings, subscribers, group_id, poll_s=poll_s) as pump:
+        on_start(pump, dispatcher)
+        intake = asyncio.create_task(
+            asyncio.to_thread(pump.run, idle_exit_s=until_idle_s, should_stop=halt.is_set)
+        )
+        try:
+            await _deliver(dispatcher, intake, stop, poll_s, settings, report)
+        finally:
+            halt.set()
+            await asyncio.wait({intake})
+            report.outbox = box.counts()
+            box.close()
+        report.intake = intake.result().as_dict()
     return report
+
+
+PRUNE_EVERY_S = 3600.0
+FORGET_AFTER_S = int(ALERTS.config["retention.ms"]) / 1000
+"""A delivered id is kept as long as the alerts topic could bring its alert back."""
+
+
+async def _deliver(
+    dispatcher: Dispatcher,
+    intake: asyncio.Task[SinkStats],
+    stop: asyncio.Event,
+    poll_s: float,
+    settings: Settings,
+    report: DispatchReport,
+) -> None:
+    """The delivery loop: due deliveries, pauses, pruning; until stopped or idle."""
+    box = dispatcher.outbox
+    pruned_at = -PRUNE_EVERY_S
+    while not stop.is_set():
+        if intake.done():
+            intake.result()  # a failed intake ends the run with its error
+            if not box.counts()["pending"]:
+                return
+        if time.monotonic() - pruned_at >= PRUNE_EVERY_S:
+            report.pruned += prune(box, settings, now=time.time())
+            pruned_at = time.monotonic()
+        try:
+            stats = await dispatcher.deliver_due()
+        except BackpressureError as exc:
+            log.warning("outbox busy (%s), pausing %.1f s", exc, exc.retry_after)
+            await _pause(stop, None, exc.retry_after)
+            continue
+        report.deliveries.add(stats)
+        if not stats.attempted:
+            await _pause(stop, box.next_due(), poll_s)
+
+
+def prune(box: Outbox, settings: Settings, *, now: float) -> int:
+    """Delete delivered rows past the retention; forget their ids once the alerts topic
+    cannot bring their alert back. Returns the rows deleted."""
+    retention_s = settings.webhooks_retention_days * 86400.0
+    pruned, _ = box.prune(delivered_before=now - retention_s, forget_before=now - FORGET_AFTER_S)
+    if pruned:
+        log.info(
+            "outbox: %d delivered rows older than %g days pruned",
+            pruned,
+            settings.webhooks_retention_days,
+        )
+    return pruned
 
 
 async def _pause(stop: asyncio.Event, next_due: float | None, poll_s: float) -> None:

@@ -1,0 +1,407 @@
+"""The one consumer loop of every sink: Kafka topics -> batching sinks -> commit.
+
+:class:`Pump` reads its topics, decodes each record with its topic's schema and adds it to
+that topic's sink (:class:`Route`). At each checkpoint it flushes every sink, waiting out
+failures with backoff for as long as it takes, and only then commits the offsets: a crash
+replays what was not committed, and the sinks' idempotent writes absorb the replay.
+
+A record that does not decode is never skipped: its dead letter (original bytes, source
+topic, reason) goes to the ``rejects`` sink, flushed like the others before the offsets
+move past it, and is counted. While a sink fails, the consumer's partitions are paused and
+it keeps polling, so it stays in its group without reading further.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+from pydantic import BaseModel
+
+from vigie.contracts.codec import dead_letter, decode
+from vigie.contracts.schemas import DeadLetter
+from vigie.errors import DecodeError
+from vigie.kafka import ClientEvents
+from vigie.sinks.base import BatchingSink, Position
+from vigie.sinks.retry import Backoff, SinkHealth, persist
+
+log = logging.getLogger(__name__)
+
+OUTPUT_MAX_BYTES = 4 * 1024 * 1024
+"""Size limit for records Vigie itself produced (scores, alerts, dead letters)."""
+MAX_ERRORS_KEPT = 50
+"""Kafka errors kept in the stats (a long-running sink must not grow without bound)."""
+LINGER_S = 0.02
+"""How long a batch waits for company once its first record arrived."""
+
+
+@dataclass(frozen=True)
+class Route:
+    """Where a topic's records go: their schema, their sink, their size limit."""
+
+    schema: type[BaseModel]
+    sink: BatchingSink[Any]
+    max_bytes: int = OUTPUT_MAX_BYTES
+
+
+@dataclass
+class SinkStats:
+    """What a pump did: records consumed, written per sink, dead-lettered, checkpoints."""
+
+    consumed: int = 0
+    written: int = 0
+    """Records the routes' sinks reported written (replayed duplicates not counted)."""
+    rows: dict[str, int] = field(default_factory=dict)
+    """What each sink's writes returned, by sink name."""
+    dead_lettered: int = 0
+    dead_letter_reasons: dict[str, int] = field(default_factory=dict)
+    checkpoints: int = 0
+    kafka_errors: list[str] = field(default_factory=list)
+    first_record_at: float | None = None
+    last_checkpoint_at: float | None = None
+
+    @property
+    def records_per_s(self) -> float | None:
+        """Records consumed and written per second, first record to last checkpoint."""
+        if self.first_record_at is None or self.last_checkpoint_at is None:
+            return None
+        elapsed = self.last_checkpoint_at - self.first_record_at
+        return round(self.consumed / elapsed, 1) if elapsed > 0 else None
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "consumed": self.consumed,
+            "written": self.written,
+            "rows": dict(self.rows),
+            "dead_lettered": self.dead_lettered,
+            "dead_letter_reasons": dict(self.dead_letter_reasons),
+            "checkpoints": self.checkpoints,
+            "records_per_s": self.records_per_s,
+            "kafka_errors": list(self.kafka_errors),
+        }
+
+
+def take(consumer: Any, want: int, poll_s: float, linger_s: float = LINGER_S) -> list[Any]:
+    """Up to ``want`` messages: wait up to ``poll_s`` for the first, then up to ``linger_s``
+    for more. Batches still form at high rates, and a lone alert at a low rate is passed
+    on within ``linger_s`` of its arrival rather than after the whole poll."""
+    first = consumer.poll(poll_s)
+    if first is None:
+        return []
+    if want <= 1:
+        return [first]
+    return [first, *consumer.consume(num_messages=want - 1, timeout=linger_s)]
+
+
+class Pump:
+    """Consumes topics into sinks; commits after each successful flush of them all.
+
+    Parameters
+    ----------
+    consumer
+        A confluent-kafka consumer (``enable.auto.commit`` off), not yet subscribed.
+    routes
+        Physical topic name -> :class:`Route`.
+    rejects
+        Where dead letters of undecodable records go (flushed before each commit).
+    events
+        The consumer's :class:`~vigie.kafka.ClientEvents` (reachability, lag).
+    name
+        The pump's name in logs, ``/ready`` and metrics.
+    batch_size, poll_s
+        Messages taken per poll, and how long a poll waits for the first one.
+    backoff
+        Delays between attempts of a failing flush.
+    assignment
+        Partitions to read without a group (nothing committed); None: subscribe.
+    on_flush
+        Called with (sink name, records written, seconds) after each successful flush.
+    """
+
+    def __init__(
+        self,
+        consumer: Any,
+        routes: Mapping[str, Route],
+        rejects: BatchingSink[DeadLetter],
+        events: ClientEvents,
+        *,
+        name: str,
+        batch_size: int = 500,
+        poll_s: float = 0.5,
+        backoff: Backoff | None = None,
+        assignment: list[Any] | None = None,
+        on_flush: Callable[[str, int, float], None] | None = None,
+    ) -> None:
+        self.consumer = consumer
+        self.routes = dict(routes)
+        self.rejects = rejects
+        self.events = events
+        self.name = name
+        self.batch_size = batch_size
+        self.poll_s = poll_s
+        self.backoff = backoff or Backoff()
+        self.on_flush = on_flush
+        self.health = SinkHealth(name)
+        self.stats = SinkStats()
+        self.sinks: dict[str, BatchingSink[Any]] = {r.sink.name: r.sink for r in routes.values()}
+        self.sinks.setdefault(rejects.name, rejects)
+        self.stats.rows = dict.fromkeys(self.sinks, 0)
+        self.commits = assignment is None
+        self._uncommitted = False
+        self._paused = False
+        self._should_stop: Callable[[], bool] = lambda: False
+        self._rng = random.Random()
+        if assignment is None:
+            consumer.subscribe(list(self.routes), on_revoke=self._on_revoke)
+        else:
+            consumer.assign(assignment)
+
+    @property
+    def topics(self) -> list[str]:
+        """The physical topic names read."""
+        return list(self.routes)
+
+    # ------------------------------------------------------------------ reading
+    def poll(self, want: int | None = None) -> int:
+        """Take up to ``want`` (default ``batch_size``) messages into the sinks; return how many."""
+        messages = take(self.consumer, want or self.batch_size, self.poll_s)
+        for message in messages:
+            self._route(message)
+        return len(messages)
+
+    def _route(self, message: Any) -> None:
+        error = message.error()
+        if error is not None:
+            if len(self.stats.kafka_errors) < MAX_ERRORS_KEPT:
+                self.stats.kafka_errors.append(str(error))
+            self.events.error(error)
+            return
+        self.events.reachable_again()
+        self._uncommitted = True
+        self.stats.consumed += 1
+        if self.stats.first_record_at is None:
+            self.stats.first_record_at = time.monotonic()
+        topic = message.topic()
+        route = self.routes[topic]
+        position = Position(topic, message.partition(), message.offset())
+        try:
+            record = decode(route.schema, message.value(), max_bytes=route.max_bytes)
+        except DecodeError as exc:
+            self._dead_letter(message, position, exc)
+            return
+        route.sink.add(record, position)
+
+    def _dead_letter(self, message: Any, position: Position, exc: DecodeError) -> None:
+        letter = dead_letter(
+            position.topic, message.key(), message.value(), exc, kafka_time(message)
+        )
+        self.rejects.add(letter, position)
+        self.stats.dead_lettered += 1
+        reasons = self.stats.dead_letter_reasons
+        reasons[exc.reason] = reasons.get(exc.reason, 0) + 1
+        log.warning(
+            "%s: dead-lettered %s[%d]@%d (%s): %s",
+            self.name,
+            position.topic,
+            position.partition,
+            position.offset,
+            exc.reason,
+            exc,
+        )
+
+    # ------------------------------------------------------------------ writing
+    def due(self) -> bool:
+        """Whether any sink's batch is full or old enough."""
+        return any(s.due() for s in self.sinks.values())
+
+    def pending(self) -> int:
+        """Records buffered and not yet written."""
+        return sum(len(s) for s in self.sinks.values())
+
+    def flush(self) -> int | None:
+        """Write every sink's batch, retrying each until it succeeds; return records sent.
+
+        None: asked to stop while a sink was failing (nothing more is written then).
+        """
+        sent = 0
+        for name, sink in self.sinks.items():
+            started = time.monotonic()
+            written = persist(sink.flush, self.health, self._wait, self.backoff, self._rng)
+            if written is None:
+                return None
+            self.stats.rows[name] += written
+            if sink is not self.rejects or any(r.sink is sink for r in self.routes.values()):
+                self.stats.written += written
+            if self.on_flush is not None and written:
+                self.on_flush(name, written, time.monotonic() - started)
+            sent += written
+        self._resume()
+        return sent
+
+    def commit(self) -> None:
+        """Commit the offsets of everything consumed so far (all of it is written)."""
+        from confluent_kafka import KafkaError, KafkaException
+
+        if not (self.commits and self._uncommitted):
+            return
+        try:
+            self.consumer.commit(asynchronous=False)
+        except KafkaException as exc:
+            if exc.args[0].code() != KafkaError._NO_OFFSET:
+                # written but not committed: the next commit covers it, a replay is absorbed
+                self.events.error(exc.args[0])
+                return
+        self._uncommitted = False
+
+    def checkpoint(self) -> int | None:
+        """Flush then commit: the only order that never loses a record."""
+        sent = self.flush()
+        if sent is None:
+            return None
+        self.commit()
+        self.stats.checkpoints += 1
+        self.stats.last_checkpoint_at = time.monotonic()
+        log.debug("%s: checkpoint %d, %d records written", self.name, self.stats.checkpoints, sent)
+        return sent
+
+    def _wait(self, seconds: float) -> bool:
+        """Between attempts of a failing flush: paused, keep polling (group membership,
+        callbacks); a message still arriving is buffered. False when asked to stop."""
+        self._pause()
+        deadline = time.monotonic() + seconds
+        while not self._should_stop():
+            left = deadline - time.monotonic()
+            if left <= 0:
+                return True
+            message = self.consumer.poll(min(left, 0.5))
+            if message is not None:
+                self._route(message)
+        return False
+
+    def _pause(self) -> None:
+        if not self._paused:
+            self.consumer.pause(self.consumer.assignment())
+            self._paused = True
+
+    def _resume(self) -> None:
+        if self._paused:
+            self.consumer.resume(self.consumer.assignment())
+            self._paused = False
+
+    def _on_revoke(self, consumer: Any, partitions: list[Any]) -> None:
+        """Partitions leave: write what we hold once, else drop it for the next owner."""
+        try:
+            for sink in self.sinks.values():
+                sink.flush()
+            self.commit()
+        except Exception as exc:  # the next owner replays from the last commit
+            log.warning("%s: partitions revoked while writing failed (%s): dropped", self.name, exc)
+            for sink in self.sinks.values():
+                sink.discard()
+            self._uncommitted = False
+        self._paused = False
+
+    # ------------------------------------------------------------------ running
+    def run(
+        self,
+        *,
+        once: bool = False,
+        until_idle: bool = False,
+        max_records: int | None = None,
+        idle_exit_s: float | None = None,
+        ends: Mapping[tuple[str, int], int] | None = None,
+        should_stop: Callable[[], bool] = lambda: False,
+    ) -> SinkStats:
+        """Consume and write until stopped, then checkpoint what is left.
+
+        ``once``: stop after the first poll that brought records is written (or when
+        caught up); ``until_idle``: stop when every partition is read to its end;
+        ``max_records``: after that many records; ``idle_exit_s``: after that long without
+        a record; ``ends``: once each (topic, partition) is read up to its offset.
+        """
+        self._should_stop = should_stop
+        active_at = time.monotonic()
+        while not should_stop():
+            if max_records is not None and self.stats.consumed >= max_records:
+                break
+            left = None if max_records is None else max_records - self.stats.consumed
+            arrived = self.poll(None if left is None else min(self.batch_size, left))
+            idle = arrived == 0
+            if arrived or not self.consumer.assignment():
+                active_at = time.monotonic()
+            wanted = self.due() or (idle and self.pending()) or (once and arrived)
+            if wanted and (self.checkpoint() is None or once):
+                break
+            if ends is not None and self.reached(ends):
+                break
+            if idle and (once or until_idle) and self.caught_up():
+                break
+            if idle and idle_exit_s is not None and time.monotonic() - active_at >= idle_exit_s:
+                break
+        self.checkpoint()  # when stopped, one attempt: a failing sink is not waited for
+        return self.stats
+
+    def reached(self, ends: Mapping[tuple[str, int], int]) -> bool:
+        """Whether every (topic, partition) in ``ends`` is read up to its offset."""
+        from confluent_kafka import TopicPartition
+
+        wanted = [TopicPartition(t, p) for (t, p), end in ends.items() if end > 0]
+        positions = self.consumer.position(wanted) if wanted else []
+        return all(tp.offset >= ends[(tp.topic, tp.partition)] for tp in positions)
+
+    def caught_up(self) -> bool:
+        """Whether every assigned partition has been read up to its high watermark.
+
+        The watermarks cached from fetch responses answer most partitions without a broker
+        round trip; only partitions not read yet are checked against the broker.
+        """
+        assigned = self.consumer.assignment()
+        if not assigned:
+            return False
+        unread = []
+        for tp in self.consumer.position(assigned):
+            low, high = self.consumer.get_watermark_offsets(tp, cached=True)
+            if tp.offset >= 0 and high >= 0:
+                if tp.offset < high:
+                    return False
+            elif high < 0 or high > low:
+                unread.append(tp)
+        if not unread:
+            return True
+        committed = self.consumer.committed(unread, timeout=10)
+        for tp, done in zip(unread, committed, strict=True):
+            low, high = self.consumer.get_watermark_offsets(tp, timeout=10, cached=False)
+            offset = tp.offset if tp.offset >= 0 else done.offset if done.offset >= 0 else low
+            if offset < high:
+                return False
+        return True
+
+    def readiness(self) -> dict[str, Any]:
+        """What ``/ready`` says: ready, the sink's state, Kafka's, the lag, the figures."""
+        reachable = self.events.reachable
+        since = datetime.fromtimestamp(time.time() - (time.monotonic() - self.events.since), UTC)
+        return {
+            "ready": reachable and self.health.state == "healthy",
+            "sink": self.name,
+            **self.health.as_dict(),
+            "kafka": {"connected": reachable, "since": since.isoformat()},
+            "lag": {f"{t}[{p}]": n for (t, p), n in sorted(self.events.lag.items())},
+            "stats": self.stats.as_dict(),
+        }
+
+    def close(self) -> None:
+        """Leave the consumer group (buffered records are flushed once on revocation)."""
+        self.consumer.close()
+
+
+def kafka_time(message: Any) -> datetime:
+    """The broker's timestamp of a message (so a replayed rejection keeps its time)."""
+    kind, millis = message.timestamp()
+    if kind == 0 or millis < 0:  # TIMESTAMP_NOT_AVAILABLE
+        return datetime.now(UTC)
+    return datetime.fromtimestamp(millis / 1000, UTC)
