@@ -20,8 +20,8 @@ from vigie.contracts.codec import encode
 from vigie.contracts.schemas import Alert
 from vigie.errors import BackpressureError
 from vigie.settings import Settings
-from vigie.sinks.examples import example_alert
 from vigie.sinks.alert_feed import AlertFeed
+from vigie.sinks.examples import example_alert
 from vigie.sinks.redis_alerts import AlertKeys, RedisAlertSink, publish, redis_client
 
 pytestmark = pytest.mark.integration

@@ -44,10 +44,11 @@ from typing import Any
 from vigie.contracts.schemas import Alert
 from vigie.settings import Settings
 from vigie_dev.demo.figures import compose
-from vigie_dev.demo.processes import Children, DemoError, child_env, free_port, vigie_command
+from vigie_dev.demo.processes import Children, DemoError, child_env, vigie_command
 from vigie_dev.demo.receiver import Receiver
 from vigie_dev.demo.stream import ReplayThread, interleave
 from vigie_dev.demo.watch import TopicWatcher, Watch, percentiles
+from vigie_dev.testing import free_port
 
 log = logging.getLogger(__name__)
 
