@@ -41,6 +41,8 @@ log = logging.getLogger("vigie.kafka")
 RECONNECT_BACKOFF_MS = 250
 RECONNECT_BACKOFF_MAX_MS = 4000
 """A broker that comes back is seen within about 4 s; one attempt per 4 s meanwhile."""
+SESSION_TIMEOUT_MS = 10_000
+"""How long a group waits for a member that stopped heartbeating (librdkafka: 45 s)."""
 STATISTICS_INTERVAL_MS = 5000
 """How often a consumer's statistics (broker states, lag) reach :meth:`ClientEvents.stats`."""
 MAX_DISTINCT = 200
@@ -84,6 +86,11 @@ def consumer_config(
         "enable.partition.eof": False,
         "statistics.interval.ms": STATISTICS_INTERVAL_MS,
         "stats_cb": events.stats,
+        # After a broker outage longer than the session, the consumer rejoins under a new
+        # member id and the restarted coordinator waits for the old one to expire: with
+        # librdkafka's 45 s that paused every sink about 40 s after the broker was back.
+        "session.timeout.ms": SESSION_TIMEOUT_MS,
+        "heartbeat.interval.ms": SESSION_TIMEOUT_MS // 5,
     }
     conf.update(overrides or {})
     return conf
