@@ -46,14 +46,23 @@ class DeadLetterSink(BatchingSink[DeadLetter]):
     """
 
     def __init__(self, settings: Settings, *, client_id: str, timeout_s: float = 30.0) -> None:
-        from confluent_kafka import Producer
-
         super().__init__("dead_letters")
+        self.settings = settings
+        self.client_id = f"{client_id}-dlq"
         self.topic = settings.topic(DEAD_LETTERS.name)
         self.timeout_s = timeout_s
-        self.events = ClientEvents(f"{client_id}-dlq")
-        config = producer_config(settings, client_id=f"{client_id}-dlq", events=self.events)
-        self.producer = Producer({**config, "linger.ms": 5})
+        self._producer: Any = None
+
+    @property
+    def producer(self) -> Any:
+        """The producer, made at the first letter: most sinks never need one."""
+        if self._producer is None:
+            from confluent_kafka import Producer
+
+            events = ClientEvents(self.client_id)
+            config = producer_config(self.settings, client_id=self.client_id, events=events)
+            self._producer = Producer({**config, "linger.ms": 5})
+        return self._producer
 
     def write(self, batch: Batch[DeadLetter]) -> int:
         failures: list[str] = []
@@ -77,4 +86,5 @@ class DeadLetterSink(BatchingSink[DeadLetter]):
 
     def close(self) -> None:
         """Wait for letters still in flight (there are none after a successful flush)."""
-        self.producer.flush(self.timeout_s)
+        if self._producer is not None:
+            self._producer.flush(self.timeout_s)

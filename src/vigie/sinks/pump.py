@@ -27,6 +27,7 @@ from vigie.contracts.codec import dead_letter, decode
 from vigie.contracts.schemas import DeadLetter
 from vigie.errors import DecodeError
 from vigie.kafka import ClientEvents
+from vigie.sinks import offsets
 from vigie.sinks.base import BatchingSink, Position
 from vigie.sinks.retry import Backoff, SinkHealth, persist
 
@@ -38,6 +39,8 @@ MAX_ERRORS_KEPT = 50
 """Kafka errors kept in the stats (a long-running sink must not grow without bound)."""
 LINGER_S = 0.02
 """How long a batch waits for company once its first record arrived."""
+COMMIT_WAIT_S = 10.0
+"""How long a checkpoint waits for its commit to be acknowledged (a broker outage)."""
 
 
 @dataclass(frozen=True)
@@ -103,8 +106,8 @@ class Pump:
 
     Parameters
     ----------
-    consumer
-        A confluent-kafka consumer (``enable.auto.commit`` off), not yet subscribed.
+    config
+        The consumer's configuration (:func:`vigie.kafka.consumer_config`).
     routes
         Physical topic name -> :class:`Route`.
     rejects
@@ -125,7 +128,7 @@ class Pump:
 
     def __init__(
         self,
-        consumer: Any,
+        config: Mapping[str, Any],
         routes: Mapping[str, Route],
         rejects: BatchingSink[DeadLetter],
         events: ClientEvents,
@@ -137,7 +140,9 @@ class Pump:
         assignment: list[Any] | None = None,
         on_flush: Callable[[str, int, float], None] | None = None,
     ) -> None:
-        self.consumer = consumer
+        from confluent_kafka import Consumer
+
+        self.consumer = Consumer({**config, "on_commit": self._on_commit})
         self.routes = dict(routes)
         self.rejects = rejects
         self.events = events
@@ -153,13 +158,14 @@ class Pump:
         self.stats.rows = dict.fromkeys(self.sinks, 0)
         self.commits = assignment is None
         self._uncommitted = False
+        self._commits_in_flight = 0
         self._paused = False
         self._should_stop: Callable[[], bool] = lambda: False
         self._rng = random.Random()
         if assignment is None:
-            consumer.subscribe(list(self.routes), on_revoke=self._on_revoke)
+            self.consumer.subscribe(list(self.routes), on_revoke=self._on_revoke)
         else:
-            consumer.assign(assignment)
+            self.consumer.assign(assignment)
 
     @property
     def topics(self) -> list[str]:
@@ -244,19 +250,37 @@ class Pump:
         return sent
 
     def commit(self) -> None:
-        """Commit the offsets of everything consumed so far (all of it is written)."""
-        from confluent_kafka import KafkaError, KafkaException
+        """Commit the offsets of everything consumed so far (all of it is written).
+
+        Asynchronous, so that a broker outage never blocks the loop; the result is waited
+        for up to ``COMMIT_WAIT_S`` while polling on (what arrives meanwhile is buffered).
+        A failed commit is retried by the next one; a replay meanwhile is absorbed.
+        """
+        from confluent_kafka import KafkaException
 
         if not (self.commits and self._uncommitted):
             return
-        try:
-            self.consumer.commit(asynchronous=False)
-        except KafkaException as exc:
-            if exc.args[0].code() != KafkaError._NO_OFFSET:
-                # written but not committed: the next commit covers it, a replay is absorbed
-                self.events.error(exc.args[0])
-                return
         self._uncommitted = False
+        self._commits_in_flight += 1
+        try:
+            self.consumer.commit(asynchronous=True)
+        except KafkaException as exc:
+            self._on_commit(exc.args[0], [])
+        deadline = time.monotonic() + COMMIT_WAIT_S
+        while self._commits_in_flight and time.monotonic() < deadline:
+            message = self.consumer.poll(0.05)
+            if message is not None:
+                self._route(message)
+
+    def _on_commit(self, err: Any, partitions: list[Any]) -> None:
+        from confluent_kafka import KafkaError
+
+        self._commits_in_flight = max(0, self._commits_in_flight - 1)
+        if err is not None and err.code() != KafkaError._NO_OFFSET:
+            self._uncommitted = True
+            self.events.error(err)
+        elif err is None:
+            self.events.reachable_again()
 
     def checkpoint(self) -> int | None:
         """Flush then commit: the only order that never loses a record."""
@@ -298,12 +322,15 @@ class Pump:
         try:
             for sink in self.sinks.values():
                 sink.flush()
-            self.commit()
+            if self.commits and self._uncommitted:
+                self.consumer.commit(asynchronous=False)
+                self._uncommitted = False
         except Exception as exc:  # the next owner replays from the last commit
             log.warning("%s: partitions revoked while writing failed (%s): dropped", self.name, exc)
             for sink in self.sinks.values():
                 sink.discard()
             self._uncommitted = False
+        self._commits_in_flight = 0
         self._paused = False
 
     # ------------------------------------------------------------------ running
@@ -348,38 +375,11 @@ class Pump:
 
     def reached(self, ends: Mapping[tuple[str, int], int]) -> bool:
         """Whether every (topic, partition) in ``ends`` is read up to its offset."""
-        from confluent_kafka import TopicPartition
-
-        wanted = [TopicPartition(t, p) for (t, p), end in ends.items() if end > 0]
-        positions = self.consumer.position(wanted) if wanted else []
-        return all(tp.offset >= ends[(tp.topic, tp.partition)] for tp in positions)
+        return offsets.reached(self.consumer, ends)
 
     def caught_up(self) -> bool:
-        """Whether every assigned partition has been read up to its high watermark.
-
-        The watermarks cached from fetch responses answer most partitions without a broker
-        round trip; only partitions not read yet are checked against the broker.
-        """
-        assigned = self.consumer.assignment()
-        if not assigned:
-            return False
-        unread = []
-        for tp in self.consumer.position(assigned):
-            low, high = self.consumer.get_watermark_offsets(tp, cached=True)
-            if tp.offset >= 0 and high >= 0:
-                if tp.offset < high:
-                    return False
-            elif high < 0 or high > low:
-                unread.append(tp)
-        if not unread:
-            return True
-        committed = self.consumer.committed(unread, timeout=10)
-        for tp, done in zip(unread, committed, strict=True):
-            low, high = self.consumer.get_watermark_offsets(tp, timeout=10, cached=False)
-            offset = tp.offset if tp.offset >= 0 else done.offset if done.offset >= 0 else low
-            if offset < high:
-                return False
-        return True
+        """Whether every assigned partition has been read up to its high watermark."""
+        return offsets.caught_up(self.consumer)
 
     def readiness(self) -> dict[str, Any]:
         """What ``/ready`` says: ready, the sink's state, Kafka's, the lag, the figures."""

@@ -270,17 +270,15 @@ def _alert_pump(
     assign: bool = False,
 ) -> Iterator[Pump]:
     """A pump from the alerts topic into Redis; consumer, producer and client closed after."""
-    from confluent_kafka import Consumer
-
     conn = client or redis_client(settings)
     sink = RedisAlertSink(
         conn, AlertKeys(settings.redis_prefix), maxlen=settings.alerts_stream_maxlen
     )
     events = ClientEvents(client_id)
-    consumer = Consumer(consumer_config(settings, group_id, client_id=client_id, events=events))
+    config = consumer_config(settings, group_id, client_id=client_id, events=events)
     rejects = DeadLetterSink(settings, client_id=client_id)
     pump = Pump(
-        consumer,
+        config,
         {settings.topic(ALERTS.name): Route(Alert, sink)},
         rejects,
         events,

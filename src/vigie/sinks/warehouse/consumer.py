@@ -74,8 +74,6 @@ class WarehouseConsumer(Pump):
         overrides: dict[str, Any] | None = None,
         backoff: Backoff | None = None,
     ) -> None:
-        from confluent_kafka import Consumer
-
         self.settings = settings
         self.writers = {
             name: TableWriter(client, table, max_records=max_records, max_age_s=max_age_s)
@@ -94,7 +92,7 @@ class WarehouseConsumer(Pump):
             settings, group_id, client_id="vigie-warehouse", events=events, overrides=overrides
         )
         super().__init__(
-            Consumer(config),
+            config,
             routes,
             self.writers["dead_letters"],
             events,

@@ -297,16 +297,14 @@ def intake_pump(
     settings: Settings, subscribers: Sequence[Subscriber], group_id: str, *, poll_s: float = 0.5
 ) -> Iterator[Pump]:
     """The intake: alerts topic -> outbox, committing offsets after each transaction."""
-    from confluent_kafka import Consumer
-
     client_id = "vigie-webhooks"
     events = ClientEvents(client_id)
-    consumer = Consumer(consumer_config(settings, group_id, client_id=client_id, events=events))
+    config = consumer_config(settings, group_id, client_id=client_id, events=events)
     rejects = DeadLetterSink(settings, client_id=client_id)
     box = Outbox(outbox_path(settings))
     route = Route(Alert, OutboxSink(box, subscribers))
     pump = Pump(
-        consumer,
+        config,
         {settings.topic(ALERTS.name): route},
         rejects,
         events,

@@ -1,0 +1,43 @@
+"""Where a consumer stands against the end of its partitions."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+
+def reached(consumer: Any, ends: Mapping[tuple[str, int], int]) -> bool:
+    """Whether every (topic, partition) in ``ends`` is read up to its offset."""
+    from confluent_kafka import TopicPartition
+
+    wanted = [TopicPartition(t, p) for (t, p), end in ends.items() if end > 0]
+    positions = consumer.position(wanted) if wanted else []
+    return all(tp.offset >= ends[(tp.topic, tp.partition)] for tp in positions)
+
+
+def caught_up(consumer: Any) -> bool:
+    """Whether every assigned partition has been read up to its high watermark.
+
+    The watermarks cached from fetch responses answer most partitions without a broker
+    round trip; only partitions not read yet are checked against the broker.
+    """
+    assigned = consumer.assignment()
+    if not assigned:
+        return False
+    unread = []
+    for tp in consumer.position(assigned):
+        low, high = consumer.get_watermark_offsets(tp, cached=True)
+        if tp.offset >= 0 and high >= 0:
+            if tp.offset < high:
+                return False
+        elif high < 0 or high > low:
+            unread.append(tp)
+    if not unread:
+        return True
+    committed = consumer.committed(unread, timeout=10)
+    for tp, done in zip(unread, committed, strict=True):
+        low, high = consumer.get_watermark_offsets(tp, timeout=10, cached=False)
+        offset = tp.offset if tp.offset >= 0 else done.offset if done.offset >= 0 else low
+        if offset < high:
+            return False
+    return True
