@@ -12,6 +12,7 @@ import os
 import subprocess
 import sys
 import textwrap
+import threading
 import time
 import uuid
 from collections.abc import Iterator
@@ -45,8 +46,10 @@ from vigie.contracts.codec import EXAMPLE_DECLARATION
 from vigie.errors import DecodeError
 from vigie.settings import Settings
 from vigie.sinks.clickhouse_client import connect
+from vigie.sinks.retry import Backoff
 from vigie.sinks.warehouse import TABLES, TableWriter, migrate
 from vigie.sinks.warehouse.consumer import WarehouseConsumer
+from vigie_dev.testing import wait_for
 
 pytestmark = pytest.mark.integration
 
@@ -363,3 +366,59 @@ def _env(settings: Settings) -> dict[str, str]:
         "VIGIE_CLICKHOUSE_URL": settings.clickhouse_dsn,
         "VIGIE_STATE_DIR": str(settings.state_dir),
     }
+
+
+@pytest.mark.slow
+def test_the_writer_waits_out_a_failing_clickhouse_then_stores_everything_once(
+    settings: Settings, client: Any
+) -> None:
+    messages, expected = traffic(40)
+    produce(settings, messages[:60])
+    first_score = next(decode_score(v) for t, _k, v in messages if t == SCORES.name)
+    seed = TableWriter(client, TABLES["scores"])
+    seed.add(first_score)
+    seed.flush()  # one part in March: with the limit below, the next insert is refused
+    # ClickHouse's own backpressure, for real: too many parts while merges are stopped.
+    client.command("SYSTEM STOP MERGES scores")
+    client.command(
+        "ALTER TABLE scores MODIFY SETTING parts_to_throw_insert = 1, parts_to_delay_insert = 1"
+    )
+    writes = connect(settings)  # the writer's own client: the test queries on its own
+    writer = WarehouseConsumer(
+        settings,
+        writes,
+        group_id=f"wh-{uuid.uuid4().hex[:8]}",
+        max_records=25,
+        overrides=FAST_REJOIN,
+        backoff=Backoff(base_s=0.05, cap_s=0.5),
+    )
+    stop = threading.Event()
+    thread = threading.Thread(target=writer.run, kwargs={"should_stop": stop.is_set})
+    thread.start()
+    try:
+        wait_for(lambda: writer.health.failures >= 5, 120, "the writer to retry")
+        failing = writer.readiness()
+        produce(settings, messages[60:])  # more arrives while ClickHouse refuses
+        client.command(
+            "ALTER TABLE scores MODIFY SETTING parts_to_throw_insert = 3000,"
+            " parts_to_delay_insert = 1000"
+        )
+        client.command("SYSTEM START MERGES scores")
+        wait_for(lambda: counts(client) == expected, 180, "every record in the warehouse")
+    finally:
+        stop.set()
+        thread.join(120)
+        writer.close()
+        writes.close()
+    assert not thread.is_alive()
+    assert not failing["ready"] and failing["state"] == "failing"
+    assert "Too many parts" in failing["last_error"] and failing["failing_since"]
+    assert writer.health.state == "healthy" and writer.health.recovered_after_s
+    assert counts(client) == expected
+    assert writer.stats.consumed == len(messages)
+    distinct = int(client.command("SELECT uniqExact(declaration_id) FROM scores"))
+    assert distinct == expected["scores"]
+
+
+def decode_score(raw: bytes) -> Score:
+    return Score.model_validate_json(raw)
