@@ -9,6 +9,8 @@ import subprocess
 import sys
 import threading
 import time
+import urllib.error
+import urllib.request
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -360,3 +362,48 @@ def test_a_frozen_redis_blocks_nothing_and_loses_nothing(
     assert sorted(ids) == sorted(a.alert_id for a in alerts)
     assert done["stats"].consumed == 25
     conn.close()
+
+
+def test_the_publisher_serves_health_readiness_and_metrics(
+    settings: Settings, client: redis.Redis
+) -> None:
+    produce(settings, [example_alert("D-1"), example_alert("D-2")], garbage=b"[]")
+    port = free_port()
+    argv = [VIGIE, "alerts", "publish", "--until-idle", "20", "--http-port", str(port), "--json"]
+    publisher = subprocess.Popen(
+        argv, env=_env(settings), stdout=subprocess.PIPE, stderr=subprocess.PIPE
+    )
+    url = f"http://127.0.0.1:{port}"
+    try:
+        wait_for(lambda: _get(url + "/health")[0] == 200, 60, "/health")
+        wait_for(
+            lambda: b'consumed_total{sink="alerts-redis"} 3.0' in _get(url + "/metrics")[1],
+            60,
+            "the records in /metrics",
+        )
+        status, body = _get(url + "/ready")
+        metrics = _get(url + "/metrics")[1].decode()
+    finally:
+        publisher.terminate()
+        out, err = publisher.communicate(timeout=60)
+    assert publisher.returncode == 0, err.decode()
+    ready = orjson.loads(body)
+    assert status == 200 and ready["ready"] and ready["state"] == "healthy"
+    assert ready["kafka"]["connected"] and ready["stats"]["dead_lettered"] == 1
+    assert ready["failing_since"] is None and ready["last_error"] is None
+    assert 'vigie_sink_records_written_total{sink="alerts-redis",target="redis"} 2.0' in metrics
+    assert (
+        'vigie_sink_dead_letters_total{reason="not_an_object",sink="alerts-redis"} 1.0' in metrics
+    )
+    assert 'vigie_sink_failing{sink="alerts-redis"} 0.0' in metrics
+    assert orjson.loads(out)["consumed"] == 3
+
+
+def _get(url: str) -> tuple[int, bytes]:
+    try:
+        with urllib.request.urlopen(url, timeout=5) as response:
+            return int(response.status), response.read()
+    except urllib.error.HTTPError as exc:
+        return int(exc.code), exc.read()
+    except (urllib.error.URLError, ConnectionError):
+        return 0, b""
