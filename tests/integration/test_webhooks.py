@@ -28,15 +28,9 @@ from vigie.contracts.codec import encode
 from vigie.contracts.schemas import Alert
 from vigie.settings import Settings
 from vigie.sinks.examples import example_alert
-from vigie.sinks.webhooks.dispatcher import (
-    AiohttpTransport,
-    Dispatcher,
-    RetryPolicy,
-    intake,
-    outbox_path,
-    run_dispatcher,
-)
+from vigie.sinks.webhooks.dispatcher import AiohttpTransport, Dispatcher, RetryPolicy, outbox_path
 from vigie.sinks.webhooks.outbox import Outbox
+from vigie.sinks.webhooks.service import intake, run_dispatcher
 from vigie.sinks.webhooks.signing import new_secret, webhook_id
 from vigie.sinks.webhooks.subscribers import Subscriber, load_subscribers
 from vigie_dev.testing import TopicReader

@@ -16,7 +16,8 @@ from vigie.settings import get_settings
 
 if TYPE_CHECKING:
     from vigie.sinks.web import Endpoints
-    from vigie.sinks.webhooks.dispatcher import DispatchReport, RetryPolicy
+    from vigie.sinks.webhooks.dispatcher import RetryPolicy
+    from vigie.sinks.webhooks.service import DispatchReport
     from vigie.sinks.webhooks.subscribers import Subscriber
 
 app = typer.Typer(help="Signed alert webhooks.", no_args_is_help=True)
@@ -142,8 +143,9 @@ async def _dispatch(
 ) -> DispatchReport:
     import aiohttp
 
-    from vigie.sinks.webhooks.dispatcher import AiohttpTransport, run_dispatcher
+    from vigie.sinks.webhooks.dispatcher import AiohttpTransport
     from vigie.sinks.webhooks.health import serve_dispatcher
+    from vigie.sinks.webhooks.service import run_dispatcher
 
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()

@@ -159,6 +159,10 @@ class Pump:
         self.commits = assignment is None
         self._uncommitted = False
         self._commits_in_flight = 0
+        self._carried: list[Any] = []
+        self._next: dict[tuple[str, int], int] = {}
+        """Per partition, the offset after the last message routed: what a commit commits
+        (the consumer's own position may already be past messages carried over)."""
         self._paused = False
         self._should_stop: Callable[[], bool] = lambda: False
         self._rng = random.Random()
@@ -174,8 +178,15 @@ class Pump:
 
     # ------------------------------------------------------------------ reading
     def poll(self, want: int | None = None) -> int:
-        """Take up to ``want`` (default ``batch_size``) messages into the sinks; return how many."""
-        messages = take(self.consumer, want or self.batch_size, self.poll_s)
+        """Take up to ``want`` (default ``batch_size``) messages into the sinks; return how many.
+
+        Messages that arrived while a commit was awaited come first.
+        """
+        want = want or self.batch_size
+        messages, self._carried = self._carried[:want], self._carried[want:]
+        if len(messages) < want:
+            wait_s = 0.0 if messages else self.poll_s
+            messages += take(self.consumer, want - len(messages), wait_s)
         for message in messages:
             self._route(message)
         return len(messages)
@@ -189,6 +200,7 @@ class Pump:
             return
         self.events.reachable_again()
         self._uncommitted = True
+        self._next[(message.topic(), message.partition())] = message.offset() + 1
         self.stats.consumed += 1
         if self.stats.first_record_at is None:
             self.stats.first_record_at = time.monotonic()
@@ -253,7 +265,8 @@ class Pump:
         """Commit the offsets of everything consumed so far (all of it is written).
 
         Asynchronous, so that a broker outage never blocks the loop; the result is waited
-        for up to ``COMMIT_WAIT_S`` while polling on (what arrives meanwhile is buffered).
+        for up to ``COMMIT_WAIT_S`` while polling on (what arrives meanwhile is kept for the
+        next :meth:`poll`).
         A failed commit is retried by the next one; a replay meanwhile is absorbed.
         """
         from confluent_kafka import KafkaException
@@ -263,14 +276,19 @@ class Pump:
         self._uncommitted = False
         self._commits_in_flight += 1
         try:
-            self.consumer.commit(asynchronous=True)
+            self.consumer.commit(offsets=self._offsets(), asynchronous=True)
         except KafkaException as exc:
             self._on_commit(exc.args[0], [])
         deadline = time.monotonic() + COMMIT_WAIT_S
         while self._commits_in_flight and time.monotonic() < deadline:
             message = self.consumer.poll(0.05)
             if message is not None:
-                self._route(message)
+                self._carried.append(message)  # for the next poll: not read yet
+
+    def _offsets(self) -> list[Any]:
+        from confluent_kafka import TopicPartition
+
+        return [TopicPartition(t, p, o) for (t, p), o in sorted(self._next.items())]
 
     def _on_commit(self, err: Any, partitions: list[Any]) -> None:
         from confluent_kafka import KafkaError
@@ -319,17 +337,19 @@ class Pump:
 
     def _on_revoke(self, consumer: Any, partitions: list[Any]) -> None:
         """Partitions leave: write what we hold once, else drop it for the next owner."""
+        self._carried.clear()  # not read yet: the next owner reads them
         try:
             for sink in self.sinks.values():
                 sink.flush()
             if self.commits and self._uncommitted:
-                self.consumer.commit(asynchronous=False)
+                self.consumer.commit(offsets=self._offsets(), asynchronous=False)
                 self._uncommitted = False
         except Exception as exc:  # the next owner replays from the last commit
             log.warning("%s: partitions revoked while writing failed (%s): dropped", self.name, exc)
             for sink in self.sinks.values():
                 sink.discard()
             self._uncommitted = False
+        self._next.clear()
         self._commits_in_flight = 0
         self._paused = False
 
@@ -375,11 +395,11 @@ class Pump:
 
     def reached(self, ends: Mapping[tuple[str, int], int]) -> bool:
         """Whether every (topic, partition) in ``ends`` is read up to its offset."""
-        return offsets.reached(self.consumer, ends)
+        return not self._carried and offsets.reached(self.consumer, ends)
 
     def caught_up(self) -> bool:
         """Whether every assigned partition has been read up to its high watermark."""
-        return offsets.caught_up(self.consumer)
+        return not self._carried and offsets.caught_up(self.consumer)
 
     def readiness(self) -> dict[str, Any]:
         """What ``/ready`` says: ready, the sink's state, Kafka's, the lag, the figures."""
