@@ -17,7 +17,7 @@ import logging
 import random
 import time
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
@@ -27,9 +27,10 @@ from vigie.contracts.codec import dead_letter, decode
 from vigie.contracts.schemas import DeadLetter
 from vigie.errors import DecodeError
 from vigie.kafka import ClientEvents
-from vigie.sinks import offsets
+from vigie.sinks import consuming
 from vigie.sinks.base import BatchingSink, Position
 from vigie.sinks.retry import Backoff, SinkHealth, persist
+from vigie.sinks.stats import SinkStats
 
 log = logging.getLogger(__name__)
 
@@ -37,8 +38,6 @@ OUTPUT_MAX_BYTES = 4 * 1024 * 1024
 """Size limit for records Vigie itself produced (scores, alerts, dead letters)."""
 MAX_ERRORS_KEPT = 50
 """Kafka errors kept in the stats (a long-running sink must not grow without bound)."""
-LINGER_S = 0.02
-"""How long a batch waits for company once its first record arrived."""
 COMMIT_WAIT_S = 10.0
 """How long a checkpoint waits for its commit to be acknowledged (a broker outage)."""
 
@@ -50,55 +49,6 @@ class Route:
     schema: type[BaseModel]
     sink: BatchingSink[Any]
     max_bytes: int = OUTPUT_MAX_BYTES
-
-
-@dataclass
-class SinkStats:
-    """What a pump did: records consumed, written per sink, dead-lettered, checkpoints."""
-
-    consumed: int = 0
-    written: int = 0
-    """Records the routes' sinks reported written (replayed duplicates not counted)."""
-    rows: dict[str, int] = field(default_factory=dict)
-    """What each sink's writes returned, by sink name."""
-    dead_lettered: int = 0
-    dead_letter_reasons: dict[str, int] = field(default_factory=dict)
-    checkpoints: int = 0
-    kafka_errors: list[str] = field(default_factory=list)
-    first_record_at: float | None = None
-    last_checkpoint_at: float | None = None
-
-    @property
-    def records_per_s(self) -> float | None:
-        """Records consumed and written per second, first record to last checkpoint."""
-        if self.first_record_at is None or self.last_checkpoint_at is None:
-            return None
-        elapsed = self.last_checkpoint_at - self.first_record_at
-        return round(self.consumed / elapsed, 1) if elapsed > 0 else None
-
-    def as_dict(self) -> dict[str, Any]:
-        return {
-            "consumed": self.consumed,
-            "written": self.written,
-            "rows": dict(self.rows),
-            "dead_lettered": self.dead_lettered,
-            "dead_letter_reasons": dict(self.dead_letter_reasons),
-            "checkpoints": self.checkpoints,
-            "records_per_s": self.records_per_s,
-            "kafka_errors": list(self.kafka_errors),
-        }
-
-
-def take(consumer: Any, want: int, poll_s: float, linger_s: float = LINGER_S) -> list[Any]:
-    """Up to ``want`` messages: wait up to ``poll_s`` for the first, then up to ``linger_s``
-    for more. Batches still form at high rates, and a lone alert at a low rate is passed
-    on within ``linger_s`` of its arrival rather than after the whole poll."""
-    first = consumer.poll(poll_s)
-    if first is None:
-        return []
-    if want <= 1:
-        return [first]
-    return [first, *consumer.consume(num_messages=want - 1, timeout=linger_s)]
 
 
 class Pump:
@@ -186,7 +136,7 @@ class Pump:
         messages, self._carried = self._carried[:want], self._carried[want:]
         if len(messages) < want:
             wait_s = 0.0 if messages else self.poll_s
-            messages += take(self.consumer, want - len(messages), wait_s)
+            messages += consuming.take(self.consumer, want - len(messages), wait_s)
         for message in messages:
             self._route(message)
         return len(messages)
@@ -216,7 +166,7 @@ class Pump:
 
     def _dead_letter(self, message: Any, position: Position, exc: DecodeError) -> None:
         letter = dead_letter(
-            position.topic, message.key(), message.value(), exc, kafka_time(message)
+            position.topic, message.key(), message.value(), exc, consuming.kafka_time(message)
         )
         self.rejects.add(letter, position)
         self.stats.dead_lettered += 1
@@ -395,11 +345,11 @@ class Pump:
 
     def reached(self, ends: Mapping[tuple[str, int], int]) -> bool:
         """Whether every (topic, partition) in ``ends`` is read up to its offset."""
-        return not self._carried and offsets.reached(self.consumer, ends)
+        return not self._carried and consuming.reached(self.consumer, ends)
 
     def caught_up(self) -> bool:
         """Whether every assigned partition has been read up to its high watermark."""
-        return not self._carried and offsets.caught_up(self.consumer)
+        return not self._carried and consuming.caught_up(self.consumer)
 
     def readiness(self) -> dict[str, Any]:
         """What ``/ready`` says: ready, the sink's state, Kafka's, the lag, the figures."""
@@ -417,11 +367,3 @@ class Pump:
     def close(self) -> None:
         """Leave the consumer group (buffered records are flushed once on revocation)."""
         self.consumer.close()
-
-
-def kafka_time(message: Any) -> datetime:
-    """The broker's timestamp of a message (so a replayed rejection keeps its time)."""
-    kind, millis = message.timestamp()
-    if kind == 0 or millis < 0:  # TIMESTAMP_NOT_AVAILABLE
-        return datetime.now(UTC)
-    return datetime.fromtimestamp(millis / 1000, UTC)

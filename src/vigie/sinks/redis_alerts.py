@@ -49,7 +49,8 @@ from vigie.kafka import ClientEvents, consumer_config
 from vigie.settings import Settings
 from vigie.sinks.base import Batch, BatchingSink
 from vigie.sinks.deadletters import DeadLetterSink
-from vigie.sinks.pump import Pump, Route, SinkStats
+from vigie.sinks.pump import Pump, Route
+from vigie.sinks.stats import SinkStats
 
 log = logging.getLogger(__name__)
 

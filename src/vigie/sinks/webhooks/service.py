@@ -23,7 +23,8 @@ from vigie.errors import BackpressureError
 from vigie.kafka import ClientEvents, consumer_config
 from vigie.settings import Settings
 from vigie.sinks.deadletters import DeadLetterSink
-from vigie.sinks.pump import Pump, Route, SinkStats
+from vigie.sinks.pump import Pump, Route
+from vigie.sinks.stats import SinkStats
 from vigie.sinks.webhooks.dispatcher import (
     Dispatcher,
     OutboxSink,
