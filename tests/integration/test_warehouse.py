@@ -14,10 +14,13 @@ import sys
 import textwrap
 import threading
 import time
+import urllib.error
+import urllib.request
 import uuid
 from collections.abc import Iterator
 from contextlib import closing
 from datetime import UTC, datetime, timedelta
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
@@ -49,7 +52,7 @@ from vigie.sinks.clickhouse_client import connect
 from vigie.sinks.retry import Backoff
 from vigie.sinks.warehouse import TABLES, TableWriter, migrate
 from vigie.sinks.warehouse.consumer import WarehouseConsumer
-from vigie_dev.testing import wait_for
+from vigie_dev.testing import free_port, wait_for
 
 pytestmark = pytest.mark.integration
 
@@ -422,3 +425,63 @@ def test_the_writer_waits_out_a_failing_clickhouse_then_stores_everything_once(
 
 def decode_score(raw: bytes) -> Score:
     return Score.model_validate_json(raw)
+
+
+class Unavailable(BaseHTTPRequestHandler):
+    """A ClickHouse HTTP endpoint that answers 503 to everything (a server restarting)."""
+
+    requests = 0
+
+    def log_message(self, format: str, *args: Any) -> None:
+        pass
+
+    def _unavailable(self) -> None:
+        type(self).requests += 1
+        body = b"Code: 210. DB::Exception: Server is restarting (test)"
+        self.send_response(503)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    do_GET = do_POST = _unavailable  # noqa: N815 (http.server's naming)
+
+
+def test_the_writer_waits_for_an_unavailable_clickhouse_instead_of_exiting(
+    settings: Settings,
+) -> None:
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Unavailable)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    port = free_port()
+    env = {
+        **os.environ,
+        **_env(settings),
+        "VIGIE_CLICKHOUSE_URL": f"http://127.0.0.1:{server.server_address[1]}",
+    }
+    argv = [*VIGIE, "warehouse", "write", "--http-port", str(port), "--json"]
+    writer = subprocess.Popen(argv, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    url = f"http://127.0.0.1:{port}/ready"
+    try:
+        wait_for(lambda: _ready(url).get("failures", 0) >= 3, 120, "the writer to retry")
+        ready = _ready(url)
+    finally:
+        writer.terminate()
+        out, err = writer.communicate(timeout=60)
+        server.shutdown()
+        server.server_close()
+    assert writer.returncode == 0, err.decode()
+    assert not ready["ready"] and ready["state"] == "failing"
+    assert "503" in ready["last_error"] and Unavailable.requests >= 3
+    assert err.decode().count("warehouse failing") == 1  # once, not once per attempt
+    assert json.loads(out)["consumed"] == 0
+
+
+def _ready(url: str) -> dict[str, Any]:
+    try:
+        with urllib.request.urlopen(url, timeout=5) as response:
+            body = response.read()
+    except urllib.error.HTTPError as exc:
+        body = exc.read()
+    except (urllib.error.URLError, ConnectionError):
+        return {}
+    result: dict[str, Any] = json.loads(body)
+    return result

@@ -6,11 +6,11 @@ Registered on the ``warehouse`` group of :mod:`vigie.cli.warehouse` by :func:`re
 from __future__ import annotations
 
 import signal
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from types import FrameType
 from typing import TYPE_CHECKING, Any
-from urllib.parse import urlparse
 
 import typer
 
@@ -38,34 +38,19 @@ def _warehouse() -> Iterator[tuple[Any, MigrationReport]]:
     try:
         client = connect(settings)
     except Exception as exc:  # any driver error: report it, no traceback
-        hint = ""
-        if settings.clickhouse_dsn.startswith("chdb:"):
-            hint = (
-                "; embedded chDB admits one process per directory: is another vigie process"
-                " (warehouse write?) using it? Share a ClickHouse server via VIGIE_CLICKHOUSE_URL"
-            )
-        raise output.CommandError(f"ClickHouse at {shown_dsn()}: {exc}{hint}") from exc
+        from vigie.sinks.warehouse.consumer import _hint
+
+        raise output.CommandError(f"ClickHouse at {shown_dsn()}: {exc}{_hint(settings)}") from exc
     try:
         yield client, apply_migrations(client)
     finally:
         client.close()
 
 
-def redact(dsn: str) -> str:
-    """A DSN without its password, fit for logs.
-
-    >>> redact("http://vigie:s3cret@clickhouse:8123"), redact("chdb:///var/lib/vigie/ch")
-    ('http://vigie:***@clickhouse:8123', 'chdb:///var/lib/vigie/ch')
-    """
-    parsed = urlparse(dsn)
-    if parsed.password is None:
-        return dsn
-    host = parsed.netloc.rsplit("@", 1)[1]
-    return parsed._replace(netloc=f"{parsed.username}:***@{host}").geturl()
-
-
 def shown_dsn() -> str:
-    return redact(get_settings().clickhouse_dsn)
+    from vigie.sinks.warehouse.consumer import redacted
+
+    return redacted(get_settings().clickhouse_dsn)
 
 
 def migrate(as_json: bool = typer.Option(False, "--json", help=output.JSON_OPTION_HELP)) -> None:
@@ -95,23 +80,35 @@ def write(
     A failing ClickHouse (a full disk, a restart) is waited out with backoff, for as long
     as it takes; the offsets stay put meanwhile.
     """
-    from vigie.sinks.warehouse.consumer import WarehouseConsumer
+    from vigie.sinks.retry import SinkHealth
+    from vigie.sinks.stats import SinkStats
+    from vigie.sinks.warehouse.consumer import WarehouseConsumer, open_warehouse
     from vigie.sinks.web import Endpoints
 
     settings = get_settings()
     stop = _StopFlag()
     web = Endpoints(http_host, http_port)
-    with _warehouse() as (client, _), stop.installed():
-        writer = WarehouseConsumer(
-            settings, client, group_id=group, max_records=batch_size, max_age_s=max_age
-        )
-        web.serve_pump(writer)
-        output.console.print(f"writing {', '.join(writer.topics)} to {shown_dsn()}")
-        try:
-            stats = writer.run(once=once, until_idle=until_idle, should_stop=stop)
-        finally:
-            writer.close()
+    health = SinkHealth("warehouse")
+    with stop.installed():
+        web.serve(lambda: {"ready": False, "sink": "warehouse", **health.as_dict()})
+        client = open_warehouse(settings, health, stop.sleep)
+        if client is None:  # stopped before ClickHouse answered
             web.stop()
+            output.emit(SinkStats().as_dict(), as_json=as_json, title="warehouse writer")
+            return
+        try:
+            writer = WarehouseConsumer(
+                settings, client, group_id=group, max_records=batch_size, max_age_s=max_age
+            )
+            web.serve_pump(writer)
+            output.console.print(f"writing {', '.join(writer.topics)} to {shown_dsn()}")
+            try:
+                stats = writer.run(once=once, until_idle=until_idle, should_stop=stop)
+            finally:
+                writer.close()
+        finally:
+            web.stop()
+            client.close()
     output.emit(stats.as_dict(), as_json=as_json, title="warehouse writer")
 
 
@@ -135,6 +132,13 @@ class _StopFlag:
 
     def _handle(self, signum: int, frame: FrameType | None) -> None:
         self.stopped = True
+
+    def sleep(self, seconds: float) -> bool:
+        """Sleep up to ``seconds``; False if stopped meanwhile."""
+        deadline = time.monotonic() + seconds
+        while not self.stopped and time.monotonic() < deadline:
+            time.sleep(min(0.1, max(0.0, deadline - time.monotonic())))
+        return not self.stopped
 
     @contextmanager
     def installed(self) -> Iterator[None]:

@@ -159,22 +159,29 @@ def serve(
 
 
 class Endpoints:
-    """The endpoints of one command, on ``port`` if one is given (else nothing is served)."""
+    """The endpoints of one command, on ``port`` if one is given (else nothing is served).
+
+    :meth:`serve` may be called again as the command moves on (connecting, then running):
+    ``/ready`` then answers from the latest readiness, and the new collectors are added.
+    """
 
     def __init__(self, host: str, port: int | None) -> None:
         self.host = host
         self.port = port
         self.server: ThreadingHTTPServer | None = None
+        self.registry = new_registry()
+        self._ready: Readiness = lambda: {"ready": False}
 
     def serve(self, ready: Readiness, *collectors: Collector) -> None:
-        """Start serving ``ready`` and the collectors' metrics."""
-        if self.port is None or self.server is not None:
+        """Serve ``ready`` and the collectors' metrics (starting the server if needed)."""
+        if self.port is None:
             return
-        registry = new_registry()
+        self._ready = ready
         for collector in collectors:
-            registry.register(collector)
-        self.server = serve(self.host, self.port, ready, registry)
-        log.info("serving /health, /ready, /metrics on http://%s:%d", self.host, self.port)
+            self.registry.register(collector)
+        if self.server is None:
+            self.server = serve(self.host, self.port, lambda: self._ready(), self.registry)
+            log.info("serving /health, /ready, /metrics on http://%s:%d", self.host, self.port)
 
     def serve_pump(self, pump: Pump) -> None:
         """Serve a pump's readiness and figures."""

@@ -17,16 +17,21 @@ letters go straight to that table (the same ``letter_id`` as if they came by the
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
+from urllib.parse import urlparse
 
 from pydantic import BaseModel
 
 from vigie.contracts.catalogue import ALERTS, CONTROL_RESULTS, DEAD_LETTERS, DECLARATIONS, SCORES
 from vigie.contracts.catalogue import Topic as CatalogueTopic
+from vigie.errors import SinkError, VigieError
 from vigie.kafka import ClientEvents, consumer_config
 from vigie.settings import Settings
+from vigie.sinks.clickhouse_client import connect
 from vigie.sinks.pump import OUTPUT_MAX_BYTES, Pump, Route
-from vigie.sinks.retry import Backoff
+from vigie.sinks.retry import Backoff, SinkHealth, persist
+from vigie.sinks.warehouse.migrations import migrate
 from vigie.sinks.warehouse.rows import TABLES
 from vigie.sinks.warehouse.writer import TableWriter
 
@@ -101,3 +106,58 @@ class WarehouseConsumer(Pump):
             poll_s=poll_s,
             backoff=backoff,
         )
+
+
+def open_warehouse(
+    settings: Settings,
+    health: SinkHealth,
+    wait: Callable[[float], bool],
+    backoff: Backoff | None = None,
+) -> Any | None:
+    """A client on the migrated warehouse, waiting with backoff for a ClickHouse that does
+    not answer yet (a server restarting, a chDB directory another process holds).
+
+    Returns None when ``wait`` says to stop first. A migration that cannot work
+    (:class:`~vigie.errors.ConfigurationError`) is raised at once: waiting will not help.
+    """
+
+    def attempt() -> Any:
+        try:
+            client = connect(settings)
+        except Exception as exc:  # any driver error: chDB or HTTP
+            raise SinkError(
+                f"ClickHouse at {redacted(settings.clickhouse_dsn)}: {exc}{_hint(settings)}"
+            ) from exc
+        try:
+            migrate(client)
+        except VigieError:
+            client.close()
+            raise
+        except Exception as exc:
+            client.close()
+            raise SinkError(f"migrating the warehouse failed: {exc}") from exc
+        return client
+
+    return persist(attempt, health, wait, backoff)
+
+
+def redacted(dsn: str) -> str:
+    """A DSN without its password, fit for logs.
+
+    >>> redacted("http://vigie:s3cret@clickhouse:8123"), redacted("chdb:///var/lib/vigie/ch")
+    ('http://vigie:***@clickhouse:8123', 'chdb:///var/lib/vigie/ch')
+    """
+    parsed = urlparse(dsn)
+    if parsed.password is None:
+        return dsn
+    host = parsed.netloc.rsplit("@", 1)[1]
+    return parsed._replace(netloc=f"{parsed.username}:***@{host}").geturl()
+
+
+def _hint(settings: Settings) -> str:
+    if not settings.clickhouse_dsn.startswith("chdb:"):
+        return ""
+    return (
+        "; embedded chDB admits one process per directory: is another vigie process"
+        " (warehouse write?) using it? Share a ClickHouse server via VIGIE_CLICKHOUSE_URL"
+    )
