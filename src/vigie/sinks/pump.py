@@ -72,8 +72,6 @@ class Pump:
         Delays between attempts of a failing flush.
     assignment
         Partitions to read without a group (nothing committed); None: subscribe.
-    on_flush
-        Called with (sink name, records written, seconds) after each successful flush.
     """
 
     def __init__(
@@ -88,7 +86,6 @@ class Pump:
         poll_s: float = 0.5,
         backoff: Backoff | None = None,
         assignment: list[Any] | None = None,
-        on_flush: Callable[[str, int, float], None] | None = None,
     ) -> None:
         from confluent_kafka import Consumer
 
@@ -100,7 +97,6 @@ class Pump:
         self.batch_size = batch_size
         self.poll_s = poll_s
         self.backoff = backoff or Backoff()
-        self.on_flush = on_flush
         self.health = SinkHealth(name)
         self.stats = SinkStats()
         self.sinks: dict[str, BatchingSink[Any]] = {r.sink.name: r.sink for r in routes.values()}
@@ -198,15 +194,12 @@ class Pump:
         """
         sent = 0
         for name, sink in self.sinks.items():
-            started = time.monotonic()
             written = persist(sink.flush, self.health, self._wait, self.backoff, self._rng)
             if written is None:
                 return None
             self.stats.rows[name] += written
             if sink is not self.rejects or any(r.sink is sink for r in self.routes.values()):
                 self.stats.written += written
-            if self.on_flush is not None and written:
-                self.on_flush(name, written, time.monotonic() - started)
             sent += written
         self._resume()
         return sent
