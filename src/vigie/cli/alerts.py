@@ -144,7 +144,9 @@ def tail(
 
 
 def _say(line: str) -> None:
-    output.console.print(f"[yellow]{time.strftime('%H:%M:%S')} {line}[/yellow]")
+    from rich.markup import escape  # an error text like "[Errno 104] ..." is not markup
+
+    output.console.print(f"[yellow]{time.strftime('%H:%M:%S')} {escape(line)}[/yellow]")
 
 
 def _row(entry_id: str, alert: dict[str, Any], claimed: bool) -> dict[str, Any]:
