@@ -168,8 +168,11 @@ class Pump:
         self.stats.dead_lettered += 1
         reasons = self.stats.dead_letter_reasons
         reasons[exc.reason] = reasons.get(exc.reason, 0) + 1
-        log.warning(
-            "%s: dead-lettered %s[%d]@%d (%s): %s",
+        # the first of each reason is said; the rest are counted (stats, metrics)
+        level = logging.WARNING if reasons[exc.reason] == 1 else logging.DEBUG
+        log.log(
+            level,
+            "%s: dead-lettered %s[%d]@%d (%s, further ones counted only): %s",
             self.name,
             position.topic,
             position.partition,
