@@ -128,6 +128,11 @@ class Settings(BaseSettings):
     webhooks_file: Path | None = Field(
         default=None, description="TOML or JSON file declaring the webhook subscribers."
     )
+    webhooks_retention_days: float = Field(
+        default=7.0,
+        gt=0,
+        description="Delivered webhooks stay this long in the outbox, then are pruned.",
+    )
     engine: EngineSettings = Field(
         default_factory=EngineSettings, description="The risk engine's budget and learning."
     )

@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
+import os
+import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
+import urllib.error
+import urllib.request
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -20,8 +25,12 @@ from vigie.contracts.codec import encode
 from vigie.contracts.schemas import Alert
 from vigie.errors import BackpressureError
 from vigie.settings import Settings
+from vigie.sinks.alert_feed import AlertFeed
 from vigie.sinks.examples import example_alert
-from vigie.sinks.redis_alerts import AlertFeed, AlertKeys, RedisAlertSink, publish, redis_client
+from vigie.sinks.redis_alerts import AlertKeys, RedisAlertSink, publish, redis_client
+from vigie_dev.stack import process
+from vigie_dev.stack import redis as stack_redis
+from vigie_dev.testing import TopicReader, free_port, wait_for
 
 pytestmark = pytest.mark.integration
 
@@ -60,7 +69,7 @@ def test_replays_and_restarts_leave_one_entry_per_alert(
 ) -> None:
     alerts = [example_alert(f"D-{i}", risk=0.8 + i / 100, importer=f"IMP{i % 2}") for i in range(6)]
     # The producer retried: two alerts arrive twice in the same run.
-    # ... and a record that is not an alert is skipped, not fatal.
+    # ... and a record that is not an alert is dead-lettered, not fatal.
     produce(settings, [*alerts, alerts[0], alerts[3]], garbage=b'{"alert_id": 1}')
 
     first = publish(settings, group_id=f"g1-{uuid.uuid4().hex}", max_records=9, idle_exit_s=20)
@@ -69,8 +78,8 @@ def test_replays_and_restarts_leave_one_entry_per_alert(
 
     keys = AlertKeys(settings.redis_prefix)
     entries: Any = client.xrange(keys.stream)
-    assert (first.consumed, first.written, first.invalid) == (9, 6, 1)
-    assert (second.consumed, second.written, second.invalid) == (9, 0, 1)
+    assert (first.consumed, first.written, first.dead_lettered) == (9, 6, 1)
+    assert (second.consumed, second.written, second.dead_lettered) == (9, 0, 1)
     assert sorted(fields["alert_id"] for _id, fields in entries) == sorted(
         a.alert_id for a in alerts
     )
@@ -183,5 +192,218 @@ def test_cli_publish_copies_the_topic(settings: Settings, client: redis.Redis) -
         "PATH": "/usr/bin:/bin",
     }
     stats = _run([VIGIE, "alerts", "publish", "--count", "3", "--until-idle", "30", "--json"], env)
-    assert (stats["consumed"], stats["written"], stats["invalid"]) == (3, 2, 0)
+    assert (stats["consumed"], stats["written"], stats["dead_lettered"]) == (3, 2, 0)
     assert client.xlen(AlertKeys(settings.redis_prefix).stream) == 2
+
+
+def test_an_undecodable_alert_is_dead_lettered_before_its_offset_moves(
+    settings: Settings, client: redis.Redis
+) -> None:
+    garbage = b'{"alert_id": "alert:D-x", "score": {"risk": "Infinity"}}'
+    produce(settings, [example_alert("D-1"), example_alert("D-2")], garbage=garbage)
+    group = f"g-{uuid.uuid4().hex}"
+    stats = publish(settings, group_id=group, max_records=3, idle_exit_s=20)
+    assert (stats.consumed, stats.written, stats.dead_lettered) == (3, 2, 1)
+    assert stats.dead_letter_reasons == {"schema": 1}
+
+    letters = TopicReader(settings, "declarations.dlq")
+    try:
+        letters.read_until(lambda r: len(r.records) >= 1, 60, "the dead letter")
+    finally:
+        letters.close()
+    [(key, letter, _)] = letters.records
+    assert key == b"bad" and letter["source_topic"] == settings.topic("alerts")
+    assert letter["reason"] == "schema" and letter["value"] == garbage.decode()
+    again = publish(settings, group_id=group, idle_exit_s=3)
+    assert again.consumed == 0  # the letter is safe, the offset moved past it
+
+
+def test_republish_rebuilds_a_flushed_feed_exactly_once(
+    settings: Settings, client: redis.Redis
+) -> None:
+    alerts = [example_alert(f"D-{i}", importer=f"IMP{i % 3}") for i in range(12)]
+    produce(settings, alerts)
+    publish(settings, group_id=f"g-{uuid.uuid4().hex}", max_records=12, idle_exit_s=20)
+    keys = AlertKeys(settings.redis_prefix)
+    before = sorted(f["alert_id"] for _i, f in client.xrange(keys.stream))  # type: ignore[union-attr,index]
+    client.delete(*client.scan_iter(f"{settings.redis_prefix}:*"))  # the feed is lost
+
+    env = _env(settings)
+    first = _run([VIGIE, "alerts", "republish", "--since", "1h", "--json"], env)
+    second = _run([VIGIE, "alerts", "republish", "--since", "1h", "--json"], env)
+    future = _run([VIGIE, "alerts", "republish", "--since", "2999-01-01T00:00", "--json"], env)
+
+    assert (first["consumed"], first["written"]) == (12, 12)
+    assert (second["consumed"], second["written"]) == (12, 0)
+    assert future["consumed"] == 0
+    after = sorted(f["alert_id"] for _i, f in client.xrange(keys.stream))  # type: ignore[union-attr,index]
+    assert after == before == sorted(a.alert_id for a in alerts)
+    assert client.hlen(keys.importer_risk) == 3
+
+
+def _env(settings: Settings) -> dict[str, str]:
+    return {
+        "VIGIE_KAFKA_BOOTSTRAP": settings.bootstrap_servers,
+        "VIGIE_TOPIC_PREFIX": settings.topic_prefix,
+        "VIGIE_REDIS_URL": settings.redis_dsn,
+        "VIGIE_REDIS_PREFIX": settings.redis_prefix,
+        "VIGIE_STATE_DIR": str(settings.state_dir),
+        "PATH": "/usr/bin:/bin",
+    }
+
+
+class PrivateRedis:
+    """A redis-server of this test alone, configured as the local stack's (append-only
+    file, fsync every second), which the test may stop, restart and freeze."""
+
+    def __init__(self, state_dir: Path) -> None:
+        port = free_port()
+        self.url = f"redis://127.0.0.1:{port}/0"
+        self.settings = Settings(state_dir=state_dir, redis_port=port, redis_url=self.url)
+        self.pid = 0
+
+    def start(self) -> PrivateRedis:
+        self.pid = stack_redis.start(self.settings)
+        wait_for(lambda: stack_redis.answers(self.url, 1.0), 60, "the private Redis")
+        return self
+
+    def stop(self) -> None:
+        process.stop(self.pid, stack_redis.marker(self.settings), grace_s=30)
+
+
+@pytest.fixture
+def private_redis(tmp_path: Path) -> Iterator[PrivateRedis]:
+    server = PrivateRedis(tmp_path / "redis-state").start()
+    try:
+        yield server
+    finally:
+        os.kill(server.pid, signal.SIGCONT)
+        server.stop()
+
+
+@pytest.mark.slow
+def test_a_restarted_redis_keeps_the_feed_and_the_tail_goes_on(
+    settings: Settings, private_redis: PrivateRedis
+) -> None:
+    mine = settings.model_copy(update={"redis_url": private_redis.url})
+    conn = redis_client(mine)
+    keys = AlertKeys(mine.redis_prefix)
+    sink = RedisAlertSink(conn, keys)
+    for i in range(5):
+        sink.add(example_alert(f"D-{i}"))
+    assert sink.flush() == 5
+    argv = [VIGIE, "alerts", "tail", "--group", "desk", "--json"]
+    tail = subprocess.Popen(argv, env=_env(mine), stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    lines: list[bytes] = []
+    reader = threading.Thread(target=lambda: lines.extend(iter(tail.stdout.readline, b"")))  # type: ignore[union-attr]
+    reader.start()
+    try:
+        wait_for(lambda: len(lines) == 5, 60, "the tail's first alerts")
+        private_redis.stop()
+        time.sleep(2)  # down long enough for the tail to notice
+        private_redis.start()
+        assert [f["alert_id"] for _i, f in conn.xrange(keys.stream)] == [  # type: ignore[union-attr,index]
+            f"alert:D-{i}" for i in range(5)
+        ]
+        assert conn.xpending(keys.stream, "desk")["pending"] == 0  # acks survived too
+        for i in range(5, 8):
+            sink.add(example_alert(f"D-{i}"))
+        assert sink.flush() == 3
+        wait_for(lambda: len(lines) == 8, 120, "the tail's alerts after the restart")
+    finally:
+        tail.terminate()
+        _, err = tail.communicate(timeout=60)
+        reader.join()
+        conn.close()
+    assert tail.returncode == 0, err.decode()
+    said = err.decode()
+    assert said.count("Redis unreachable") == 1 and said.count("Redis reachable again") == 1
+    assert [orjson.loads(line)["alert_id"] for line in lines] == [f"alert:D-{i}" for i in range(8)]
+
+
+@pytest.mark.slow
+def test_a_frozen_redis_blocks_nothing_and_loses_nothing(
+    settings: Settings, private_redis: PrivateRedis
+) -> None:
+    mine = settings.model_copy(update={"redis_url": private_redis.url})
+    alerts = [example_alert(f"D-{i}") for i in range(25)]
+    produce(mine, alerts[:10])
+    pumps: list[Any] = []
+    stop = threading.Event()
+    done: dict[str, Any] = {}
+    group = f"g-{uuid.uuid4().hex}"
+
+    def run() -> None:
+        done["stats"] = publish(
+            mine, group_id=group, should_stop=stop.is_set, on_start=pumps.append
+        )
+
+    thread = threading.Thread(target=run)
+    thread.start()
+    conn = redis_client(mine)
+    stream = AlertKeys(mine.redis_prefix).stream
+    try:
+        wait_for(lambda: conn.xlen(stream) == 10, 60, "the first alerts in Redis")
+        os.kill(private_redis.pid, signal.SIGSTOP)
+        try:
+            produce(mine, alerts[10:])
+            # the publisher's write times out and it waits with backoff: not blocked
+            wait_for(lambda: pumps[0].health.state == "failing", 120, "the publisher to push back")
+            assert "Redis unavailable" in pumps[0].health.last_error
+        finally:
+            os.kill(private_redis.pid, signal.SIGCONT)
+        wait_for(lambda: conn.xlen(stream) == 25, 120, "every alert in Redis")
+        wait_for(lambda: pumps[0].health.state == "healthy", 60, "the publisher to recover")
+    finally:
+        stop.set()
+        thread.join(120)
+    assert not thread.is_alive()
+    ids = [f["alert_id"] for _i, f in conn.xrange(stream)]  # type: ignore[union-attr,index]
+    assert sorted(ids) == sorted(a.alert_id for a in alerts)
+    assert done["stats"].consumed == 25
+    conn.close()
+
+
+def test_the_publisher_serves_health_readiness_and_metrics(
+    settings: Settings, client: redis.Redis
+) -> None:
+    produce(settings, [example_alert("D-1"), example_alert("D-2")], garbage=b"[]")
+    port = free_port()
+    argv = [VIGIE, "alerts", "publish", "--until-idle", "20", "--http-port", str(port), "--json"]
+    publisher = subprocess.Popen(
+        argv, env=_env(settings), stdout=subprocess.PIPE, stderr=subprocess.PIPE
+    )
+    url = f"http://127.0.0.1:{port}"
+    try:
+        wait_for(lambda: _get(url + "/health")[0] == 200, 60, "/health")
+        wait_for(
+            lambda: b'consumed_total{sink="alerts-redis"} 3.0' in _get(url + "/metrics")[1],
+            60,
+            "the records in /metrics",
+        )
+        status, body = _get(url + "/ready")
+        metrics = _get(url + "/metrics")[1].decode()
+    finally:
+        publisher.terminate()
+        out, err = publisher.communicate(timeout=60)
+    assert publisher.returncode == 0, err.decode()
+    ready = orjson.loads(body)
+    assert status == 200 and ready["ready"] and ready["state"] == "healthy"
+    assert ready["kafka"]["connected"] and ready["stats"]["dead_lettered"] == 1
+    assert ready["failing_since"] is None and ready["last_error"] is None
+    assert 'vigie_sink_records_written_total{sink="alerts-redis",target="redis"} 2.0' in metrics
+    assert (
+        'vigie_sink_dead_letters_total{reason="not_an_object",sink="alerts-redis"} 1.0' in metrics
+    )
+    assert 'vigie_sink_failing{sink="alerts-redis"} 0.0' in metrics
+    assert orjson.loads(out)["consumed"] == 3
+
+
+def _get(url: str) -> tuple[int, bytes]:
+    try:
+        with urllib.request.urlopen(url, timeout=5) as response:
+            return int(response.status), response.read()
+    except urllib.error.HTTPError as exc:
+        return int(exc.code), exc.read()
+    except (urllib.error.URLError, ConnectionError):
+        return 0, b""

@@ -12,11 +12,15 @@ import os
 import subprocess
 import sys
 import textwrap
+import threading
 import time
+import urllib.error
+import urllib.request
 import uuid
 from collections.abc import Iterator
 from contextlib import closing
 from datetime import UTC, datetime, timedelta
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
@@ -45,8 +49,10 @@ from vigie.contracts.codec import EXAMPLE_DECLARATION
 from vigie.errors import DecodeError
 from vigie.settings import Settings
 from vigie.sinks.clickhouse_client import connect
+from vigie.sinks.retry import Backoff
 from vigie.sinks.warehouse import TABLES, TableWriter, migrate
 from vigie.sinks.warehouse.consumer import WarehouseConsumer
+from vigie_dev.testing import free_port, wait_for
 
 pytestmark = pytest.mark.integration
 
@@ -185,7 +191,7 @@ def test_writer_stores_each_record_once(settings: Settings, client: Any) -> None
     produce(settings, messages)
     stats = run_writer(settings, client, group=f"wh-{uuid.uuid4().hex[:8]}", max_records=40)
     assert stats["consumed"] == len(messages)
-    assert stats["rejected"] == 3
+    assert stats["dead_lettered"] == 3
     assert counts(client) == expected
     reasons = dict(
         client.query("SELECT reason, count() FROM dead_letters FINAL GROUP BY reason").result_rows
@@ -363,3 +369,119 @@ def _env(settings: Settings) -> dict[str, str]:
         "VIGIE_CLICKHOUSE_URL": settings.clickhouse_dsn,
         "VIGIE_STATE_DIR": str(settings.state_dir),
     }
+
+
+@pytest.mark.slow
+def test_the_writer_waits_out_a_failing_clickhouse_then_stores_everything_once(
+    settings: Settings, client: Any
+) -> None:
+    messages, expected = traffic(40)
+    produce(settings, messages[:60])
+    first_score = next(decode_score(v) for t, _k, v in messages if t == SCORES.name)
+    seed = TableWriter(client, TABLES["scores"])
+    seed.add(first_score)
+    seed.flush()  # one part in March: with the limit below, the next insert is refused
+    # ClickHouse's own backpressure, for real: too many parts while merges are stopped.
+    client.command("SYSTEM STOP MERGES scores")
+    client.command(
+        "ALTER TABLE scores MODIFY SETTING parts_to_throw_insert = 1, parts_to_delay_insert = 1"
+    )
+    writes = connect(settings)  # the writer's own client: the test queries on its own
+    writer = WarehouseConsumer(
+        settings,
+        writes,
+        group_id=f"wh-{uuid.uuid4().hex[:8]}",
+        max_records=25,
+        overrides=FAST_REJOIN,
+        backoff=Backoff(base_s=0.05, cap_s=0.5),
+    )
+    stop = threading.Event()
+    thread = threading.Thread(target=writer.run, kwargs={"should_stop": stop.is_set})
+    thread.start()
+    try:
+        wait_for(lambda: writer.health.failures >= 5, 120, "the writer to retry")
+        failing = writer.readiness()
+        produce(settings, messages[60:])  # more arrives while ClickHouse refuses
+        client.command(
+            "ALTER TABLE scores MODIFY SETTING parts_to_throw_insert = 3000,"
+            " parts_to_delay_insert = 1000"
+        )
+        client.command("SYSTEM START MERGES scores")
+        wait_for(lambda: counts(client) == expected, 180, "every record in the warehouse")
+    finally:
+        stop.set()
+        thread.join(120)
+        writer.close()
+        writes.close()
+    assert not thread.is_alive()
+    assert not failing["ready"] and failing["state"] == "failing"
+    assert "Too many parts" in failing["last_error"] and failing["failing_since"]
+    assert writer.health.state == "healthy" and writer.health.recovered_after_s
+    assert counts(client) == expected
+    assert writer.stats.consumed == len(messages)
+    distinct = int(client.command("SELECT uniqExact(declaration_id) FROM scores"))
+    assert distinct == expected["scores"]
+
+
+def decode_score(raw: bytes) -> Score:
+    return Score.model_validate_json(raw)
+
+
+class Unavailable(BaseHTTPRequestHandler):
+    """A ClickHouse HTTP endpoint that answers 503 to everything (a server restarting)."""
+
+    requests = 0
+
+    def log_message(self, format: str, *args: Any) -> None:
+        pass
+
+    def _unavailable(self) -> None:
+        type(self).requests += 1
+        body = b"Code: 210. DB::Exception: Server is restarting (test)"
+        self.send_response(503)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    do_GET = do_POST = _unavailable  # noqa: N815 (http.server's naming)
+
+
+def test_the_writer_waits_for_an_unavailable_clickhouse_instead_of_exiting(
+    settings: Settings,
+) -> None:
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Unavailable)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    port = free_port()
+    env = {
+        **os.environ,
+        **_env(settings),
+        "VIGIE_CLICKHOUSE_URL": f"http://127.0.0.1:{server.server_address[1]}",
+    }
+    argv = [*VIGIE, "warehouse", "write", "--http-port", str(port), "--json"]
+    writer = subprocess.Popen(argv, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    url = f"http://127.0.0.1:{port}/ready"
+    try:
+        wait_for(lambda: _ready(url).get("failures", 0) >= 3, 120, "the writer to retry")
+        ready = _ready(url)
+    finally:
+        writer.terminate()
+        out, err = writer.communicate(timeout=60)
+        server.shutdown()
+        server.server_close()
+    assert writer.returncode == 0, err.decode()
+    assert not ready["ready"] and ready["state"] == "failing"
+    assert "503" in ready["last_error"] and Unavailable.requests >= 3
+    assert err.decode().count("warehouse failing") == 1  # once, not once per attempt
+    assert json.loads(out)["consumed"] == 0
+
+
+def _ready(url: str) -> dict[str, Any]:
+    try:
+        with urllib.request.urlopen(url, timeout=5) as response:
+            body = response.read()
+    except urllib.error.HTTPError as exc:
+        body = exc.read()
+    except (urllib.error.URLError, ConnectionError):
+        return {}
+    result: dict[str, Any] = json.loads(body)
+    return result

@@ -28,17 +28,12 @@ from vigie.contracts.codec import encode
 from vigie.contracts.schemas import Alert
 from vigie.settings import Settings
 from vigie.sinks.examples import example_alert
-from vigie.sinks.webhooks.dispatcher import (
-    AiohttpTransport,
-    Dispatcher,
-    RetryPolicy,
-    intake,
-    outbox_path,
-    run_dispatcher,
-)
+from vigie.sinks.webhooks.dispatcher import AiohttpTransport, Dispatcher, RetryPolicy, outbox_path
 from vigie.sinks.webhooks.outbox import Outbox
+from vigie.sinks.webhooks.service import intake, run_dispatcher
 from vigie.sinks.webhooks.signing import new_secret, webhook_id
 from vigie.sinks.webhooks.subscribers import Subscriber, load_subscribers
+from vigie_dev.testing import TopicReader
 
 pytestmark = pytest.mark.integration
 
@@ -283,4 +278,73 @@ def _cli(args: list[str], state_dir: Path | None = None) -> dict[str, Any]:
     done = subprocess.run([VIGIE, *args], env=env, capture_output=True, check=False, timeout=60)
     assert done.returncode == 0, done.stderr.decode()
     result: dict[str, Any] = orjson.loads(done.stdout)
+    return result
+
+
+def test_failed_deliveries_are_redriven_once_and_then_delivered(
+    isolated_settings: Settings, tmp_path: Path
+) -> None:
+    secrets = {name: new_secret() for name in EXPECTED}
+    receiver = Receiver(secrets, fail_first={"desk": 10**6, "audit": 0, "broken": 10**6})
+    produce(isolated_settings, ALERTS[:2])  # D-1: desk, audit, broken; D-2: desk, broken
+    env = {
+        "PATH": "/usr/bin:/bin",
+        "VIGIE_STATE_DIR": str(isolated_settings.state_dir),
+        "VIGIE_KAFKA_BOOTSTRAP": isolated_settings.bootstrap_servers,
+        "VIGIE_TOPIC_PREFIX": isolated_settings.topic_prefix,
+        "VIGIE_WEBHOOKS_FILE": str(tmp_path / "webhooks.toml"),
+    }
+    dispatch = ["webhooks", "dispatch", "--until-idle", "3", "--base-delay", "0.05"]
+    dispatch += ["--max-attempts", "2", "--json"]
+
+    async def scenario() -> tuple[dict[str, Any], ...]:
+        async with receiver.running():
+            write_subscribers(tmp_path / "webhooks.toml", secrets, receiver.url)
+            first = await _cli_async(dispatch, env)
+            redriven = await _cli_async(
+                ["webhooks", "redrive", "--subscriber", "desk", "--json"], env
+            )
+            again = await _cli_async(["webhooks", "redrive", "--subscriber", "desk", "--json"], env)
+            receiver.fail_first["desk"] = 0  # the desk's receiver is fixed
+            second = await _cli_async(dispatch, env)
+            return first, redriven, again, second
+
+    first, redriven, again, second = asyncio.run(scenario())
+    assert first["outbox"] == {"pending": 0, "delivered": 1, "failed": 4}
+    assert redriven["redriven"] == 2 and redriven["pending"] == 2
+    assert again["redriven"] == 0
+    assert second["intake"]["consumed"] == 0  # nothing re-read: the offsets held
+    assert second["outbox"] == {"pending": 0, "delivered": 3, "failed": 2}
+    assert (
+        receiver.successes[("desk", "alert:D-1")] == receiver.successes[("desk", "alert:D-2")] == 1
+    )
+
+
+def test_an_undecodable_alert_is_dead_lettered_by_the_intake(
+    isolated_settings: Settings, tmp_path: Path
+) -> None:
+    subs = write_subscribers(
+        tmp_path / "webhooks.toml", {n: new_secret() for n in EXPECTED}, "http://127.0.0.1:9"
+    )
+    produce(isolated_settings, ALERTS[:1])
+    producer = Producer({"bootstrap.servers": isolated_settings.bootstrap_servers})
+    producer.produce(isolated_settings.topic("alerts"), key=b"D-9", value=b"\xff not an alert")
+    assert producer.flush(30) == 0
+    stats = intake(isolated_settings, subs, group_id="g", max_records=2, idle_exit_s=20)
+    assert (stats.consumed, stats.written, stats.dead_lettered) == (2, 3, 1)
+    letters = TopicReader(isolated_settings, "declarations.dlq")
+    try:
+        letters.read_until(lambda r: len(r.records) >= 1, 60, "the dead letter")
+    finally:
+        letters.close()
+    [(key, letter, _)] = letters.records
+    assert key == b"D-9" and letter["reason"] == "invalid_utf8"
+    assert letter["source_topic"] == isolated_settings.topic("alerts")
+
+
+async def _cli_async(args: list[str], env: dict[str, str]) -> dict[str, Any]:
+    proc = await asyncio.create_subprocess_exec(VIGIE, *args, env=env, stdout=PIPE, stderr=PIPE)
+    out, err = await asyncio.wait_for(proc.communicate(), timeout=120)
+    assert proc.returncode == 0, err.decode()
+    result: dict[str, Any] = orjson.loads(out)
     return result

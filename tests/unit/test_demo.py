@@ -13,9 +13,9 @@ from vigie.settings import Settings
 from vigie.sinks.webhooks.signing import signed_headers
 from vigie_dev.demo import child_env, interleave, percentiles, run_settings
 from vigie_dev.demo.figures import against_truth, controls_on
-from vigie_dev.demo.processes import free_port
 from vigie_dev.demo.receiver import Receiver
 from vigie_dev.generator import GeneratorConfig, write_files
+from vigie_dev.testing import free_port
 
 
 def _jsonl(path: Path) -> list[dict[str, object]]:

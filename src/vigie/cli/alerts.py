@@ -2,18 +2,17 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
-import signal
 import socket
 import sys
-import threading
 import time
 from typing import Any
 
 import orjson
 import typer
 
-from vigie.cli import output
+from vigie.cli import output, sinkopts
 from vigie.settings import get_settings
 
 app = typer.Typer(help="The live alert feed in Redis.", no_args_is_help=True)
@@ -26,20 +25,58 @@ def publish(
         None, help="Exit after this many seconds without alerts (default: run until Ctrl-C)."
     ),
     count: int | None = typer.Option(None, min=1, help="Exit after this many records."),
+    http_port: int | None = sinkopts.HTTP_PORT,
+    http_host: str = sinkopts.HTTP_HOST,
     as_json: bool = typer.Option(False, "--json", help=output.JSON_OPTION_HELP),
 ) -> None:
-    """Copy the alerts topic into the Redis stream, one entry per alert id."""
-    from vigie.sinks.redis_alerts import publish as run_publisher
+    """Copy the alerts topic into the Redis stream, one entry per alert id.
 
-    stop = _stop_on_signals()
-    stats = run_publisher(
-        get_settings(),
-        group_id=group,
-        idle_exit_s=until_idle,
-        max_records=count,
-        should_stop=stop.is_set,
-    )
+    A Redis outage is waited out (the offsets stay put meanwhile); an alert that does not
+    decode goes to the dead-letter topic.
+    """
+    from vigie.sinks.redis_alerts import publish as run_publisher
+    from vigie.sinks.web import Endpoints
+
+    stop = sinkopts.stop_on_signals()
+    web = Endpoints(http_host, http_port)
+    try:
+        stats = run_publisher(
+            get_settings(),
+            group_id=group,
+            idle_exit_s=until_idle,
+            max_records=count,
+            should_stop=stop.is_set,
+            on_start=web.serve_pump,
+        )
+    finally:
+        web.stop()
     output.emit(stats.as_dict(), as_json=as_json, title="alerts published to Redis")
+
+
+@app.command()
+def republish(
+    since: str = typer.Option(
+        ..., "--since", help="From this time: ISO 8601 (UTC if no offset) or a duration ago (2h)."
+    ),
+    as_json: bool = typer.Option(False, "--json", help=output.JSON_OPTION_HELP),
+) -> None:
+    """Rebuild the Redis feed from the alerts topic, from the offsets of that time.
+
+    Writes through the same idempotent script as the publisher: alerts already in the feed
+    are left alone, so running it twice adds nothing. No consumer group offset moves.
+    """
+    from vigie.cli.timespec import since as parse_since
+    from vigie.errors import ConfigurationError
+    from vigie.sinks.redis_alerts import republish as run_republish
+
+    try:
+        start = parse_since(since)
+    except ConfigurationError as exc:
+        raise output.CommandError(str(exc)) from exc
+    stop = sinkopts.stop_on_signals()
+    stats = run_republish(get_settings(), start, should_stop=stop.is_set)
+    result = {"since": start.isoformat(), **stats.as_dict()}
+    output.emit(result, as_json=as_json, title="alerts republished to Redis")
 
 
 @app.command()
@@ -60,8 +97,13 @@ def tail(
         False, "--json", help="JSON: one object with --count, else one JSON line per alert."
     ),
 ) -> None:
-    """Read alerts as the targeting service does: XREADGROUP, XACK, XAUTOCLAIM."""
-    from vigie.sinks.redis_alerts import AlertFeed, AlertKeys, redis_client
+    """Read alerts as the targeting service does: XREADGROUP, XACK, XAUTOCLAIM.
+
+    Survives a Redis restart: it reconnects with backoff and says so in one line when
+    Redis goes away and one when it is back (on stderr).
+    """
+    from vigie.sinks.alert_feed import OUTAGES, AlertFeed, follow
+    from vigie.sinks.redis_alerts import AlertKeys, redis_client
 
     settings = get_settings()
     feed = AlertFeed(
@@ -72,30 +114,39 @@ def tail(
         start_id=start,
         claim_idle_ms=claim_idle_ms,
     )
-    feed.ensure_group()
-    stop = _stop_on_signals()
+    stop = sinkopts.stop_on_signals()
     one_object = as_json and count is not None
     rows: list[dict[str, Any]] = []
     shown = 0
     last = time.monotonic()
-    while not stop.is_set() and (count is None or shown < count):
-        if timeout is not None and time.monotonic() - last >= timeout:
-            break
-        want = 100 if count is None else min(100, count - shown)
-        entries = feed.next_batch(want, block_ms=500)
+
+    def done() -> bool:
+        idle = timeout is not None and time.monotonic() - last >= timeout
+        return stop.is_set() or idle or (count is not None and shown >= count)
+
+    def want() -> int:
+        return 100 if count is None else min(100, count - shown)
+
+    for entries in follow(feed, want=want, block_ms=500, should_stop=done, say=_say):
         for entry in entries:
             row = _row(entry.entry_id, entry.alert.model_dump(mode="json"), entry.claimed)
             if one_object:
                 rows.append(row)
             else:
                 _print(row, as_json=as_json)
-        feed.ack(entries)
         shown += len(entries)
         if entries:
             last = time.monotonic()
-    feed.leave()
+    with contextlib.suppress(*OUTAGES):
+        feed.leave()
     if one_object:
         output.emit({"count": len(rows), "alerts": rows}, as_json=True)
+
+
+def _say(line: str) -> None:
+    from rich.markup import escape  # an error text like "[Errno 104] ..." is not markup
+
+    output.console.print(f"[yellow]{time.strftime('%H:%M:%S')} {escape(line)}[/yellow]")
 
 
 def _row(entry_id: str, alert: dict[str, Any], claimed: bool) -> dict[str, Any]:
@@ -123,15 +174,3 @@ def _print(row: dict[str, Any], *, as_json: bool) -> None:
         f"importer={row['importer']} risk=[red]{row['risk']:.3f}[/red] "
         f"{','.join(row['reasons'])}{tag}"
     )
-
-
-def _stop_on_signals() -> threading.Event:
-    """An event set by Ctrl-C or SIGTERM, so loops end between batches."""
-    stop = threading.Event()
-
-    def handler(signum: int, frame: object) -> None:
-        stop.set()
-
-    signal.signal(signal.SIGINT, handler)
-    signal.signal(signal.SIGTERM, handler)
-    return stop

@@ -6,15 +6,15 @@ Registered on the ``warehouse`` group of :mod:`vigie.cli.warehouse` by :func:`re
 from __future__ import annotations
 
 import signal
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from types import FrameType
 from typing import TYPE_CHECKING, Any
-from urllib.parse import urlparse
 
 import typer
 
-from vigie.cli import output
+from vigie.cli import output, sinkopts
 from vigie.settings import get_settings
 
 if TYPE_CHECKING:
@@ -38,34 +38,19 @@ def _warehouse() -> Iterator[tuple[Any, MigrationReport]]:
     try:
         client = connect(settings)
     except Exception as exc:  # any driver error: report it, no traceback
-        hint = ""
-        if settings.clickhouse_dsn.startswith("chdb:"):
-            hint = (
-                "; embedded chDB admits one process per directory: is another vigie process"
-                " (warehouse write?) using it? Share a ClickHouse server via VIGIE_CLICKHOUSE_URL"
-            )
-        raise output.CommandError(f"ClickHouse at {shown_dsn()}: {exc}{hint}") from exc
+        from vigie.sinks.warehouse.consumer import _hint
+
+        raise output.CommandError(f"ClickHouse at {shown_dsn()}: {exc}{_hint(settings)}") from exc
     try:
         yield client, apply_migrations(client)
     finally:
         client.close()
 
 
-def redact(dsn: str) -> str:
-    """A DSN without its password, fit for logs.
-
-    >>> redact("http://vigie:s3cret@clickhouse:8123"), redact("chdb:///var/lib/vigie/ch")
-    ('http://vigie:***@clickhouse:8123', 'chdb:///var/lib/vigie/ch')
-    """
-    parsed = urlparse(dsn)
-    if parsed.password is None:
-        return dsn
-    host = parsed.netloc.rsplit("@", 1)[1]
-    return parsed._replace(netloc=f"{parsed.username}:***@{host}").geturl()
-
-
 def shown_dsn() -> str:
-    return redact(get_settings().clickhouse_dsn)
+    from vigie.sinks.warehouse.consumer import redacted
+
+    return redacted(get_settings().clickhouse_dsn)
 
 
 def migrate(as_json: bool = typer.Option(False, "--json", help=output.JSON_OPTION_HELP)) -> None:
@@ -86,25 +71,44 @@ def write(
     group: str = typer.Option("vigie-warehouse", "--group", help="Kafka consumer group."),
     batch_size: int = typer.Option(5000, "--batch-size", min=1, help="Rows per insert."),
     max_age: float = typer.Option(2.0, "--max-age", min=0.0, help="Seconds before a flush."),
+    http_port: int | None = sinkopts.HTTP_PORT,
+    http_host: str = sinkopts.HTTP_HOST,
     as_json: bool = typer.Option(False, "--json", help=output.JSON_OPTION_HELP),
 ) -> None:
-    """Consume Vigie's topics into the warehouse, committing offsets after each insert."""
-    from vigie.errors import SinkError
-    from vigie.sinks.warehouse.consumer import WarehouseConsumer
+    """Consume Vigie's topics into the warehouse, committing offsets after each insert.
+
+    A failing ClickHouse (a full disk, a restart) is waited out with backoff, for as long
+    as it takes; the offsets stay put meanwhile.
+    """
+    from vigie.sinks.retry import SinkHealth
+    from vigie.sinks.stats import SinkStats
+    from vigie.sinks.warehouse.consumer import WarehouseConsumer, open_warehouse
+    from vigie.sinks.web import Endpoints
 
     settings = get_settings()
     stop = _StopFlag()
-    with _warehouse() as (client, _), stop.installed():
-        writer = WarehouseConsumer(
-            settings, client, group_id=group, max_records=batch_size, max_age_s=max_age
-        )
-        output.console.print(f"writing {', '.join(writer.topics)} to {shown_dsn()}")
+    web = Endpoints(http_host, http_port)
+    health = SinkHealth("warehouse")
+    with stop.installed():
+        web.serve(lambda: {"ready": False, "sink": "warehouse", **health.as_dict()})
+        client = open_warehouse(settings, health, stop.sleep)
+        if client is None:  # stopped before ClickHouse answered
+            web.stop()
+            output.emit(SinkStats().as_dict(), as_json=as_json, title="warehouse writer")
+            return
         try:
-            stats = writer.run(once=once, until_idle=until_idle, should_stop=stop)
-        except SinkError as exc:
-            raise output.CommandError(str(exc)) from exc
+            writer = WarehouseConsumer(
+                settings, client, group_id=group, max_records=batch_size, max_age_s=max_age
+            )
+            web.serve_pump(writer)
+            output.console.print(f"writing {', '.join(writer.topics)} to {shown_dsn()}")
+            try:
+                stats = writer.run(once=once, until_idle=until_idle, should_stop=stop)
+            finally:
+                writer.close()
         finally:
-            writer.close()
+            web.stop()
+            client.close()
     output.emit(stats.as_dict(), as_json=as_json, title="warehouse writer")
 
 
@@ -128,6 +132,13 @@ class _StopFlag:
 
     def _handle(self, signum: int, frame: FrameType | None) -> None:
         self.stopped = True
+
+    def sleep(self, seconds: float) -> bool:
+        """Sleep up to ``seconds``; False if stopped meanwhile."""
+        deadline = time.monotonic() + seconds
+        while not self.stopped and time.monotonic() < deadline:
+            time.sleep(min(0.1, max(0.0, deadline - time.monotonic())))
+        return not self.stopped
 
     @contextmanager
     def installed(self) -> Iterator[None]:

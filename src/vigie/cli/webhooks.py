@@ -3,18 +3,21 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import signal
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from vigie.cli import output
+from vigie.cli import output, sinkopts
 from vigie.errors import ConfigurationError
 from vigie.settings import get_settings
 
 if TYPE_CHECKING:
-    from vigie.sinks.webhooks.dispatcher import DispatchReport, RetryPolicy
+    from vigie.sinks.web import Endpoints
+    from vigie.sinks.webhooks.dispatcher import RetryPolicy
+    from vigie.sinks.webhooks.service import DispatchReport
     from vigie.sinks.webhooks.subscribers import Subscriber
 
 app = typer.Typer(help="Signed alert webhooks.", no_args_is_help=True)
@@ -60,31 +63,89 @@ def failed(
 
 
 @app.command()
-def dispatch(
-    file: Annotated[Path | None, typer.Option("--file", help=FILE_HELP)] = None,
-    group: str = typer.Option("vigie-webhooks", help="Kafka consumer group."),
-    max_attempts: int = typer.Option(10, min=1, help="Attempts before a delivery fails."),
-    base_delay: float = typer.Option(1.0, min=0.0, help="First retry delay (s), then doubled."),
-    max_delay: float = typer.Option(3600.0, min=0.0, help="Cap of the retry delay (s)."),
-    until_idle: float | None = typer.Option(
-        None, help="Exit once no alert came for this long and nothing is pending."
+def redrive(
+    subscriber: str | None = typer.Option(None, "--subscriber", help="Only this subscriber's."),
+    since: str | None = typer.Option(
+        None, "--since", help="Only deliveries that failed since: ISO 8601 time or duration (2h)."
     ),
     as_json: bool = typer.Option(False, "--json", help=output.JSON_OPTION_HELP),
 ) -> None:
-    """Consume alerts, queue them in the outbox, deliver them signed, retry, dead-letter."""
+    """Failed deliveries back to pending, with a fresh retry horizon (idempotent)."""
+    import time
+
+    from vigie.cli.timespec import since as parse_since
+    from vigie.sinks.webhooks.dispatcher import outbox_path
+    from vigie.sinks.webhooks.outbox import Outbox
+
+    try:
+        start = parse_since(since) if since is not None else None
+    except ConfigurationError as exc:
+        raise output.CommandError(str(exc)) from exc
+    path = outbox_path(get_settings())
+    if not path.exists():
+        output.emit({"outbox": str(path), "redriven": 0}, as_json=as_json, title="redrive")
+        return
+    with Outbox(path) as box:
+        moved = box.redrive(
+            now=time.time(),
+            subscriber=subscriber,
+            since=start.timestamp() if start is not None else None,
+        )
+        counts = box.counts()
+    output.emit(
+        {"outbox": str(path), "redriven": moved, **counts}, as_json=as_json, title="redrive"
+    )
+
+
+@app.command()
+def dispatch(
+    file: Annotated[Path | None, typer.Option("--file", help=FILE_HELP)] = None,
+    group: str = typer.Option("vigie-webhooks", help="Kafka consumer group."),
+    max_attempts: int | None = typer.Option(
+        None, min=1, help="Attempts before a delivery fails (default: as many as --horizon allows)."
+    ),
+    horizon: float | None = typer.Option(
+        None, min=0.0, help="Hours a delivery is retried before it fails (default: 72)."
+    ),
+    base_delay: float = typer.Option(1.0, min=0.0, help="First retry delay (s), then doubled."),
+    max_delay: float = typer.Option(900.0, min=0.0, help="Cap of the retry delay (s)."),
+    until_idle: float | None = typer.Option(
+        None, help="Exit once no alert came for this long and nothing is pending."
+    ),
+    http_port: int | None = sinkopts.HTTP_PORT,
+    http_host: str = sinkopts.HTTP_HOST,
+    as_json: bool = typer.Option(False, "--json", help=output.JSON_OPTION_HELP),
+) -> None:
+    """Consume alerts, queue them in the outbox, deliver them signed, retry, dead-letter.
+
+    Delivered rows are pruned after VIGIE_WEBHOOKS_RETENTION_DAYS (7 by default).
+    """
+    from vigie.sinks.web import Endpoints
     from vigie.sinks.webhooks.dispatcher import RetryPolicy
 
     policy = RetryPolicy(base_s=base_delay, cap_s=max_delay, max_attempts=max_attempts)
-    report = asyncio.run(_dispatch(_load(file), group, policy, until_idle))
+    if horizon is not None:
+        policy = dataclasses.replace(policy, horizon_s=horizon * 3600)
+    web = Endpoints(http_host, http_port)
+    try:
+        report = asyncio.run(_dispatch(_load(file), group, policy, until_idle, web))
+    finally:
+        web.stop()
     output.emit(report.as_dict(), as_json=as_json, title="webhooks dispatched")
 
 
 async def _dispatch(
-    found: tuple[Subscriber, ...], group: str, policy: RetryPolicy, until_idle: float | None
+    found: tuple[Subscriber, ...],
+    group: str,
+    policy: RetryPolicy,
+    until_idle: float | None,
+    web: Endpoints,
 ) -> DispatchReport:
     import aiohttp
 
-    from vigie.sinks.webhooks.dispatcher import AiohttpTransport, run_dispatcher
+    from vigie.sinks.webhooks.dispatcher import AiohttpTransport
+    from vigie.sinks.webhooks.health import serve_dispatcher
+    from vigie.sinks.webhooks.service import run_dispatcher
 
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
@@ -99,6 +160,7 @@ async def _dispatch(
             policy=policy,
             until_idle_s=until_idle,
             stop=stop,
+            on_start=lambda pump, dispatcher: serve_dispatcher(web, pump, dispatcher),
         )
 
 

@@ -33,6 +33,7 @@ from vigie.contracts.codec import dead_letter, original_bytes
 from vigie.contracts.schemas import DeadLetter
 from vigie.errors import ConfigurationError, DecodeError
 from vigie.ingest.producer import Headers, KafkaProducer
+from vigie.kafka import consumer_config
 from vigie.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -102,14 +103,8 @@ class TailEntry:
 def tail(settings: Settings, n: int = 20, *, timeout: float = 15.0) -> list[TailEntry]:
     """The last ``n`` dead letters (oldest first), read without joining a consumer group."""
     topic = settings.topic(DEAD_LETTERS.name)
-    consumer = Consumer(
-        {
-            "bootstrap.servers": settings.bootstrap_servers,
-            "group.id": f"vigie-dlq-tail-{uuid4().hex[:8]}",
-            "enable.auto.commit": False,
-            "enable.partition.eof": False,
-        }
-    )
+    group = f"vigie-dlq-tail-{uuid4().hex[:8]}"
+    consumer = Consumer(consumer_config(settings, group, client_id="vigie-dlq-tail"))
     try:
         ends = _start_positions(consumer, topic, n, timeout)
         entries = list(_read_until(consumer, ends, timeout))

@@ -31,9 +31,11 @@ from typing import Any, Literal
 from confluent_kafka import KafkaError, KafkaException, Message, Producer
 from pydantic import BaseModel
 
+from vigie import kafka
 from vigie.contracts.catalogue import Topic, topic_named
 from vigie.contracts.codec import encode
 from vigie.errors import StackError
+from vigie.kafka import ClientEvents
 from vigie.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -48,13 +50,11 @@ def producer_config(
     *,
     compression: Compression = "lz4",
     overrides: Mapping[str, Any] | None = None,
+    events: ClientEvents | None = None,
 ) -> dict[str, Any]:
-    """The librdkafka configuration of a bulk, idempotent producer."""
-    conf: dict[str, Any] = {
-        "bootstrap.servers": settings.bootstrap_servers,
-        "client.id": "vigie-producer",
-        "enable.idempotence": True,
-        "acks": "all",
+    """The librdkafka configuration of a bulk, idempotent producer (on :mod:`vigie.kafka`'s)."""
+    conf = kafka.producer_config(settings, client_id="vigie-producer", events=events)
+    conf |= {
         "linger.ms": 20,
         "batch.size": 1024 * 1024,
         "batch.num.messages": 100_000,
@@ -121,7 +121,10 @@ class KafkaProducer:
         self.poll_every = poll_every
         self.overrides = overrides
         self.report = DeliveryReport()
-        conf = producer_config(settings, compression=compression, overrides=overrides)
+        self.events = ClientEvents("vigie-producer")
+        conf = producer_config(
+            settings, compression=compression, overrides=overrides, events=self.events
+        )
         conf["on_delivery"] = self._on_delivery
         conf["error_cb"] = self._on_error
         self._producer = Producer(conf)
@@ -209,7 +212,7 @@ class KafkaProducer:
             self.report._fail(topic, f"{topic}: {err.name()}: {err.str()}")
 
     def _on_error(self, err: KafkaError) -> None:
-        log.warning("kafka producer: %s: %s", err.name(), err.str())
+        self.events.error(err)  # logged once per state, however often librdkafka retries
         if err.fatal():
             self.report._fail("<fatal>", f"fatal producer error {err.name()}: {err.str()}")
 

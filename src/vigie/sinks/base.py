@@ -1,209 +1,168 @@
-"""A small batching sink: ``add()`` per record, ``flush()`` per checkpoint (Quix style).
+"""The batching sink: ``add()`` per record, ``flush()`` per checkpoint (Quix style).
 
-A sink buffers what it is given and writes the whole batch at once when flushed; the
-caller commits its Kafka offsets only after ``flush()`` returned, so a crash replays the
-batch and the sink's idempotent writes absorb the replay. :func:`pump` is that loop for a
-confluent-kafka consumer.
+A sink buffers what it is given, with the log position each record was read at, and
+writes the whole batch at once when flushed. The consumer loop (:mod:`vigie.sinks.pump`)
+commits its Kafka offsets only after ``flush()`` returned, so a crash replays the batch
+and the sink's idempotent writes absorb the replay. A subclass only says how to
+``write`` a :class:`Batch`; a batch is due by size or age.
+
+A sink that must slow down raises :class:`~vigie.errors.BackpressureError` (with
+``retry_after``) or another :class:`~vigie.errors.SinkError` from ``write``; the batch
+stays buffered for the next flush.
 
 Examples
 --------
 >>> class Total(BatchingSink[int]):
-...     def __init__(self) -> None:
-...         super().__init__()
-...         self.total = 0
-...     def write(self, batch: Sequence[int]) -> int:
-...         self.total += sum(batch)
+...     def write(self, batch: Batch[int]) -> int:
+...         self.total = getattr(self, "total", 0) + sum(batch.records)
+...         self.token = batch.token("total")
 ...         return len(batch)
->>> sink = Total()
->>> for n in (3, 4, 5):
-...     sink.add(n)
->>> len(sink), sink.flush(), sink.total, len(sink), sink.flush()
-(3, 3, 12, 0, 0)
+>>> sink = Total("total", max_records=2, max_age_s=60.0)
+>>> sink.add(3, Position("scores", 0, 10)); sink.due()
+False
+>>> sink.add(4, Position("scores", 0, 11)); sink.due()
+True
+>>> sink.flush(), sink.total, len(sink), sink.flush()
+(2, 7, 0, 0)
+>>> sink.token == batch_token("total", [Position("scores", 0, 10), Position("scores", 0, 11)])
+True
 """
 
 from __future__ import annotations
 
-import logging
+import hashlib
 import time
 from abc import ABC, abstractmethod
-from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass, field
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
 from typing import Any, Generic, TypeVar
 
-from pydantic import BaseModel
-
-from vigie.contracts.codec import decode
-from vigie.errors import BackpressureError, DecodeError
-
-log = logging.getLogger(__name__)
+import orjson
 
 T = TypeVar("T")
-M = TypeVar("M", bound=BaseModel)
+
+
+@dataclass(frozen=True, order=True)
+class Position:
+    """Where a record was read: topic, partition, offset."""
+
+    topic: str
+    partition: int
+    offset: int
+
+
+def batch_token(name: str, positions: Iterable[Position]) -> str:
+    """A batch's identity from the log slices it covers (per topic-partition: first, last, n).
+
+    >>> a = batch_token("scores", [Position("s", 0, 5), Position("s", 0, 6)])
+    >>> a == batch_token("scores", [Position("s", 0, 6), Position("s", 0, 5)]), a[:7]
+    (True, 'scores:')
+    >>> a == batch_token("scores", [Position("s", 0, 6), Position("s", 0, 7)])
+    False
+    """
+    spans: dict[tuple[str, int], list[int]] = {}
+    for p in positions:
+        span = spans.setdefault((p.topic, p.partition), [p.offset, p.offset, 0])
+        span[0], span[1], span[2] = min(span[0], p.offset), max(span[1], p.offset), span[2] + 1
+    text = ";".join(f"{t}/{part}:{a}-{b}#{n}" for (t, part), (a, b, n) in sorted(spans.items()))
+    return f"{name}:{hashlib.sha256(text.encode('utf-8')).hexdigest()[:24]}"
+
+
+def content_token(name: str, rows: Sequence[Sequence[Any]]) -> str:
+    """A batch's identity from its content, for records that come from no log."""
+    digest = hashlib.sha256()
+    for row in rows:
+        digest.update(orjson.dumps(list(row), default=str, option=orjson.OPT_NON_STR_KEYS))
+    return f"{name}:{digest.hexdigest()[:24]}"
+
+
+@dataclass(frozen=True)
+class Batch(Generic[T]):
+    """The records of one flush and, when they came from a log, where each was read."""
+
+    records: Sequence[T]
+    positions: Sequence[Position]
+
+    @property
+    def from_log(self) -> bool:
+        """True when every record has its log position."""
+        return len(self.positions) == len(self.records)
+
+    def token(self, name: str) -> str:
+        """The batch's deduplication token: from its log slices, else from its content."""
+        if self.from_log:
+            return batch_token(name, self.positions)
+        return content_token(name, [[repr(r)] for r in self.records])
+
+    def __len__(self) -> int:
+        return len(self.records)
 
 
 class BatchingSink(ABC, Generic[T]):
-    """Buffers records; :meth:`write` receives them all at each :meth:`flush`."""
+    """Buffers records until :meth:`flush`; :meth:`due` says when a flush is wanted.
 
-    def __init__(self) -> None:
-        self._batch: list[T] = []
+    Parameters
+    ----------
+    name
+        What the sink is called in stats, metrics and logs.
+    max_records
+        A batch this large is due.
+    max_age_s
+        A non-empty batch whose first record is this old (seconds) is due; 0: at once.
+    clock
+        Monotonic clock, in seconds.
+    """
 
-    def add(self, record: T) -> None:
-        """Buffer one record until the next flush."""
-        self._batch.append(record)
+    def __init__(
+        self,
+        name: str,
+        *,
+        max_records: int = 5000,
+        max_age_s: float = 0.0,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.name = name
+        self.max_records = max_records
+        self.max_age_s = max_age_s
+        self.clock = clock
+        self._records: list[T] = []
+        self._positions: list[Position] = []
+        self._since: float | None = None
+
+    def add(self, record: T, position: Position | None = None) -> None:
+        """Buffer one record (and where it was read, if it came from a log)."""
+        if self._since is None:
+            self._since = self.clock()
+        self._records.append(record)
+        if position is not None:
+            self._positions.append(position)
+
+    def due(self) -> bool:
+        """Whether the batch is large or old enough to flush."""
+        if self._since is None:
+            return False
+        full = len(self._records) >= self.max_records
+        return full or self.clock() - self._since >= self.max_age_s
 
     def flush(self) -> int:
-        """Write the buffered batch; the buffer is kept if the write raises.
+        """Write the batch; on failure the batch is kept and the error propagates.
 
-        Returns what :meth:`write` returns: the number of records that changed the sink
-        (replayed duplicates do not count).
+        Returns what :meth:`write` returns (for most sinks, the records that changed it:
+        replayed duplicates do not count).
         """
-        if not self._batch:
+        if not self._records:
             return 0
-        changed = self.write(self._batch)
-        self._batch = []
-        return changed
+        written = self.write(Batch(self._records, self._positions))
+        self.discard()
+        return written
+
+    def discard(self) -> None:
+        """Forget the buffered batch (its offsets are not committed: it will be re-read)."""
+        self._records, self._positions, self._since = [], [], None
 
     def __len__(self) -> int:
-        return len(self._batch)
+        return len(self._records)
 
     @abstractmethod
-    def write(self, batch: Sequence[T]) -> int:
-        """Write ``batch`` in one go, idempotently; return the number of new records."""
-
-
-@dataclass
-class PumpStats:
-    """What :func:`pump` did."""
-
-    consumed: int = 0
-    written: int = 0
-    invalid: int = 0
-    batches: int = 0
-    errors: list[str] = field(default_factory=list)
-    active_at: float = field(default_factory=time.monotonic)
-    """Monotonic time of the last record, or of the last poll before partitions were
-    assigned: a consumer still joining its group is not idle."""
-
-    def idle_s(self) -> float:
-        return time.monotonic() - self.active_at
-
-    def as_dict(self) -> dict[str, Any]:
-        return {k: v for k, v in asdict(self).items() if k != "active_at"}
-
-
-LINGER_S = 0.02
-"""How long a batch waits for company once its first record arrived."""
-
-
-def take(consumer: Any, want: int, poll_s: float, linger_s: float = LINGER_S) -> list[Any]:
-    """Up to ``want`` messages: wait up to ``poll_s`` for the first, then up to ``linger_s``
-    for more. Batches still form at high rates, and a lone alert at a low rate is passed
-    on within ``linger_s`` of its arrival rather than after the whole poll (which waits
-    for ``want`` messages or ``poll_s``, and held single alerts back about 0.3 s)."""
-    first = consumer.poll(poll_s)
-    if first is None:
-        return []
-    if want <= 1:
-        return [first]
-    return [first, *consumer.consume(num_messages=want - 1, timeout=linger_s)]
-
-
-def pump(
-    consumer: Any,
-    schema: type[M],
-    sink: BatchingSink[M],
-    *,
-    batch_size: int = 500,
-    poll_s: float = 0.5,
-    idle_exit_s: float | None = None,
-    max_records: int | None = None,
-    should_stop: Callable[[], bool] = lambda: False,
-) -> PumpStats:
-    """Consume records into ``sink``, committing offsets only after each flush succeeded.
-
-    Stops when ``should_stop()`` is true, after ``max_records`` records, or when nothing
-    arrived for ``idle_exit_s`` seconds (``None``: never). Records that do not decode are
-    logged and counted, then committed past: they cannot become valid by replaying.
-    """
-    stats = PumpStats()
-    while not should_stop():
-        if max_records is not None and stats.consumed >= max_records:
-            break
-        want = batch_size if max_records is None else min(batch_size, max_records - stats.consumed)
-        messages = take(consumer, want, poll_s)
-        if messages or not consumer.assignment():
-            stats.active_at = time.monotonic()
-        if not messages:
-            if idle_exit_s is not None and stats.idle_s() >= idle_exit_s:
-                break
-            continue
-        if not _add_all(messages, schema, sink, stats):
-            continue
-        written = flush_patiently(sink, should_stop)
-        if written is None:
-            break  # stopped while the sink pushed back: uncommitted, the batch is replayed
-        stats.written += written
-        consumer.commit(asynchronous=False)
-        stats.batches += 1
-    return stats
-
-
-def flush_patiently(sink: BatchingSink[Any], should_stop: Callable[[], bool]) -> int | None:
-    """Flush, waiting out :class:`BackpressureError` (the batch stays buffered meanwhile).
-
-    Returns the number of new records, or None if asked to stop before the flush went
-    through.
-    """
-    while True:
-        try:
-            return sink.flush()
-        except BackpressureError as exc:
-            log.warning(
-                "%s pushes back (%s): retrying in %.1f s", type(sink).__name__, exc, exc.retry_after
-            )
-            if should_stop():
-                return None
-            time.sleep(exc.retry_after)
-
-
-def _add_all(messages: list[Any], schema: type[M], sink: BatchingSink[M], stats: PumpStats) -> int:
-    """Decode and add the batch's records; returns how many messages carried a record."""
-    records = 0
-    for message in messages:
-        if message.error() is not None:
-            stats.errors.append(str(message.error()))
-            log.warning("kafka error on %s: %s", message.topic(), message.error())
-            continue
-        stats.consumed += 1
-        records += 1
-        try:
-            sink.add(decode(schema, message.value()))
-        except DecodeError as exc:
-            stats.invalid += 1
-            log.error(
-                "skipping undecodable %s at %s[%d]@%d: %s",
-                schema.__name__,
-                message.topic(),
-                message.partition(),
-                message.offset(),
-                exc,
-            )
-
-    return records
-
-
-def kafka_consumer(bootstrap: str, topic: str, group_id: str, *, reset: str = "earliest") -> Any:
-    """A confluent-kafka consumer subscribed to ``topic``, committing only by hand."""
-    from confluent_kafka import Consumer
-
-    consumer = Consumer(
-        {
-            "bootstrap.servers": bootstrap,
-            "group.id": group_id,
-            "enable.auto.commit": False,
-            "auto.offset.reset": reset,
-            "enable.partition.eof": False,
-        }
-    )
-    consumer.subscribe([topic])
-    return consumer
+    def write(self, batch: Batch[T]) -> int:
+        """Write ``batch`` in one go, idempotently; return the number of records written."""

@@ -23,10 +23,22 @@ import clickhouse_connect
 
 from vigie.settings import Settings
 
+CONNECT_TIMEOUT_S = 5.0
+SEND_RECEIVE_TIMEOUT_S = 60.0
+"""A server that stops answering mid-insert is an error after this long, not a hang."""
+
 
 def connect(settings: Settings) -> Any:
-    """A clickhouse-connect client for the configured warehouse."""
-    return clickhouse_connect.get_client(dsn=settings.clickhouse_dsn)
+    """A clickhouse-connect client for the configured warehouse (with timeouts on HTTP)."""
+    dsn = settings.clickhouse_dsn
+    if dsn.startswith("chdb:"):
+        return clickhouse_connect.get_client(dsn=dsn)
+    return clickhouse_connect.get_client(
+        dsn=dsn,
+        connect_timeout=CONNECT_TIMEOUT_S,
+        send_receive_timeout=SEND_RECEIVE_TIMEOUT_S,
+        query_retries=0,  # the writer retries, with backoff, for as long as it takes
+    )
 
 
 def server_version(settings: Settings) -> str:

@@ -11,7 +11,11 @@ Layout under the key prefix (``Settings.redis_prefix``, ``vigie`` by default)::
 Each alert is written by one Lua script, atomically: the marker first, and the rest only
 if the marker is new. A batch is one transactional pipeline. The publisher commits its
 Kafka offsets after the pipeline succeeded, so it is at-least-once on the wire and
-exactly-once in Redis.
+exactly-once in Redis. A Redis that is down, restarting or frozen (every call has a
+socket timeout) is a :class:`~vigie.errors.BackpressureError`: the pump waits it out.
+
+:func:`republish` rebuilds the feed from the ``alerts`` topic, from the offsets of a given
+time, through the same script: run twice, it adds nothing.
 
 >>> from vigie.sinks.examples import example_alert
 >>> keys = AlertKeys("t1")
@@ -25,18 +29,28 @@ exactly-once in Redis.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Sequence
+import uuid
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 import orjson
 import redis
+from redis.backoff import ExponentialBackoff
+from redis.retry import Retry
 
-from vigie.contracts.codec import decode, encode
+from vigie.contracts.catalogue import ALERTS
+from vigie.contracts.codec import encode
 from vigie.contracts.schemas import Alert
 from vigie.errors import BackpressureError
+from vigie.kafka import ClientEvents, consumer_config
 from vigie.settings import Settings
-from vigie.sinks.base import BatchingSink, PumpStats, kafka_consumer, pump
+from vigie.sinks.base import Batch, BatchingSink
+from vigie.sinks.deadletters import DeadLetterSink
+from vigie.sinks.pump import Pump, Route
+from vigie.sinks.stats import SinkStats
 
 log = logging.getLogger(__name__)
 
@@ -44,6 +58,11 @@ DEDUP_TTL_S = 90 * 24 * 3600
 """As long as the alerts topic keeps records: a full replay still finds every marker."""
 DETAIL_TTL_S = 7 * 24 * 3600
 RETRY_AFTER_S = 1.0
+SOCKET_TIMEOUT_S = 5.0
+"""A frozen Redis (SIGSTOP, a full disk) is an error after this long, never a hang."""
+CONNECT_TIMEOUT_S = 2.0
+HEALTH_CHECK_S = 10
+"""A connection idle this long is PINGed before use (a Redis restarted meanwhile)."""
 
 _WRITE_ALERT = """
 -- KEYS: seen marker, stream, alert hash, importer hash, importer rank
@@ -91,8 +110,20 @@ class AlertKeys:
 
 
 def redis_client(settings: Settings) -> redis.Redis:
-    """A Redis client on the configured server, answering ``str``."""
-    return redis.Redis.from_url(settings.redis_dsn, decode_responses=True)
+    """A Redis client on the configured server, answering ``str``, with timeouts.
+
+    A dropped connection (a restarted server) is retried once at once; longer outages are
+    for the caller to wait out.
+    """
+    return redis.Redis.from_url(
+        settings.redis_dsn,
+        decode_responses=True,
+        socket_timeout=SOCKET_TIMEOUT_S,
+        socket_connect_timeout=CONNECT_TIMEOUT_S,
+        socket_keepalive=True,
+        health_check_interval=HEALTH_CHECK_S,
+        retry=Retry(ExponentialBackoff(cap=0.5, base=0.1), retries=1),
+    )
 
 
 def alert_fields(alert: Alert) -> dict[str, str]:
@@ -135,7 +166,7 @@ class RedisAlertSink(BatchingSink[Alert]):
         dedup_ttl_s: int = DEDUP_TTL_S,
         detail_ttl_s: int = DETAIL_TTL_S,
     ) -> None:
-        super().__init__()
+        super().__init__("redis", max_records=500)
         self.client = client
         self.keys = keys
         self.maxlen = maxlen
@@ -143,10 +174,10 @@ class RedisAlertSink(BatchingSink[Alert]):
         self.detail_ttl_s = detail_ttl_s
         self._script = client.register_script(_WRITE_ALERT)
 
-    def write(self, batch: Sequence[Alert]) -> int:
+    def write(self, batch: Batch[Alert]) -> int:
         """One transactional pipeline for the batch; returns how many alerts were new."""
         pipe = self.client.pipeline(transaction=True)
-        for alert in batch:
+        for alert in batch.records:
             keys, args = self._call(alert)
             self._script(keys=keys, args=args, client=pipe)
         try:
@@ -154,7 +185,7 @@ class RedisAlertSink(BatchingSink[Alert]):
         except (redis.ConnectionError, redis.TimeoutError, redis.BusyLoadingError) as exc:
             raise BackpressureError(f"Redis unavailable: {exc}", RETRY_AFTER_S) from exc
         except redis.ResponseError as exc:
-            if str(exc).startswith(("OOM", "BUSY")):
+            if str(exc).startswith(("OOM", "BUSY", "LOADING", "MISCONF", "READONLY")):
                 raise BackpressureError(f"Redis refuses writes: {exc}", RETRY_AFTER_S) from exc
             raise
 
@@ -180,122 +211,6 @@ class RedisAlertSink(BatchingSink[Alert]):
         return keys, [*head, lodged_ms, orjson.dumps(latest).decode("utf-8"), *flat]
 
 
-@dataclass(frozen=True)
-class FeedEntry:
-    """One alert read from the stream by a consumer of the group."""
-
-    entry_id: str
-    alert: Alert
-    claimed: bool = False
-    """True when taken over from another consumer's pending list."""
-
-
-class AlertFeed:
-    """Reads the stream as the targeting service does: a consumer group, acks, reclaims.
-
-    Parameters
-    ----------
-    client, keys
-        Redis client answering ``str`` (``decode_responses=True``, as :func:`redis_client`)
-        and key names.
-    group, consumer
-        Consumer group and this consumer's name within it.
-    start_id
-        Where a newly created group starts: ``"0"`` (the whole stream) or ``"$"`` (new only).
-    claim_idle_ms
-        Entries pending longer than this on any consumer (one that crashed before its
-        XACK) are taken over by :meth:`claim_stale`.
-    """
-
-    def __init__(
-        self,
-        client: redis.Redis,
-        keys: AlertKeys,
-        group: str,
-        consumer: str,
-        *,
-        start_id: str = "0",
-        claim_idle_ms: int = 60_000,
-    ) -> None:
-        self.client = client
-        self.keys = keys
-        self.group = group
-        self.consumer = consumer
-        self.start_id = start_id
-        self.claim_idle_ms = claim_idle_ms
-
-    def ensure_group(self) -> bool:
-        """Create the group (and the stream) if missing; True if it was created."""
-        try:
-            self.client.xgroup_create(self.keys.stream, self.group, self.start_id, mkstream=True)
-        except redis.ResponseError as exc:
-            if "BUSYGROUP" not in str(exc):
-                raise
-            return False
-        return True
-
-    def read(self, count: int = 100, block_ms: int | None = None) -> list[FeedEntry]:
-        """New entries for this consumer (they stay pending until :meth:`ack`)."""
-        response: Any = self.client.xreadgroup(
-            self.group, self.consumer, {self.keys.stream: ">"}, count=count, block=block_ms
-        )
-        entries = [e for _stream, batch in (response or []) for e in batch]
-        return [_entry(entry_id, fields) for entry_id, fields in entries]
-
-    def claim_stale(self, count: int = 100) -> list[FeedEntry]:
-        """Take over entries left pending by a consumer idle for ``claim_idle_ms``."""
-        claimed: list[FeedEntry] = []
-        cursor = "0-0"
-        while len(claimed) < count:
-            response: Any = self.client.xautoclaim(
-                self.keys.stream,
-                self.group,
-                self.consumer,
-                self.claim_idle_ms,
-                start_id=cursor,
-                count=count - len(claimed),
-            )
-            cursor, entries = response[0], response[1]
-            # Entries trimmed from the stream come back without fields: nothing to take.
-            claimed.extend(_entry(i, f, claimed=True) for i, f in entries if f)
-            if cursor == "0-0":
-                break
-        return claimed
-
-    def next_batch(self, count: int = 100, block_ms: int | None = None) -> list[FeedEntry]:
-        """Reclaimed stale entries first, else new ones."""
-        return self.claim_stale(count) or self.read(count, block_ms)
-
-    def ack(self, entries: Sequence[FeedEntry]) -> int:
-        """Acknowledge processed entries; returns how many were pending."""
-        if not entries:
-            return 0
-        return int(self.client.xack(self.keys.stream, self.group, *(e.entry_id for e in entries)))
-
-    def leave(self) -> bool:
-        """Remove this consumer from the group if nothing is pending on it; True if removed.
-
-        (XGROUP DELCONSUMER drops a consumer's pending entries: never with some left.)
-        """
-        mine = self.client.xpending_range(
-            self.keys.stream, self.group, "-", "+", 1, consumername=self.consumer
-        )
-        if mine:
-            return False
-        self.client.xgroup_delconsumer(self.keys.stream, self.group, self.consumer)
-        return True
-
-    def pending_count(self) -> int:
-        """Entries delivered to some consumer of the group and not acknowledged yet."""
-        summary = self.client.xpending(self.keys.stream, self.group)
-        return int(summary["pending"])
-
-
-def _entry(entry_id: str, fields: dict[str, str], *, claimed: bool = False) -> FeedEntry:
-    alert = decode(Alert, fields["alert"].encode("utf-8"))
-    return FeedEntry(entry_id=entry_id, alert=alert, claimed=claimed)
-
-
 def publish(
     settings: Settings,
     *,
@@ -304,23 +219,77 @@ def publish(
     idle_exit_s: float | None = None,
     max_records: int | None = None,
     should_stop: Callable[[], bool] = lambda: False,
-) -> PumpStats:
-    """Run the Kafka ``alerts`` -> Redis publisher (at-least-once, idempotent writes)."""
+    on_start: Callable[[Pump], None] = lambda pump: None,
+) -> SinkStats:
+    """Run the Kafka ``alerts`` -> Redis publisher (at-least-once, idempotent writes).
+
+    ``on_start`` receives the pump before it runs (to serve its ``/ready`` and metrics).
+    """
+    with _alert_pump(settings, "vigie-alerts-redis", group_id, client) as pump:
+        on_start(pump)
+        return pump.run(idle_exit_s=idle_exit_s, max_records=max_records, should_stop=should_stop)
+
+
+def republish(
+    settings: Settings,
+    since: datetime,
+    *,
+    client: redis.Redis | None = None,
+    should_stop: Callable[[], bool] = lambda: False,
+) -> SinkStats:
+    """Rebuild the feed from the alerts recorded since ``since``, up to the topic's current
+    end, through the same idempotent script; no consumer group offset is touched."""
+    from confluent_kafka import TopicPartition
+
+    topic = settings.topic(ALERTS.name)
+    group = f"vigie-republish-{uuid.uuid4().hex[:12]}"
+    with _alert_pump(settings, "vigie-republish", group, client, assign=True) as pump:
+        consumer = pump.consumer
+        metadata = consumer.list_topics(topic, timeout=30).topics[topic]
+        stamp = int(since.timestamp() * 1000)
+        wanted = [TopicPartition(topic, p, stamp) for p in sorted(metadata.partitions)]
+        starts = consumer.offsets_for_times(wanted, timeout=30)
+        ends, assignment = {}, []
+        for tp in starts:
+            high = consumer.get_watermark_offsets(tp, timeout=30)[1]
+            if 0 <= tp.offset < high:
+                ends[(topic, tp.partition)] = high
+                assignment.append(TopicPartition(topic, tp.partition, tp.offset))
+        if not assignment:
+            return pump.stats
+        consumer.assign(assignment)
+        return pump.run(ends=ends, should_stop=should_stop)
+
+
+@contextmanager
+def _alert_pump(
+    settings: Settings,
+    client_id: str,
+    group_id: str,
+    client: redis.Redis | None,
+    *,
+    assign: bool = False,
+) -> Iterator[Pump]:
+    """A pump from the alerts topic into Redis; consumer, producer and client closed after."""
     conn = client or redis_client(settings)
     sink = RedisAlertSink(
         conn, AlertKeys(settings.redis_prefix), maxlen=settings.alerts_stream_maxlen
     )
-    consumer = kafka_consumer(settings.bootstrap_servers, settings.topic("alerts"), group_id)
+    events = ClientEvents(client_id)
+    config = consumer_config(settings, group_id, client_id=client_id, events=events)
+    rejects = DeadLetterSink(settings, client_id=client_id)
+    pump = Pump(
+        config,
+        {settings.topic(ALERTS.name): Route(Alert, sink)},
+        rejects,
+        events,
+        name="alerts-republish" if assign else "alerts-redis",
+        assignment=[] if assign else None,
+    )
     try:
-        return pump(
-            consumer,
-            Alert,
-            sink,
-            idle_exit_s=idle_exit_s,
-            max_records=max_records,
-            should_stop=should_stop,
-        )
+        yield pump
     finally:
-        consumer.close()
+        pump.close()
+        rejects.close()
         if client is None:
             conn.close()

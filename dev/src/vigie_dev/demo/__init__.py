@@ -48,11 +48,12 @@ from typing import Any
 from vigie.contracts.schemas import Alert
 from vigie.settings import Settings
 from vigie_dev.demo.figures import compose
-from vigie_dev.demo.processes import Children, DemoError, child_env, free_port, vigie_command
+from vigie_dev.demo.processes import Children, DemoError, child_env, vigie_command
 from vigie_dev.demo.receiver import Receiver
 from vigie_dev.demo.stream import ReplayThread, interleave
 from vigie_dev.demo.watch import TopicWatcher, Watch, percentiles
 from vigie_dev.demo.web import start_web, stop_previous
+from vigie_dev.testing import free_port
 
 log = logging.getLogger(__name__)
 
@@ -223,7 +224,8 @@ class Demo:
 
     def follow(self, children: Children, replay: ReplayThread) -> None:
         """Replay, watch scores and alerts until everything is processed."""
-        from vigie.sinks.redis_alerts import AlertFeed, AlertKeys, redis_client
+        from vigie.sinks.alert_feed import AlertFeed
+        from vigie.sinks.redis_alerts import AlertKeys, redis_client
 
         feed = AlertFeed(
             redis_client(self.settings),

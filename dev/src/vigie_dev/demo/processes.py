@@ -5,7 +5,6 @@ from __future__ import annotations
 import logging
 import os
 import signal
-import socket
 import subprocess
 import sys
 from collections.abc import Mapping
@@ -52,13 +51,6 @@ def vigie_command() -> list[str]:
     if script.exists():
         return [str(script)]
     return [sys.executable, "-c", "from vigie.cli import main; main()"]
-
-
-def free_port() -> int:
-    """A TCP port nobody listens on right now (the worker's web port)."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 # ---------------------------------------------------------------------- child processes

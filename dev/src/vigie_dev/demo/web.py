@@ -30,7 +30,8 @@ import httpx
 
 from vigie.settings import Settings
 from vigie.web.accounts import AccountStore
-from vigie_dev.demo.processes import DemoError, child_env, free_port, tail, vigie_command
+from vigie_dev.demo.processes import DemoError, child_env, tail, vigie_command
+from vigie_dev.testing import free_port
 
 log = logging.getLogger(__name__)
 

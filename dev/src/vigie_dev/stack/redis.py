@@ -1,14 +1,17 @@
 """A local Redis server: Debian's ``redis-server`` on loopback, data under the state dir.
 
-Persistence is off (no RDB, no AOF): the local Redis holds the live alert stream, which
-can be rebuilt from the ``alerts`` topic.
+Persistence is the append-only file, fsynced every second (no RDB snapshots): a restart
+keeps the alert feed, its consumer groups and the dedup markers, losing at most the last
+second of writes, which the publisher rewrites (its offsets are committed only after
+Redis acknowledged). What a restart without its files loses, ``vigie alerts republish``
+rebuilds from the ``alerts`` topic.
 
 >>> from vigie.settings import Settings
 >>> conf = redis_conf(Settings(state_dir=Path("/tmp/vigie-doc"), redis_port=26379))
 >>> print(conf.splitlines()[0])
 bind 127.0.0.1
->>> "port 26379" in conf, 'save ""' in conf
-(True, True)
+>>> "port 26379" in conf, "appendonly yes" in conf, "appendfsync everysec" in conf
+(True, True, True)
 """
 
 from __future__ import annotations
@@ -55,7 +58,7 @@ def paths(settings: Settings) -> RedisPaths:
 
 
 def redis_conf(settings: Settings) -> str:
-    """The server's configuration file: loopback only, no persistence, in the foreground."""
+    """The server's configuration file: loopback only, append-only file, in the foreground."""
     data = paths(settings).data
     lines = [
         "bind 127.0.0.1",
@@ -65,7 +68,9 @@ def redis_conf(settings: Settings) -> str:
         'logfile ""',
         f"dir {data}",
         'save ""',
-        "appendonly no",
+        "appendonly yes",
+        "appendfsync everysec",
+        'appendfilename "appendonly.aof"',
         "databases 16",
     ]
     return "\n".join(lines) + "\n"

@@ -1,15 +1,20 @@
 """The webhook dispatcher: alerts topic -> outbox -> signed HTTP deliveries, retried.
 
-Two loops share the outbox file. The *intake* (a thread) consumes ``alerts``, enqueues one
-delivery per matching subscriber and commits its Kafka offsets after the outbox
-transaction committed. The *delivery* loop (asyncio) claims due rows, posts them signed
-per Standard Webhooks, and records each outcome: delivered on 2xx; otherwise retried after
-an exponential, jittered, capped delay; dead-lettered (``failed``) after the last attempt.
-A delivery whose 2xx answer was lost in a crash is sent again with the same
-``webhook-id``: receivers drop it.
+Two loops share the outbox file. The *intake* (a thread, the one
+:class:`~vigie.sinks.pump.Pump`) consumes ``alerts``, enqueues one delivery per matching
+subscriber and commits its Kafka offsets after the outbox transaction committed. The
+*delivery* loop (asyncio) claims due rows, posts them signed per Standard Webhooks, and
+records each outcome: delivered on 2xx; otherwise retried after an exponential, jittered,
+capped delay, for as long as the retry horizon (72 hours by default) allows; then
+``failed``, until ``vigie webhooks redrive``. A delivery whose 2xx answer was lost in a
+crash is sent again with the same ``webhook-id``: receivers drop it. Running both loops
+is :mod:`vigie.sinks.webhooks.service`.
 
 >>> RetryPolicy(base_s=1.0, cap_s=10.0, max_attempts=7, jitter=0.0).schedule()
 [1.0, 2.0, 4.0, 8.0, 10.0, 10.0]
+>>> policy = RetryPolicy()
+>>> round(sum(policy.schedule()) / 3600), policy.horizon_s / 3600
+(72, 72.0)
 >>> from vigie.sinks.examples import example_alert
 >>> orjson.loads(payload_for(example_alert()))["type"]
 'alert.raised'
@@ -20,21 +25,20 @@ from __future__ import annotations
 import asyncio
 import logging
 import random
-import threading
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Protocol
 
 import aiohttp
 import orjson
 
 from vigie.contracts.codec import encode
 from vigie.contracts.schemas import Alert
-from vigie.errors import BackpressureError
 from vigie.settings import Settings
-from vigie.sinks.base import BatchingSink, PumpStats, kafka_consumer, pump
+from vigie.sinks.base import Batch, BatchingSink
+from vigie.sinks.retry import Backoff, SinkHealth
 from vigie.sinks.webhooks.outbox import Delivery, NewDelivery, Outbox, Outcome
 from vigie.sinks.webhooks.signing import signed_headers, webhook_id
 from vigie.sinks.webhooks.subscribers import Subscriber
@@ -49,27 +53,42 @@ def outbox_path(settings: Settings) -> Path:
     return settings.state_dir / "webhooks" / "outbox.sqlite3"
 
 
+HORIZON_S = 72 * 3600.0
+"""How long a delivery is retried by default: a receiver down for a long weekend."""
+
+
 @dataclass(frozen=True)
-class RetryPolicy:
-    """Exponential backoff with jitter: ``min(cap, base * factor**(n-1))`` minus up to
-    ``jitter`` of it, after the n-th failed attempt; ``max_attempts`` attempts in all."""
+class RetryPolicy(Backoff):
+    """Backoff between attempts (1 s doubling, capped at 15 min, jittered), given up when
+    the next attempt would fall beyond ``horizon_s`` after the first, or after
+    ``max_attempts`` attempts if that is set."""
 
     base_s: float = 1.0
-    factor: float = 2.0
-    cap_s: float = 3600.0
-    max_attempts: int = 10
-    jitter: float = 0.2
+    cap_s: float = 900.0
+    max_attempts: int | None = None
+    horizon_s: float = HORIZON_S
 
-    def delay(self, attempt: int, rng: random.Random) -> float:
-        """Seconds to wait after failed attempt number ``attempt`` (1-based)."""
-        full = min(self.cap_s, self.base_s * self.factor ** (attempt - 1))
-        return full * (1.0 - self.jitter * rng.random())
+    def gives_up(self, attempts: int, retry_at: float, retry_since: float) -> bool:
+        """Whether a delivery that failed ``attempts`` times, next due at ``retry_at``,
+        retried since ``retry_since``, is dead."""
+        if self.max_attempts is not None and attempts >= self.max_attempts:
+            return True
+        return retry_at - retry_since > self.horizon_s
 
-    def schedule(self) -> list[float]:
-        """The delays between attempts, without jitter."""
-        rng = random.Random(0)
-        plain = RetryPolicy(self.base_s, self.factor, self.cap_s, self.max_attempts, 0.0)
-        return [plain.delay(n, rng) for n in range(1, self.max_attempts)]
+    def schedule(self, n: int | None = None) -> list[float]:
+        """The delays between attempts without their jitter: ``n`` of them, or every one
+        until the policy gives up."""
+        if n is not None:
+            return super().schedule(n)
+        plain, rng = Backoff(self.base_s, self.factor, self.cap_s, 0.0), random.Random(0)
+        delays: list[float] = []
+        elapsed = 0.0
+        while True:
+            delay = plain.delay(len(delays) + 1, rng)
+            if self.gives_up(len(delays) + 1, elapsed + delay, 0.0):
+                return delays
+            delays.append(delay)
+            elapsed += delay
 
 
 class Transport(Protocol):
@@ -172,6 +191,7 @@ class Dispatcher:
         self.lease_s = lease_s
         self.clock = clock
         self.rng = rng or random.Random()
+        self.health = {name: SinkHealth(f"webhooks to {name}") for name in self.subscribers}
 
     def enqueue(self, alerts: Iterable[Alert]) -> int:
         """Plan and enqueue deliveries for ``alerts`` in one transaction; returns new ones."""
@@ -216,18 +236,27 @@ class Dispatcher:
             error = f"{type(exc).__name__}: {exc}"
         else:
             if 200 <= status < 300:
+                self.health[subscriber.name].ok()
                 return Outcome(delivery.webhook_id, "delivered", attempts, self.clock())
             error = f"HTTP {status}"
-        log.info(
+        self.health[subscriber.name].failed(f"{subscriber.url}: {error}")
+        log.debug(
             "delivery %s to %s: attempt %d failed (%s)",
             delivery.webhook_id,
             subscriber.name,
             attempts,
             error,
         )
-        if attempts >= self.policy.max_attempts:
-            return Outcome(delivery.webhook_id, "failed", attempts, self.clock(), error)
         retry_at = self.clock() + self.policy.delay(attempts, self.rng)
+        if self.policy.gives_up(attempts, retry_at, delivery.retry_since):
+            log.warning(
+                "delivery %s to %s failed for good after %d attempts (%s)",
+                delivery.webhook_id,
+                subscriber.name,
+                attempts,
+                error,
+            )
+            return Outcome(delivery.webhook_id, "failed", attempts, self.clock(), error)
         return Outcome(delivery.webhook_id, "pending", attempts, retry_at, error)
 
 
@@ -235,106 +264,9 @@ class OutboxSink(BatchingSink[Alert]):
     """The intake's sink: a batch of alerts becomes one outbox transaction."""
 
     def __init__(self, outbox: Outbox, subscribers: Sequence[Subscriber]) -> None:
-        super().__init__()
+        super().__init__("outbox", max_records=500)
         self.outbox = outbox
         self.subscribers = subscribers
 
-    def write(self, batch: Sequence[Alert]) -> int:
-        return enqueue(self.outbox, self.subscribers, batch, now=time.time())
-
-
-@dataclass
-class DispatchReport:
-    """What a run of :func:`run_dispatcher` did."""
-
-    intake: dict[str, Any] = field(default_factory=dict)
-    deliveries: RoundStats = field(default_factory=RoundStats)
-    outbox: dict[str, int] = field(default_factory=dict)
-
-    def as_dict(self) -> dict[str, Any]:
-        return asdict(self)
-
-
-def intake(
-    settings: Settings,
-    subscribers: Sequence[Subscriber],
-    *,
-    group_id: str = "vigie-webhooks",
-    max_records: int | None = None,
-    idle_exit_s: float | None = None,
-) -> PumpStats:
-    """Only the intake: alerts topic -> outbox, committing offsets after each transaction."""
-    consumer = kafka_consumer(settings.bootstrap_servers, settings.topic("alerts"), group_id)
-    try:
-        with Outbox(outbox_path(settings)) as box:
-            sink = OutboxSink(box, subscribers)
-            return pump(consumer, Alert, sink, max_records=max_records, idle_exit_s=idle_exit_s)
-    finally:
-        consumer.close()
-
-
-async def run_dispatcher(
-    settings: Settings,
-    subscribers: Sequence[Subscriber],
-    transport: Transport,
-    *,
-    group_id: str = "vigie-webhooks",
-    policy: RetryPolicy | None = None,
-    lease_s: float = 60.0,
-    until_idle_s: float | None = None,
-    poll_s: float = 0.5,
-    stop: asyncio.Event | None = None,
-) -> DispatchReport:
-    """Run intake and deliveries until ``stop`` is set, or, with ``until_idle_s``, until
-    no alert arrived for that long and nothing is pending in the outbox any more."""
-    stop = stop or asyncio.Event()
-    path = outbox_path(settings)
-    halt = threading.Event()
-    sink = OutboxSink(Outbox(path), subscribers)
-    consumer = kafka_consumer(settings.bootstrap_servers, settings.topic("alerts"), group_id)
-    intake = asyncio.create_task(
-        asyncio.to_thread(
-            pump,
-            consumer,
-            Alert,
-            sink,
-            poll_s=poll_s,
-            idle_exit_s=until_idle_s,
-            should_stop=halt.is_set,
-        )
-    )
-    box = Outbox(path)
-    dispatcher = Dispatcher(box, subscribers, transport, policy=policy, lease_s=lease_s)
-    report = DispatchReport()
-    try:
-        while not stop.is_set():
-            if intake.done():
-                intake.result()  # a failed intake ends the run with its error
-                if not box.counts()["pending"]:
-                    break
-            try:
-                stats = await dispatcher.deliver_due()
-            except BackpressureError as exc:
-                log.warning("outbox busy (%s), pausing %.1f s", exc, exc.retry_after)
-                await _pause(stop, None, exc.retry_after)
-                continue
-            report.deliveries.add(stats)
-            if not stats.attempted:
-                await _pause(stop, box.next_due(), poll_s)
-    finally:
-        halt.set()
-        await asyncio.wait({intake})
-        consumer.close()
-        report.outbox = box.counts()
-        box.close()
-        sink.outbox.close()
-    report.intake = intake.result().as_dict()
-    return report
-
-
-async def _pause(stop: asyncio.Event, next_due: float | None, poll_s: float) -> None:
-    wait = poll_s if next_due is None else min(poll_s, max(0.01, next_due - time.time()))
-    try:
-        await asyncio.wait_for(stop.wait(), timeout=wait)
-    except TimeoutError:
-        return
+    def write(self, batch: Batch[Alert]) -> int:
+        return enqueue(self.outbox, self.subscribers, batch.records, now=time.time())

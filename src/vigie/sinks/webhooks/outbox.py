@@ -6,6 +6,11 @@ attempt is pushed ``lease_s`` ahead in the same transaction), so a dispatcher th
 mid-delivery leaves them to be retried once the lease expires, and two dispatchers on one
 file never send the same row at once. Times are Unix seconds (UTC).
 
+Delivered rows are pruned after a retention (:meth:`Outbox.prune`); their ids stay, a few
+dozen bytes each, as long as the alerts topic keeps records, so a replay of the topic still
+finds them delivered. :meth:`Outbox.redrive` puts failed deliveries back to pending, with
+a fresh retry horizon (``retry_since``).
+
 >>> import tempfile
 >>> box = Outbox(Path(tempfile.mkdtemp()) / "outbox.sqlite3")
 >>> new = NewDelivery("msg_1", "desk", "alert:D-1", b"{}")
@@ -48,12 +53,21 @@ CREATE TABLE IF NOT EXISTS deliveries (
                     CHECK (status IN ('pending', 'delivered', 'failed')),
     last_error      TEXT,
     created_at      REAL NOT NULL,
-    updated_at      REAL NOT NULL
+    updated_at      REAL NOT NULL,
+    retry_since     REAL
 );
 CREATE INDEX IF NOT EXISTS deliveries_due ON deliveries (status, next_attempt_at);
+CREATE INDEX IF NOT EXISTS deliveries_settled ON deliveries (status, updated_at);
+CREATE TABLE IF NOT EXISTS pruned (
+    webhook_id   TEXT PRIMARY KEY,
+    delivered_at REAL NOT NULL
+);
 """
+_ADDED_COLUMNS = {"retry_since": "REAL"}
+"""Columns added after the first release: added to an older outbox file when opened."""
 _COLUMNS = (
-    "webhook_id, subscriber, alert_id, payload, attempts, next_attempt_at, status, last_error"
+    "webhook_id, subscriber, alert_id, payload, attempts, next_attempt_at, status, last_error,"
+    " coalesce(retry_since, created_at)"
 )
 
 
@@ -79,6 +93,9 @@ class Delivery:
     next_attempt_at: float
     status: Status
     last_error: str | None
+    retry_since: float = 0.0
+    """When its current run of attempts began (enqueued, or redriven): the retry horizon's
+    start."""
 
     def as_dict(self) -> dict[str, Any]:
         """JSON-friendly view (payload as text, times in ISO 8601 UTC)."""
@@ -118,6 +135,10 @@ class Outbox:
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db.execute("PRAGMA synchronous=FULL")
         self._db.executescript(_SCHEMA)
+        have = {row[1] for row in self._db.execute("PRAGMA table_info(deliveries)")}
+        for column, kind in _ADDED_COLUMNS.items():
+            if column not in have:
+                self._db.execute(f"ALTER TABLE deliveries ADD COLUMN {column} {kind}")
 
     @contextmanager
     def _transaction(self) -> Iterator[sqlite3.Connection]:
@@ -137,13 +158,16 @@ class Outbox:
     def enqueue(self, deliveries: Iterable[NewDelivery], *, now: float) -> int:
         """Add deliveries in one transaction; returns how many were new."""
         rows = [
-            (d.webhook_id, d.subscriber, d.alert_id, d.payload, now, now, now) for d in deliveries
+            (d.webhook_id, d.subscriber, d.alert_id, d.payload, now, now, now, now, d.webhook_id)
+            for d in deliveries
         ]
         with self._transaction() as db:
             before = db.total_changes
             db.executemany(
                 "INSERT OR IGNORE INTO deliveries (webhook_id, subscriber, alert_id, payload,"
-                " next_attempt_at, created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?)",
+                " next_attempt_at, created_at, updated_at, retry_since)"
+                " SELECT ?, ?, ?, ?, ?, ?, ?, ?"
+                " WHERE NOT EXISTS (SELECT 1 FROM pruned WHERE webhook_id = ?)",
                 rows,
             )
             return db.total_changes - before
@@ -173,6 +197,45 @@ class Outbox:
                     for o in outcomes
                 ],
             )
+
+    def redrive(
+        self, *, now: float, subscriber: str | None = None, since: float | None = None
+    ) -> int:
+        """Failed deliveries (of ``subscriber``, failed at or after ``since``) back to
+        pending, due now, attempts and retry horizon started afresh; returns how many."""
+        where = "status = 'failed'"
+        args: list[Any] = [now, now, now]
+        if subscriber is not None:
+            where += " AND subscriber = ?"
+            args.append(subscriber)
+        if since is not None:
+            where += " AND updated_at >= ?"
+            args.append(since)
+        with self._transaction() as db:
+            cursor = db.execute(
+                "UPDATE deliveries SET status = 'pending', attempts = 0, next_attempt_at = ?,"
+                f" retry_since = ?, updated_at = ? WHERE {where}",
+                args,
+            )
+            return int(cursor.rowcount)
+
+    def prune(self, *, delivered_before: float, forget_before: float) -> tuple[int, int]:
+        """Delete delivered rows settled before ``delivered_before`` (their ids are kept),
+        and the kept ids of deliveries older than ``forget_before``; returns both counts."""
+        with self._transaction() as db:
+            db.execute(
+                "INSERT OR IGNORE INTO pruned (webhook_id, delivered_at) SELECT webhook_id,"
+                " updated_at FROM deliveries WHERE status = 'delivered' AND updated_at < ?",
+                (delivered_before,),
+            )
+            pruned = db.execute(
+                "DELETE FROM deliveries WHERE status = 'delivered' AND updated_at < ?",
+                (delivered_before,),
+            ).rowcount
+            forgotten = db.execute(
+                "DELETE FROM pruned WHERE delivered_at < ?", (forget_before,)
+            ).rowcount
+        return int(pruned), int(forgotten)
 
     def failed(self, limit: int = 1000) -> list[Delivery]:
         """Dead-lettered deliveries, most recent first."""
@@ -228,4 +291,5 @@ def _delivery(row: tuple[Any, ...]) -> Delivery:
         next_attempt_at=float(row[5]),
         status=row[6],
         last_error=row[7],
+        retry_since=float(row[8]),
     )

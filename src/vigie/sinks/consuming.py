@@ -1,0 +1,67 @@
+"""Reading with a confluent-kafka consumer: batches, timestamps, where it stands."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from datetime import UTC, datetime
+from typing import Any
+
+LINGER_S = 0.02
+"""How long a batch waits for company once its first record arrived."""
+
+
+def take(consumer: Any, want: int, poll_s: float, linger_s: float = LINGER_S) -> list[Any]:
+    """Up to ``want`` messages: wait up to ``poll_s`` for the first, then up to ``linger_s``
+    for more. Batches still form at high rates, and a lone alert at a low rate is passed
+    on within ``linger_s`` of its arrival rather than after the whole poll."""
+    first = consumer.poll(poll_s)
+    if first is None:
+        return []
+    if want <= 1:
+        return [first]
+    return [first, *consumer.consume(num_messages=want - 1, timeout=linger_s)]
+
+
+def kafka_time(message: Any) -> datetime:
+    """The broker's timestamp of a message (so a replayed rejection keeps its time)."""
+    kind, millis = message.timestamp()
+    if kind == 0 or millis < 0:  # TIMESTAMP_NOT_AVAILABLE
+        return datetime.now(UTC)
+    return datetime.fromtimestamp(millis / 1000, UTC)
+
+
+def reached(consumer: Any, ends: Mapping[tuple[str, int], int]) -> bool:
+    """Whether every (topic, partition) in ``ends`` is read up to its offset."""
+    from confluent_kafka import TopicPartition
+
+    wanted = [TopicPartition(t, p) for (t, p), end in ends.items() if end > 0]
+    positions = consumer.position(wanted) if wanted else []
+    return all(tp.offset >= ends[(tp.topic, tp.partition)] for tp in positions)
+
+
+def caught_up(consumer: Any) -> bool:
+    """Whether every assigned partition has been read up to its high watermark.
+
+    The watermarks cached from fetch responses answer most partitions without a broker
+    round trip; only partitions not read yet are checked against the broker.
+    """
+    assigned = consumer.assignment()
+    if not assigned:
+        return False
+    unread = []
+    for tp in consumer.position(assigned):
+        low, high = consumer.get_watermark_offsets(tp, cached=True)
+        if tp.offset >= 0 and high >= 0:
+            if tp.offset < high:
+                return False
+        elif high < 0 or high > low:
+            unread.append(tp)
+    if not unread:
+        return True
+    committed = consumer.committed(unread, timeout=10)
+    for tp, done in zip(unread, committed, strict=True):
+        low, high = consumer.get_watermark_offsets(tp, timeout=10, cached=False)
+        offset = tp.offset if tp.offset >= 0 else done.offset if done.offset >= 0 else low
+        if offset < high:
+            return False
+    return True
