@@ -1,0 +1,143 @@
+"""A Kafka broker and a Redis server of one's own, to stop, restart and freeze.
+
+The fault suite stops brokers and freezes Redis: it must never touch the shared stack or
+a test session's. :class:`PrivateStack` starts both with :mod:`vigie_dev.stack` (the
+code of ``vigie stack up``) under a state directory of its own, on free ports, and only
+ever signals the processes whose PID files it wrote there and whose command lines carry
+that directory's configuration (:func:`vigie_dev.stack.process.stop` checks both).
+
+Kafka's jars are resolved once into a cache directory (``jars``) and linked into each
+private stack, so a run does not wait for Maven.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import signal
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+from vigie.errors import StackError
+from vigie.settings import Settings
+from vigie_dev.stack import down, kafka, process, redis, up
+
+log = logging.getLogger(__name__)
+
+START_TIMEOUT_S = 180.0
+
+
+class PrivateStack:
+    """One broker (KRaft) and one Redis under ``root``, on free ports.
+
+    Parameters
+    ----------
+    root
+        The stack's state directory (fresh: its data is not reused).
+    jars
+        A directory where Kafka's jars are resolved once and shared between stacks.
+    partitions
+        Partitions of the catalogue's input and output topics.
+    """
+
+    def __init__(self, root: Path, jars: Path, partitions: int = 4) -> None:
+        from vigie_dev.testing import free_port
+
+        self.root = root
+        self.jars = jars
+        ports = {free_port() for _ in range(8)}
+        kafka_port, controller_port, redis_port = sorted(ports)[:3]
+        self.settings = Settings(
+            state_dir=root,
+            kafka_bootstrap=None,  # started here, never the environment's
+            redis_url=None,
+            clickhouse_url=None,
+            kafka_port=kafka_port,
+            kafka_controller_port=controller_port,
+            redis_port=redis_port,
+            topic_partitions=partitions,
+        )
+
+    @property
+    def client_settings(self) -> Settings:
+        """Settings for the processes using the stack (addresses given, not started)."""
+        s = self.settings
+        return s.model_copy(
+            update={"kafka_bootstrap": s.bootstrap_servers, "redis_url": s.redis_dsn}
+        )
+
+    def up(self) -> PrivateStack:
+        """Start the broker and Redis, and wait until both answer."""
+        self._link_jars()
+        up(self.settings, timeout_s=START_TIMEOUT_S)
+        return self
+
+    def down(self) -> None:
+        """Stop both (only the processes this stack started)."""
+        self.thaw_redis()
+        down(self.settings)
+
+    # ------------------------------------------------------------------ Kafka
+    def stop_kafka(self) -> None:
+        """Stop the broker (SIGTERM: a controlled shutdown), wait until it is gone."""
+        paths = kafka.paths(self.settings)
+        self._stop(paths.pidfile, kafka.marker(self.settings), "kafka")
+
+    def start_kafka(self) -> float:
+        """Start the broker again on its data; the seconds until it answered."""
+        began = time.monotonic()
+        kafka.start(self.settings)
+        self._wait(lambda: kafka.answers(self.settings.bootstrap_servers, 2.0), "kafka")
+        return time.monotonic() - began
+
+    # ------------------------------------------------------------------ Redis
+    def stop_redis(self) -> None:
+        """Stop Redis (SIGTERM: it writes its append-only file and exits)."""
+        paths = redis.paths(self.settings)
+        self._stop(paths.pidfile, redis.marker(self.settings), "redis")
+
+    def start_redis(self) -> float:
+        """Start Redis again on its append-only file; the seconds until it answered."""
+        began = time.monotonic()
+        redis.start(self.settings)
+        self._wait(lambda: redis.answers(self.settings.redis_dsn, 2.0), "redis")
+        return time.monotonic() - began
+
+    def freeze_redis(self) -> None:
+        """SIGSTOP: Redis keeps its connections open and answers nothing."""
+        os.kill(self._redis_pid(), signal.SIGSTOP)
+
+    def thaw_redis(self) -> None:
+        """SIGCONT (harmless when Redis is not frozen or not running)."""
+        pid = process.read_pid(redis.paths(self.settings).pidfile)
+        if pid is not None and process.is_ours(pid, redis.marker(self.settings)):
+            os.kill(pid, signal.SIGCONT)
+
+    # ------------------------------------------------------------------ helpers
+    def _redis_pid(self) -> int:
+        pid = process.read_pid(redis.paths(self.settings).pidfile)
+        if pid is None or not process.is_ours(pid, redis.marker(self.settings)):
+            raise StackError(f"no Redis of this stack is running under {self.root}")
+        return pid
+
+    def _stop(self, pidfile: Path, marker: str, name: str) -> None:
+        pid = process.read_pid(pidfile)
+        if pid is None or not process.stop(pid, marker, grace_s=60.0, pidfile=pidfile):
+            raise StackError(f"no {name} of this stack is running under {self.root}")
+
+    def _wait(self, answers: Callable[[], bool], name: str) -> None:
+        deadline = time.monotonic() + START_TIMEOUT_S
+        while not answers():
+            if time.monotonic() > deadline:
+                raise StackError(f"{name} of {self.root} did not answer after a restart")
+            time.sleep(0.2)
+
+    def _link_jars(self) -> None:
+        """Resolve the jars into the cache (once, under a lock), link them into the stack."""
+        with process.locked(self.jars / "jars.lock"):
+            libs = kafka.resolve_jars(Settings(state_dir=self.jars))
+        target = kafka.paths(self.settings).libs
+        target.parent.mkdir(parents=True, exist_ok=True)
+        if not target.exists():
+            target.symlink_to(libs.resolve(), target_is_directory=True)
