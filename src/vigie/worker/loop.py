@@ -22,6 +22,7 @@ import time
 from collections.abc import Callable, Iterable
 from typing import Any
 
+from vigie import kafka
 from vigie.contracts.catalogue import (
     ALERTS,
     CONTROL_FANOUT,
@@ -66,17 +67,16 @@ def consumer_config(settings: Settings) -> dict[str, Any]:
     >>> consumer_config(Settings(topic_prefix="t."))["partition.assignment.strategy"]
     'range'
     """
-    return {
-        "bootstrap.servers": settings.bootstrap_servers,
-        "group.id": f"{settings.topic_prefix}vigie-worker",
-        "client.id": "vigie-worker",
-        "partition.assignment.strategy": "range",
-        "enable.auto.commit": False,
-        "enable.auto.offset.store": False,
-        "auto.offset.reset": "earliest",
-        "session.timeout.ms": 15_000,  # a killed worker's partitions move after this long
-        "max.poll.interval.ms": 600_000,  # a large restore or snapshot may take minutes
-    }
+    return kafka.consumer_config(
+        settings,
+        f"{settings.topic_prefix}vigie-worker",
+        client_id="vigie-worker",
+        overrides={
+            "partition.assignment.strategy": "range",
+            "enable.auto.offset.store": False,
+            "max.poll.interval.ms": 600_000,  # a large restore or snapshot may take minutes
+        },
+    )
 
 
 def snapshot_producer(settings: Settings) -> Any:
@@ -84,13 +84,7 @@ def snapshot_producer(settings: Settings) -> Any:
     from confluent_kafka import Producer
 
     return Producer(
-        {
-            "bootstrap.servers": settings.bootstrap_servers,
-            "client.id": "vigie-worker-state",
-            "acks": "all",
-            "enable.idempotence": True,
-            "linger.ms": 1,
-        }
+        kafka.producer_config(settings, client_id="vigie-worker-state", overrides={"linger.ms": 1})
     )
 
 
