@@ -93,6 +93,12 @@ def summary_lines(result: dict[str, Any]) -> list[str]:
             f"backlog: seed {backlog['seed']}, {backlog['importers_seen']:,} importers "
             f"(of {backlog['importers']:,}), {backlog['commodity_codes_seen']:,} commodity codes"
         )
+    worker = result["scenarios"].get("worker")
+    if worker and worker.get("peak_rss_mb_to_exit") is not None:
+        lines.append(
+            f"worker peak RSS: {_n(worker['peak_rss_mb'])} MiB after the last Score, "
+            f"{_n(worker['peak_rss_mb_to_exit'])} MiB up to its exit (last checkpoint)"
+        )
     ratios = ", ".join(f"{k} {_n(v, 2)}" for k, v in result["ratios"].items() if v is not None)
     lines.append(f"ratios: {ratios or '-'}")
     for name, t in result["targets"].items():

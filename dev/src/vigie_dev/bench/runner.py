@@ -13,11 +13,13 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+from vigie.errors import VigieError
 from vigie.settings import Settings
 from vigie_dev.bench import latency, throughput
 from vigie_dev.bench.backlog import Backlog, produce_backlog
 from vigie_dev.bench.context import BenchOptions, Context
 from vigie_dev.bench.machine import describe, load_average
+from vigie_dev.bench.processes import BenchError
 from vigie_dev.bench.stats import ratio
 from vigie_dev.bench.worker import run_workers, warehouse
 
@@ -61,8 +63,11 @@ def run(base: Settings, options: BenchOptions, progress: Progress = log.info) ->
             "backlog": backlog.meta,
         },
         "machine": describe(settings.bootstrap_servers),
-        "scenarios": _scenarios(ctx, progress),
     }
+    try:
+        result["scenarios"] = _scenarios(ctx, progress)
+    except VigieError as exc:
+        raise BenchError(f"{exc}\n(the run's logs and state are kept in {ctx.directory})") from exc
     result["run"]["backlog_production"] = ctx.production
     result["ratios"] = ratios(result["scenarios"])
     result["targets"] = targets(result["scenarios"], result["ratios"])

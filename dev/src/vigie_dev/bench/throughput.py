@@ -15,7 +15,7 @@ from typing import Any
 from vigie.contracts.catalogue import DECLARATIONS
 from vigie.settings import Settings
 from vigie_dev.bench.context import Context
-from vigie_dev.bench.machine import REPO
+from vigie_dev.bench.machine import REPO, detectors_build
 from vigie_dev.bench.processes import BenchError, python_json
 from vigie_dev.bench.stats import megabytes, rate
 from vigie_dev.bench.topics import TopicScan
@@ -45,7 +45,7 @@ def detectors(ctx: Context) -> dict[str, Any]:
         *("--label-share", str(ctx.options.label_share), "--seed", str(ctx.options.seed)),
         timeout=ctx.options.timeout_s + 60,
     )
-    return {**_shaped(result), "build": _build()}
+    return {**_shaped(result), "build": detectors_build()}
 
 
 def peer(ctx: Context, settings: Settings) -> dict[str, Any]:
@@ -78,9 +78,3 @@ def _shaped(result: dict[str, Any]) -> dict[str, Any]:
     shaped = {k: v for k, v in result.items() if k != "peak_rss_kb"}
     shaped["peak_rss_mb"] = megabytes(result.get("peak_rss_kb"))
     return shaped
-
-
-def _build() -> str:
-    from vigie_dev.bench.machine import detectors_build
-
-    return detectors_build()

@@ -71,6 +71,8 @@ class TopicScan:
         self.records = 0
         self.last_ms = 0
         """The latest timestamp read."""
+        self.earliest_ms: int | None = None
+        """The earliest timestamp read."""
 
     def catch_up(self, timeout: float = 600.0) -> TopicScan:
         """Read every record written before this call."""
@@ -92,6 +94,7 @@ class TopicScan:
                 stamp = int(msg.timestamp()[1])
                 self.first_ms.setdefault(msg.key() or b"", stamp)
                 self.last_ms = max(self.last_ms, stamp)
+                self.earliest_ms = min(self.earliest_ms or stamp, stamp)
                 self.records += 1
             for p, end in ends.items():  # an empty or compacted tail reads as done
                 if at[p] < 0 and self._position(p) >= end:

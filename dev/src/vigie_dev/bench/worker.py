@@ -2,11 +2,13 @@
 
 The backlog is complete before the worker starts. Times:
 
-* ``startup_s``: process start to the first ``/ready`` answering ready (every partition's
-  model restored or new, every partition assigned: the consumer may start with it);
+* ``startup_s``: process start to the moment the worker is ready: ``/ready`` answering
+  ready (every partition assigned, its model restored or new), or the first Score in
+  Kafka if that came first (the worker refreshes ``/ready`` between batches);
 * ``seconds``: from that moment to the last Score in Kafka (the Kafka timestamp its
   producer stamped), whence ``per_s``; ``total_s`` adds the startup;
-* ``peak_rss_mb``: the worker's VmHWM once the last Score is out.
+* ``peak_rss_mb``: the worker's VmHWM once the last Score is out, and
+  ``peak_rss_mb_to_exit`` including its stop (the last checkpoint pickles every model).
 
 Several workers (the scaling scenario) share one consumer group; their time starts when
 the first is ready (it may score before the others join), ``settled_s`` says when the
@@ -21,6 +23,7 @@ worker's time plus the writer's, an upper bound of a pipeline where both run at 
 
 from __future__ import annotations
 
+import signal
 import time
 from typing import Any
 
@@ -57,7 +60,10 @@ def run_workers(ctx: Context, settings: Settings, count: int = 1) -> dict[str, A
         scan.close()
         engine_ms = _engine_mean_ms(workers)
     finally:
-        codes = [w.stop() for w in workers]
+        stopped = stop_watching_memory(workers)
+    codes = [code for code, _ in stopped]
+    final_peaks = [peak for _, peak in stopped]
+    ready_at = min(ready_at, (scan.earliest_ms or scan.last_ms) / 1000.0)
     seconds = scan.last_ms / 1000.0 - ready_at
     result: dict[str, Any] = {
         "declarations": len(scan.first_ms),
@@ -66,7 +72,8 @@ def run_workers(ctx: Context, settings: Settings, count: int = 1) -> dict[str, A
         "seconds": round(seconds, 3),
         "per_s": rate(len(scan.first_ms), seconds),
         "total_s": round(scan.last_ms / 1000.0 - began, 3),
-        "peak_rss_mb": megabytes(max((p for p in peaks if p is not None), default=None)),
+        "peak_rss_mb": megabytes(_largest(peaks)),
+        "peak_rss_mb_to_exit": megabytes(_largest(final_peaks)),
         "engine_mean_ms": engine_ms,
         "exit_codes": codes,
     }
@@ -75,6 +82,27 @@ def run_workers(ctx: Context, settings: Settings, count: int = 1) -> dict[str, A
         result["settled_s"] = round(settled_at - began, 2)
         result["peak_rss_mb_each"] = [megabytes(p) for p in peaks]
     return result
+
+
+def stop_watching_memory(
+    workers: list[WorkerProcess], timeout: float = 120.0
+) -> list[tuple[int | None, int | None]]:
+    """SIGTERM to all, then each one's exit status and last VmHWM read before it ended."""
+    procs = [w.proc for w in workers if w.proc is not None]
+    peaks = {p.pid: peak_rss_kb(p.pid) for p in procs}
+    for proc in procs:
+        if proc.poll() is None:
+            proc.send_signal(signal.SIGTERM)
+    deadline = time.monotonic() + timeout
+    while any(p.poll() is None for p in procs) and time.monotonic() < deadline:
+        for proc in procs:
+            peaks[proc.pid] = peak_rss_kb(proc.pid) or peaks[proc.pid]
+        time.sleep(0.05)
+    return [(w.stop(), peaks.get(w.proc.pid) if w.proc else None) for w in workers]
+
+
+def _largest(values: list[int | None]) -> int | None:
+    return max((v for v in values if v is not None), default=None)
 
 
 def _wait_ready(workers: list[WorkerProcess], partitions: int) -> tuple[float, float]:
