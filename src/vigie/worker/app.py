@@ -27,6 +27,7 @@ import faust
 from faust.app.base import BootStrategy
 from mode import Service
 
+from vigie.kafka import producer_config
 from vigie.settings import Settings
 from vigie.worker import web
 from vigie.worker.loop import EngineFactory, ScoringLoop
@@ -79,7 +80,7 @@ class Worker:
             autodiscover=False,
         )
         self.app.service(_scoring_service(self.loop))
-        controls = Producer({"bootstrap.servers": settings.bootstrap_servers, "acks": "all"})
+        controls = Producer(producer_config(settings, client_id="vigie-worker-controls"))
         web.attach(
             self.app,
             web.Endpoints(

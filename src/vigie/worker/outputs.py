@@ -12,6 +12,7 @@ import logging
 from typing import Any
 
 from vigie.errors import VigieError
+from vigie.kafka import producer_config
 from vigie.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -19,23 +20,23 @@ log = logging.getLogger(__name__)
 FLUSH_TIMEOUT_S = 120.0
 
 
-def producer_config(settings: Settings) -> dict[str, Any]:
-    """acks=all and idempotence: retries neither lose, duplicate nor reorder a partition.
+def output_config(settings: Settings) -> dict[str, Any]:
+    """acks=all and idempotence (retries neither lose, duplicate nor reorder), batched.
 
-    >>> producer_config(Settings(kafka_bootstrap="k:9092"))["enable.idempotence"]
-    True
+    >>> output_config(Settings(kafka_bootstrap="k:9092"))["message.timeout.ms"]
+    0
     """
-    return {
-        "bootstrap.servers": settings.bootstrap_servers,
-        "client.id": "vigie-worker",
-        "acks": "all",
-        "enable.idempotence": True,
-        "linger.ms": 5,
-        "compression.type": "lz4",
-        "delivery.report.only.error": True,
-        "message.timeout.ms": 0,  # retry until the broker is back: never drop an output
-        "queue.buffering.max.kbytes": 256 * 1024,
-    }
+    return producer_config(
+        settings,
+        client_id="vigie-worker",
+        overrides={
+            "linger.ms": 5,
+            "compression.type": "lz4",
+            "delivery.report.only.error": True,
+            "message.timeout.ms": 0,  # retry until the broker is back: never drop an output
+            "queue.buffering.max.kbytes": 256 * 1024,
+        },
+    )
 
 
 class Outputs:
@@ -51,7 +52,7 @@ class Outputs:
         from confluent_kafka import Producer
 
         self._failures: list[str] = []
-        self.producer = Producer({**producer_config(settings), "on_delivery": self._delivered})
+        self.producer = Producer({**output_config(settings), "on_delivery": self._delivered})
 
     def send(self, topic: str, key: bytes | None, value: bytes, partition: int = -1) -> None:
         """Queue one record (waiting while the local queue is full)."""

@@ -32,6 +32,7 @@ import orjson
 from vigie.contracts.catalogue import MODEL_STATE
 from vigie.contracts.schemas import utc_now
 from vigie.errors import ConfigurationError, VigieError
+from vigie.kafka import consumer_config
 from vigie.settings import Settings
 from vigie.worker.state import PartitionState
 
@@ -149,9 +150,7 @@ class SnapshotStore:
 
     def load(self, partition: int) -> PartitionState | None:
         """The latest snapshot of ``partition``, or None when there is none."""
-        reader = _TailReader(
-            self.settings.bootstrap_servers, self.topic, partition % self.state_partitions()
-        )
+        reader = _TailReader(self.settings, self.topic, partition % self.state_partitions())
         try:
             found = reader.latest(manifest_key(partition))
             if found is None:
@@ -174,20 +173,18 @@ class SnapshotStore:
 class _TailReader:
     """Reads one model-state partition backwards in growing windows."""
 
-    def __init__(self, bootstrap: str, topic: str, partition: int) -> None:
+    def __init__(self, settings: Settings, topic: str, partition: int) -> None:
         from confluent_kafka import Consumer, TopicPartition
 
         self._tp = TopicPartition
         self.topic, self.partition = topic, partition
-        self.consumer = Consumer(
-            {
-                "bootstrap.servers": bootstrap,
-                "group.id": "vigie-model-state-reader",
-                "enable.auto.commit": False,
-                "enable.partition.eof": True,
-                "fetch.max.bytes": 8 * CHUNK_BYTES,
-            }
+        config = consumer_config(
+            settings,
+            "vigie-model-state-reader",
+            client_id="vigie-worker-restore",
+            overrides={"enable.partition.eof": True, "fetch.max.bytes": 8 * CHUNK_BYTES},
         )
+        self.consumer = Consumer(config)
         self.low, self.high = self.consumer.get_watermark_offsets(
             TopicPartition(topic, partition), timeout=15
         )

@@ -1,0 +1,163 @@
+"""The worker end to end on a backlog: to the last Score in Kafka, then to ClickHouse.
+
+The backlog is complete before the worker starts. Times:
+
+* ``startup_s``: process start to the moment the worker is ready: ``/ready`` answering
+  ready (every partition assigned, its model restored or new), or the first Score in
+  Kafka if that came first (the worker refreshes ``/ready`` between batches);
+* ``seconds``: from that moment to the last Score in Kafka (the Kafka timestamp its
+  producer stamped), whence ``per_s``; ``total_s`` adds the startup;
+* ``peak_rss_mb``: the worker's VmHWM once the last Score is out, and
+  ``peak_rss_mb_to_exit`` including its stop (the last checkpoint pickles every model).
+
+Several workers (the scaling scenario) share one consumer group; their time starts when
+the first is ready (it may score before the others join), ``settled_s`` says when the
+group had shared every partition.
+
+ClickHouse: once the worker is done, ``vigie warehouse write --until-idle`` reads the
+topics into its own embedded chDB directory, then ``vigie warehouse summary`` counts the
+rows (chDB admits one process per directory, so they run one after the other, and not
+while the worker runs: the worker's figure stays its own). ``to_last_row_s`` is the
+worker's time plus the writer's, an upper bound of a pipeline where both run at once.
+"""
+
+from __future__ import annotations
+
+import signal
+import time
+from typing import Any
+
+from vigie.contracts.catalogue import SCORES
+from vigie.errors import VigieError
+from vigie.settings import Settings
+from vigie_dev.bench.context import Context
+from vigie_dev.bench.processes import BenchError, peak_rss_kb, vigie_json
+from vigie_dev.bench.stats import megabytes, rate
+from vigie_dev.bench.topics import TopicScan, consumer, record_count, wait_until
+from vigie_dev.testing import WorkerProcess
+
+READY_POLL_S = 0.05
+
+
+def run_workers(ctx: Context, settings: Settings, count: int = 1) -> dict[str, Any]:
+    """``count`` workers on the scenario's backlog, until every declaration is scored."""
+    n, timeout = ctx.backlog.n, ctx.options.timeout_s
+    began = time.time()
+    workers = [
+        WorkerProcess(settings, name=f"worker-{i}", loglevel="warning").start()
+        for i in range(count)
+    ]
+    try:
+        ready_at, settled_at = _wait_ready(workers, settings.topic_partitions)
+        watermarks = consumer(settings.bootstrap_servers)
+        scores = settings.topic(SCORES.name)
+        alive = lambda: all(w.alive() for w in workers)  # noqa: E731
+        wait_until(lambda: record_count(watermarks, scores) >= n, timeout, "the Scores", alive)
+        peaks = [peak_rss_kb(w.proc.pid) if w.proc else None for w in workers]
+        watermarks.close()
+        scan = TopicScan(settings.bootstrap_servers, scores).catch_up()
+        wait_until(lambda: len(scan.catch_up().first_ms) >= n, 120, "distinct Scores", alive)
+        scan.close()
+        engine_ms = _engine_mean_ms(workers)
+    finally:
+        stopped = stop_watching_memory(workers)
+    codes = [code for code, _ in stopped]
+    final_peaks = [peak for _, peak in stopped]
+    ready_at = min(ready_at, (scan.earliest_ms or scan.last_ms) / 1000.0)
+    seconds = scan.last_ms / 1000.0 - ready_at
+    result: dict[str, Any] = {
+        "declarations": len(scan.first_ms),
+        "scores": scan.records,
+        "startup_s": round(ready_at - began, 2),
+        "seconds": round(seconds, 3),
+        "per_s": rate(len(scan.first_ms), seconds),
+        "total_s": round(scan.last_ms / 1000.0 - began, 3),
+        "peak_rss_mb": megabytes(_largest(peaks)),
+        "peak_rss_mb_to_exit": megabytes(_largest(final_peaks)),
+        "engine_mean_ms": engine_ms,
+        "exit_codes": codes,
+    }
+    if count > 1:
+        result["workers"] = count
+        result["settled_s"] = round(settled_at - began, 2)
+        result["peak_rss_mb_each"] = [megabytes(p) for p in peaks]
+    return result
+
+
+def stop_watching_memory(
+    workers: list[WorkerProcess], timeout: float = 120.0
+) -> list[tuple[int | None, int | None]]:
+    """SIGTERM to all, then each one's exit status and last VmHWM read before it ended."""
+    procs = [w.proc for w in workers if w.proc is not None]
+    peaks = {p.pid: peak_rss_kb(p.pid) for p in procs}
+    for proc in procs:
+        if proc.poll() is None:
+            proc.send_signal(signal.SIGTERM)
+    deadline = time.monotonic() + timeout
+    while any(p.poll() is None for p in procs) and time.monotonic() < deadline:
+        for proc in procs:
+            peaks[proc.pid] = peak_rss_kb(proc.pid) or peaks[proc.pid]
+        time.sleep(0.05)
+    return [(w.stop(), peaks.get(w.proc.pid) if w.proc else None) for w in workers]
+
+
+def _largest(values: list[int | None]) -> int | None:
+    return max((v for v in values if v is not None), default=None)
+
+
+def _wait_ready(workers: list[WorkerProcess], partitions: int) -> tuple[float, float]:
+    """When the first worker said ready, and when the group held every partition."""
+    first: float | None = None
+
+    def settled() -> bool:
+        nonlocal first
+        bodies = [w.ready() for w in workers]
+        if first is None and any(b and b.get("ready") for b in bodies):
+            first = time.time()
+        held = sum(len(b.get("partitions", [])) for b in bodies if b and b.get("ready"))
+        return all(b and b.get("ready") for b in bodies) and held == partitions
+
+    deadline = time.monotonic() + 300
+    while not settled():
+        for w in workers:
+            if not w.alive():
+                raise BenchError(f"{w.name} exited before it was ready:\n{w.log_tail()}")
+        if time.monotonic() > deadline:
+            raise BenchError("workers not ready after 300 s:\n" + workers[0].log_tail())
+        time.sleep(READY_POLL_S)
+    settled_at = time.time()
+    return (first or settled_at), settled_at
+
+
+def _engine_mean_ms(workers: list[WorkerProcess]) -> float | None:
+    """The workers' own mean engine time per declaration, when their metrics say it."""
+    try:
+        total = sum(w.metric("vigie_scoring_latency_seconds_sum") for w in workers)
+        count = sum(w.metric("vigie_scoring_latency_seconds_count") for w in workers)
+    except VigieError:
+        return None
+    return round(1000 * total / count, 3) if count else None
+
+
+def warehouse(ctx: Context, settings: Settings, worker_seconds: float) -> dict[str, Any]:
+    """The writer drains the scenario's topics into a fresh chDB; its time and rows."""
+    chdb = settings.model_copy(
+        update={"clickhouse_url": f"chdb://{(settings.state_dir / 'clickhouse').resolve()}"}
+    )
+    group = f"{settings.topic_prefix}bench-warehouse"
+    timeout = ctx.options.timeout_s * 3
+    stats, seconds = vigie_json(
+        chdb, "warehouse", "write", "--until-idle", "--group", group, timeout=timeout
+    )
+    summary, _ = vigie_json(chdb, "warehouse", "summary", timeout=600)
+    rows = {k: summary.get(k) for k in ("declarations", "scores", "alerts")}
+    stored = sum(v for v in rows.values() if isinstance(v, int))
+    to_last_row = worker_seconds + seconds
+    return {
+        "rows": rows,
+        "writer_s": round(seconds, 2),
+        "writer_rows_per_s": rate(stored, seconds),
+        "to_last_row_s": round(to_last_row, 2),
+        "per_s": rate(int(rows["scores"] or 0), to_last_row),
+        "writer": stats,
+    }
