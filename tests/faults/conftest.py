@@ -4,7 +4,7 @@
 :class:`~vigie_dev.testing.private_stack.PrivateStack` (the code of ``vigie stack up``),
 under a temporary state directory and on free ports, whatever ``VIGIE_KAFKA_BOOTSTRAP``
 and ``VIGIE_REDIS_URL`` say; the faults stop, restart and freeze only these. Kafka's jars
-are resolved once into ``.vigie-faults/`` at the repository's root.
+are those of the test sessions' stack (``.vigie-test/``): resolved once for both.
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ import pytest
 from vigie_dev.testing.private_stack import PrivateStack
 
 REPO = Path(__file__).resolve().parents[2]
-JARS = REPO / ".vigie-faults"
+JARS = REPO / ".vigie-test"
 
 
 @pytest.fixture

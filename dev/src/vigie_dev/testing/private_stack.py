@@ -6,8 +6,9 @@ code of ``vigie stack up``) under a state directory of its own, on free ports, a
 ever signals the processes whose PID files it wrote there and whose command lines carry
 that directory's configuration (:func:`vigie_dev.stack.process.stop` checks both).
 
-Kafka's jars are resolved once into a cache directory (``jars``) and linked into each
-private stack, so a run does not wait for Maven.
+Kafka's jars are those of another stack's state directory (``jars``, the test sessions'
+one): resolved there once, under that stack's lock, and linked into each private stack,
+so a run waits for Maven at most once.
 """
 
 from __future__ import annotations
@@ -26,6 +27,9 @@ from vigie_dev.stack import down, kafka, process, redis, up
 log = logging.getLogger(__name__)
 
 START_TIMEOUT_S = 180.0
+SHARED_PORTS = frozenset({19092, 19093, 16379, 29092, 29093, 26379, 9092, 6379})
+"""The shared stack's, the test sessions' and the defaults: never this stack's (a port
+free now could be one of theirs that is briefly down)."""
 
 
 class PrivateStack:
@@ -36,7 +40,7 @@ class PrivateStack:
     root
         The stack's state directory (fresh: its data is not reused).
     jars
-        A directory where Kafka's jars are resolved once and shared between stacks.
+        The state directory of a stack whose Kafka jars are shared (resolved if missing).
     partitions
         Partitions of the catalogue's input and output topics.
     """
@@ -46,8 +50,8 @@ class PrivateStack:
 
         self.root = root
         self.jars = jars
-        ports = {free_port() for _ in range(8)}
-        kafka_port, controller_port, redis_port = sorted(ports)[:3]
+        ports = sorted({free_port() for _ in range(8)} - SHARED_PORTS)
+        kafka_port, controller_port, redis_port = ports[:3]
         self.settings = Settings(
             state_dir=root,
             kafka_bootstrap=None,  # started here, never the environment's
@@ -134,8 +138,9 @@ class PrivateStack:
             time.sleep(0.2)
 
     def _link_jars(self) -> None:
-        """Resolve the jars into the cache (once, under a lock), link them into the stack."""
-        with process.locked(self.jars / "jars.lock"):
+        """Resolve the jars into ``jars`` (once, under its stack's lock), link them here."""
+        self.jars.mkdir(parents=True, exist_ok=True)
+        with process.locked(self.jars.resolve() / "stack.lock"):
             libs = kafka.resolve_jars(Settings(state_dir=self.jars))
         target = kafka.paths(self.settings).libs
         target.parent.mkdir(parents=True, exist_ok=True)
