@@ -35,7 +35,7 @@ from vigie_dev.testing.reliability import Observed, Window
 
 RECOVERY_TIMEOUT_S = 300.0
 BROKER_DOWN_S = 30.0
-REDIS_DOWN_S = 15.0
+REDIS_DOWN_S = 30.0
 REDIS_FROZEN_S = 20.0
 CLICKHOUSE_REFUSING_S = 30.0
 RECEIVER_DOWN_S = 120.0
@@ -126,23 +126,30 @@ def redis_frozen(run: Run) -> dict[str, Any]:
         run.stack.thaw_redis()
 
 
+def consumed(run: Run, sink: str) -> int:
+    """Records ``sink`` consumed so far (its /ready statistics): proof it was running."""
+    return int(run.pipeline.ready(sink).get("stats", {}).get("consumed", 0))
+
+
 def writer_killed(run: Run) -> dict[str, Any]:
-    buffered = run.pipeline.ready("warehouse").get("stats", {}).get("consumed", 0)
+    before = consumed(run, "warehouse")
     run.pipeline.writer.kill()
     run.pipeline.writer.start()
-    return {"consumed before the kill": buffered}
+    return {"consumed before the kill": before}
 
 
 def publisher_killed(run: Run) -> dict[str, Any]:
+    before = consumed(run, "alerts")
     run.pipeline.kill("alerts")
     run.pipeline.start_publisher()
-    return {}
+    return {"consumed before the kill": before}
 
 
 def dispatcher_killed(run: Run) -> dict[str, Any]:
+    before = consumed(run, "webhooks")
     run.pipeline.kill("webhooks")
     run.pipeline.start_dispatcher()
-    return {}
+    return {"consumed before the kill": before}
 
 
 def clickhouse_refusing(run: Run) -> dict[str, Any]:
@@ -195,11 +202,13 @@ def hostile_input(run: Run, originals: list[bytes]) -> Window:
                for h in items if h.expect == "dead_letter"}  # fmt: skip
     amended = sorted({h.name for h in items if h.expect == "amendment"})
     ids = [run.pipeline.declaration_id(raw) for raw in originals]
+    extremes = [run.pipeline.declaration_id(h.value) for h in items if h.expect == "new"]
     revised = run.pipeline.wait_revisions(ids, revision=2, timeout=RECOVERY_TIMEOUT_S)
     stored = run.pipeline.wait_letters(letters, timeout=RECOVERY_TIMEOUT_S)
-    recover_s = run.wait_caught_up(ids, lifted, "hostile input")
+    recover_s = run.wait_caught_up(ids + extremes, lifted, "hostile input")
+    ids += extremes
     notes = {"messages": len(items), "rejects": len(letters), "amendments": len(amended),
-             "repeats": sum(h.expect == "repeat" for h in items),
+             "repeats": sum(h.expect == "repeat" for h in items), "extremes": len(extremes),
              "revision 2 scored": revised, "letters stored": stored}  # fmt: skip
     window = Window("hostile input", set(ids), len(items), round(recover_s, 1), letters, notes)
     run.windows.append(window)

@@ -7,6 +7,9 @@ Built from declarations already streamed (their bytes), it holds:
   deep nesting (past the JSON parser's depth limit, and within it where a map of strings
   is due), invalid UTF-8, an empty value, JSON that is not an object, wrong types, an
   unknown field, an implausible date;
+* extremes the schema refuses (1e308 EUR, 1e-300 kg: they made infinite scores once),
+  and extremes at its limits (1e12 EUR for a milligram, a 1000 % duty), new declarations
+  that must be scored with finite numbers throughout;
 * re-sends with the same content (the same bytes, and the same record written another
   way: keys in another order, the lodging time in another time zone), which must be
   acknowledged without a Score;
@@ -20,7 +23,7 @@ the engine, that scored the original.
 ...         "customs_value_eur": 100.0}
 >>> items = corpus([orjson.dumps(base)])
 >>> sorted({item.expect for item in items})
-['amendment', 'dead_letter', 'repeat']
+['amendment', 'dead_letter', 'new', 'repeat']
 >>> len([i for i in items if i.expect == "dead_letter"]) >= 12
 True
 """
@@ -34,7 +37,7 @@ from typing import Any, Literal
 
 import orjson
 
-Expect = Literal["dead_letter", "repeat", "amendment"]
+Expect = Literal["dead_letter", "repeat", "amendment", "new"]
 
 
 @dataclass(frozen=True)
@@ -52,6 +55,7 @@ def corpus(streamed: Sequence[bytes]) -> list[Hostile]:
     base = orjson.loads(streamed[0])
     key = str(base["importer"]).encode()
     items = [Hostile(name, key, value, "dead_letter") for name, value in _rejects(base)]
+    items += [Hostile(name, key, value, "new") for name, value in _extremes(base)]
     for i, raw in enumerate(streamed):
         original = orjson.loads(raw)
         own = str(original["importer"]).encode()
@@ -86,8 +90,23 @@ def _rejects(base: dict[str, Any]) -> list[tuple[str, bytes]]:
         ("a number as a string", _dumps({**base, "customs_value_eur": "12.5"})),
         ("unknown field", _dumps({**base, "injected": "DROP TABLE scores"})),
         ("lodged in 2099", _dumps({**base, "lodged_at": "2099-01-01T00:00:00Z"})),
+        ("1e308 EUR", _dumps({**base, "customs_value_eur": 1e308})),
+        ("1e-300 kg", _dumps({**base, "net_mass_kg": 1e-300})),
         ("missing fields", _dumps({"declaration_id": base["declaration_id"]})),
         ("truncated JSON", valid[: len(valid) // 2]),
+    ]
+
+
+def _extremes(base: dict[str, Any]) -> list[tuple[str, bytes]]:
+    """New declarations (ids of their own) at the schema's limits."""
+    limits = [
+        ("1e12 EUR for a milligram", {"customs_value_eur": 1e12, "net_mass_kg": 1e-6}),
+        ("1e10 kg for nothing", {"customs_value_eur": 0.0, "net_mass_kg": 1e10}),
+        ("a 1000 % duty", {"duty_rate_pct": 1000.0, "invoice_amount": 1e15}),
+    ]
+    return [
+        (name, _dumps({**base, **fields, "declaration_id": f"{base['declaration_id']}X{i}"}))
+        for i, (name, fields) in enumerate(limits)
     ]
 
 

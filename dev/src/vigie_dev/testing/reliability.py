@@ -144,7 +144,7 @@ def _said(score: dict[str, Any]) -> bytes:
 
 
 def _letter_id(letter: dict[str, Any]) -> str:
-    return letter_id(DeadLetter.model_validate(letter))
+    return letter_id(DeadLetter.model_validate_json(orjson.dumps(letter)))  # JSON mode
 
 
 # ---------------------------------------------------------------------- the table
