@@ -14,6 +14,7 @@ import time
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -51,6 +52,7 @@ class Run:
     stream: LiveStream
     children: Children
     windows: list[Window] = field(default_factory=list)
+    began: datetime = field(default_factory=lambda: datetime.now(UTC))
 
     def fault(self, name: str, inject: Callable[[Run], dict[str, Any]]) -> Window:
         """Inject a fault into the live stream, lift it, wait for the engine to catch up."""
@@ -118,6 +120,22 @@ def redis_stopped(run: Run) -> dict[str, Any]:
     return {**seen, "redis restart_s": round(run.stack.start_redis(), 1)}
 
 
+def redis_lost(run: Run) -> dict[str, Any]:
+    """Redis SIGKILLed, its data deleted, started empty; the feed rebuilt from the alerts
+    topic by ``vigie alerts republish``, run twice (the second must add nothing)."""
+    run.pipeline.poll()
+    raised = len(run.pipeline.raised)
+    run.stack.lose_redis()
+    restart_s = run.stack.start_redis()
+    left = sum(run.pipeline.redis_entries().values())
+    since = run.began.isoformat()
+    first = run.children.run("alerts", "republish", "--since", since)
+    again = run.children.run("alerts", "republish", "--since", since)
+    return {"alerts raised before": raised, "feed entries after the loss": left,
+            "redis restart_s": round(restart_s, 1), "republished": first.get("consumed"),
+            "republished again": again.get("consumed")}  # fmt: skip
+
+
 def redis_frozen(run: Run) -> dict[str, Any]:
     run.stack.freeze_redis()
     try:
@@ -135,6 +153,15 @@ def writer_killed(run: Run) -> dict[str, Any]:
     before = consumed(run, "warehouse")
     run.pipeline.writer.kill()
     run.pipeline.writer.start()
+    return {"consumed before the kill": before}
+
+
+def worker_killed(run: Run) -> dict[str, Any]:
+    """The worker SIGKILLed: it restarts from its last snapshot and replays from there."""
+    run.pipeline.poll()
+    before = len(run.pipeline.scored)
+    run.pipeline.worker.kill()
+    run.pipeline.worker.start()  # its start-up counts in the time to recover
     return {"consumed before the kill": before}
 
 

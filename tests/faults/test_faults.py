@@ -7,15 +7,19 @@ dispatch`` to a signature-checking receiver, on a Kafka broker and a Redis of th
 own (``private_stack``). One after the other, each fault is injected, lifted, and the
 engine given time to catch up:
 
-1. the broker stopped for 30 s and restarted;
-2. Redis stopped (30 s) and restarted; 3. Redis frozen (SIGSTOP, 20 s);
-4. the warehouse writer, 5. the Redis publisher, 6. the webhook dispatcher SIGKILLed
-   mid-stream and restarted;
-7. ClickHouse refusing every insert for 30 s ("Too many parts", its own backpressure);
-8. the webhook receiver down for 2 minutes;
-9. a ``vigie replay`` of 3,000 other declarations (another seed: other ids) killed a
-   third of the way, then run again from the start;
-10. the hostile-input corpus (:mod:`vigie_dev.testing.hostile`).
+- the broker stopped for 30 s and restarted;
+- Redis stopped (30 s) and restarted; Redis frozen (SIGSTOP, 20 s); Redis SIGKILLed with
+  its data deleted, started empty, the feed rebuilt by ``vigie alerts republish`` (twice);
+- the scoring worker, the warehouse writer, the Redis publisher, the webhook dispatcher,
+  each SIGKILLed mid-stream and restarted;
+- ClickHouse refusing every insert for 30 s ("Too many parts", its own backpressure);
+- the webhook receiver down for 2 minutes;
+- a ``vigie replay`` of 3,000 other declarations (another seed: other ids) killed a
+  third of the way, then run again from the start;
+- the hostile-input corpus (:mod:`vigie_dev.testing.hostile`).
+
+A ``vigie alerts tail`` runs throughout and must outlive every Redis fault. How each
+fault is injected: docs/faults.md.
 
 At the end, for the declarations produced during each fault (its window), separately
 (:func:`vigie_dev.testing.reliability.verdict`): every declaration and Score in
@@ -46,8 +50,10 @@ from tests.faults.scenario import (
     publisher_killed,
     receiver_down,
     redis_frozen,
+    redis_lost,
     redis_stopped,
     replay_interrupted,
+    worker_killed,
     writer_killed,
 )
 
@@ -75,6 +81,8 @@ FAULTS = [
     ("broker stopped 30 s", broker_stopped),
     ("Redis stopped 30 s", redis_stopped),
     ("Redis frozen 20 s", redis_frozen),
+    ("Redis data lost, feed republished", redis_lost),
+    ("scoring worker SIGKILLed", worker_killed),
     ("warehouse writer SIGKILLed", writer_killed),
     ("alert publisher SIGKILLed", publisher_killed),
     ("webhook dispatcher SIGKILLed", dispatcher_killed),
@@ -126,6 +134,7 @@ def test_nothing_lost_nothing_twice_under_faults(
     run = Run(private_stack, settings, pipeline, stream, children)
     try:
         pipeline.worker.wait_ready(timeout=300, partitions=settings.topic_partitions)
+        pipeline.children.start("tail", "alerts", "tail", "--json")  # must outlive Redis
         stream.start()
         run.fault("none (the steady stream)", lambda r: r.hold(15.0, "warehouse"))
         for name, inject in FAULTS:
@@ -161,6 +170,8 @@ def test_nothing_lost_nothing_twice_under_faults(
     for v in verdicts:
         if v.fault in EFFECT:
             assert v.notes.get(EFFECT[v.fault]), f"{v.fault} did not take effect: {v.notes}"
+        if v.fault.startswith("Redis data lost"):
+            assert v.notes["feed entries after the loss"] < v.notes["alerts raised before"]
         if v.fault.endswith("SIGKILLed"):
             assert v.notes["consumed before the kill"] > 0, f"{v.fault}: the sink was idle"
     assert len(produced) >= MIN_DECLARATIONS

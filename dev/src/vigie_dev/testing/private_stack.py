@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import logging
 import os
+import shutil
 import signal
 import time
 from collections.abc import Callable
@@ -108,6 +109,15 @@ class PrivateStack:
         self._wait(lambda: redis.answers(self.settings.redis_dsn, 2.0), "redis")
         return time.monotonic() - began
 
+    def lose_redis(self) -> None:
+        """SIGKILL Redis and delete its data: it starts again empty (a lost disk or host)."""
+        paths = redis.paths(self.settings)
+        pid = self._redis_pid()
+        os.kill(pid, signal.SIGKILL)
+        self._wait(lambda: not process.is_alive(pid), "redis (killed)")
+        paths.pidfile.unlink(missing_ok=True)
+        shutil.rmtree(paths.data)
+
     def freeze_redis(self) -> None:
         """SIGSTOP: Redis keeps its connections open and answers nothing."""
         os.kill(self._redis_pid(), signal.SIGSTOP)
@@ -130,11 +140,11 @@ class PrivateStack:
         if pid is None or not process.stop(pid, marker, grace_s=60.0, pidfile=pidfile):
             raise StackError(f"no {name} of this stack is running under {self.root}")
 
-    def _wait(self, answers: Callable[[], bool], name: str) -> None:
+    def _wait(self, done: Callable[[], bool], name: str) -> None:
         deadline = time.monotonic() + START_TIMEOUT_S
-        while not answers():
+        while not done():
             if time.monotonic() > deadline:
-                raise StackError(f"{name} of {self.root} did not answer after a restart")
+                raise StackError(f"{name} of {self.root}: still waiting after a restart")
             time.sleep(0.2)
 
     def _link_jars(self) -> None:
