@@ -26,7 +26,7 @@ from vigie.errors import DecodeError
 from vigie.settings import Settings
 from vigie.sinks.warehouse.rows import letter_id
 from vigie_dev.demo.processes import Children
-from vigie_dev.testing import produce
+from vigie_dev.testing import produce, wait_for
 from vigie_dev.testing.hostile import corpus
 from vigie_dev.testing.ledger import ledger, read_topic, values
 from vigie_dev.testing.live_stream import LiveStream
@@ -199,7 +199,13 @@ def receiver_down(run: Run) -> dict[str, Any]:
 def replay_interrupted(run: Run, path: Path, ids: list[str], rate: float) -> Window:
     """``vigie replay`` killed a third of the way, then run again from the start."""
     child = run.children.start("replay", "replay", str(path), "--rate", str(rate))
-    time.sleep(len(ids) / rate / 3)
+    wanted = set(ids)
+
+    def a_third_scored() -> bool:
+        run.pipeline.poll()
+        return len(run.pipeline.scored & wanted) >= len(ids) // 3
+
+    wait_for(a_third_scored, RECOVERY_TIMEOUT_S, "a third of the replay scored")
     assert child.proc.poll() is None, "the replay ended before it was interrupted"
     child.expected_exit = True
     child.proc.kill()
