@@ -166,8 +166,8 @@ def test_cli_tail_reads_with_a_consumer_group(settings: Settings, client: redis.
         "PATH": "/usr/bin:/bin",
     }
     argv = [VIGIE, "alerts", "tail", "--group", "cli", "--json"]
-    first = _run([*argv, "--count", "3"], env)
-    rest = _run([*argv, "--count", "5", "--timeout", "1"], env)
+    first = _run([*argv, "--limit", "3"], env)
+    rest = _run([*argv, "--limit", "5"], env)
 
     assert first["count"] == 3 and rest["count"] == 1
     ids = [a["alert_id"] for a in first["alerts"] + rest["alerts"]]
@@ -191,7 +191,7 @@ def test_cli_publish_copies_the_topic(settings: Settings, client: redis.Redis) -
         "VIGIE_REDIS_PREFIX": settings.redis_prefix,
         "PATH": "/usr/bin:/bin",
     }
-    stats = _run([VIGIE, "alerts", "publish", "--count", "3", "--until-idle", "30", "--json"], env)
+    stats = _run([VIGIE, "alerts", "publish", "--limit", "3", "--idle-seconds", "30", "--json"], env)
     assert (stats["consumed"], stats["written"], stats["dead_lettered"]) == (3, 2, 0)
     assert client.xlen(AlertKeys(settings.redis_prefix).stream) == 2
 
@@ -292,7 +292,7 @@ def test_a_restarted_redis_keeps_the_feed_and_the_tail_goes_on(
     for i in range(5):
         sink.add(example_alert(f"D-{i}"))
     assert sink.flush() == 5
-    argv = [VIGIE, "alerts", "tail", "--group", "desk", "--json"]
+    argv = [VIGIE, "alerts", "tail", "--group", "desk", "--follow", "--json"]
     tail = subprocess.Popen(argv, env=_env(mine), stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     lines: list[bytes] = []
     reader = threading.Thread(target=lambda: lines.extend(iter(tail.stdout.readline, b"")))  # type: ignore[union-attr]
@@ -369,7 +369,7 @@ def test_the_publisher_serves_health_readiness_and_metrics(
 ) -> None:
     produce(settings, [example_alert("D-1"), example_alert("D-2")], garbage=b"[]")
     port = free_port()
-    argv = [VIGIE, "alerts", "publish", "--until-idle", "20", "--http-port", str(port), "--json"]
+    argv = [VIGIE, "alerts", "publish", "--idle-seconds", "20", "--http-port", str(port), "--json"]
     publisher = subprocess.Popen(
         argv, env=_env(settings), stdout=subprocess.PIPE, stderr=subprocess.PIPE
     )
