@@ -174,7 +174,7 @@ def test_dlq_tail_lists_the_latest_letters(
     }
     vigie = Path(sys.executable).with_name("vigie")
     done = subprocess.run(
-        [str(vigie), "dlq", "tail", "--n", "40", "--json"],
+        [str(vigie), "dlq", "tail", "--limit", "40", "--json"],
         env=env, capture_output=True, check=True, timeout=120,
     )  # fmt: skip
     result = orjson.loads(done.stdout)
