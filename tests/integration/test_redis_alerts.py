@@ -191,7 +191,9 @@ def test_cli_publish_copies_the_topic(settings: Settings, client: redis.Redis) -
         "VIGIE_REDIS_PREFIX": settings.redis_prefix,
         "PATH": "/usr/bin:/bin",
     }
-    stats = _run([VIGIE, "alerts", "publish", "--limit", "3", "--idle-seconds", "30", "--json"], env)
+    stats = _run(
+        [VIGIE, "alerts", "publish", "--limit", "3", "--idle-seconds", "30", "--json"], env
+    )
     assert (stats["consumed"], stats["written"], stats["dead_lettered"]) == (3, 2, 0)
     assert client.xlen(AlertKeys(settings.redis_prefix).stream) == 2
 
