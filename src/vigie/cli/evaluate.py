@@ -176,13 +176,13 @@ def evaluate(
         "engine selects, with this share as its budget (plus random audits).",
     ),
     budget: float | None = typer.Option(
-        None, "--budget", min=0.0, max=1.0, help="Inspection budget [default: the settings']."
+        None, "--budget", min=0.0, max=1.0, help="Inspection budget (default: the settings')."
     ),
     audit_share: float | None = typer.Option(
-        None, "--audit-share", min=0.0, max=1.0, help="Random audits [default: the settings']."
+        None, "--audit-share", min=0.0, max=1.0, help="Random audits (default: the settings')."
     ),
     seed: int | None = typer.Option(
-        None, "--seed", min=0, help="Seed of the random audits [default: the settings']."
+        None, "--seed", min=0, help="Seed of the random audits (default: the settings')."
     ),
     as_json: bool = style.JSON,
 ) -> None:
@@ -230,7 +230,9 @@ def _progress(examples: list[Example], quiet: bool) -> Iterator[Example]:
         return
     from rich.progress import Progress
 
-    with Progress(console=output.console, transient=True) as bar:
+    with Progress(
+        console=output.console, transient=True, disable=not output.console.is_terminal
+    ) as bar:
         task = bar.add_task("scoring", total=len(examples))
         for i, example in enumerate(examples):
             yield example

@@ -4,8 +4,8 @@ Results go to stdout (a table, or one JSON object with ``--json``); progress, no
 errors go to stderr. A console writing to a terminal wraps to the terminal's width; one
 writing to a pipe or a file never cuts nor wraps a line (:func:`make_console`).
 
-A result is shown to people as a table where each nested object is a group of indented
-rows under its name (JSON keeps the same nesting). Counts get thousands separators,
+A result is shown to people as aligned rows where each nested object is a group of
+indented rows under its name (JSON keeps the same nesting). Counts get thousands separators,
 identifiers (process ids, ports, offsets, seeds, years) do not:
 
 >>> print(render_value("pid", 41234), render_value("declarations", 41234))
@@ -25,7 +25,6 @@ from typing import Any, NoReturn, TextIO
 import orjson
 from rich.console import Console
 from rich.markup import escape
-from rich.table import Table
 
 UNCUT_WIDTH = 1000
 """Width of a console that writes to a pipe or a file: wide enough that nothing is cut."""
@@ -60,16 +59,16 @@ class CommandError(Exception):
 
 
 def emit(result: Mapping[str, Any], *, as_json: bool, title: str = "") -> None:
-    """Print a command's result: one JSON object on stdout, or a table for people."""
+    """Print a command's result: one JSON object on stdout, or aligned rows for people
+    (no frame: nothing to cut or pad, whatever the width)."""
     if as_json:
         print_json(result)
         return
-    table = Table(title=title or None, show_header=False, title_justify="left")
-    table.add_column("key", style="bold", no_wrap=True)
-    table.add_column("value", overflow="fold")
-    for key, value in rows(result):
-        table.add_row(escape(key), escape(value))
-    make_console().print(table)
+    found = rows(result)
+    width = max((len(key) for key, _ in found), default=0)
+    lines = [f"[bold]{escape(title)}[/bold]"] if title else []
+    lines.extend(f"  {escape(key.ljust(width))}  {escape(value)}" for key, value in found)
+    make_console().print("\n".join(line.rstrip() for line in lines), highlight=False)
 
 
 def print_json(result: Mapping[str, Any]) -> None:
@@ -115,5 +114,5 @@ def render_value(key: str, value: Any) -> str:
     if isinstance(value, Mapping):
         return "-"
     if isinstance(value, list | tuple):
-        return ", ".join(render_value(key, v) for v in value)
+        return ", ".join(render_value(key, v) for v in value) or "-"
     return str(value)

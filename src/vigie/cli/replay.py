@@ -78,7 +78,8 @@ def _run(
         job = Replay(KafkaProducer(runs.settings_for(None)), topic=topic, mapping=mapping,
                      rate=rate)  # fmt: skip
         job.check_topics()
-        with Progress(*columns, console=output.console, transient=quiet) as progress:
+        with Progress(*columns, console=output.console, transient=quiet,
+                      disable=not output.console.is_terminal) as progress:  # fmt: skip
             task = progress.add_task("replay", total=total)
             return job.run(files, lambda n: progress.advance(task, n))
     except (ConfigurationError, StackError) as exc:

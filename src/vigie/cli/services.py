@@ -17,7 +17,10 @@ Redis at redis://:***@r:6379/0 does not answer: start it (vigie stack up) or set
 from __future__ import annotations
 
 import logging
+import os
 import re
+import sys
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
@@ -64,7 +67,8 @@ def kafka_down(settings: Settings) -> str:
 
 
 def require_kafka(settings: Settings, timeout: float = PROBE_TIMEOUT_S) -> None:
-    """Return once a Kafka broker answers; :class:`CommandError` in one line if none does."""
+    """Return once a Kafka broker answers; :class:`CommandError` in one line if none does
+    in ``timeout`` seconds, or at once when every broker refused the connection."""
     from confluent_kafka import KafkaException
     from confluent_kafka.admin import AdminClient
 
@@ -72,10 +76,15 @@ def require_kafka(settings: Settings, timeout: float = PROBE_TIMEOUT_S) -> None:
 
     quiet = ClientEvents("vigie-probe", logger=_silent("vigie.kafka.probe"))
     admin = AdminClient(admin_config(settings, client_id="vigie-probe", events=quiet))
-    try:
-        admin.list_topics(timeout=timeout)
-    except KafkaException as exc:
-        raise CommandError(kafka_down(settings)) from exc
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            admin.list_topics(timeout=0.5)
+            return
+        except KafkaException as exc:
+            admin.poll(0)  # serves the error callback: all brokers down?
+            if not quiet.reachable or time.monotonic() > deadline:
+                raise CommandError(kafka_down(settings)) from exc
 
 
 # ---------------------------------------------------------------------------- Redis
@@ -130,19 +139,37 @@ def clickhouse_failure(settings: Settings, exc: BaseException) -> str:
 
 
 @contextmanager
+def quiet_drivers() -> Iterator[None]:
+    """The drivers' own lines silenced while connecting (HTTP: "Retrying...", "Unexpected
+    Http Driver Exception"; chDB writes its exceptions to the process's stderr): the
+    command says what failed, once."""
+    loggers = [logging.getLogger(name) for name in ("clickhouse_connect", "urllib3")]
+    levels = [logger.level for logger in loggers]
+    for logger in loggers:
+        logger.setLevel(logging.CRITICAL)
+    sys.stderr.flush()
+    saved = os.dup(2)
+    with open(os.devnull, "wb") as devnull:
+        os.dup2(devnull.fileno(), 2)
+    try:
+        yield
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
+        for logger, level in zip(loggers, levels, strict=True):
+            logger.setLevel(level)
+
+
+@contextmanager
 def open_clickhouse(settings: Settings) -> Iterator[Any]:
     """A clickhouse-connect client on the warehouse, closed on exit; one line if it fails."""
     from vigie.sinks.clickhouse_client import connect
 
-    driver = logging.getLogger("clickhouse_connect")
-    level = driver.level
-    driver.setLevel(logging.CRITICAL)  # its own "Unexpected Http Driver Exception" line
     try:
-        client = connect(settings)
+        with quiet_drivers():
+            client = connect(settings)
     except Exception as exc:  # the drivers' errors vary: chDB, HTTP, a missing module
         raise CommandError(clickhouse_failure(settings, exc)) from exc
-    finally:
-        driver.setLevel(level)
     try:
         yield client
     finally:

@@ -45,7 +45,8 @@ def web(
 
     settings = runs.settings_for(run)
     try:
-        warehouse = Warehouse.open(settings)
+        with services.quiet_drivers():
+            warehouse = Warehouse.open(settings)
     except WarehouseUnavailableError as exc:
         cause = exc.__cause__ or exc
         raise output.CommandError(services.clickhouse_failure(settings, cause)) from exc

@@ -31,6 +31,8 @@ from vigie.errors import DecodeError
 
 FIRST = 3
 """Rejections described in a verdict."""
+ERRORS = 3
+"""Errors described per rejection (a record without a mapping may have dozens)."""
 
 
 @dataclass
@@ -48,7 +50,22 @@ class Rejections:
         """Count one rejected record, from ``source`` (``file:line``)."""
         self.reasons[error.reason] += 1
         if len(self.first) < FIRST:
-            self.first.append(f"{source}: {str(error)[:300]}")
+            self.first.append(f"{source}: {describe(error)}")
+
+
+def describe(error: DecodeError) -> str:
+    """A rejection in one line: its reason and its first few errors.
+
+    >>> many = [{"loc": [f"f{i}"], "msg": "Field required"} for i in range(5)]
+    >>> describe(DecodeError("schema", many))
+    'schema: f0: Field required; f1: Field required; f2: Field required; and 2 more'
+    """
+    shown = [
+        f"{'.'.join(str(p) for p in e.get('loc', ())) or '<record>'}: {e.get('msg', '')}"
+        for e in error.errors[:ERRORS]
+    ]
+    more = len(error.errors) - ERRORS
+    return f"{error.reason}: " + "; ".join(shown) + (f"; and {more} more" if more > 0 else "")
 
 
 def verdict(

@@ -90,6 +90,8 @@ def _with_progress(
 
     from vigie_dev.generator import write_files
 
-    with Progress(console=output.console, transient=True) as bar:
+    with Progress(
+        console=output.console, transient=True, disable=not output.console.is_terminal
+    ) as bar:
         task = bar.add_task("generating", total=config.n)
         return write_files(config, out, controls, truth, lambda k: bar.advance(task, k))

@@ -49,7 +49,7 @@ def up(as_json: bool = JSON) -> None:
 
 @app.command()
 def down(as_json: bool = JSON) -> None:
-    """Stop the processes ``vigie stack up`` started from this state directory."""
+    """Stop the processes vigie stack up started from this state directory."""
     from vigie_dev.stack import down as stop
 
     output.emit({"stopped": stop(get_settings())}, as_json=as_json, title="stack down")
