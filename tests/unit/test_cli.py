@@ -113,7 +113,7 @@ def test_results_group_nested_objects_and_identifiers_have_no_separators(
 
 def test_run_resolves_latest_and_names_the_runs_there(tmp_path: Path) -> None:
     base = Settings(state_dir=tmp_path, topic_prefix="env.", redis_prefix="v")
-    with pytest.raises(output.CommandError, match="no demo run in .*: run vigie demo"):
+    with pytest.raises(output.CommandError, match=r"no demo run in .*: run vigie demo"):
         runs.resolve(base, "latest")
     for run_id in ("20261201t100000", "20261202t100000"):
         (tmp_path / "demo" / run_id).mkdir(parents=True)
@@ -123,7 +123,7 @@ def test_run_resolves_latest_and_names_the_runs_there(tmp_path: Path) -> None:
     assert latest.state_dir == tmp_path / "demo" / "20261202t100000"
     assert runs.resolve(base, "20261201t100000").topic_prefix == "env.demo-20261201t100000."
     assert runs.resolve(base, None) is base
-    with pytest.raises(output.CommandError, match="there is 20261201t100000, 20261202t100000"):
+    with pytest.raises(output.CommandError, match=r"there is 20261201t100000, 20261202t100000"):
         runs.resolve(base, "nope")
 
 

@@ -22,6 +22,7 @@ import re
 import sys
 import time
 from collections.abc import Iterator
+from pathlib import Path
 from contextlib import contextmanager
 from typing import Any
 from urllib.parse import urlparse
@@ -149,7 +150,7 @@ def quiet_drivers() -> Iterator[None]:
         logger.setLevel(logging.CRITICAL)
     sys.stderr.flush()
     saved = os.dup(2)
-    with open(os.devnull, "wb") as devnull:
+    with Path(os.devnull).open("wb") as devnull:
         os.dup2(devnull.fileno(), 2)
     try:
         yield
