@@ -175,6 +175,65 @@ def test_cli_tail_reads_with_a_consumer_group(settings: Settings, client: redis.
     assert first["alerts"][0]["alert"]["score"]["risk"] == 0.93
 
 
+def test_cli_tail_shows_the_latest_alerts_and_marks_random_audits(
+    settings: Settings, client: redis.Redis
+) -> None:
+    keys = AlertKeys(settings.redis_prefix)
+    sink = RedisAlertSink(client, keys)
+    for i in range(12):
+        sink.add(example_alert(f"D-{i}", kind="random_audit" if i == 11 else "risk"))
+    sink.flush()
+    assert [f["kind"] for _i, f in client.xrange(keys.stream)][-2:] == ["risk", "random_audit"]  # type: ignore[union-attr,index]
+    env = {
+        "VIGIE_REDIS_URL": settings.redis_dsn,
+        "VIGIE_REDIS_PREFIX": settings.redis_prefix,
+        "PATH": "/usr/bin:/bin",
+    }
+    argv = [VIGIE, "alerts", "tail"]
+    latest = _run([*argv, "--json"], env)
+    again = _run([*argv, "--json"], env)  # a view acknowledges nothing
+    assert latest == again and latest["stream"] == keys.stream
+    assert [a["alert_id"] for a in latest["alerts"]] == [f"alert:D-{i}" for i in range(2, 12)]
+    assert latest["alerts"][-1]["kind"] == "random_audit"
+    shown = subprocess.run([*argv, "-n", "2"], env=env, capture_output=True, text=True, check=True)
+    first, last = shown.stdout.splitlines()
+    assert first.endswith("risk 0.930 VAL_LOW") and "D-10" in first
+    assert last.endswith("random audit (risk 0.930)") and "D-11" in last
+
+
+def test_cli_tail_follows_new_alerts_until_idle(settings: Settings, client: redis.Redis) -> None:
+    sink = RedisAlertSink(client, AlertKeys(settings.redis_prefix))
+    sink.add(example_alert("D-0"))
+    sink.flush()
+    argv = [VIGIE, "alerts", "tail", "--follow", "--idle-seconds", "10", "--json"]
+    with subprocess.Popen(argv, env=_env(settings), stdout=subprocess.PIPE, text=True) as tail:
+        assert tail.stdout is not None
+        assert orjson.loads(tail.stdout.readline())["alert_id"] == "alert:D-0"
+        sink.add(example_alert("D-1", kind="random_audit"))
+        sink.flush()
+        line = orjson.loads(tail.stdout.readline())
+        assert (line["alert_id"], line["kind"]) == ("alert:D-1", "random_audit")
+        assert tail.wait(timeout=60) == 0  # idle for 10 s: it stops by itself
+        assert tail.stdout.read() == ""
+
+
+def test_cli_tail_reads_a_demo_run(settings: Settings, client: redis.Redis) -> None:
+    from vigie.cli.runs import run_settings
+
+    run = run_settings(settings, "20261204t101500")
+    (settings.state_dir / "demo" / "20261204t101500").mkdir(parents=True)
+    sink = RedisAlertSink(client, AlertKeys(run.redis_prefix))
+    sink.add(example_alert("D-run"))
+    sink.flush()
+    try:
+        for which in ("latest", "20261204t101500"):
+            found = _run([VIGIE, "alerts", "tail", "--run", which, "--json"], _env(settings))
+            assert [a["alert_id"] for a in found["alerts"]] == ["alert:D-run"]
+        assert _run([VIGIE, "alerts", "tail", "--json"], _env(settings))["count"] == 0
+    finally:
+        client.delete(*client.scan_iter(f"{run.redis_prefix}:*"))
+
+
 def _run(argv: list[str], env: dict[str, str]) -> dict[str, Any]:
     done = subprocess.run(argv, env=env, capture_output=True, check=False, timeout=60)
     assert done.returncode == 0, done.stderr.decode()
