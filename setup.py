@@ -1,35 +1,39 @@
-"""Builds Vigie; with ``VIGIE_COMPILE=1``, also compiles the detectors with mypyc.
+"""Builds Vigie; with ``VIGIE_COMPILE=1``, also compiles the model with mypyc.
 
 The per-declaration modules of ``vigie.model`` are typed Python (mypy strict); mypyc
-turns them into C extensions that score and learn about 1.4 times faster (measured with
-``bench/bench_engine.py``). The sources stay the reference: they run as they are when
-nothing is compiled, and ``vigie.model`` falls back to them when a compiled module
-is older than its source. mypyc type-checks against the installed dependencies, so build
-without isolation, once they are installed:
+turns them into C extensions. mypyc type-checks against the installed dependencies, so
+build without isolation, once they are installed. The compiled build is installed apart
+from the sources, never next to them:
 
-    VIGIE_COMPILE=1 python setup.py build_ext --inplace       # next to the sources (make)
-    VIGIE_COMPILE=1 pip install --no-build-isolation .         # into an image
+    make compiled   # VIGIE_COMPILE=1 pip install --no-deps --no-build-isolation \
+                    #     --target build/compiled .   then PYTHONPATH=build/compiled
+    docker build -f docker/Dockerfile .                 # the image installs it
 
-Not compiled: the package's ``__init__`` (it chooses between compiled and sources) and
-``evaluation`` (the offline evaluation loop, not per declaration).
+Not compiled: the package's ``__init__``, the plain output types (``assessment``), and
+what does not run per declaration (``evaluation``, ``checks``).
 """
 
 from __future__ import annotations
 
 import os
+import sys
 from pathlib import Path
 
 from setuptools import setup
 
-NOT_COMPILED = {"__init__.py", "evaluation.py"}
-DETECTORS = sorted(
+NOT_COMPILED = {"__init__.py", "assessment.py", "checks.py", "evaluation.py"}
+MODEL = sorted(
     str(path) for path in Path("src/vigie/model").glob("*.py") if path.name not in NOT_COMPILED
 )
 
+# pip asks for the metadata first (``setup.py dist_info``), then builds the wheel: mypyc
+# compiles when setup.py runs, so compiling for the metadata too would double the build.
+METADATA_ONLY = bool({"dist_info", "egg_info"} & set(sys.argv))
+
 ext_modules = []
-if os.environ.get("VIGIE_COMPILE") == "1":
+if os.environ.get("VIGIE_COMPILE") == "1" and not METADATA_ONLY:
     from mypyc.build import mypycify
 
-    ext_modules = mypycify(DETECTORS, opt_level="3")
+    ext_modules = mypycify(MODEL, opt_level="3")
 
 setup(ext_modules=ext_modules)

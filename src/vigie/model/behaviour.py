@@ -1,19 +1,9 @@
 """Behaviour memories: what is new for an operator or a product, and bursts of activity.
 
-Novelty is read as surprise, not as a flag. A novelty memory counts how often something
-new appeared (``novel``) out of ``n`` observations; the surprise of one more novelty is
-``maturity * (1 - (novel + 1) / (n + 2))``, where ``maturity = 1 - exp(-n / tau)``. So an
-importer's first declaration is not surprising (it has no history), nor is the 40th new
-seller of an importer that changes seller every time, while the first new product
-chapter after 200 declarations in the same two chapters is.
-
-A burst is a count in the last day or so far above the importer's own long-run rate: the
-short count ``k`` (half-life ``short_days``) is compared with the count ``mu`` expected
-from the long-run rate (half-life ``long_days``, corrected for the importer's age), by
-the Poisson (Chernoff) tail ``k ln(k / mu) - k + mu`` in nats.
-
-An importer profile reads and learns the keys of :func:`aspect_keys` (one per aspect of
-``ASPECTS``), built once per declaration and shared by scoring and learning.
+Novelty is read as surprise given the history, not as a flag: something new is
+surprising only for an operator or product that rarely shows anything new. A burst is a
+recent count far above the importer's own long-run rate (a Poisson tail, in nats). The
+formulas and why: docs/detectors.md.
 
 Examples
 --------
@@ -188,15 +178,11 @@ _PROFILE_FIELDS: Final = (
 class ImporterProfile:
     """What an importer has done (one value per aspect of ``ASPECTS``) and its activity.
 
-    Kept compact because there is one per importer (about 1 KiB): one dict counts the
-    values of every aspect (the keys of :func:`aspect_keys`, interned and shared between
-    profiles, at most ``cap`` per aspect, counts saturating as in :class:`NoveltySet`);
-    ``stats`` holds, per aspect, the number of observations then the number of new
-    values; ``fresh_keys`` holds, per aspect, the latest new value and ``fresh`` when it
-    appeared and how surprising it was, so that the follow-ups of an abrupt switch stay
-    surprising for a few days (``fresh_days``) however often they repeat; ``recent``,
-    ``count`` and ``value`` are decayed sums (half-lives ``short_days``, ``long_days``,
-    ``long_days``) as of ``t``.
+    Compact, one per importer: ``seen`` counts the values of every aspect (the keys of
+    :func:`aspect_keys`, interned, at most ``cap`` per aspect, counts saturating);
+    ``stats`` holds per aspect the observations then the new values; ``fresh_keys`` and
+    ``fresh`` the latest new value per aspect, when it appeared and how surprising it was;
+    ``recent``, ``count`` and ``value`` are decayed sums as of ``t``.
     """
 
     __slots__ = _PROFILE_FIELDS
@@ -231,8 +217,7 @@ class ImporterProfile:
 
     def surprises(self, keys: Keys, t: float, h: Horizons) -> list[float]:
         """Novelty surprise of each aspect's key (0 for a missing value)."""
-        # Indexed loop into a preallocated list, novelty_surprise inlined: half the time
-        # of an enumerate/append loop calling it (measured, 4 calls per declaration).
+        # Indexed loop into a preallocated list, novelty_surprise inlined: on the hot path.
         out = [0.0] * len(ASPECTS)
         seen, stats, fresh, fresh_keys = self.seen, self.stats, self.fresh, self.fresh_keys
         for i in range(len(ASPECTS)):

@@ -134,9 +134,7 @@ class InspectionBudget(Detector):
 
 
 def quantile(values: np.ndarray, q: float) -> float:
-    """``np.quantile(values, q)`` (linear interpolation), from one partial sort.
-
-    numpy's own takes about 300 us on 5,000 values, most of it around the partition.
+    """``np.quantile(values, q)`` (linear interpolation), from one partial sort (faster).
 
     >>> values = np.random.default_rng(1).random(5_000)
     >>> all(quantile(values, q) == np.quantile(values, q) for q in (0.0, 0.5, 0.95, 1.0))

@@ -127,7 +127,7 @@ class SparseHistogram:
     def __init__(self, width: float = 0.1) -> None:
         self.width = width
         self.total = 0.0
-        # compact arrays: 12 bytes a bin where a dict or lists of floats take about 60
+        # compact arrays: fewer objects than a dict or lists of floats
         self._keys = array("i")
         self._weights = array("d")
         self._median_mad = (math.nan, math.nan)
@@ -195,12 +195,9 @@ class SparseHistogram:
         """The median and the median absolute deviation (NaN, NaN when empty).
 
         The MAD walks outwards from the median bin, nearest bin first, each bin's weight
-        at its centre, and interpolates where half the weight is reached. Its breakdown
-        point is 50 %, where the interquartile range's is 25 %: a cell with 30 % of
-        frauds at a fifth of the price keeps a sharp scale and can flag them.
-
-        The pair is recomputed only when the total grew by more than ``staleness`` times
-        itself since it was last computed (0: whenever anything was added).
+        at its centre, and interpolates where half the weight is reached. The pair is
+        recomputed only when the total grew by more than ``staleness`` times itself since
+        it was last computed (0: whenever anything was added).
         """
         if self.total > self._fresh_until or self.total <= 0:
             self._median_mad = self._compute_median_mad()

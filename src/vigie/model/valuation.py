@@ -30,10 +30,8 @@ _Scored = tuple[str, int, ValuationFinding, float, float, list[PlanItem], list[i
 # (level rank, -scale, cell, median, support, quantity, log declared unit value)
 
 _LEVEL_NAMES: Final = {10: "taric10", 8: "cn8", 6: "hs6", 4: "hs4", 2: "hs2"}
-_LOG_UNIT_VALUE_BOUNDS: Final[tuple[float, ...]] = (
-    math.log(1e-6),
-    math.log(1e12),
-)  # zero value, zero-ish quantity
+# zero value, zero-ish quantity (typed: compiled, a Final tuple[float, float] stays unset)
+_LOG_UNIT_VALUE_BOUNDS: Final[tuple[float, ...]] = (math.log(1e-6), math.log(1e12))
 _Z_BOUND: Final = 50.0
 _MAX_SUPPORT: Final = 1e9
 """Bound on a cell's support (effective declarations), reached only when a cell is read
@@ -110,8 +108,7 @@ class ValuationDetector(Detector):
         Pseudo-declarations at the overall flagged share in an importer's flagged share.
     staleness
         A cell's median and MAD are recomputed once its weight grew by this share since
-        they were last read (0: after every observation). At 0.05 a reference lags at
-        most one observation in twenty behind its cell.
+        they were last read (0: after every observation).
     own_window
         Last log unit values kept per (importer, unit, code, origin): the importer's own
         usual price of the same goods (:meth:`ValuationDetector.own_ratio`).

@@ -37,7 +37,7 @@ from vigie.errors import ConfigurationError, DecodeError
 from vigie.settings import Settings
 from vigie.worker.checkpoint import Checkpoint
 from vigie.worker.layout import layout, layout_differences
-from vigie.worker.metrics import WorkerMetrics
+from vigie.worker.metrics import Tally, WorkerMetrics
 from vigie.worker.outputs import Outputs
 from vigie.worker.processing import Scored, receive_control, score_and_learn
 from vigie.worker.snapshots import SnapshotStore
@@ -135,6 +135,7 @@ class ScoringLoop:
         self._assigned = False
         self._rebalancing = False
         self._gauges_at = 0.0
+        self._tally = Tally()
         self._stop = threading.Event()
         self._consumer: Any = None
         self._handlers = {
@@ -162,8 +163,10 @@ class ScoringLoop:
         try:
             self._publish()
             while not self._stop.is_set():
+                self._tally = Tally()
                 for message in consumer.consume(BATCH, timeout=0.1):
                     self._handle(message)
+                self._tally.add_to(self.metrics)
                 self.outputs.poll()
                 self._checkpoint_due()
                 self._publish()
@@ -191,7 +194,7 @@ class ScoringLoop:
             log.warning("declarations[%d] is not held here; record skipped", partition)
             return
         if offset <= state.declarations_offset:
-            self.metrics.duplicates.inc()
+            self._tally.skipped += 1
             return
         out = score_and_learn(
             state,
@@ -204,27 +207,26 @@ class ScoringLoop:
         state.declarations_offset = offset
 
     def _send(self, message: Any, out: Scored) -> None:
-        m = self.metrics
+        tally = self._tally
         if out.seen == "repeat":
-            m.repeated.inc()
+            tally.repeated += 1
             return
         if out.dead_letter is not None:
             self.outputs.send(self.topics.dead_letters, message.key(), encode(out.dead_letter))
-            m.dead_letters.labels(reason=out.dead_letter.reason).inc()
+            tally.dead_letters[out.dead_letter.reason] += 1
             return
         assert out.score_json is not None
         self.outputs.send(self.topics.scores, out.key, out.score_json)
         if out.alert_json is not None:
             self.outputs.send(self.topics.alerts, out.key, out.alert_json)
-            m.alerts.inc()
-        m.declarations.inc()
-        if out.seen == "amendment":
-            m.amended.inc()
-        m.controls_learnt.inc(out.controls_learnt)
-        m.scoring_latency.observe(out.engine_seconds)
+            tally.alerts += 1
+        tally.declarations += 1
+        tally.amended += out.seen == "amendment"
+        tally.controls_learnt += out.controls_learnt
+        self.metrics.scoring_latency.observe(out.engine_seconds)
         kind, stamp = message.timestamp()
         if kind and stamp > 0:
-            m.end_to_end_latency.observe(max(0.0, time.time() - stamp / 1000.0))
+            self.metrics.end_to_end_latency.observe(max(0.0, time.time() - stamp / 1000.0))
 
     def _on_control(self, message: Any) -> None:
         """Validate a control result and copy it to every fan-out partition."""
@@ -236,12 +238,12 @@ class ScoringLoop:
         except DecodeError as exc:
             letter = dead_letter(self.topics.controls, message.key(), message.value(), exc)
             self.outputs.send(self.topics.dead_letters, message.key(), encode(letter))
-            self.metrics.dead_letters.labels(reason=letter.reason).inc()
+            self._tally.dead_letters[letter.reason] += 1
             return
         key, value = result.declaration_id.encode(), encode(result)
         for p in range(self.settings.topic_partitions):
             self.outputs.send(self.topics.fanout, key, value, partition=p)
-        self.metrics.controls_received.inc()
+        self._tally.controls_received += 1
 
     def _on_fanout(self, message: Any) -> None:
         state = self.states.get(message.partition())
