@@ -145,7 +145,7 @@ def test_the_image_installs_the_lock_in_a_layer_of_its_own() -> None:
     assert "COPY --from=build /opt/vigie /opt/vigie" in text
     runtime = text[text.index("FROM ${PYTHON_IMAGE}\n") :]
     assert "gcc" not in runtime and "USER vigie" in runtime
-    assert 'HEALTHCHECK --interval=15s --timeout=5s --start-period=60s --retries=4 \\' in text
+    assert "HEALTHCHECK --interval=15s --timeout=5s --start-period=60s --retries=4 \\" in text
     assert 'ENTRYPOINT ["vigie"]' in text
     ignored = (DOCKER.parent / ".dockerignore").read_text().splitlines()
     assert ignored[ignored.index("*") :][:7] == [
@@ -272,8 +272,9 @@ def test_sinks_are_checked_on_their_own_http_port(compose: dict[str, Any], name:
 
 def test_the_worker_is_checked_and_takes_controls(compose: dict[str, Any]) -> None:
     worker = compose["services"]["worker"]
-    assert f"http://127.0.0.1:{Settings().worker_web_port}/health" in (
-        worker["healthcheck"]["test"][-1]
+    assert (
+        f"http://127.0.0.1:{Settings().worker_web_port}/health"
+        in (worker["healthcheck"]["test"][-1])
     )
     assert worker["environment"]["VIGIE_CONTROLS_TOKEN"].startswith("${VIGIE_CONTROLS_TOKEN:?")
 
