@@ -35,11 +35,13 @@ DELAY = timedelta(days=7)
 
 
 def customs_kr() -> dict[str, Any]:
-    from vigie.cli.evaluate import mapped_examples
+    import tempfile
+
+    from vigie.cli.evaluate import read_examples
 
     files = [CUSTOMS_KR / "train.csv", CUSTOMS_KR / "valid.csv"]
-    examples = list(mapped_examples(files, "customs-kr", [0]))
-    examples.sort(key=lambda e: e.declaration.lodged_at)
+    rejects = Path(tempfile.mkdtemp()) / "rejected.jsonl"
+    examples, _ = read_examples(files, "customs-kr", None, None, rejects)
     began = time.perf_counter()
     trace = prequential(
         examples,

@@ -119,7 +119,7 @@ def test_evaluate_command_on_generated_files(tmp_path: Path) -> None:
     )
     assert result.exit_code == 0, result.output
     report = orjson.loads(result.stdout)
-    assert report["n"] == 2500 and report["rejected"] == 0
+    assert report["n"] == 2500 and report["rejected"]["count"] == 0
     assert set(report["detectors"]) == {"risk", "supervised", "valuation", "atypicality"}
     assert report["labels_revealed"] > 0
     n_controls = sum(1 for line in controls.read_bytes().splitlines() if line.strip())

@@ -3,25 +3,31 @@
 Files are CSV through a column mapping (``--mapping customs-kr``: declarations and labels
 from the same rows), or JSON lines of declarations with ``--controls`` (control results)
 and/or ``--truth`` (the generator's ground truth: typology, gap, duty gap).
+
+Reading the files (:func:`read_examples`) is ``vigie replay``'s: the same validation, and
+rejected records kept as dead letters with their file and line (in a JSON lines file:
+an evaluation needs no Kafka); :func:`_stop_if_mostly_rejected` ends a run whose inputs
+look wrong.
 """
 
 from __future__ import annotations
 
-import csv
 import re
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
-import orjson
 import typer
 
-from vigie.cli import output
+from vigie.cli import output, style
 from vigie.errors import VigieError
 
 if TYPE_CHECKING:
+    from vigie.contracts.schemas import ControlResult, Declaration
+    from vigie.ingest.rejections import Rejections
     from vigie.model.evaluation import Example
+    from vigie.settings import Settings
 
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([dhms]?)\s*$")
 _UNITS = {"d": 86_400.0, "h": 3_600.0, "m": 60.0, "s": 1.0, "": 86_400.0}
@@ -39,86 +45,127 @@ def parse_duration(text: str) -> timedelta:
     return timedelta(seconds=float(found.group(1)) * _UNITS[found.group(2)])
 
 
-def mapped_examples(files: list[Path], mapping_name: str, rejected: list[int]) -> Iterator[Example]:
-    """Examples from CSV files through a column mapping; rows that do not decode are
-    counted in ``rejected[0]`` and left out."""
-    from vigie.contracts.codec import decode_object
-    from vigie.contracts.schemas import ControlResult, Declaration
-    from vigie.errors import DecodeError
+def read_examples(
+    files: list[Path],
+    mapping: str | None,
+    controls: Path | None,
+    truth: Path | None,
+    rejects: Path,
+) -> tuple[list[Example], Rejections]:
+    """The examples of labelled files in time order, read as ``vigie replay`` reads them:
+    a rejected record is written to ``rejects`` as a dead letter naming its file and line,
+    and counted. :class:`~vigie.cli.output.CommandError` for a mapping, control or truth
+    file that cannot work."""
+    from vigie.ingest.labelled import LabelledFiles
     from vigie.ingest.mappings import load_mapping
+
+    try:
+        reader = LabelledFiles(load_mapping(mapping) if mapping else None, rejects)
+        try:
+            results = reader.controls(controls) if controls is not None else {}
+            truths = reader.truths(truth) if truth is not None else {}
+            examples = [
+                _example(d, control or results.get(d.declaration_id), truths.get(d.declaration_id))
+                for d, control in reader.declarations(files)
+            ]
+        finally:
+            reader.close()
+    except (VigieError, OSError) as exc:
+        raise output.CommandError(str(exc)) from exc
+    examples.sort(key=lambda e: e.declaration.lodged_at)
+    return examples, reader.rejections
+
+
+def _example(
+    declaration: Declaration, control: ControlResult | None, known: dict[str, Any] | None
+) -> Example:
     from vigie.model.evaluation import Example
 
-    mapping = load_mapping(mapping_name)
-    for path in files:
-        with path.open(newline="", encoding="utf-8") as handle:
-            for row in csv.DictReader(handle):
-                try:
-                    decl, control = mapping.convert(row)
-                    declaration = decode_object(Declaration, decl)
-                    result = None if control is None else decode_object(ControlResult, control)
-                except DecodeError:
-                    rejected[0] += 1
-                    continue
-                yield Example(declaration, result)
+    if known is None:
+        return Example(declaration, control)
+    return Example(
+        declaration,
+        control,
+        known.get("typology") is not None,
+        float(known.get("duty_gap_eur") or 0.0),
+        known.get("typology"),
+        float(known.get("gap") or 0.0),
+    )
 
 
-def _jsonl(path: Path) -> Iterator[dict[str, Any]]:
-    with path.open("rb") as handle:
-        for line in handle:
-            if line.strip():
-                yield orjson.loads(line)
+def _stop_if_mostly_rejected(
+    accepted: int, rejections: Rejections, files: list[Path], mapping: str | None, rejects: Path
+) -> None:
+    """Exit with status 1, the first reasons and a hint, when most records were rejected;
+    otherwise say where the rejected ones are."""
+    from vigie.ingest.rejections import verdict
+
+    message = verdict(accepted, rejections, files, mapping)
+    if message is not None:
+        raise output.CommandError(f"{message}\nEvery rejected record is in {rejects}")
+    if rejections.count:
+        output.console.print(
+            f"{rejections.count:,} records rejected (first: {rejections.first[0]}); "
+            f"all of them in {rejects}"
+        )
 
 
-def _from_jsonl(
-    files: list[Path], controls: Path | None, truth: Path | None, rejected: list[int]
-) -> Iterator[Example]:
-    from vigie.contracts.codec import decode_object
-    from vigie.contracts.schemas import ControlResult, Declaration
-    from vigie.errors import DecodeError
-    from vigie.model.evaluation import Example
-
-    results = {}
-    if controls is not None:
-        for obj in _jsonl(controls):
-            result = decode_object(ControlResult, obj)
-            results[result.declaration_id] = result
-    truths = {obj["declaration_id"]: obj for obj in _jsonl(truth)} if truth else {}
-    for path in files:
-        for obj in _jsonl(path):
-            try:
-                decl = decode_object(Declaration, obj)
-            except DecodeError:
-                rejected[0] += 1
-                continue
-            known = truths.get(decl.declaration_id)
-            if known is None:
-                yield Example(decl, results.get(decl.declaration_id))
-                continue
-            yield Example(
-                decl,
-                results.get(decl.declaration_id),
-                known.get("typology") is not None,
-                float(known.get("duty_gap_eur") or 0.0),
-                known.get("typology"),
-                float(known.get("gap") or 0.0),
-            )
+def default_rejects(settings: Settings) -> Path:
+    """Where an evaluation's rejected records go: ``<state dir>/evaluate/<UTC time>.jsonl``."""
+    stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
+    return settings.state_dir / "evaluate" / f"rejected-{stamp}.jsonl"
 
 
 def evaluate(
-    files: Annotated[list[Path], typer.Argument(help="CSV (with --mapping) or JSONL files.")],
-    mapping: Annotated[
-        str | None, typer.Option("--mapping", help="Column mapping of CSV files.")
-    ] = None,
+    files: Annotated[
+        list[Path],
+        typer.Argument(
+            exists=True,
+            dir_okay=False,
+            readable=True,
+            metavar="FILE...",
+            help="Declarations: JSONL, or CSV (or JSONL) through --mapping.",
+        ),
+    ],
+    mapping: str | None = style.MAPPING,
     controls: Annotated[
-        Path | None, typer.Option("--controls", help="Control results (JSONL).")
+        Path | None,
+        typer.Option(
+            "--controls",
+            exists=True,
+            dir_okay=False,
+            metavar="FILE",
+            help="Control results (JSONL).",
+        ),
     ] = None,
     truth: Annotated[
-        Path | None, typer.Option("--truth", help="Ground truth (generator JSONL).")
+        Path | None,
+        typer.Option(
+            "--truth",
+            exists=True,
+            dir_okay=False,
+            metavar="FILE",
+            help="Ground truth (vigie generate's JSONL).",
+        ),
     ] = None,
-    label_delay: str = typer.Option("7d", "--label-delay", help="Delay before a label is seen."),
+    rejects: Annotated[
+        Path | None,
+        typer.Option(
+            "--rejects",
+            dir_okay=False,
+            metavar="FILE",
+            help="Where rejected records go, as dead letters (JSONL). "
+            "Default: the state directory's evaluate folder.",
+        ),
+    ] = None,
+    label_delay: str = typer.Option(
+        "7d", "--label-delay", metavar="DURATION", help="Delay before a label is seen (7d, 12h)."
+    ),
     start: Annotated[
         datetime | None,
-        typer.Option("--from", formats=["%Y-%m-%d"], help="Measure from this day (UTC)."),
+        typer.Option(
+            "--from", formats=["%Y-%m-%d"], metavar="DATE", help="Measure from this day (UTC)."
+        ),
     ] = None,
     label_share: float = typer.Option(
         1.0,
@@ -129,37 +176,30 @@ def evaluate(
         "engine selects, with this share as its budget (plus random audits).",
     ),
     budget: float | None = typer.Option(
-        None, "--budget", min=0.0, max=1.0, help="Inspection budget [default: the settings']."
+        None, "--budget", min=0.0, max=1.0, help="Inspection budget (default: the settings')."
     ),
     audit_share: float | None = typer.Option(
-        None, "--audit-share", min=0.0, max=1.0, help="Random audits [default: the settings']."
+        None, "--audit-share", min=0.0, max=1.0, help="Random audits (default: the settings')."
     ),
     seed: int | None = typer.Option(
-        None, "--seed", min=0, help="Seed of the random audits [default: the settings']."
+        None, "--seed", min=0, help="Seed of the random audits (default: the settings')."
     ),
-    as_json: bool = typer.Option(False, "--json", help=output.JSON_OPTION_HELP),
+    as_json: bool = style.JSON,
 ) -> None:
     """Score then learn each declaration in time order, labels revealed after the delay.
 
-    The engine is the worker's (the settings, ``VIGIE_ENGINE__*``), with the options given.
+    The engine is the worker's (the settings, VIGIE_ENGINE__*), with the options given.
+    Records are read and validated as vigie replay reads them; rejected ones are written
+    as dead letters to the --rejects file, and when most are rejected the command stops
+    with status 1, naming the first rejected lines.
     """
     from vigie.model.engine import RiskEngine
     from vigie.model.evaluation import metrics, prequential
     from vigie.settings import get_settings
 
-    missing = [str(p) for p in [*files, controls, truth] if p is not None and not p.is_file()]
-    if missing:
-        raise output.CommandError(f"no such file: {', '.join(missing)}")
-    rejected = [0]
-    source = (
-        mapped_examples(files, mapping, rejected)
-        if mapping
-        else _from_jsonl(files, controls, truth, rejected)
-    )
-    try:
-        examples = sorted(source, key=lambda e: e.declaration.lodged_at)
-    except (VigieError, OSError, ValueError) as exc:  # a bad mapping, control or truth file
-        raise output.CommandError(str(exc)) from exc
+    rejects = rejects or default_rejects(get_settings())
+    examples, rejections = read_examples(files, mapping, controls, truth, rejects)
+    _stop_if_mostly_rejected(len(examples), rejections, files, mapping, rejects)
     given = {"budget": budget, "audit_share": audit_share, "seed": seed}
     options = get_settings().engine.options() | {k: v for k, v in given.items() if v is not None}
     budget = options["budget"]
@@ -174,7 +214,8 @@ def evaluate(
         label_share=label_share,
     )
     report = metrics(trace, budget=budget)
-    report["rejected"] = rejected[0]
+    report["rejected"] = {"count": rejections.count, "by_reason": dict(rejections.reasons),
+                          "file": str(rejects) if rejections.count else None}  # fmt: skip
     report["engine"] = {k: options[k] for k in ("budget", "audit_share", "seed")}
     report["memory"] = {"pending_declarations": engine.n_pending}
     if as_json:
@@ -189,7 +230,9 @@ def _progress(examples: list[Example], quiet: bool) -> Iterator[Example]:
         return
     from rich.progress import Progress
 
-    with Progress(console=output.console, transient=True) as bar:
+    with Progress(
+        console=output.console, transient=True, disable=not output.console.is_terminal
+    ) as bar:
         task = bar.add_task("scoring", total=len(examples))
         for i, example in enumerate(examples):
             yield example
