@@ -26,8 +26,8 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+from vigie.evaluation import Example, metrics, prequential
 from vigie.model.engine import RiskEngine
-from vigie.model.evaluation import Example, metrics, prequential
 from vigie.settings import get_settings
 
 CUSTOMS_KR = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "customs-kr"
@@ -48,6 +48,7 @@ def customs_kr() -> dict[str, Any]:
         RiskEngine(**get_settings().engine.options()),
         label_delay=DELAY,
         start=datetime(2021, 1, 1, tzinfo=UTC),
+        full_information=True,
     )
     elapsed = time.perf_counter() - began
     risk = metrics(trace)["detectors"]["risk"]
@@ -70,7 +71,7 @@ def generated(n: int, seed: int, label_share: float) -> dict[str, Any]:
         RiskEngine(**get_settings().engine.options()),
         label_delay=DELAY,
         start=datetime(2026, 1, 15, tzinfo=UTC),
-        label_share=label_share,
+        full_information=label_share >= 1.0,
     )
     elapsed = time.perf_counter() - began
     report = metrics(trace, budget=get_settings().engine.budget)

@@ -25,8 +25,8 @@ from vigie.errors import VigieError
 
 if TYPE_CHECKING:
     from vigie.contracts.schemas import ControlResult, Declaration
+    from vigie.evaluation import Example
     from vigie.ingest.rejections import Rejections
-    from vigie.model.evaluation import Example
     from vigie.settings import Settings
 
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([dhms]?)\s*$")
@@ -79,7 +79,7 @@ def read_examples(
 def _example(
     declaration: Declaration, control: ControlResult | None, known: dict[str, Any] | None
 ) -> Example:
-    from vigie.model.evaluation import Example
+    from vigie.evaluation import Example
 
     if known is None:
         return Example(declaration, control)
@@ -159,7 +159,11 @@ def evaluate(
         ),
     ] = None,
     label_delay: str = typer.Option(
-        "7d", "--label-delay", metavar="DURATION", help="Delay before a label is seen (7d, 12h)."
+        "7d",
+        "--label-delay",
+        "--delay-days",
+        metavar="DURATION",
+        help="Delay from lodging to the control result (7d, 12h; a bare number is days).",
     ),
     start: Annotated[
         datetime | None,
@@ -167,61 +171,118 @@ def evaluate(
             "--from", formats=["%Y-%m-%d"], metavar="DATE", help="Measure from this day (UTC)."
         ),
     ] = None,
-    label_share: float = typer.Option(
-        1.0,
-        "--label-share",
-        min=0.0,
-        max=1.0,
-        help="1: every label is seen. Below 1: only the labels of the declarations the "
-        "engine selects, with this share as its budget (plus random audits).",
-    ),
+    end: Annotated[
+        datetime | None,
+        typer.Option(
+            "--to",
+            formats=["%Y-%m-%d"],
+            metavar="DATE",
+            help="Measure up to this day included (UTC); later declarations are not read.",
+        ),
+    ] = None,
     budget: float | None = typer.Option(
         None, "--budget", min=0.0, max=1.0, help="Inspection budget (default: the settings')."
     ),
     audit_share: float | None = typer.Option(
         None, "--audit-share", min=0.0, max=1.0, help="Random audits (default: the settings')."
     ),
-    seed: int | None = typer.Option(
-        None, "--seed", min=0, help="Seed of the random audits (default: the settings')."
+    full_information: bool = typer.Option(
+        False,
+        "--full-information",
+        help="Reveal every label of the files, not only those of the declarations the "
+        "engine selected (the closed loop, as in service).",
     ),
+    inject: str | None = typer.Option(
+        None,
+        "--inject",
+        metavar="KIND[:SHARE[:LO-HI]],...",
+        help="Inject known frauds: under-valuation, new-origin, new-chapter, mass-value, "
+        "split (docs/evaluation.md).",
+    ),
+    keep_labels: bool = typer.Option(
+        False, "--keep-labels", help="With --inject: keep the files' own labels too."
+    ),
+    baselines: bool = typer.Option(
+        False, "--baselines", help="Run the naive baselines on the same stream, beside."
+    ),
+    seed: int | None = typer.Option(
+        None,
+        "--seed",
+        min=0,
+        help="Seed of the random audits and of the injections (default: the settings').",
+    ),
+    limit: int | None = style.limit_option(None, "this many declarations (the first in time)"),
     as_json: bool = style.JSON,
 ) -> None:
-    """Score then learn each declaration in time order, labels revealed after the delay.
+    """Replay labelled declarations through the engine, in time order, as in service.
 
-    The engine is the worker's (the settings, VIGIE_ENGINE__*), with the options given.
-    Records are read and validated as vigie replay reads them; rejected ones are written
-    as dead letters to the --rejects file, and when most are rejected the command stops
-    with status 1, naming the first rejected lines.
+    Closed loop by default: the engine selects its budget (plus random audits) and only
+    those declarations' labels come back, after the delay. The engine is the worker's
+    (the settings, VIGIE_ENGINE__*), with the options given. Records are read and
+    validated as vigie replay reads them; rejected ones are written as dead letters to
+    the --rejects file, and when most are rejected the command stops with status 1.
     """
+    from vigie.evaluation import compare, metrics, prequential
+    from vigie.evaluation.comparison import run_baselines
+    from vigie.evaluation.injection import inject as inject_frauds
+    from vigie.evaluation.injection import parse_specs
+    from vigie.evaluation.protocol import Window
     from vigie.model.engine import RiskEngine
-    from vigie.model.evaluation import metrics, prequential
     from vigie.settings import get_settings
 
-    rejects = rejects or default_rejects(get_settings())
+    try:
+        specs = parse_specs(inject) if inject else ()
+    except ValueError as exc:
+        raise output.CommandError(f"--inject: {exc}") from exc
+    delay = parse_duration(label_delay)
+    settings = get_settings()
+    rejects = rejects or default_rejects(settings)
     examples, rejections = read_examples(files, mapping, controls, truth, rejects)
     _stop_if_mostly_rejected(len(examples), rejections, files, mapping, rejects)
+    window = Window(
+        start.replace(tzinfo=UTC) if start else None,
+        end.replace(tzinfo=UTC) + timedelta(days=1) if end else None,
+    )
+    if window.end is not None:
+        examples = [e for e in examples if e.declaration.lodged_at < window.end]
+    examples = examples[:limit] if limit else examples
     given = {"budget": budget, "audit_share": audit_share, "seed": seed}
-    options = get_settings().engine.options() | {k: v for k, v in given.items() if v is not None}
-    budget = options["budget"]
-    if label_share < 1.0:
-        options["budget"] = label_share
+    options = settings.engine.options() | {k: v for k, v in given.items() if v is not None}
+    if specs:
+        examples = inject_frauds(examples, specs, options["seed"], keep_labels)
     engine = RiskEngine(**options)
     trace = prequential(
         _progress(examples, as_json),
         engine,
-        label_delay=parse_duration(label_delay),
-        start=start.replace(tzinfo=UTC) if start else None,
-        label_share=label_share,
+        label_delay=delay,
+        start=window.start,
+        end=window.end,
+        full_information=full_information,
     )
-    report = metrics(trace, budget=budget)
+    report = metrics(trace, budget=options["budget"])
+    if baselines:
+        columns = run_baselines(
+            examples,
+            trace.audits,
+            budget=options["budget"],
+            label_delay=delay,
+            window=window,
+            full_information=full_information,
+        )
+        report["baselines"] = compare(report, trace, columns, options["budget"])
+    report["injected"] = [f"{s.kind}:{s.share:g}:{s.low:g}-{s.high:g}" for s in specs]
+    report["keep_labels"] = keep_labels if specs else None
     report["rejected"] = {"count": rejections.count, "by_reason": dict(rejections.reasons),
                           "file": str(rejects) if rejections.count else None}  # fmt: skip
     report["engine"] = {k: options[k] for k in ("budget", "audit_share", "seed")}
+    report["label_delay_days"] = round(delay.total_seconds() / 86_400, 4)
     report["memory"] = {"pending_declarations": engine.n_pending}
     if as_json:
         output.emit(report, as_json=True)
     else:
-        _tables(report)
+        from vigie.cli.evaluate_view import show
+
+        show(report)
 
 
 def _progress(examples: list[Example], quiet: bool) -> Iterator[Example]:
@@ -238,41 +299,3 @@ def _progress(examples: list[Example], quiet: bool) -> Iterator[Example]:
             yield example
             if i % 1000 == 999:
                 bar.advance(task, 1000)
-
-
-def _tables(report: dict[str, Any]) -> None:
-    from rich.table import Table
-
-    detectors = report.pop("detectors")
-    typologies = report.pop("typologies", {})
-    metric_names = sorted({k for row in detectors.values() for k in row}, key=_metric_order)
-    table = Table(title="ranking quality (declarations from --from on)")
-    table.add_column("metric", style="bold")
-    for detector in detectors:
-        table.add_column(detector, justify="right")
-    for name in metric_names:
-        table.add_row(name, *(_cell(row.get(name)) for row in detectors.values()))
-    output.console.print(table)
-    if typologies:
-        typo = Table(title="recall per typology: in the top --budget by each score")
-        typo.add_column("typology", style="bold")
-        typo.add_column("n", justify="right")
-        for detector in typologies:
-            typo.add_column(detector, justify="right")
-        typo.add_column("selected online", justify="right")
-        first = next(iter(typologies.values()))
-        for name, row in first.items():
-            cells = [_cell(typologies[d][name]["recall_top"]) for d in typologies]
-            typo.add_row(name, str(row["n"]), *cells, _cell(row["recall_selected"]))
-        output.console.print(typo)
-    output.emit(report, as_json=False, title="vigie evaluate")
-
-
-def _metric_order(name: str) -> tuple[int, float]:
-    kind, _, share = name.partition("@")
-    order = {"precision": 0, "recall": 1, "revenue": 2, "auc": 3}
-    return order.get(kind, 4), float(share.rstrip("%") or 0)
-
-
-def _cell(value: Any) -> str:
-    return "-" if value is None else f"{value:.3f}"
