@@ -96,6 +96,15 @@ class Indicator:
         return f"{sql} LIMIT {self.limit}" if self.limit else sql
 
 
+def whole_history(sql: str) -> str:
+    """The query over every period: each ``$PERIOD(col)`` filter made always true.
+
+    >>> whole_history("SELECT count() FROM alerts WHERE $PERIOD(raised_at)")
+    'SELECT count() FROM alerts WHERE 1'
+    """
+    return _PERIOD.sub("1", sql)
+
+
 @dataclass(frozen=True)
 class Board:
     """A set of indicators shown together: one Grafana dashboard, one web page."""

@@ -259,9 +259,10 @@ class ImporterProfile:
 
     def value_ratio(self, value: float) -> float:
         """This value over the importer's (decayed) mean declared value; 0 if unknown."""
-        if self.stats[0] < 2 or self.count <= 0 or self.value <= 0:
+        mean = self.value / self.count if self.count > 0 else 0.0
+        if self.stats[0] < 2 or mean <= 0:
             return 0.0
-        return value / (self.value / self.count)
+        return value / mean
 
     def learn(self, keys: Keys, value: float, t: float, h: Horizons) -> None:
         """Learn one declaration."""

@@ -37,6 +37,9 @@ from __future__ import annotations
 import math
 from typing import Any
 
+from vigie.indicators.pilote import CONTROLS_BY_SOURCE
+from vigie.indicators.sql import whole_history
+
 _COUNTS = """
 SELECT
     (SELECT count() FROM declarations FINAL) AS declarations,
@@ -55,12 +58,14 @@ SELECT
 FROM scores FINAL
 """
 
-_CONTROLS = """
-SELECT selection, count() AS n, countIf(is_fraud) AS hits, sum(recovered_eur) AS recovered
-FROM control_results FINAL
-GROUP BY selection
-ORDER BY selection
+_CONTROLS = f"""
+SELECT source, count() AS n, countIf(is_fraud) AS hits, sum(recovered_eur) AS recovered
+FROM {whole_history(CONTROLS_BY_SOURCE)}
+GROUP BY source
+ORDER BY source
 """
+"""Controls by the source they count for (the dashboards' attribution): a control of a
+declaration the engine alerted on counts for the engine, whatever the control says."""
 
 _LETTERS = "SELECT reason, count() FROM dead_letters FINAL GROUP BY reason ORDER BY reason"
 
