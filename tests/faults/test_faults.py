@@ -102,7 +102,7 @@ EFFECT = {
 def generated(children: Children, directory: Path, n: int, seed: int) -> tuple[Path, Path]:
     decl, ctl = directory / f"declarations-{seed}.jsonl", directory / f"controls-{seed}.jsonl"
     truth = directory / f"truth-{seed}.jsonl"
-    children.run("generate", "--n", str(n), "--seed", str(seed), "--out", str(decl),
+    children.run("generate", "--declarations", str(n), "--seed", str(seed), "--out", str(decl),
                  "--controls", str(ctl), "--truth", str(truth))  # fmt: skip
     return decl, ctl
 
@@ -134,7 +134,9 @@ def test_nothing_lost_nothing_twice_under_faults(
     run = Run(private_stack, settings, pipeline, stream, children)
     try:
         pipeline.worker.wait_ready(timeout=300, partitions=settings.topic_partitions)
-        pipeline.children.start("tail", "alerts", "tail", "--json")  # must outlive Redis
+        pipeline.children.start(
+            "tail", "alerts", "tail", "--follow", "--group", "faults-tail", "--json"
+        )  # the targeting service's reader: outlives Redis
         stream.start()
         run.fault("none (the steady stream)", lambda r: r.hold(15.0, "warehouse"))
         for name, inject in FAULTS:
