@@ -70,6 +70,7 @@ def test_selected_scores_and_only_those_raise_an_alert_with_a_stable_id() -> Non
     [
         (b"{not json", "invalid_json"),
         (b"[1, 2]", "not_an_object"),
+        (b"NaN", "not_an_object"),
         (b"", "empty"),
         (b'{"a": 1}', "schema"),
     ],

@@ -56,6 +56,8 @@ def test_accepted_line_is_reencoded_in_utc_and_keyed_by_importer(decoder: Record
         (b'{"declaration_id": ', "invalid_json", [], "not valid JSON"),
         (b"[1, 2]", "not_an_object", [], "expected a JSON object, got list"),
         (b"3.5", "not_an_object", [], "got float"),
+        (b"NaN", "not_an_object", [], "got float"),
+        (b"-Infinity", "not_an_object", [], "got float"),
         (line(importer=None), "schema", ["importer"], "Field required"),
         (line(net_mass_kg="2000"), "schema", ["net_mass_kg"], "valid number"),
         (line(net_mass_kg=-5.0), "schema", ["net_mass_kg"], "greater than or equal to 0"),

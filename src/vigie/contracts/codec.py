@@ -21,7 +21,6 @@ import hashlib
 from datetime import datetime
 from typing import Any, TypeVar
 
-import orjson
 from pydantic import BaseModel, ValidationError
 
 from vigie.contracts.schemas import EXAMPLE_DECLARATION, DeadLetter, Declaration, utc_now
@@ -87,8 +86,8 @@ def decode(schema: type[M], raw: bytes | None, *, max_bytes: int = DEFAULT_MAX_B
                 [{"loc": (), "msg": f"not valid JSON: {errors[0]['msg']}", "type": "json"}],
             ) from exc
         if errors and errors[0]["type"] == "model_type" and not errors[0]["loc"]:
-            given = orjson.loads(raw)
-            raise DecodeError("not_an_object", [_not_an_object(given)]) from exc
+            # pydantic's own parse (it reads NaN and Infinity, which orjson refuses)
+            raise DecodeError("not_an_object", [_not_an_object(errors[0]["input"])]) from exc
         raise DecodeError("schema", _plain_errors(exc)) from exc
 
 

@@ -282,9 +282,12 @@ def declaration_positions(
 
 
 class TopicReader:
-    """Reads a catalogue topic from the beginning, with a consumer group of its own."""
+    """Reads a catalogue topic from the beginning, with a consumer group of its own.
 
-    def __init__(self, settings: Settings, topic: str) -> None:
+    ``quiet``: librdkafka's log lines (a broker stopped on purpose) are not printed.
+    """
+
+    def __init__(self, settings: Settings, topic: str, *, quiet: bool = False) -> None:
         from confluent_kafka import Consumer
 
         self.consumer = Consumer(
@@ -293,6 +296,7 @@ class TopicReader:
                 "group.id": f"test-reader-{uuid.uuid4().hex[:10]}",
                 "auto.offset.reset": "earliest",
                 "enable.auto.commit": False,
+                **({"log_level": 0} if quiet else {}),
             }
         )
         self.consumer.subscribe([settings.topic(topic)])

@@ -4,7 +4,7 @@ It reads ``declarations``, ``scores``, ``alerts``, ``control-results`` and
 ``declarations.dlq`` (physical names through ``settings.topic``), each into its table's
 :class:`~vigie.sinks.warehouse.writer.TableWriter`, and at each checkpoint flushes every
 table, then commits the offsets. A crash between insert and commit replays the batch; the
-tables' insert deduplication and ReplacingMergeTree keys absorb it, so each record is
+writer inserts only the records a table lacks (docs/warehouse.md), so each record is
 stored once. A failing ClickHouse (full disk, restart) is waited out, with backoff.
 
 A message that does not decode becomes a row of ``dead_letters`` with its original bytes

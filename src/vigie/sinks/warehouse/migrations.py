@@ -2,14 +2,19 @@
 
 Migrations are the files ``src/vigie/sinks/migrations/NNNN_name.sql``, applied in version
 order at start and recorded in ``schema_migrations`` (version, name, checksum, time).
-Each statement is idempotent (``IF NOT EXISTS``), so two processes migrating at once, or a
-migration interrupted half-way, converge on the same schema. A recorded migration whose
-file has since changed is refused: the schema would no longer say what the files say.
+Each statement is idempotent (``IF NOT EXISTS``, or a table rebuilt from itself by
+``REPLACE TABLE t ... AS SELECT ... FROM t``), so a migration interrupted half-way and
+run again converges on the same schema and rows. A recorded migration whose file has
+since changed is refused: the schema would no longer say what the files say.
 
 Examples
 --------
->>> [(m.version, m.name, len(m.statements)) for m in load_migrations()]
-[(1, 'tables', 5), (2, 'importer_index', 2), (3, 'flows_regions_audit', 5)]
+>>> for m in load_migrations():
+...     print(m.version, m.name, len(m.statements))
+1 tables 5
+2 importer_index 2
+3 flows_regions_audit 5
+4 identity_keys 13
 >>> split_statements("-- a comment; still a comment\\nSELECT 1;\\n\\nSELECT ';'")
 ['SELECT 1', "SELECT ';'"]
 """

@@ -10,7 +10,9 @@ Examples
 >>> dict(zip(TABLES["declarations"].columns, row))["customs_value_eur"]
 25000.0
 >>> TABLES["scores"].identity
-('declaration_id',)
+('declaration_id', 'item_number', 'revision')
+>>> content_digest(Declaration.model_validate(EXAMPLE_DECLARATION)) < 2**64
+True
 """
 
 from __future__ import annotations
@@ -23,7 +25,7 @@ from typing import Any
 import orjson
 from pydantic import BaseModel
 
-from vigie.contracts.codec import original_bytes
+from vigie.contracts.codec import encode, original_bytes
 from vigie.contracts.schemas import Alert, ControlResult, DeadLetter, Declaration, Score
 
 Row = list[Any]
@@ -31,18 +33,37 @@ Row = list[Any]
 
 @dataclass(frozen=True)
 class Table:
-    """A warehouse table: its name, inserted columns and the fields that identify a row."""
+    """A warehouse table: its name, inserted columns and the fields that identify a row.
+
+    ``identity``: the fields that tell one record from another; the writer never inserts
+    a row whose identity is already stored (:mod:`vigie.sinks.warehouse.identity`).
+    ``revised``: a row of an identity already stored with other content (its ``digest``)
+    is that identity's next ``revision``, not a repeat (declarations: amendments).
+    """
 
     name: str
     columns: tuple[str, ...]
     identity: tuple[str, ...]
     to_row: Callable[[Any], Row]
+    revised: bool = False
+
+
+def content_digest(record: BaseModel) -> int:
+    """A 64-bit digest of a record's canonical encoding: two records of equal content have
+    equal digests, whatever the key order, number formats or time zones of their bytes."""
+    return int.from_bytes(hashlib.blake2b(encode(record), digest_size=8).digest(), "big")
+
+
+FIRST_REVISION = 1
+"""The revision a declaration row is built with; the writer numbers amendments."""
 
 
 def declaration_row(d: Declaration) -> Row:
     return [
         d.declaration_id,
         d.item_number,
+        FIRST_REVISION,
+        content_digest(d),
         d.lodged_at,
         d.office,
         d.declarant,
@@ -71,6 +92,8 @@ def score_row(s: Score) -> Row:
     v, a = s.valuation, s.atypicality
     return [
         s.declaration_id,
+        s.item_number,
+        s.revision,
         s.importer,
         s.office,
         s.commodity_code,
@@ -96,6 +119,7 @@ def score_row(s: Score) -> Row:
         s.threshold,
         [r.code for r in s.reasons],
         [r.text for r in s.reasons],
+        list(s.flags),
         dict(s.model_versions),
         s.latency_ms,
     ]
@@ -106,6 +130,9 @@ def alert_row(alert: Alert) -> Row:
     return [
         alert.alert_id,
         s.declaration_id,
+        s.item_number,
+        s.revision,
+        alert.kind,
         alert.raised_at,
         s.lodged_at,
         s.risk,
@@ -117,6 +144,7 @@ def alert_row(alert: Alert) -> Row:
         s.selection,
         [r.code for r in s.reasons],
         [r.text for r in s.reasons],
+        list(s.flags),
     ]
 
 
@@ -130,6 +158,7 @@ def control_row(c: ControlResult) -> Row:
         c.selection_probability,
         c.inspector,
         c.typology,
+        content_digest(c),
     ]
 
 
@@ -175,42 +204,45 @@ TABLES: dict[str, Table] = {
     "declarations": Table(
         "declarations",
         _columns(
-            "declaration_id item_number lodged_at office declarant importer seller "
-            "commodity_code origin dispatch procedure transport_mode incoterm invoice_currency "
-            "invoice_amount customs_value_eur net_mass_kg supplementary_units duty_rate_pct "
-            "preference attributes direction destination"
+            "declaration_id item_number revision digest lodged_at office declarant importer "
+            "seller commodity_code origin dispatch procedure transport_mode incoterm "
+            "invoice_currency invoice_amount customs_value_eur net_mass_kg supplementary_units "
+            "duty_rate_pct preference attributes direction destination"
         ),
         ("declaration_id", "item_number"),
         declaration_row,
+        revised=True,
     ),
     "scores": Table(
         "scores",
         _columns(
-            "declaration_id importer office commodity_code lodged_at scored_at valuation_score "
-            "reference_unit_value valuation_unit support_level support_count value_ratio "
-            "robust_z below_lowest_acceptable duty_at_risk_eur atypicality_score contributions "
-            "supervised_probability risk expected_recoverable_eur selected selection "
-            "selection_probability threshold reason_codes reason_texts model_versions latency_ms"
+            "declaration_id item_number revision importer office commodity_code lodged_at "
+            "scored_at valuation_score reference_unit_value valuation_unit support_level "
+            "support_count value_ratio robust_z below_lowest_acceptable duty_at_risk_eur "
+            "atypicality_score contributions supervised_probability risk "
+            "expected_recoverable_eur selected selection selection_probability threshold "
+            "reason_codes reason_texts flags model_versions latency_ms"
         ),
-        ("declaration_id",),
+        ("declaration_id", "item_number", "revision"),
         score_row,
     ),
     "alerts": Table(
         "alerts",
         _columns(
-            "alert_id declaration_id raised_at lodged_at risk expected_recoverable_eur "
-            "duty_at_risk_eur importer office commodity_code selection reason_codes reason_texts"
+            "alert_id declaration_id item_number revision kind raised_at lodged_at risk "
+            "expected_recoverable_eur duty_at_risk_eur importer office commodity_code selection "
+            "reason_codes reason_texts flags"
         ),
-        ("alert_id",),
+        ("declaration_id", "item_number", "revision"),
         alert_row,
     ),
     "control_results": Table(
         "control_results",
         _columns(
             "declaration_id controlled_at outcome recovered_eur selection "
-            "selection_probability inspector typology"
+            "selection_probability inspector typology digest"
         ),
-        ("declaration_id",),
+        ("declaration_id", "digest"),
         control_row,
     ),
     "dead_letters": Table(
