@@ -10,14 +10,19 @@ from hypothesis import strategies as st
 from vigie.contracts.codec import decode, encode
 from vigie.contracts.schemas import FUTURE_LIMIT, ControlResult, Declaration
 from vigie_dev.generator import TYPOLOGIES, GeneratorConfig, stream
+from vigie_dev.generator.config import MAX_CONTROL_DELAY
 
 configs = st.builds(
     GeneratorConfig,
     n=st.integers(1, 400),
     seed=st.integers(0, 2**32 - 1),
-    start=st.datetimes(  # streams end at most a year ahead (the contract's limit)
+    start=st.datetimes(  # streams and their controls end at most a year ahead
         min_value=datetime(2020, 1, 1),
-        max_value=datetime.now() + FUTURE_LIMIT - timedelta(days=62),
+        max_value=datetime.now()
+        + FUTURE_LIMIT
+        - timedelta(days=60)
+        - MAX_CONTROL_DELAY
+        - timedelta(days=2),
         timezones=st.just(UTC),
     ),
     days=st.integers(1, 60),

@@ -42,6 +42,10 @@ DEFAULT_MIX: dict[str, float] = {
 """Share of the fraudulent declarations that belong to each typology."""
 
 
+MAX_CONTROL_DELAY = timedelta(days=15)
+"""Longest time from a declaration to its control result."""
+
+
 @dataclass(frozen=True)
 class GeneratorConfig:
     """Parameters of one stream. The same configuration always yields the same stream.
@@ -72,9 +76,10 @@ class GeneratorConfig:
             "seed must be >= 0": self.seed >= 0,
             "days must be >= 1": self.days >= 1,
             "start must be timezone-aware": self.start.utcoffset() is not None,
-            "the stream must end at most a year from now (records dated later are refused)": (
+            "the stream and its controls must end at most a year from now (later is refused)": (
                 self.start.utcoffset() is None
-                or self.start + timedelta(days=self.days) <= utc_now() + FUTURE_LIMIT
+                or self.start + timedelta(days=self.days) + MAX_CONTROL_DELAY
+                <= utc_now() + FUTURE_LIMIT
             ),
             "fraud_share must be in [0, 0.5]": 0.0 <= self.fraud_share <= 0.5,
             "inspected_share must be in [0, 1]": 0.0 <= self.inspected_share <= 1.0,

@@ -28,7 +28,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from vigie_dev.generator.config import GeneratorConfig
+from vigie_dev.generator.config import MAX_CONTROL_DELAY, GeneratorConfig
 from vigie_dev.generator.draft import DAY, Draft
 from vigie_dev.generator.world import BoolArray, FloatArray, World, floats
 
@@ -83,5 +83,5 @@ def inspect(
     targeted[order[: min(budget, int((~audited).sum()))]] = True
     fraud = draft.typology > 0
     found = fraud & (rng.random(n) < config.detection_rate)
-    delay = rng.uniform(2.0 * DAY, 15.0 * DAY, n)
+    delay = rng.uniform(2.0 * DAY, MAX_CONTROL_DELAY.total_seconds(), n)
     return Inspections(audited=audited, targeted=targeted, found=found, delay=delay)
