@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import time
 from datetime import UTC, datetime
+from pathlib import Path
 
 import pytest
 from standardwebhooks.webhooks import Webhook, WebhookVerificationError
@@ -68,3 +69,24 @@ def test_the_payload_says_whether_the_alert_is_a_random_audit(kind: str) -> None
     assert payload["type"] == "alert.raised"
     assert payload["data"]["kind"] == kind
     assert payload["data"]["score"]["selection"] == ("engine" if kind == "risk" else kind)
+
+
+def test_secret_files_are_owner_only_and_a_wide_one_is_named(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    from vigie.secretfiles import write_secret
+    from vigie.sinks.webhooks.subscribers import load_subscribers
+    from vigie_dev.demo.receiver import Receiver
+
+    written = Receiver().write_subscribers(tmp_path / "webhooks.toml")
+    assert written.stat().st_mode & 0o777 == 0o600
+    wide = tmp_path / "wide.toml"
+    wide.write_text(written.read_text())
+    wide.chmod(0o644)
+    with caplog.at_level("WARNING"):
+        load_subscribers(written)
+        assert "readable by others" not in caplog.text
+        load_subscribers(wide)
+    assert "readable by others" in caplog.text
+    write_secret(wide, "replaced")
+    assert wide.stat().st_mode & 0o777 == 0o600

@@ -27,7 +27,6 @@ Examples
 
 from __future__ import annotations
 
-import os
 import re
 import threading
 import tomllib
@@ -40,6 +39,7 @@ from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
 
 from vigie.errors import ConfigurationError
+from vigie.secretfiles import write_secret
 
 Role = Literal["customs", "company"]
 ROLES: tuple[Role, ...] = ("customs", "company")
@@ -120,12 +120,7 @@ class AccountStore:
 
     def _write(self, accounts: dict[str, Account]) -> None:
         self.path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-        temporary = self.path.with_name(f".{self.path.name}.tmp")
-        descriptor = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-        with os.fdopen(descriptor, "w", encoding="utf-8") as handle:
-            handle.write(render(accounts))
-        temporary.chmod(0o600)
-        temporary.replace(self.path)
+        write_secret(self.path, render(accounts))
 
 
 def render(accounts: dict[str, Account]) -> str:

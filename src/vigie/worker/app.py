@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import os
 import secrets
 import threading
 from pathlib import Path
@@ -28,6 +27,7 @@ from faust.app.base import BootStrategy
 from mode import Service
 
 from vigie.kafka import producer_config
+from vigie.secretfiles import write_secret
 from vigie.settings import Settings
 from vigie.worker import web
 from vigie.worker.loop import EngineFactory, ScoringLoop
@@ -101,9 +101,7 @@ def worker_token(settings: Settings) -> str:
         return settings.worker_token.get_secret_value()
     path = Path(settings.state_dir) / "worker.token"
     token = secrets.token_urlsafe(32)
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "w") as handle:
-        handle.write(token + "\n")
+    write_secret(path, token + "\n")
     log.warning("no VIGIE_WORKER_TOKEN: /ready and /metrics take the token in %s", path)
     return token
 

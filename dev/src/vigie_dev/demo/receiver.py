@@ -29,6 +29,7 @@ from typing import Any, Self
 
 import orjson
 
+from vigie.secretfiles import write_secret
 from vigie.sinks.webhooks.signing import new_secret, sign
 
 
@@ -150,11 +151,11 @@ class Receiver(HookServer):
 
     def write_subscribers(self, path: Path) -> Path:
         """The dispatcher's subscribers file: this receiver, every alert."""
-        path.write_text(
+        return write_secret(
+            path,
             f'[[subscribers]]\nname = "targeting-demo"\nurl = "{self.url}"\n'
-            f'secret = "{self.tally.secret}"\n'
+            f'secret = "{self.tally.secret}"\n',
         )
-        return path
 
     def answer(self, name: str, headers: Mapping[str, str], body: bytes) -> int:
         return self.tally.receive(headers, body)

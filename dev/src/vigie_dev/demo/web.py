@@ -34,6 +34,7 @@ from typing import Any
 
 import orjson
 
+from vigie.secretfiles import write_secret
 from vigie.settings import Settings
 from vigie.web.accounts import AccountStore
 from vigie_dev.demo.processes import DemoError, child_env, tail, vigie_command
@@ -176,9 +177,7 @@ def _keep(path: Path, accounts: dict[str, dict[str, str]]) -> None:
     for name, entry in accounts.items():
         lines.append(f"\n[{name}]")
         lines.extend(f"{key} = {render_value(value)}" for key, value in entry.items())
-    descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(descriptor, "w", encoding="utf-8") as handle:
-        handle.write("\n".join(lines) + "\n")
+    write_secret(path, "\n".join(lines) + "\n")
 
 
 def render_value(value: str) -> str:

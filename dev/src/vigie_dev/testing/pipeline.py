@@ -23,6 +23,7 @@ import orjson
 
 from vigie.contracts.codec import decode
 from vigie.contracts.schemas import Alert
+from vigie.secretfiles import write_secret
 from vigie.settings import Settings
 from vigie.sinks.webhooks.signing import new_secret
 from vigie.sinks.webhooks.subscribers import Subscriber, load_subscribers
@@ -39,12 +40,12 @@ minutes, once a receiver is back."""
 def write_subscribers(path: Path, receiver: WebhookReceiver) -> Path:
     """Two subscribers: every alert, and a desk taking only high valuation evidence."""
     url, secret = receiver.url, receiver.secrets
-    path.write_text(
+    return write_secret(
+        path,
         f'[[subscribers]]\nname = "all"\nurl = "{url("all")}"\nsecret = "{secret["all"]}"\n\n'
         f'[[subscribers]]\nname = "desk"\nurl = "{url("desk")}"\nsecret = "{secret["desk"]}"\n'
-        "min_risk = 0.5\n[subscribers.detectors]\nvaluation = 0.5\n"
+        "min_risk = 0.5\n[subscribers.detectors]\nvaluation = 0.5\n",
     )
-    return path
 
 
 class Pipeline:

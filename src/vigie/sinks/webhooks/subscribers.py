@@ -28,6 +28,7 @@ False
 from __future__ import annotations
 
 import json
+import logging
 import tomllib
 from collections.abc import Mapping
 from pathlib import Path
@@ -40,6 +41,9 @@ from vigie.errors import ConfigurationError
 from vigie.sinks.webhooks.signing import new_secret, secret_bytes
 
 DetectorName = Literal["valuation", "atypicality", "supervised"]
+
+
+log = logging.getLogger(__name__)
 
 
 class Subscriber(BaseModel):
@@ -102,6 +106,8 @@ def load_subscribers(path: Path) -> tuple[Subscriber, ...]:
         data = tomllib.loads(text) if path.suffix == ".toml" else json.loads(text)
     except (tomllib.TOMLDecodeError, json.JSONDecodeError) as exc:
         raise ConfigurationError(f"webhooks file {path} does not parse: {exc}") from exc
+    if path.stat().st_mode & 0o077:
+        log.warning("webhooks file %s holds secrets and is readable by others: chmod 600 it", path)
     return parse_subscribers(data, source=str(path))
 
 
