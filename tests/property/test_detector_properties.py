@@ -114,9 +114,9 @@ def control(decl: Declaration, fraud: bool) -> ControlResult:
 @cache
 def trained_bytes(kind: str) -> bytes:
     factories: dict[str, Callable[[], Any]] = {
-        "valuation": lambda: ValuationDetector(min_support=20, flagged_weight=0.0),
-        "atypicality": lambda: AtypicalityDetector(warm_up=100),
-        "engine": lambda: RiskEngine(warm_up=50),
+        "valuation": lambda: ValuationDetector(),
+        "atypicality": lambda: AtypicalityDetector(),
+        "engine": lambda: RiskEngine(),
     }
     model = factories[kind]()
     for i, d in enumerate(market(600)):
@@ -197,7 +197,9 @@ def test_scores_do_not_depend_on_field_order(record: dict[str, Any], seed: int) 
     ratio=st.floats(min_value=0.0, max_value=0.45),
     mass=st.floats(min_value=1.0, max_value=1e5),
 )
-def test_reference_unchanged_by_rejected_fraud(code: str, ratio: float, mass: float) -> None:
+def test_one_fraud_barely_moves_the_reference(code: str, ratio: float, mass: float) -> None:
+    """Every value is learnt (no flagged weighting): the median of a reference's window
+    moves by at most one of its values, whatever the fraud's size."""
     detector: ValuationDetector = trained("valuation")
     origin, price = KNOWN[code]
     base = market(601)[-1].model_copy(update={"commodity_code": code, "origin": origin})
@@ -215,5 +217,6 @@ def test_reference_unchanged_by_rejected_fraud(code: str, ratio: float, mass: fl
     assert evidence.below_lowest_acceptable
     detector.learn_one(fraud)
     after = detector.score_one(probe)
-    assert after.reference_unit_value == before.reference_unit_value
-    assert after.robust_z == before.robust_z
+    assert before.reference_unit_value is not None and after.reference_unit_value is not None
+    assert after.support_level == before.support_level
+    assert abs(math.log(after.reference_unit_value / before.reference_unit_value)) < 0.05
