@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
+import math
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from vigie.contracts.schemas import Declaration
 from vigie.model.assessment import AtypicalityFinding
-import math
-
 from vigie.model.atypicality import PAIRS, AtypicalityDetector, surprise
 
 START = datetime(2026, 1, 1, 8, tzinfo=UTC)

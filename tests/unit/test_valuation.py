@@ -87,8 +87,10 @@ def test_identical_goods_in_the_same_quantity_come_first() -> None:
     """Prices per kg fall with quantity: a large consignment is compared with large ones."""
     det = ValuationDetector()
     small = market(200, price=30.0, mass=10.0, seed=1)
-    large = [decl(500 + i, d.customs_value_eur / 10.0 * 2 / 3, mass=1000.0)
-             for i, d in enumerate(market(200, price=30.0, mass=10.0, seed=2))]
+    large = [
+        decl(500 + i, d.customs_value_eur / 10.0 * 2 / 3, mass=1000.0)
+        for i, d in enumerate(market(200, price=30.0, mass=10.0, seed=2))
+    ]
     run(det, small + large)
     ev = det.score_one(decl(999, 20.0, mass=1000.0))
     assert ev.support_level == "hs6+origin+quantity"

@@ -122,6 +122,11 @@ class AtypicalityDetector(Detector):
         """Changes with every declaration learnt."""
         return f"atypicality-{self._updates}"
 
+    @property
+    def n_contexts(self) -> int:
+        """Contexts held, every pair."""
+        return sum(len(counts) for counts in self._counts)
+
     def surprises(self, items: Items) -> list[float]:
         """The surprise of each pair (0: familiar, or a context without history)."""
         out = [0.0] * len(PAIRS)
@@ -177,13 +182,10 @@ def finding(surprises: list[float]) -> AtypicalityFinding:
     total = sum(surprises)
     if total <= 0.0:
         return _NEUTRAL
-    ranked = sorted(
-        [(s, k) for k, s in enumerate(surprises) if s > 0.0], key=lambda item: -item[0]
-    )
+    ranked = sorted([(s, k) for k, s in enumerate(surprises) if s > 0.0], key=lambda item: -item[0])
     contributions = tuple(
-        [
-            Contribution(PAIRS[k], s, 1.0 - math.exp(-s / 2.0))
-            for s, k in ranked[:MAX_CONTRIBUTIONS]
-        ]
+        [Contribution(PAIRS[k], s, 1.0 - math.exp(-s / 2.0)) for s, k in ranked[:MAX_CONTRIBUTIONS]]
     )
-    return AtypicalityFinding(score=1.0 - math.exp(-total / SCORE_SCALE), contributions=contributions)
+    return AtypicalityFinding(
+        score=1.0 - math.exp(-total / SCORE_SCALE), contributions=contributions
+    )

@@ -186,7 +186,7 @@ class RiskEngine(Detector):
         atypicality = finding(surprises)
         z = valuation.robust_z
         risk = self._combiner.risk(read.mu, z, surprises)
-        selection_score = read.index + (risk - read.mu)
+        selection_score = read.priority + (risk - read.mu)
         threshold = self._quota.threshold(math.floor(day))
         chosen = selection_score >= threshold
         audited = self.audit_share > 0 and self._draw < self.audit_share
@@ -203,7 +203,7 @@ class RiskEngine(Detector):
                 read.controls,
                 read.infractions,
                 self._memory.global_rate,
-                read.index - read.mu,
+                read.priority - read.mu,
             )
             reasons = explain(decl, valuation, atypicality, facts)
         duty = valuation.duty_at_risk_eur or min(
@@ -262,8 +262,10 @@ class RiskEngine(Detector):
             self._remember(decl, Pending(b"", None, 1.0, day))
             return
         last = self._last
-        if last is None or last.declaration_id != decl.declaration_id or (
-            last.item_number != decl.item_number
+        if (
+            last is None
+            or last.declaration_id != decl.declaration_id
+            or (last.item_number != decl.item_number)
         ):
             self.score_one(decl)
             last = self._last

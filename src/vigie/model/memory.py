@@ -64,7 +64,7 @@ class Read(NamedTuple):
 
     mu: float
     """Posterior infraction probability (the finest level's smoothed rate)."""
-    index: float
+    priority: float
     """``mu`` plus the exploration value of inspecting it (knowledge gradient)."""
     level: int
     """The finest level with control results (-1: none)."""
@@ -258,7 +258,9 @@ class CaseMemory:
         levels = len(LEVELS)
         for lvl in range(levels):
             prior = _ICC_PRIOR_TOP * (lvl + 1) / levels
-            icc = (self._cov[lvl] + _ICC_PRIOR_WEIGHT * prior) / (self._var[lvl] + _ICC_PRIOR_WEIGHT)
+            icc = (self._cov[lvl] + _ICC_PRIOR_WEIGHT * prior) / (
+                self._var[lvl] + _ICC_PRIOR_WEIGHT
+            )
             icc = max(min(max(icc, 0.0), 0.999), previous)
             added = icc - previous
             m = (1.0 - previous) / added - 1.0 if added > 1e-6 else _M_MAX

@@ -111,7 +111,7 @@ class DailyQuota(Detector):
                 return -math.inf
             share = min(max(q / self._horizon, 0.0), 1.0)
             return scores[min(len(scores) - 1, int((1.0 - share) * len(scores)))]
-        low = min(max(int(math.floor(q)), 1), len(table) - 2)
+        low = min(max(math.floor(q), 1), len(table) - 2)
         frac = q - math.floor(q)
         return (1.0 - frac) * table[low] + frac * table[low + 1]
 
@@ -152,7 +152,7 @@ class DailyQuota(Detector):
         g = self.grid
         at = np.minimum((np.arange(g) + 0.5) / g * len(scores), len(scores) - 1).astype(int)
         x = scores[at]
-        k = int(math.ceil(self.budget * self._horizon + 2 * self.slack + 2))
+        k = math.ceil(self.budget * self._horizon + 2 * self.slack + 2)
         values = np.zeros(k + 1)  # V[q] with m - 1 declarations left
         for _ in range(self._horizon - 1):
             take = x[:, None] + values[None, :-1]

@@ -18,7 +18,7 @@ Examples
 ...     print(r.code)
 ...     print("  " + r.text)
 VALUE_BELOW_REFERENCE
-  declared unit value 31 % of the reference of 620342 from CN (412 comparable declarations, robust z -6.2)
+  declared unit value 31 % of the reference of 620342 from CN (412 declarations, z -6.2)
 PRODUCT_ORIGIN_HISTORY
   620342 from CN: 10 infractions in 12 controls (infraction probability 80 %)
 """
@@ -113,7 +113,7 @@ def _valuation(decl: Declaration, ev: ValuationFinding) -> list[tuple[float, Rea
     )
     text = (
         f"declared unit value {ev.ratio * 100:.0f} % of the reference of {reference} "
-        f"({ev.support_count} comparable declarations, robust z {ev.robust_z:.1f})"
+        f"({ev.support_count} declarations, z {ev.robust_z:.1f})"
     )
     return [(1.0 + ev.score, Reason("VALUE_BELOW_REFERENCE", text))]
 

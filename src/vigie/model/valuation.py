@@ -214,5 +214,3 @@ class ValuationDetector(Detector):
             below_lowest_acceptable=ratio < self.lowest_acceptable,
             duty_at_risk_eur=gap_eur * decl.duty_rate_pct / 100.0,
         )
-
-
