@@ -31,7 +31,7 @@ from vigie.contracts.schemas import Declaration
 from vigie.model.assessment import AtypicalityFinding, Contribution
 from vigie.model.base import Detector
 
-PAIRS: Final = (
+PAIRS: Final[tuple[str, ...]] = (
     "origin_new_for_product",
     "chapter_new_for_importer",
     "regime_new_for_origin",

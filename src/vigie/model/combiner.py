@@ -25,9 +25,9 @@ from __future__ import annotations
 import math
 from typing import Final
 
-VALUATION_EDGES: Final = (-12.0, -8.0, -6.0, -4.0, -3.0, -2.0, -1.0, 1.0)
+VALUATION_EDGES: Final[tuple[float, ...]] = (-12.0, -8.0, -6.0, -4.0, -3.0, -2.0, -1.0, 1.0)
 """Upper bounds of the valuation z bins (then z > 1, then no reference)."""
-SURPRISE_EDGES: Final = (0.0, 0.5, 1.0, 1.5, 2.0, 3.0, 4.0)
+SURPRISE_EDGES: Final[tuple[float, ...]] = (0.0, 0.5, 1.0, 1.5, 2.0, 3.0, 4.0)
 """Upper bounds of the surprise bins (0: familiar), then above 4."""
 _EPS: Final = 1e-6
 _BOUND: Final = 30.0

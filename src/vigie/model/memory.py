@@ -25,7 +25,14 @@ from __future__ import annotations
 import math
 from typing import Final, NamedTuple
 
-LEVELS: Final = ("hs2", "hs4", "hs6", "hs6+origin", "hs6+origin+tax", "consignment")
+LEVELS: Final[tuple[str, ...]] = (
+    "hs2",
+    "hs4",
+    "hs6",
+    "hs6+origin",
+    "hs6+origin+tax",
+    "consignment",
+)
 """The levels of the chain, coarsest first."""
 SIGNATURE_WIDTH: Final = 0.01
 """Width, on the log scale, of the value and mass bins of a consignment signature (1 %)."""

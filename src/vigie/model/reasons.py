@@ -31,7 +31,7 @@ from vigie.contracts.schemas import Declaration
 from vigie.model.assessment import AtypicalityFinding, Reason, ValuationFinding
 from vigie.model.atypicality import tax_type
 
-HISTORY_CODES: Final = (
+HISTORY_CODES: Final[tuple[str, ...]] = (
     "CHAPTER_HISTORY",
     "HEADING_HISTORY",
     "PRODUCT_HISTORY",
@@ -53,7 +53,7 @@ ATYPICAL_SENTENCES: Final[dict[str, str]] = {
 }
 """The sentence of each novelty pair (:data:`vigie.model.atypicality.PAIRS`)."""
 
-_REFERENCES: Final = {
+_REFERENCES: Final[dict[str, str]] = {
     "hs6+origin+quantity": "identical goods in the same quantity ({hs6} from {origin})",
     "hs6+origin": "{hs6} from {origin}",
     "hs6": "{hs6}",

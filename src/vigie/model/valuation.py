@@ -32,11 +32,11 @@ from vigie.contracts.schemas import Declaration
 from vigie.model.assessment import MAX_EUR, ValuationFinding
 from vigie.model.base import Detector
 
-LEVELS: Final = ("hs6+origin+quantity", "hs6+origin", "hs6", "hs4")
+LEVELS: Final[tuple[str, ...]] = ("hs6+origin+quantity", "hs6+origin", "hs6", "hs4")
 """The references, finest first."""
-MIN_SUPPORT: Final = (1, 5, 2, 5)
+MIN_SUPPORT: Final[tuple[int, ...]] = (1, 5, 2, 5)
 """Values a reference needs, per level."""
-_POOLED_START: Final = (0.5, 0.7, 0.9, 1.1)
+_POOLED_START: Final[tuple[float, ...]] = (0.5, 0.7, 0.9, 1.1)
 _MAD_TO_SIGMA: Final = 1.4826
 _Z_BOUND: Final = 50.0
 _LOG_UNIT_VALUE_LOW: Final = math.log(1e-6)
