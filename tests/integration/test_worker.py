@@ -109,9 +109,7 @@ def test_scores_alerts_dead_letters_and_controls(
         scores.read_until(scored(later), 240, "the later scores")
         before = {v["memory"] for v in first.values()}
         after = {
-            v["model_versions"]["memory"]
-            for v in scores.values()
-            if v["declaration_id"] in later
+            v["model_versions"]["memory"] for v in scores.values() if v["declaration_id"] in later
         }
         assert after - before, f"no later Score has a new case memory: {before} {after}"
     finally:
