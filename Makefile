@@ -6,12 +6,13 @@ BIN := $(VENV)/bin
 
 .PHONY: demo test unit integration lint lock compiled up down
 
-# The virtualenv, installed from the lock files: what the demo needs (the runtime and the
-# development part), then what the tests need on top (test, lint and benchmark tools).
-$(VENV)/.demo: requirements/runtime.lock pyproject.toml dev/pyproject.toml
+# The virtualenv, installed from the lock files: what the demo needs (the runtime, the
+# embedded warehouse and the development part, no test or benchmark tools), then what the
+# tests need on top. The image installs requirements/runtime.lock alone.
+$(VENV)/.demo: requirements/demo.lock pyproject.toml dev/pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -r requirements/runtime.lock
+	$(BIN)/python -m pip install --quiet --no-deps -r requirements/demo.lock
 	$(BIN)/python -m pip install --quiet --no-deps -e . -e dev
 	touch $@
 
@@ -19,7 +20,8 @@ $(VENV)/.test: $(VENV)/.demo requirements/dev.lock
 	$(BIN)/python -m pip install --quiet -r requirements/dev.lock
 	touch $@
 
-# Starts the local stack itself; each run gets its own topics and .vigie/demo/<run>/.
+# Starts the local stack itself; each run gets its own topics and .vigie/demo/<run>/, and
+# its summary ends with the commands that read that run (--run <id>).
 demo: $(VENV)/.demo
 	$(BIN)/vigie demo
 
@@ -56,13 +58,17 @@ lint: $(VENV)/.test
 	$(BIN)/mypy || status=1; \
 	exit $$status
 
-# The lock files, from pyproject.toml and dev/pyproject.toml (uv resolves, pip installs).
+# The lock files, from pyproject.toml and dev/pyproject.toml (uv resolves, pip installs):
+# runtime (the image), demo (make demo), dev (make test and CI).
+LOCKS := runtime demo dev
+
 lock: $(VENV)/.test
 	$(BIN)/python -m pip install --quiet uv
-	$(BIN)/uv pip compile --quiet --python-version 3.11 --no-emit-package vigie \
-		--no-emit-package vigie-dev requirements/runtime.in -o requirements/runtime.lock
-	$(BIN)/uv pip compile --quiet --python-version 3.11 --no-emit-package vigie \
-		--no-emit-package vigie-dev requirements/dev.in -o requirements/dev.lock
+	for lock in $(LOCKS); do \
+		$(BIN)/uv pip compile --quiet --python-version 3.11 --no-emit-package vigie \
+			--no-emit-package vigie-dev requirements/$$lock.in -o requirements/$$lock.lock \
+			|| exit 1; \
+	done
 
 up: $(VENV)/.demo
 	$(BIN)/vigie stack up

@@ -10,7 +10,8 @@ from the sources, never next to them:
     docker build -f docker/Dockerfile .                 # the image installs it
 
 Not compiled: the package's ``__init__``, the plain output types (``assessment``), and
-what does not run per declaration (``evaluation``, ``checks``).
+what does not run per declaration (``checks``). The evaluation (``vigie.evaluation``) is
+another package: never compiled.
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ from pathlib import Path
 
 from setuptools import setup
 
-NOT_COMPILED = {"__init__.py", "assessment.py", "checks.py", "evaluation.py"}
+NOT_COMPILED = {"__init__.py", "assessment.py", "checks.py"}
 MODEL = sorted(
     str(path) for path in Path("src/vigie/model").glob("*.py") if path.name not in NOT_COMPILED
 )

@@ -74,7 +74,16 @@ def generated(n: int, seed: int) -> list[Declaration]:
     with tempfile.TemporaryDirectory() as tmp:
         out = Path(tmp) / "declarations.jsonl"
         vigie = Path(sys.executable).with_name("vigie")
-        command = [str(vigie), "generate", "--n", str(n), "--seed", str(seed), "--out", str(out)]
+        command = [
+            str(vigie),
+            "generate",
+            "--declarations",
+            str(n),
+            "--seed",
+            str(seed),
+            "--out",
+            str(out),
+        ]
         subprocess.run([*command, "--json"], check=True, stdout=subprocess.DEVNULL)
         return from_jsonl(out, n)
 

@@ -1,6 +1,6 @@
 """Replay throughput: generated declarations through ``vigie replay``'s pipeline into Kafka.
 
-Measures, on one declarations file (``vigie generate --n 100000 --seed 7`` by default):
+Measures, on one declarations file (``vigie generate --declarations 100000 --seed 7`` by default):
 
 - ``validate_only``: reading, decoding, validating and re-encoding, no Kafka (the CPU
   ceiling of the Python side);
@@ -49,7 +49,16 @@ def generated(n: int, seed: int, directory: Path) -> Path:
     out = directory / f"declarations-{n}-{seed}.jsonl"
     if not out.exists():
         vigie = Path(sys.executable).with_name("vigie")
-        command = [str(vigie), "generate", "--n", str(n), "--seed", str(seed), "--out", str(out)]
+        command = [
+            str(vigie),
+            "generate",
+            "--declarations",
+            str(n),
+            "--seed",
+            str(seed),
+            "--out",
+            str(out),
+        ]
         subprocess.run([*command, "--json"], check=True, stdout=subprocess.DEVNULL)
     return out
 

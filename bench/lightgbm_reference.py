@@ -2,7 +2,7 @@
 
 LightGBM with default parameters, categorical columns label-encoded (codes learnt on
 train.csv, unseen values -1), trained once on train.csv and scored on valid.csv; the
-figures use :func:`vigie.model.evaluation.ranking_metrics`, the same top-k
+figures use :func:`vigie.evaluation.ranking_metrics`, the same top-k
 definition as the prequential evaluation.
 
     .venv/bin/python bench/lightgbm_reference.py
@@ -16,7 +16,7 @@ from pathlib import Path
 import lightgbm as lgb
 import numpy as np
 
-from vigie.model.evaluation import ranking_metrics
+from vigie.evaluation import ranking_metrics
 
 DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "customs-kr"
 LABELS = ("Fraud", "Critical Fraud", "Declaration ID", "Date")

@@ -26,8 +26,8 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+from vigie.evaluation import Example, metrics, prequential
 from vigie.model.engine import RiskEngine
-from vigie.model.evaluation import Example, metrics, prequential
 from vigie.settings import get_settings
 
 CUSTOMS_KR = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "customs-kr"
@@ -35,17 +35,20 @@ DELAY = timedelta(days=7)
 
 
 def customs_kr() -> dict[str, Any]:
-    from vigie.cli.evaluate import mapped_examples
+    import tempfile
+
+    from vigie.cli.evaluate import read_examples
 
     files = [CUSTOMS_KR / "train.csv", CUSTOMS_KR / "valid.csv"]
-    examples = list(mapped_examples(files, "customs-kr", [0]))
-    examples.sort(key=lambda e: e.declaration.lodged_at)
+    rejects = Path(tempfile.mkdtemp()) / "rejected.jsonl"
+    examples, _ = read_examples(files, "customs-kr", None, None, rejects)
     began = time.perf_counter()
     trace = prequential(
         examples,
         RiskEngine(**get_settings().engine.options()),
         label_delay=DELAY,
         start=datetime(2021, 1, 1, tzinfo=UTC),
+        full_information=True,
     )
     elapsed = time.perf_counter() - began
     risk = metrics(trace)["detectors"]["risk"]
@@ -68,7 +71,7 @@ def generated(n: int, seed: int, label_share: float) -> dict[str, Any]:
         RiskEngine(**get_settings().engine.options()),
         label_delay=DELAY,
         start=datetime(2026, 1, 15, tzinfo=UTC),
-        label_share=label_share,
+        full_information=label_share >= 1.0,
     )
     elapsed = time.perf_counter() - began
     report = metrics(trace, budget=get_settings().engine.budget)

@@ -53,6 +53,7 @@ _THREAD = re.compile(r"^\[thrd:[^\]]*\]:\s*")
 
 
 def _base(settings: Settings, client_id: str, events: ClientEvents) -> dict[str, Any]:
+    events.address = settings.bootstrap_servers
     return {
         "bootstrap.servers": settings.bootstrap_servers,
         "client.id": client_id,
@@ -94,6 +95,13 @@ def consumer_config(
     }
     conf.update(overrides or {})
     return conf
+
+
+def admin_config(
+    settings: Settings, *, client_id: str = "vigie-admin", events: ClientEvents | None = None
+) -> dict[str, Any]:
+    """An admin client's configuration: the shared base (quiet, routed logging)."""
+    return _base(settings, client_id, events or ClientEvents(client_id))
 
 
 def producer_config(
@@ -138,6 +146,8 @@ class ClientEvents:
         self.said = 0
         self.lag: dict[tuple[str, int], int] = {}
         """Records between each assigned partition's end and the read position."""
+        self.address = "the configured brokers"
+        """Where Kafka is expected (set from the settings by the configuration builders)."""
         self._seen: set[str] = set()
 
     def log(self, level: int, fmt: str, *args: Any) -> None:
@@ -174,7 +184,13 @@ class ClientEvents:
         if not self.reachable:
             return
         self._change(False)
-        self.logger.warning("%s: Kafka unreachable (%s); retrying quietly", self.name, reason)
+        self.logger.warning(
+            "%s: Kafka unreachable at %s (%s); waiting for it: start it, or check "
+            "VIGIE_KAFKA_BOOTSTRAP",
+            self.name,
+            self.address,
+            reason,
+        )
 
     def reachable_again(self) -> None:
         """Kafka answers again: say for how long it did not, once."""

@@ -143,7 +143,7 @@ def test_50k_declarations_through_every_sink_with_a_worker_killed_mid_stream(
     children = Children(settings)
     data = settings.state_dir / "data"
     files = (data / "declarations.jsonl", data / "controls.jsonl", data / "truth.jsonl")
-    generated = children.run("generate", "--n", str(N), "--seed", str(SEED),
+    generated = children.run("generate", "--declarations", str(N), "--seed", str(SEED),
                              "--out", str(files[0]), "--controls", str(files[1]),
                              "--truth", str(files[2]))  # fmt: skip
     assert generated["declarations"] == N and generated["controls"] > 0
@@ -249,7 +249,7 @@ def test_50k_declarations_through_every_sink_with_a_worker_killed_mid_stream(
         assert all(attempts[i] >= 2 for i in wanted_ids)  # the first attempt was refused
 
         # ClickHouse: drain what the writer had not written, then read the tables back
-        drained = children.run("warehouse", "write", "--until-idle", "--group",
+        drained = children.run("warehouse", "write", "--drain", "--group",
                                f"{group}warehouse")  # fmt: skip
         warehouse = query_warehouse(children)
         assert len(warehouse["score_ids"]) == N == warehouse["score_rows"]

@@ -46,7 +46,7 @@ def summary(
             "redis_prefix": unique_name("demo-test"),
         }
     )
-    args = ["demo", "--n", str(N), "--seed", "11", "--rate", "1500", "--timeout", "480"]
+    args = ["demo", "--declarations", str(N), "--seed", "11", "--rate", "1500", "--timeout", "480"]
     done = subprocess.run(
         [*vigie_command(), *args, "--json"],
         env=child_env(settings, os.environ),
@@ -67,45 +67,87 @@ def test_demo_summary_agrees_with_kafka_redis_and_files(
     summary: tuple[Settings, dict[str, Any]], redis_client: redis.Redis
 ) -> None:
     settings, s = summary
-    run_dir = Path(s["run_dir"])
+    run, traffic, target, delivery = s["run"], s["traffic"], s["targeting"], s["delivery"]
+    run_dir = Path(run["dir"])
     assert run_dir.parent == (settings.state_dir / "demo").resolve()
-    assert s["topic_prefix"] == f"{settings.topic_prefix}demo-{s['run_id']}."
+    assert run["topic_prefix"] == f"{settings.topic_prefix}demo-{run['id']}."
+    assert run["redis_prefix"] == f"{settings.redis_prefix}.demo-{run['id']}"
 
     # every declaration produced is stored and scored once
-    assert s["declarations_produced"] == N == _lines(run_dir / "data" / "declarations.jsonl")
-    assert s["declarations"] == N
-    assert s["scores"] == N
-    assert s["dead_letters"] == 0
-    assert s["replay"]["rejected"] == 0 and s["replay"]["delivery_errors"] == 0
+    produced = traffic["declarations_produced"]
+    assert produced == N == _lines(run_dir / "data" / "declarations.jsonl")
+    assert traffic["declarations"] == N
+    assert traffic["scores"] == N
+    assert traffic["dead_letters"] == 0
+    assert traffic["replay"]["rejected"] == 0 and traffic["replay"]["delivery_errors"] == 0
 
     # every control result was replayed and stored
-    assert s["controls_produced"] == _lines(run_dir / "data" / "controls.jsonl") > 0
-    assert s["controls"] == s["controls_produced"]
+    assert traffic["controls_produced"] == _lines(run_dir / "data" / "controls.jsonl") > 0
+    assert traffic["controls"] == traffic["controls_produced"]
 
     # alerts: ClickHouse, the demo's consumer group and the Redis stream agree
-    assert s["alerts"] > 0
-    assert s["alerts_in_redis"] == s["alerts"]
-    stream = f"{settings.redis_prefix}.demo-{s['run_id']}:alerts"
-    assert redis_client.xlen(stream) == s["alerts"]
-    assert s["alert_rate"] == pytest.approx(s["alerts"] / s["scores"], abs=1e-6)
-    assert all(s["consistent"].values()), s["consistent"]
+    assert target["alerts"] > 0
+    assert delivery["alerts_redis"] == target["alerts"] == delivery["alerts_warehouse"]
+    assert target["risk_alerts"] + target["random_audits"] == target["alerts"]
+    stream = f"{run['redis_prefix']}:alerts"
+    assert redis_client.xlen(stream) == target["alerts"]
+    kinds = [f[b"kind"] for _i, f in redis_client.xrange(stream)]  # type: ignore[union-attr,index]
+    assert kinds.count(b"random_audit") == target["random_audits"]
+    assert target["alert_rate"] == pytest.approx(target["alerts"] / traffic["scores"], abs=1e-6)
+    assert all(delivery["consistent"].values()), delivery["consistent"]
 
     # alerted declarations with a control: hits cannot exceed controls
-    on_alerts = s["controls_on_alerts"]
-    assert 0 <= on_alerts["hits"] <= on_alerts["controls"] <= s["controls"]
-    truth = s["truth"]
-    assert 0 <= truth["frauds_alerted"] <= min(truth["frauds"], s["alerts"])
+    on_alerts = target["controls_on_alerts"]
+    assert 0 <= on_alerts["hits"] <= on_alerts["controls"] <= traffic["controls"]
+    truth = s["detection"]
+    assert 0 <= truth["frauds_alerted"] <= min(truth["frauds"], target["alerts"])
+
+    # duty at risk: the Scores seen on Kafka add up to the warehouse's, frauds and honest
+    at_risk = target["duty_at_risk"]
+    assert at_risk["total_eur"] == pytest.approx(at_risk["in_warehouse_eur"], rel=1e-6)
+    assert at_risk["on_frauds_eur"] + at_risk["on_honest_eur"] == pytest.approx(
+        at_risk["total_eur"], abs=0.02
+    )
 
     # latencies measured on every score and every alert
-    assert s["scoring_latency_ms"]["p50"] is not None
-    assert s["scoring_latency_ms"]["p50"] <= s["scoring_latency_ms"]["p99"]
-    e2e = s["end_to_end_ms"]
-    assert e2e["produced_to_score"]["n"] == N
-    assert e2e["produced_to_redis"]["n"] == s["alerts"]
+    latency = s["latency"]
+    assert latency["scoring_ms"]["p50"] is not None
+    assert latency["scoring_ms"]["p50"] <= latency["scoring_ms"]["p99"]
+    assert latency["produced_to_score_ms"]["n"] == N
+    assert latency["produced_to_redis_ms"]["n"] == target["alerts"]
+    assert latency["worker_per_s"] > 0
 
     # each child process logged to the run directory
     logs = {p.stem for p in (run_dir / "logs").glob("*.log")}
     assert {"worker", "warehouse", "alerts", "web"} <= logs
+
+
+def test_each_next_command_reads_the_run(
+    summary: tuple[Settings, dict[str, Any]],
+) -> None:
+    """The commands the demo prints work on its run, while its web app runs."""
+    settings, s = summary
+    commands = [line.split() for line in s["next"] if line.startswith("vigie ")]
+    assert [c[1:3] for c in commands] == [
+        ["alerts", "tail"], ["warehouse", "summary"], ["dlq", "tail"], ["webhooks", "failed"]
+    ]  # fmt: skip
+    results = {}
+    for command in commands:
+        done = subprocess.run(
+            [*vigie_command(), *command[1:], "--json"],
+            env=child_env(settings, os.environ),
+            capture_output=True,
+            timeout=120,
+            check=False,
+        )
+        assert done.returncode == 0, (command, done.stderr.decode(errors="replace"))
+        results[command[1]] = orjson.loads(done.stdout)
+    assert results["alerts"]["count"] == 10 and results["alerts"]["stream"].endswith(":alerts")
+    assert results["warehouse"]["alerts"] == s["targeting"]["alerts"]
+    assert results["warehouse"]["declarations"] == N
+    assert results["dlq"]["count"] == 0
+    assert results["webhooks"]["deliveries"]["failed"] == 0
+    assert results["webhooks"]["deliveries"]["delivered"] == s["targeting"]["alerts"]
 
 
 def test_demo_ends_with_the_web_app_and_its_accounts(
@@ -168,7 +210,7 @@ def test_interrupted_demo_stops_every_child(
         }
     )
     demo = subprocess.Popen(
-        [*vigie_command(), "demo", "--n", "3000", "--rate", "50", "--json"],
+        [*vigie_command(), "demo", "--declarations", "3000", "--rate", "50", "--json"],
         env=child_env(settings, os.environ),
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,

@@ -119,7 +119,7 @@ def test_killed_worker_partitions_move_and_nothing_is_lost(isolated_settings: Se
         # the warehouse: stop the writer, drain what it had not written, read it back
         children.check()
         assert children.stop("warehouse") == 0
-        drained = children.run("warehouse", "write", "--until-idle", "--group", warehouse_group)
+        drained = children.run("warehouse", "write", "--drain", "--group", warehouse_group)
         warehouse = query_scores(children)
         assert len(warehouse["score_ids"]) == len(ids) == warehouse["score_rows"]
         assert set(warehouse["score_ids"]) == ids  # none missing, nothing else

@@ -33,7 +33,7 @@ def test_raw_peer_and_worker_process_every_declaration(
         "VIGIE_STATE_DIR": str(tmp_path / "state"),
     }
     vigie = str(Path(sys.executable).with_name("vigie"))
-    command = [vigie, "bench", "--n", str(N), "--only", "raw,peer,worker", "--json"]
+    command = [vigie, "bench", "--declarations", str(N), "--only", "raw,peer,worker", "--json"]
     command += ["--results", str(results)]
     done = subprocess.run(command, env=env, capture_output=True, check=False, timeout=900)
     assert done.returncode == 0, done.stderr.decode()[-3000:]

@@ -174,7 +174,7 @@ def test_dlq_tail_lists_the_latest_letters(
     }
     vigie = Path(sys.executable).with_name("vigie")
     done = subprocess.run(
-        [str(vigie), "dlq", "tail", "--n", "40", "--json"],
+        [str(vigie), "dlq", "tail", "--limit", "40", "--json"],
         env=env, capture_output=True, check=True, timeout=120,
     )  # fmt: skip
     result = orjson.loads(done.stdout)
@@ -183,3 +183,25 @@ def test_dlq_tail_lists_the_latest_letters(
     assert sorted(set(reasons)) == sorted({b[2] for b in BAD_LINES} | {"csv_columns"})
     empty = next(d for d in result["dead_letters"] if d["reason"] == "empty")
     assert (empty["original"], empty["source"].rsplit(":", 1)[0]) == ("", str(replayed["jsonl"]))
+
+
+def test_dlq_tail_follows_new_letters_until_idle(
+    isolated_settings: Settings, tmp_path: Path
+) -> None:
+    env = {
+        **os.environ,
+        "VIGIE_KAFKA_BOOTSTRAP": isolated_settings.bootstrap_servers,
+        "VIGIE_TOPIC_PREFIX": isolated_settings.topic_prefix,
+    }
+    vigie = Path(sys.executable).with_name("vigie")
+    argv = [str(vigie), "dlq", "tail", "--follow", "--idle-seconds", "15", "--json"]
+    follower = subprocess.Popen(argv, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    bad = tmp_path / "bad.jsonl"
+    bad.write_bytes(b"{broken\n")
+    # written before or after the tail read the end: either way it is shown once
+    Replay(KafkaProducer(isolated_settings)).run([bad])
+    out, err = follower.communicate(timeout=120)
+    assert follower.returncode == 0, err.decode()
+    (letter,) = [orjson.loads(line) for line in out.splitlines()]
+    assert (letter["reason"], letter["original"]) == ("invalid_json", "{broken")
+    assert letter["source"] == f"{bad}:1"

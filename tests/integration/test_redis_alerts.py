@@ -166,13 +166,72 @@ def test_cli_tail_reads_with_a_consumer_group(settings: Settings, client: redis.
         "PATH": "/usr/bin:/bin",
     }
     argv = [VIGIE, "alerts", "tail", "--group", "cli", "--json"]
-    first = _run([*argv, "--count", "3"], env)
-    rest = _run([*argv, "--count", "5", "--timeout", "1"], env)
+    first = _run([*argv, "--limit", "3"], env)
+    rest = _run([*argv, "--limit", "5"], env)
 
     assert first["count"] == 3 and rest["count"] == 1
     ids = [a["alert_id"] for a in first["alerts"] + rest["alerts"]]
     assert ids == [f"alert:D-{i}" for i in range(4)]
     assert first["alerts"][0]["alert"]["score"]["risk"] == 0.93
+
+
+def test_cli_tail_shows_the_latest_alerts_and_marks_random_audits(
+    settings: Settings, client: redis.Redis
+) -> None:
+    keys = AlertKeys(settings.redis_prefix)
+    sink = RedisAlertSink(client, keys)
+    for i in range(12):
+        sink.add(example_alert(f"D-{i}", kind="random_audit" if i == 11 else "risk"))
+    sink.flush()
+    assert [f["kind"] for _i, f in client.xrange(keys.stream)][-2:] == ["risk", "random_audit"]  # type: ignore[union-attr,index]
+    env = {
+        "VIGIE_REDIS_URL": settings.redis_dsn,
+        "VIGIE_REDIS_PREFIX": settings.redis_prefix,
+        "PATH": "/usr/bin:/bin",
+    }
+    argv = [VIGIE, "alerts", "tail"]
+    latest = _run([*argv, "--json"], env)
+    again = _run([*argv, "--json"], env)  # a view acknowledges nothing
+    assert latest == again and latest["stream"] == keys.stream
+    assert [a["alert_id"] for a in latest["alerts"]] == [f"alert:D-{i}" for i in range(2, 12)]
+    assert latest["alerts"][-1]["kind"] == "random_audit"
+    shown = subprocess.run([*argv, "-n", "2"], env=env, capture_output=True, text=True, check=True)
+    first, last = shown.stdout.splitlines()
+    assert first.endswith("risk 0.930 VAL_LOW") and "D-10" in first
+    assert last.endswith("random audit (risk 0.930)") and "D-11" in last
+
+
+def test_cli_tail_follows_new_alerts_until_idle(settings: Settings, client: redis.Redis) -> None:
+    sink = RedisAlertSink(client, AlertKeys(settings.redis_prefix))
+    sink.add(example_alert("D-0"))
+    sink.flush()
+    argv = [VIGIE, "alerts", "tail", "--follow", "--idle-seconds", "10", "--json"]
+    with subprocess.Popen(argv, env=_env(settings), stdout=subprocess.PIPE, text=True) as tail:
+        assert tail.stdout is not None
+        assert orjson.loads(tail.stdout.readline())["alert_id"] == "alert:D-0"
+        sink.add(example_alert("D-1", kind="random_audit"))
+        sink.flush()
+        line = orjson.loads(tail.stdout.readline())
+        assert (line["alert_id"], line["kind"]) == ("alert:D-1", "random_audit")
+        assert tail.wait(timeout=60) == 0  # idle for 10 s: it stops by itself
+        assert tail.stdout.read() == ""
+
+
+def test_cli_tail_reads_a_demo_run(settings: Settings, client: redis.Redis) -> None:
+    from vigie.cli.runs import run_settings
+
+    run = run_settings(settings, "20261204t101500")
+    (settings.state_dir / "demo" / "20261204t101500").mkdir(parents=True)
+    sink = RedisAlertSink(client, AlertKeys(run.redis_prefix))
+    sink.add(example_alert("D-run"))
+    sink.flush()
+    try:
+        for which in ("latest", "20261204t101500"):
+            found = _run([VIGIE, "alerts", "tail", "--run", which, "--json"], _env(settings))
+            assert [a["alert_id"] for a in found["alerts"]] == ["alert:D-run"]
+        assert _run([VIGIE, "alerts", "tail", "--json"], _env(settings))["count"] == 0
+    finally:
+        client.delete(*client.scan_iter(f"{run.redis_prefix}:*"))
 
 
 def _run(argv: list[str], env: dict[str, str]) -> dict[str, Any]:
@@ -191,7 +250,9 @@ def test_cli_publish_copies_the_topic(settings: Settings, client: redis.Redis) -
         "VIGIE_REDIS_PREFIX": settings.redis_prefix,
         "PATH": "/usr/bin:/bin",
     }
-    stats = _run([VIGIE, "alerts", "publish", "--count", "3", "--until-idle", "30", "--json"], env)
+    stats = _run(
+        [VIGIE, "alerts", "publish", "--limit", "3", "--idle-seconds", "30", "--json"], env
+    )
     assert (stats["consumed"], stats["written"], stats["dead_lettered"]) == (3, 2, 0)
     assert client.xlen(AlertKeys(settings.redis_prefix).stream) == 2
 
@@ -292,7 +353,7 @@ def test_a_restarted_redis_keeps_the_feed_and_the_tail_goes_on(
     for i in range(5):
         sink.add(example_alert(f"D-{i}"))
     assert sink.flush() == 5
-    argv = [VIGIE, "alerts", "tail", "--group", "desk", "--json"]
+    argv = [VIGIE, "alerts", "tail", "--group", "desk", "--follow", "--json"]
     tail = subprocess.Popen(argv, env=_env(mine), stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     lines: list[bytes] = []
     reader = threading.Thread(target=lambda: lines.extend(iter(tail.stdout.readline, b"")))  # type: ignore[union-attr]
@@ -369,7 +430,7 @@ def test_the_publisher_serves_health_readiness_and_metrics(
 ) -> None:
     produce(settings, [example_alert("D-1"), example_alert("D-2")], garbage=b"[]")
     port = free_port()
-    argv = [VIGIE, "alerts", "publish", "--until-idle", "20", "--http-port", str(port), "--json"]
+    argv = [VIGIE, "alerts", "publish", "--idle-seconds", "20", "--http-port", str(port), "--json"]
     publisher = subprocess.Popen(
         argv, env=_env(settings), stdout=subprocess.PIPE, stderr=subprocess.PIPE
     )

@@ -193,3 +193,66 @@ def test_missing_topics_are_named_before_anything_is_produced(
     settings = Settings(**fields)
     with pytest.raises(ConfigurationError, match="vigie topics create"):
         Replay(KafkaProducer(settings)).check_topics()
+
+
+KR_ROW = {
+    "Declaration ID": "97061800", "Date": "2020-01-01", "Office ID": "30",
+    "Process Type": "B", "Import Type": "11", "Import Use": "21", "Payment Type": "11",
+    "Mode of Transport": "10", "Declarant ID": "ZZR1LT6", "Importer ID": "QLRUBN9",
+    "Seller ID": "0VKY2BR", "Courier ID": "", "HS6 Code": "440890",
+    "Country of Departure": "BE", "Country of Origin": "BE", "Tax Rate": "0.0",
+    "Tax Type": "FEU1", "Country of Origin Indicator": "G", "Net Mass": "108.0",
+    "Item Price": "372254.4", "Fraud": "0", "Critical Fraud": "0",
+}  # fmt: skip
+"""A row of the customs-kr CSV (the header of ../shared/data/customs-kr/train.csv)."""
+
+
+def _replay_cli(settings: Settings, *args: str) -> subprocess.CompletedProcess[str]:
+    env = {
+        "PATH": "/usr/bin:/bin",
+        "VIGIE_KAFKA_BOOTSTRAP": settings.bootstrap_servers,
+        "VIGIE_TOPIC_PREFIX": settings.topic_prefix,
+    }
+    vigie = str(Path(sys.executable).with_name("vigie"))
+    return subprocess.run(
+        [vigie, "replay", *args], env=env, capture_output=True, text=True, timeout=120, check=False
+    )
+
+
+@pytest.mark.parametrize(
+    ("mapping", "hint"),
+    [
+        ((), "Missing mapping? Without --mapping, a CSV header must name the declaration's"),
+        (("-m", "{mapping}"), "Wrong mapping? {mapping} does not fit these files"),
+    ],
+)
+def test_a_replay_whose_rows_are_mostly_rejected_fails_naming_them(
+    isolated_settings: Settings, tmp_path: Path, mapping: tuple[str, ...], hint: str
+) -> None:
+    rows = tmp_path / "kr.csv"
+    rows.write_text("\n".join([",".join(KR_ROW), *(",".join(KR_ROW.values()),) * 200]) + "\n")
+    wrong = tmp_path / "wrong.toml"
+    wrong.write_text('[declaration]\ndeclaration_id = {column = "ID"}\n')
+    args = [a.format(mapping=wrong) for a in mapping]
+    done = _replay_cli(isolated_settings, str(rows), *args, "--json")
+    assert done.returncode == 1, done.stderr
+    report = orjson.loads(done.stdout)
+    assert (report["produced"], report["rejected"]) == (0, 200)
+    lines = done.stderr.splitlines()
+    assert lines[0] == "error: 200 of 200 records rejected, none accepted. The first:"
+    assert [line.split(": ")[0] for line in lines[1:4]] == [f"  {rows}:{n}" for n in (2, 3, 4)]
+    assert hint.format(mapping=wrong) in done.stderr
+    assert lines[-1] == "Every rejected record is in the dead-letter topic: vigie dlq tail"
+    assert count_messages(isolated_settings, "declarations.dlq") == 200
+
+
+def test_a_replay_with_a_few_rejects_succeeds(isolated_settings: Settings, tmp_path: Path) -> None:
+    lines = declarations(5)
+    path = tmp_path / "d.jsonl"
+    path.write_bytes(b"\n".join([*lines, b"{not json"]) + b"\n")
+    done = _replay_cli(isolated_settings, str(path), "--json")
+    assert done.returncode == 0, done.stderr
+    report = orjson.loads(done.stdout)
+    assert (report["produced"], report["rejected"]) == (5, 1)
+    (first,) = report["first_rejected"]
+    assert first.startswith(f"{path}:6: invalid_json: <record>: not valid JSON: ")

@@ -299,7 +299,7 @@ def test_cli_write_until_idle_and_summary(settings: Settings) -> None:
     assert vigie("warehouse", "migrate", settings=settings)["current"] >= 2
     once = vigie("warehouse", "write", "--once", "--batch-size", "50", settings=settings)
     assert 0 < once["consumed"] < len(messages) and once["checkpoints"] >= 1
-    written = vigie("warehouse", "write", "--until-idle", "--batch-size", "50", settings=settings)
+    written = vigie("warehouse", "write", "--drain", "--batch-size", "50", settings=settings)
     assert written["consumed"] == len(messages) - once["consumed"]
     sent = once["rows"]["scores"] + written["rows"]["scores"]
     assert sent == len([m for m in messages if m[0] == SCORES.name])
@@ -325,7 +325,7 @@ def test_cli_write_until_idle_and_summary(settings: Settings) -> None:
         },
     }
     assert figures["latency_ms"]["p50"] == pytest.approx(8.0)
-    again = vigie("warehouse", "write", "--until-idle", settings=settings)
+    again = vigie("warehouse", "write", "--drain", settings=settings)
     assert again["consumed"] == 0  # offsets were committed
 
 

@@ -246,7 +246,7 @@ def test_cli_dispatch_delivers_and_exits_when_idle(
         "VIGIE_TOPIC_PREFIX": isolated_settings.topic_prefix,
         "VIGIE_WEBHOOKS_FILE": str(tmp_path / "webhooks.toml"),
     }
-    argv = ["webhooks", "dispatch", "--until-idle", "3", "--base-delay", "0.05"]
+    argv = ["webhooks", "dispatch", "--idle-seconds", "3", "--base-delay", "0.05"]
 
     async def scenario() -> dict[str, Any]:
         async with receiver.running():
@@ -294,7 +294,7 @@ def test_failed_deliveries_are_redriven_once_and_then_delivered(
         "VIGIE_TOPIC_PREFIX": isolated_settings.topic_prefix,
         "VIGIE_WEBHOOKS_FILE": str(tmp_path / "webhooks.toml"),
     }
-    dispatch = ["webhooks", "dispatch", "--until-idle", "3", "--base-delay", "0.05"]
+    dispatch = ["webhooks", "dispatch", "--idle-seconds", "3", "--base-delay", "0.05"]
     dispatch += ["--max-attempts", "2", "--json"]
 
     async def scenario() -> tuple[dict[str, Any], ...]:
@@ -311,7 +311,7 @@ def test_failed_deliveries_are_redriven_once_and_then_delivered(
 
     first, redriven, again, second = asyncio.run(scenario())
     assert first["outbox"] == {"pending": 0, "delivered": 1, "failed": 4}
-    assert redriven["redriven"] == 2 and redriven["pending"] == 2
+    assert redriven["redriven"] == 2 and redriven["deliveries"]["pending"] == 2
     assert again["redriven"] == 0
     assert second["intake"]["consumed"] == 0  # nothing re-read: the offsets held
     assert second["outbox"] == {"pending": 0, "delivered": 3, "failed": 2}

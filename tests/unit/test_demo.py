@@ -5,15 +5,17 @@ from __future__ import annotations
 
 import asyncio
 from pathlib import Path
+from typing import Any
 
 import orjson
 import pytest
 
 from vigie.settings import Settings
 from vigie.sinks.webhooks.signing import signed_headers
-from vigie_dev.demo import child_env, interleave, percentiles, run_settings
-from vigie_dev.demo.figures import against_truth, controls_on
+from vigie_dev.demo import Demo, DemoOptions, child_env, interleave, percentiles, run_settings
+from vigie_dev.demo.figures import against_truth, compose, controls_on
 from vigie_dev.demo.receiver import Receiver
+from vigie_dev.demo.report import summary_lines
 from vigie_dev.generator import GeneratorConfig, write_files
 from vigie_dev.testing import free_port
 
@@ -107,3 +109,67 @@ def test_receiver_verifies_signatures_over_http() -> None:
         statuses = [asyncio.run(post(receiver.url, h)) for h in (good, good, forged)]
     assert statuses == [200, 200, 401]
     assert receiver.tally.as_dict() == {"alerts_delivered": 1, "duplicates": 1, "rejected": 1}
+
+
+def _warehouse_figures(n: int, alerts: int, duty_at_risk: float) -> dict[str, Any]:
+    """What vigie warehouse summary --json answers, for a run of n declarations."""
+    return {
+        "declarations": n, "scores": n, "alerts": alerts, "alert_rate": alerts / n,
+        "controls": 40, "hit_rate": 0.25, "recovered_eur": 1200.0,
+        "duty_at_risk_eur": duty_at_risk, "expected_recoverable_selected_eur": 800.0,
+        "latency_ms": {"p50": 0.4, "p95": 2.0, "p99": 5.0},
+        "dead_letters": {"total": 0, "by_reason": {}},
+    }  # fmt: skip
+
+
+@pytest.mark.parametrize("replay_per_s", [2000.0, 500.0])
+def test_summary_groups_figures_and_says_what_they_measure(
+    stream: tuple[Path, Path, Path], tmp_path: Path, replay_per_s: float
+) -> None:
+    decls, controls, truth = stream
+    demo = Demo(Settings(state_dir=tmp_path), DemoOptions(n=2000, run_id="r9"))
+    rows = _jsonl(decls)
+    frauds = [str(r["declaration_id"]) for r in _jsonl(truth) if r["typology"] is not None]
+    for i, row in enumerate(rows):  # one a millisecond, each scored 5 s after production
+        did = str(row["declaration_id"])
+        at_risk = 30.0 if did in frauds else 10.0 * (i % 2)
+        demo.watch.on_declaration(did, i)
+        score = {"declaration_id": did, "selected": did in frauds[:20] or i < 5,
+                 "valuation": {"duty_at_risk_eur": at_risk}}  # fmt: skip
+        demo.watch.on_score(orjson.dumps(score), i + 5_000)
+    for i, did in enumerate(sorted(demo.watch.selected)):
+        demo.watch.on_redis(did, f"{9_000_000 + i}-0", "random_audit" if i < 3 else "risk")
+        demo.receiver.tally.alerts.add(f"alert:{did}")
+    demo.status.replay = {"declarations": 2000, "controls": 90, "declarations_per_s": replay_per_s,
+                          "rejected": 0, "delivery_errors": 0}  # fmt: skip
+    at_risk = sum(demo.watch.duty_at_risk.values())
+    alerts = len(demo.watch.selected)
+    summary = compose(demo, _warehouse_figures(2000, alerts, at_risk), {}, (decls, controls, truth))
+
+    assert summary["run"] == {
+        "id": "r9", "dir": str((tmp_path / "demo" / "r9").resolve()),
+        "topic_prefix": "demo-r9.", "redis_prefix": "vigie.demo-r9",
+        "warehouse": f"chdb://{(tmp_path / 'demo' / 'r9').resolve() / 'clickhouse'}",
+    }  # fmt: skip
+    target = summary["targeting"]
+    assert (target["risk_alerts"], target["random_audits"]) == (alerts - 3, 3)
+    split = target["duty_at_risk"]
+    assert split["on_frauds_eur"] == 30.0 * len(frauds)
+    assert split["total_eur"] == pytest.approx(split["in_warehouse_eur"])
+    assert split["on_honest_eur"] == split["total_eur"] - split["on_frauds_eur"] > 0
+    latency = summary["latency"]
+    assert latency["worker_per_s"] == 1000.0
+    assert latency["produced_to_score_ms"] == {"p50": 5000.0, "p99": 5000.0, "n": 2000}
+    assert latency["queueing"] is (replay_per_s == 2000.0)
+    assert all(summary["delivery"]["consistent"].values())
+
+    text = "\n".join(summary_lines(summary))
+    assert "3 random audits (drawn whatever the risk)" in text
+    assert "the engine's estimate over every declaration" in text
+    assert "honest declarations priced under the reference" in text
+    assert "evaded by the frauds (the truth)" in text
+    if latency["queueing"]:
+        assert "time in the queue, not the engine's" in text
+    else:
+        assert "the worker kept up" in text
+    assert all(len(line) < 200 for line in text.splitlines())

@@ -18,10 +18,15 @@ from urllib.parse import urlparse
 import pytest
 import yaml
 
+from vigie.errors import ConfigurationError
 from vigie.settings import Settings
 
 DOCKER = Path(__file__).resolve().parents[2] / "docker"
-VIGIE_SERVICES = ("topics", "worker", "warehouse-writer", "alert-publisher", "web")
+VIGIE_SERVICES = (
+    "topics", "worker", "warehouse-writer", "alert-publisher", "webhook-dispatcher", "web"
+)  # fmt: skip
+ONE_SHOT = ("topics",)
+SECRET_VARIABLE = re.compile(r"PASSWORD|TOKEN|SECRET", re.IGNORECASE)
 
 
 @pytest.fixture(scope="module")
@@ -38,7 +43,7 @@ def test_every_service_is_there_with_its_image(compose: dict[str, Any]) -> None:
     assert services["kafka"]["image"] == "apache/kafka:3.9.1"
     assert services["clickhouse"]["image"].startswith("clickhouse/clickhouse-server:")
     assert services["redis"]["image"].startswith("redis:")
-    assert services["grafana"]["image"].startswith("grafana/grafana:")
+    assert services["grafana"]["build"] == {"context": "./grafana"}  # grafana/grafana + plugin
     assert "controller" in services["kafka"]["environment"]["KAFKA_PROCESS_ROLES"]
 
 
@@ -68,15 +73,15 @@ def test_vigie_services_point_at_the_stack(compose: dict[str, Any]) -> None:
         assert (
             f"INTERNAL://{env['VIGIE_KAFKA_BOOTSTRAP']}" in kafka_env["KAFKA_ADVERTISED_LISTENERS"]
         )
-        assert urlparse(env["VIGIE_REDIS_URL"]).hostname == "redis"
-        clickhouse = urlparse(env["VIGIE_CLICKHOUSE_URL"])
+        assert urlparse(_filled(env["VIGIE_REDIS_URL"])).hostname == "redis"
+        clickhouse = urlparse(_filled(env["VIGIE_CLICKHOUSE_URL"]))
         assert (clickhouse.scheme, clickhouse.hostname, clickhouse.port) == (
             "http",
             "clickhouse",
             8123,
         )
     assert "clickhouse" in services["warehouse-writer"]["depends_on"]
-    assert services["warehouse-writer"]["command"] == ["warehouse", "write"]
+    assert services["warehouse-writer"]["command"][:2] == ["warehouse", "write"]
 
 
 @pytest.mark.parametrize("name", VIGIE_SERVICES)
@@ -102,7 +107,13 @@ def test_mounted_files_exist(compose: dict[str, Any]) -> None:
 def test_grafana_gets_the_plugin_datasource_and_dashboards(compose: dict[str, Any]) -> None:
     grafana = compose["services"]["grafana"]
     env = grafana["environment"]
-    assert "grafana-clickhouse-datasource" in env["GF_INSTALL_PLUGINS"]
+    assert "GF_INSTALL_PLUGINS" not in env  # deprecated in Grafana 12, and ran at each start
+    assert grafana["build"] == {"context": "./grafana"}
+    image = (DOCKER / "grafana/Dockerfile").read_text()
+    assert re.search(r"^ARG GRAFANA_IMAGE=grafana/grafana:\d+\.\d+\.\d+$", image, re.M)
+    assert re.search(r"^ARG CLICKHOUSE_PLUGIN_VERSION=\d+\.\d+\.\d+$", image, re.M)
+    assert 'plugins install grafana-clickhouse-datasource "$CLICKHOUSE_PLUGIN_VERSION"' in image
+    assert "GF_PLUGINS_PREINSTALL_DISABLED=true" in image  # nothing downloaded at start
     provisioning = (DOCKER / "grafana/provisioning/datasources/clickhouse.yaml").read_text()
     for variable in re.findall(r"\$\{(\w+)\}", provisioning):
         assert variable in env, f"provisioning uses ${{{variable}}}, unset in grafana"
@@ -118,11 +129,48 @@ def test_grafana_gets_the_plugin_datasource_and_dashboards(compose: dict[str, An
     assert (DOCKER / "grafana/dashboards" / Path(home).name).exists()
 
 
-def test_dockerfile_installs_the_package() -> None:
+def test_the_image_installs_the_lock_in_a_layer_of_its_own() -> None:
     text = (DOCKER / "Dockerfile").read_text()
-    assert text.count("FROM python:3.11-slim") == 1
-    assert "pip install ." in text
+    lines = [line.strip() for line in text.splitlines()]
+    assert [line for line in lines if line.startswith("FROM ")] == [
+        "FROM ${PYTHON_IMAGE} AS build",
+        "FROM ${PYTHON_IMAGE}",
+    ]
+    assert re.search(r"^ARG PYTHON_IMAGE=python:3\.11\.\d+-slim-\w+$", text, re.M)
+    lock = lines.index("RUN pip install --no-deps -r requirements/runtime.lock \\")
+    source = lines.index("COPY src ./src")
+    assert lines.index("COPY requirements/runtime.lock requirements/dev.lock requirements/") < lock
+    assert lock < source  # a code change does not reinstall the dependencies
+    assert "VIGIE_COMPILE=1 pip install --no-deps --no-build-isolation ." in text
+    assert "COPY --from=build /opt/vigie /opt/vigie" in text
+    runtime = text[text.index("FROM ${PYTHON_IMAGE}\n") :]
+    assert "gcc" not in runtime and "USER vigie" in runtime
+    assert "HEALTHCHECK --interval=15s --timeout=5s --start-period=60s --retries=4 \\" in text
     assert 'ENTRYPOINT ["vigie"]' in text
+    ignored = (DOCKER.parent / ".dockerignore").read_text().splitlines()
+    assert ignored[ignored.index("*") :][:7] == [
+        "*", "!pyproject.toml", "!setup.py", "!README.md", "!requirements/", "!src/",
+        "**/__pycache__",
+    ]  # fmt: skip
+
+
+def test_the_image_has_no_chdb_and_the_demo_has() -> None:
+    runtime = (DOCKER.parent / "requirements/runtime.lock").read_text()
+    demo = (DOCKER.parent / "requirements/demo.lock").read_text()
+    dev = (DOCKER.parent / "requirements/dev.lock").read_text()
+    assert "\nchdb==" not in runtime and "\npandas==" not in runtime
+    assert "\nchdb==" in demo and "\nchdb==" in dev
+    for heavy in ("lightgbm", "scikit-learn", "pytest", "mypy", "httpx", "playwright"):
+        assert f"\n{heavy}==" not in demo, heavy
+    assert all(line in demo for line in runtime.splitlines() if "==" in line)
+
+
+def test_the_demo_installs_the_demo_lock() -> None:
+    makefile = (DOCKER.parent / "Makefile").read_text()
+    target = makefile[makefile.index("$(VENV)/.demo:") :].split("\n\n")[0]
+    assert "requirements/demo.lock" in target.splitlines()[0]
+    assert "pip install --quiet --no-deps -r requirements/demo.lock" in target
+    assert "dev[" not in target and "dev.lock" not in target
 
 
 def test_prometheus_scrapes_the_workers_and_grafana_reads_it(compose: dict[str, Any]) -> None:
@@ -131,8 +179,15 @@ def test_prometheus_scrapes_the_workers_and_grafana_reads_it(compose: dict[str, 
     (job,) = config["scrape_configs"]
     (target,) = job["dns_sd_configs"]
     assert target["names"] == ["worker"] and job["metrics_path"] == "/metrics"
-    assert str(target["port"]) in services["worker"]["ports"][0]
+    assert services["worker"]["ports"] == [f"127.0.0.1:6066-6069:{target['port']}"]
     assert Settings().worker_web_port == target["port"]
+    assert services["worker"]["environment"]["VIGIE_WORKER_WEB_HOST"] == "0.0.0.0"
+    assert job["authorization"] == {
+        "type": "Bearer", "credentials_file": "/run/secrets/worker_token"
+    }  # fmt: skip
+    assert services["prometheus"]["secrets"] == ["worker_token"]
+    assert compose["secrets"]["worker_token"] == {"environment": "VIGIE_WORKER_TOKEN"}
+    assert "VIGIE_WORKER_TOKEN" in services["worker"]["environment"]["VIGIE_WORKER_TOKEN"]
     grafana = services["grafana"]
     provisioning = (DOCKER / "grafana/provisioning/datasources/prometheus.yaml").read_text()
     (source,) = yaml.safe_load(provisioning)["datasources"]
@@ -148,5 +203,93 @@ def test_prometheus_scrapes_the_workers_and_grafana_reads_it(compose: dict[str, 
 def test_web_listens_on_its_published_port(compose: dict[str, Any]) -> None:
     web = compose["services"]["web"]
     port = web["command"][web["command"].index("--port") + 1]
-    assert web["ports"] == [f"{port}:{port}"] and "0.0.0.0" in web["command"]
+    assert web["ports"] == [f"127.0.0.1:{port}:{port}"] and "0.0.0.0" in web["command"]
     assert "clickhouse" in web["depends_on"]
+
+
+def test_every_published_port_is_on_loopback(compose: dict[str, Any]) -> None:
+    published = 0
+    for name, service in compose["services"].items():
+        for port in service.get("ports", []):
+            assert str(port).startswith("127.0.0.1:"), (name, port)
+            published += 1
+    assert published == 7  # kafka, redis, clickhouse, grafana, prometheus, worker, web
+
+
+def _filled(text: str) -> str:
+    """A value with each ${VAR:?message} replaced by a placeholder, as compose would."""
+    return re.sub(r"\$\{(\w+):\?[^}]*\}", lambda m: f"x{m.group(1).lower()}", text)
+
+
+def test_no_secret_is_written_in_the_file(compose: dict[str, Any]) -> None:
+    text = (DOCKER / "compose.yaml").read_text()
+    for found in re.finditer(r"\$\{(\w+)([^}]*)\}", text):
+        name, rest = found.groups()
+        if SECRET_VARIABLE.search(name):
+            assert rest.startswith(":?"), f"${{{name}{rest}}}: a secret needs no default"
+    for name, service in compose["services"].items():
+        env = service.get("environment", {})
+        for key, value in env.items():
+            if SECRET_VARIABLE.search(key) and not key.endswith("_FILE"):
+                assert str(value).startswith("${") and ":?" in str(value), (name, key)
+    example = (DOCKER / ".env.example").read_text()
+    needed = {m.group(1) for m in re.finditer(r"\$\{(\w+):\?", text)}
+    assert needed == {line.split("=")[0] for line in example.splitlines() if line[:1].isupper()}
+    assert all(line.endswith("=") for line in example.splitlines() if line[:1].isupper())
+    ignored = (DOCKER.parent / ".gitignore").read_text().splitlines()
+    assert "docker/.env" in ignored and "docker/webhooks.toml" in ignored
+
+
+def test_redis_and_clickhouse_ask_for_passwords(compose: dict[str, Any]) -> None:
+    services = compose["services"]
+    redis_command = services["redis"]["command"][-1]
+    assert 'requirepass "$$REDIS_PASSWORD"' in redis_command and "redis-server -" in redis_command
+    assert services["redis"]["environment"]["REDISCLI_AUTH"].startswith("${REDIS_PASSWORD:?")
+    for name in VIGIE_SERVICES:
+        env = services[name]["environment"]
+        assert urlparse(_filled(env["VIGIE_REDIS_URL"])).password == "xredis_password"
+        assert urlparse(_filled(env["VIGIE_CLICKHOUSE_URL"])).password
+    assert services["clickhouse"]["environment"]["CLICKHOUSE_PASSWORD"].startswith("${")
+
+
+def test_every_service_has_a_health_check(compose: dict[str, Any]) -> None:
+    for name, service in compose["services"].items():
+        check = service.get("healthcheck")
+        assert check is not None, name
+        if name in ONE_SHOT:
+            assert check == {"disable": True} and service["restart"] == "no"
+            continue
+        assert check["test"][0] in ("CMD", "CMD-SHELL"), name
+        assert {"interval", "timeout", "retries"} <= set(check), name
+
+
+@pytest.mark.parametrize("name", ["warehouse-writer", "alert-publisher", "webhook-dispatcher"])
+def test_sinks_are_checked_on_their_own_http_port(compose: dict[str, Any], name: str) -> None:
+    service = compose["services"][name]
+    port = service["command"][service["command"].index("--http-port") + 1]
+    assert f"http://127.0.0.1:{port}/health" in service["healthcheck"]["test"][-1]
+
+
+def test_the_worker_is_checked_and_takes_controls(compose: dict[str, Any]) -> None:
+    worker = compose["services"]["worker"]
+    assert (
+        f"http://127.0.0.1:{Settings().worker_web_port}/health"
+        in (worker["healthcheck"]["test"][-1])
+    )
+    assert worker["environment"]["VIGIE_CONTROLS_TOKEN"].startswith("${VIGIE_CONTROLS_TOKEN:?")
+
+
+def test_the_webhook_dispatcher_reads_its_subscribers_as_a_secret(
+    compose: dict[str, Any],
+) -> None:
+    dispatcher = compose["services"]["webhook-dispatcher"]
+    assert dispatcher["command"][:2] == ["webhooks", "dispatch"]
+    assert dispatcher["environment"]["VIGIE_WEBHOOKS_FILE"] == "/run/secrets/webhooks"
+    assert dispatcher["secrets"] == ["webhooks"]
+    assert compose["secrets"]["webhooks"] == {"file": "./webhooks.toml"}
+    assert any(v.startswith("webhooks-state:") for v in dispatcher["volumes"])
+    from vigie.sinks.webhooks.subscribers import load_subscribers
+
+    example = DOCKER / "webhooks.example.toml"
+    with pytest.raises(ConfigurationError, match="secret"):
+        load_subscribers(example)  # its placeholder secret must be replaced

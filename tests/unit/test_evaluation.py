@@ -15,8 +15,7 @@ from typer.testing import CliRunner
 from vigie.cli import _register, app
 from vigie.cli.output import CommandError
 from vigie.contracts.schemas import ControlResult
-from vigie.model.engine import RiskEngine
-from vigie.model.evaluation import (
+from vigie.evaluation import (
     Example,
     Trace,
     auc,
@@ -24,6 +23,7 @@ from vigie.model.evaluation import (
     prequential,
     ranking_metrics,
 )
+from vigie.model.engine import RiskEngine
 from vigie.settings import get_settings
 from vigie_dev.generator import GeneratorConfig, generate, write_files
 
@@ -40,7 +40,9 @@ def _full_run() -> dict[str, object]:
     """Every control the generator made, seen 7 days late; measured after two weeks."""
     examples = _examples()
     start = examples[0].declaration.lodged_at + timedelta(days=15)
-    trace = prequential(examples, RiskEngine(), label_delay=timedelta(days=7), start=start)
+    trace = prequential(
+        examples, RiskEngine(), label_delay=timedelta(days=7), start=start, full_information=True
+    )
     return metrics(trace, budget=0.05)
 
 
@@ -69,7 +71,9 @@ def test_ranking_metrics_known_answer() -> None:
 
 def test_labels_are_never_seen_before_their_delay() -> None:
     examples = _examples()[:1500]
-    trace = prequential(examples, RiskEngine(), label_delay=timedelta(days=1000))
+    trace = prequential(
+        examples, RiskEngine(), label_delay=timedelta(days=1000), full_information=True
+    )
     assert trace.revealed == 0
     assert len(set(trace.columns["supervised"])) == 1  # the prior: nothing learnt
 
@@ -81,7 +85,7 @@ def test_revealed_labels_follow_the_delay() -> None:
     due = sum(
         1 for e in examples if e.control is not None and e.declaration.lodged_at + delay <= last
     )
-    trace = prequential(examples, RiskEngine(), label_delay=delay)
+    trace = prequential(examples, RiskEngine(), label_delay=delay, full_information=True)
     assert trace.revealed == due
     assert trace.unknown_controls == 0
 
@@ -99,10 +103,10 @@ def test_engine_beats_chance_on_every_typology() -> None:
     assert typologies["under_valuation_gap>0.5"]["recall_top"] > 0.5
 
 
-def test_label_share_reveals_only_selected_declarations() -> None:
+def test_closed_loop_reveals_only_selected_declarations() -> None:
     examples = _examples()[:3000]
     engine = RiskEngine(budget=0.1, audit_share=0.02, seed=1)
-    trace = prequential(examples, engine, label_delay=timedelta(0), label_share=0.1)
+    trace = prequential(examples, engine, label_delay=timedelta(0))
     selected = sum(trace.columns["selected"])
     assert 0 < trace.revealed <= selected
     assert trace.revealed >= selected - 50  # the last day's selections are still pending
@@ -115,11 +119,20 @@ def test_evaluate_command_on_generated_files(tmp_path: Path) -> None:
     _register()
     result = CliRunner().invoke(
         app,
-        ["evaluate", str(out), "--controls", str(controls), "--truth", str(truth), "--json"],
+        [
+            "evaluate",
+            str(out),
+            "--controls",
+            str(controls),
+            "--truth",
+            str(truth),
+            "--full-information",
+            "--json",
+        ],
     )
     assert result.exit_code == 0, result.output
     report = orjson.loads(result.stdout)
-    assert report["n"] == 2500 and report["rejected"] == 0
+    assert report["n"] == 2500 and report["rejected"]["count"] == 0
     assert set(report["detectors"]) == {"risk", "supervised", "valuation", "atypicality"}
     assert report["labels_revealed"] > 0
     n_controls = sum(1 for line in controls.read_bytes().splitlines() if line.strip())

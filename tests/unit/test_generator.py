@@ -281,7 +281,16 @@ def test_cli_prints_one_json_object(tmp_path: Path) -> None:
     app = typer.Typer()
     app.command()(command)
     out = tmp_path / "x.jsonl"
-    args = ["--n", "800", "--seed", "2", "--out", str(out), "--controls", str(tmp_path / "c.jsonl")]
+    args = [
+        "--declarations",
+        "800",
+        "--seed",
+        "2",
+        "--out",
+        str(out),
+        "--controls",
+        str(tmp_path / "c.jsonl"),
+    ]
     result = CliRunner().invoke(app, [*args, "--json"])
     assert result.exit_code == 0, result.output
     summary = orjson.loads(result.stdout)

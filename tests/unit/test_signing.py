@@ -55,3 +55,16 @@ def test_webhook_id_is_stable_per_alert_and_subscriber() -> None:
 def test_bad_secrets_are_configuration_errors(secret: str) -> None:
     with pytest.raises(ConfigurationError):
         sign(secret, "msg_1", 1, BODY)
+
+
+@pytest.mark.parametrize("kind", ["risk", "random_audit"])
+def test_the_payload_says_whether_the_alert_is_a_random_audit(kind: str) -> None:
+    import orjson
+
+    from vigie.sinks.examples import example_alert
+    from vigie.sinks.webhooks.dispatcher import payload_for
+
+    payload = orjson.loads(payload_for(example_alert("D-1", kind=kind)))  # type: ignore[arg-type]
+    assert payload["type"] == "alert.raised"
+    assert payload["data"]["kind"] == kind
+    assert payload["data"]["score"]["selection"] == ("engine" if kind == "risk" else kind)

@@ -16,8 +16,8 @@ from typing import Any
 
 import pytest
 
+from vigie.evaluation import Example, metrics, prequential
 from vigie.model.engine import RiskEngine
-from vigie.model.evaluation import Example, metrics, prequential
 from vigie_dev.generator import generate
 
 pytestmark = pytest.mark.slow
@@ -34,6 +34,7 @@ def report() -> dict[str, Any]:
         RiskEngine(budget=0.05, audit_share=0.01, seed=0),
         label_delay=timedelta(days=7),
         start=datetime(2026, 1, 15, tzinfo=UTC),
+        full_information=True,
     )
     return metrics(trace, budget=0.05)
 

@@ -2,18 +2,21 @@
 
 Heavy libraries (Faust, River, Kafka clients) are imported inside the commands, so
 ``vigie --help`` stays fast. Other installed packages add commands through the
-``vigie.commands`` entry point group (the development part adds ``stack``, ``generate``
-and ``demo``): each entry point is a function that registers its commands on ``app``.
+``vigie.commands`` entry point group (the development part adds ``stack``, ``generate``,
+``demo`` and ``bench``): each entry point is a function that registers its commands on
+``app``. :func:`command` is the finished command line, its help in plain words
+(:mod:`vigie.cli.style`).
 """
 
 from __future__ import annotations
 
 import logging
-from importlib.metadata import entry_points
+from importlib.metadata import entry_points, version
+from typing import Any
 
 import typer
 
-from vigie.cli import output
+from vigie.cli import output, style
 
 app = typer.Typer(
     name="vigie",
@@ -21,12 +24,22 @@ app = typer.Typer(
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
+    context_settings=style.HELP_OPTIONS,
 )
+
+
+def _show_version(wanted: bool) -> None:
+    if wanted:
+        print(f"vigie {version('vigie')}")
+        raise typer.Exit()
 
 
 @app.callback()
 def _root(
     verbose: bool = typer.Option(False, "--verbose", "-v", help="Log at debug level."),
+    _version: bool = typer.Option(
+        False, "--version", is_eager=True, callback=_show_version, help="Print the version."
+    ),
 ) -> None:
     logging.basicConfig(
         level=logging.DEBUG if verbose else logging.WARNING,
@@ -34,8 +47,14 @@ def _root(
     )
 
 
+_registered: list[bool] = []
+
+
 def _register() -> None:
-    """Attach every command group (one module each), then the installed plugins'."""
+    """Attach every command group (one module each), then the installed plugins', once."""
+    if _registered:
+        return
+    _registered.append(True)
     from vigie.cli import (
         alerts,
         controls,
@@ -67,13 +86,20 @@ def _register() -> None:
         plugin.load()(app)
 
 
+def command() -> Any:
+    """The whole ``vigie`` command line, every parameter's help in plain words."""
+    _register()
+    cli = typer.main.get_command(app)
+    style.plain_help(cli)
+    return cli
+
+
 def main() -> None:
     """Entry point of the ``vigie`` console script."""
-    _register()
     try:
-        app()
+        command()(prog_name="vigie")
     except output.CommandError as exc:
         output.fail(str(exc))
 
 
-__all__ = ["app", "main", "output"]
+__all__ = ["app", "command", "main", "output"]

@@ -14,12 +14,11 @@ from typing import Annotated, Any
 
 import typer
 
-from vigie.cli import output
+from vigie.cli import output, runs, services, style
 from vigie.contracts.catalogue import CONTROL_RESULTS
 from vigie.contracts.codec import decode, decode_object, encode
 from vigie.contracts.schemas import ControlResult, utc_now
 from vigie.errors import DecodeError, StackError
-from vigie.settings import get_settings
 
 app = typer.Typer(help="Feed control results back to the engine.", no_args_is_help=True)
 
@@ -67,24 +66,43 @@ def submit(
     file: Annotated[
         Path | None,
         typer.Argument(
-            exists=True, dir_okay=False, readable=True, help="JSONL file of control results."
+            exists=True,
+            dir_okay=False,
+            readable=True,
+            metavar="FILE",
+            help="JSONL file of control results.",
         ),
     ] = None,
-    declaration: str | None = typer.Option(None, "--declaration", help="Declaration id."),
-    outcome: str | None = typer.Option(
-        None, "--outcome", help="compliant, infraction or critical."
+    declaration: str | None = typer.Option(
+        None, "--declaration", metavar="ID", help="Declaration id."
     ),
-    recovered: float = typer.Option(0.0, "--recovered", min=0.0, help="Duties recovered (EUR)."),
+    outcome: str | None = typer.Option(
+        None, "--outcome", metavar="OUTCOME", help="compliant, infraction or critical."
+    ),
+    recovered: float = typer.Option(
+        0.0, "--recovered", min=0.0, metavar="EUR", help="Duties recovered (EUR)."
+    ),
     selection: str = typer.Option(
-        "other", "--selection", help="How it was selected: engine, random_audit or other."
+        "other",
+        "--selection",
+        metavar="SOURCE",
+        help="How it was selected: engine, random_audit or other.",
     ),
     controlled_at: Annotated[
         datetime | None,
-        typer.Option("--controlled-at", help="When the control ended (default: now, UTC)."),
+        typer.Option(
+            "--controlled-at",
+            metavar="TIME",
+            help="When the control ended, ISO 8601 (default: now, UTC).",
+        ),
     ] = None,
-    as_json: bool = typer.Option(False, "--json", help=output.JSON_OPTION_HELP),
+    run: str | None = style.RUN,
+    as_json: bool = style.JSON,
 ) -> None:
-    """Submit a JSONL FILE of control results, or a single one with --declaration/--outcome."""
+    """Submit a JSONL FILE of control results, or a single one with --declaration/--outcome.
+
+    Nothing is sent when any record is invalid: the errors name each line.
+    """
     from vigie.ingest.producer import KafkaProducer
 
     if (file is None) == (declaration is None):
@@ -99,12 +117,13 @@ def submit(
             results = [one_control(declaration, outcome, recovered, selection, controlled_at)]
     except DecodeError as exc:
         raise output.CommandError(f"invalid control results, nothing sent: {exc}") from exc
-    settings = get_settings()
+    settings = runs.settings_for(run)
+    services.require_kafka(settings)
     topic = settings.topic(CONTROL_RESULTS.name)
     try:
         producer = KafkaProducer(settings)
         if producer.missing_topics([topic]):
-            raise output.CommandError(f"topic {topic} does not exist: run `vigie topics create`")
+            raise output.CommandError(f"topic {topic} does not exist: run vigie topics create")
         for result in results:
             producer.produce(topic, encode(result), key=result.declaration_id.encode())
         report = producer.flush()

@@ -3,25 +3,31 @@
 Files are CSV through a column mapping (``--mapping customs-kr``: declarations and labels
 from the same rows), or JSON lines of declarations with ``--controls`` (control results)
 and/or ``--truth`` (the generator's ground truth: typology, gap, duty gap).
+
+Reading the files (:func:`read_examples`) is ``vigie replay``'s: the same validation, and
+rejected records kept as dead letters with their file and line (in a JSON lines file:
+an evaluation needs no Kafka); :func:`_stop_if_mostly_rejected` ends a run whose inputs
+look wrong.
 """
 
 from __future__ import annotations
 
-import csv
 import re
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
-import orjson
 import typer
 
-from vigie.cli import output
+from vigie.cli import output, style
 from vigie.errors import VigieError
 
 if TYPE_CHECKING:
-    from vigie.model.evaluation import Example
+    from vigie.contracts.schemas import ControlResult, Declaration
+    from vigie.evaluation import Example
+    from vigie.ingest.rejections import Rejections
+    from vigie.settings import Settings
 
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([dhms]?)\s*$")
 _UNITS = {"d": 86_400.0, "h": 3_600.0, "m": 60.0, "s": 1.0, "": 86_400.0}
@@ -39,148 +45,244 @@ def parse_duration(text: str) -> timedelta:
     return timedelta(seconds=float(found.group(1)) * _UNITS[found.group(2)])
 
 
-def mapped_examples(files: list[Path], mapping_name: str, rejected: list[int]) -> Iterator[Example]:
-    """Examples from CSV files through a column mapping; rows that do not decode are
-    counted in ``rejected[0]`` and left out."""
-    from vigie.contracts.codec import decode_object
-    from vigie.contracts.schemas import ControlResult, Declaration
-    from vigie.errors import DecodeError
+def read_examples(
+    files: list[Path],
+    mapping: str | None,
+    controls: Path | None,
+    truth: Path | None,
+    rejects: Path,
+) -> tuple[list[Example], Rejections]:
+    """The examples of labelled files in time order, read as ``vigie replay`` reads them:
+    a rejected record is written to ``rejects`` as a dead letter naming its file and line,
+    and counted. :class:`~vigie.cli.output.CommandError` for a mapping, control or truth
+    file that cannot work."""
+    from vigie.ingest.labelled import LabelledFiles
     from vigie.ingest.mappings import load_mapping
-    from vigie.model.evaluation import Example
 
-    mapping = load_mapping(mapping_name)
-    for path in files:
-        with path.open(newline="", encoding="utf-8") as handle:
-            for row in csv.DictReader(handle):
-                try:
-                    decl, control = mapping.convert(row)
-                    declaration = decode_object(Declaration, decl)
-                    result = None if control is None else decode_object(ControlResult, control)
-                except DecodeError:
-                    rejected[0] += 1
-                    continue
-                yield Example(declaration, result)
-
-
-def _jsonl(path: Path) -> Iterator[dict[str, Any]]:
-    with path.open("rb") as handle:
-        for line in handle:
-            if line.strip():
-                yield orjson.loads(line)
+    try:
+        reader = LabelledFiles(load_mapping(mapping) if mapping else None, rejects)
+        try:
+            results = reader.controls(controls) if controls is not None else {}
+            truths = reader.truths(truth) if truth is not None else {}
+            examples = [
+                _example(d, control or results.get(d.declaration_id), truths.get(d.declaration_id))
+                for d, control in reader.declarations(files)
+            ]
+        finally:
+            reader.close()
+    except (VigieError, OSError) as exc:
+        raise output.CommandError(str(exc)) from exc
+    examples.sort(key=lambda e: e.declaration.lodged_at)
+    return examples, reader.rejections
 
 
-def _from_jsonl(
-    files: list[Path], controls: Path | None, truth: Path | None, rejected: list[int]
-) -> Iterator[Example]:
-    from vigie.contracts.codec import decode_object
-    from vigie.contracts.schemas import ControlResult, Declaration
-    from vigie.errors import DecodeError
-    from vigie.model.evaluation import Example
+def _example(
+    declaration: Declaration, control: ControlResult | None, known: dict[str, Any] | None
+) -> Example:
+    from vigie.evaluation import Example
 
-    results = {}
-    if controls is not None:
-        for obj in _jsonl(controls):
-            result = decode_object(ControlResult, obj)
-            results[result.declaration_id] = result
-    truths = {obj["declaration_id"]: obj for obj in _jsonl(truth)} if truth else {}
-    for path in files:
-        for obj in _jsonl(path):
-            try:
-                decl = decode_object(Declaration, obj)
-            except DecodeError:
-                rejected[0] += 1
-                continue
-            known = truths.get(decl.declaration_id)
-            if known is None:
-                yield Example(decl, results.get(decl.declaration_id))
-                continue
-            yield Example(
-                decl,
-                results.get(decl.declaration_id),
-                known.get("typology") is not None,
-                float(known.get("duty_gap_eur") or 0.0),
-                known.get("typology"),
-                float(known.get("gap") or 0.0),
-            )
+    if known is None:
+        return Example(declaration, control)
+    return Example(
+        declaration,
+        control,
+        known.get("typology") is not None,
+        float(known.get("duty_gap_eur") or 0.0),
+        known.get("typology"),
+        float(known.get("gap") or 0.0),
+    )
+
+
+def _stop_if_mostly_rejected(
+    accepted: int, rejections: Rejections, files: list[Path], mapping: str | None, rejects: Path
+) -> None:
+    """Exit with status 1, the first reasons and a hint, when most records were rejected;
+    otherwise say where the rejected ones are."""
+    from vigie.ingest.rejections import verdict
+
+    message = verdict(accepted, rejections, files, mapping)
+    if message is not None:
+        raise output.CommandError(f"{message}\nEvery rejected record is in {rejects}")
+    if rejections.count:
+        output.console.print(
+            f"{rejections.count:,} records rejected (first: {rejections.first[0]}); "
+            f"all of them in {rejects}"
+        )
+
+
+def default_rejects(settings: Settings) -> Path:
+    """Where an evaluation's rejected records go: ``<state dir>/evaluate/<UTC time>.jsonl``."""
+    stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
+    return settings.state_dir / "evaluate" / f"rejected-{stamp}.jsonl"
 
 
 def evaluate(
-    files: Annotated[list[Path], typer.Argument(help="CSV (with --mapping) or JSONL files.")],
-    mapping: Annotated[
-        str | None, typer.Option("--mapping", help="Column mapping of CSV files.")
-    ] = None,
+    files: Annotated[
+        list[Path],
+        typer.Argument(
+            exists=True,
+            dir_okay=False,
+            readable=True,
+            metavar="FILE...",
+            help="Declarations: JSONL, or CSV (or JSONL) through --mapping.",
+        ),
+    ],
+    mapping: str | None = style.MAPPING,
     controls: Annotated[
-        Path | None, typer.Option("--controls", help="Control results (JSONL).")
+        Path | None,
+        typer.Option(
+            "--controls",
+            exists=True,
+            dir_okay=False,
+            metavar="FILE",
+            help="Control results (JSONL).",
+        ),
     ] = None,
     truth: Annotated[
-        Path | None, typer.Option("--truth", help="Ground truth (generator JSONL).")
+        Path | None,
+        typer.Option(
+            "--truth",
+            exists=True,
+            dir_okay=False,
+            metavar="FILE",
+            help="Ground truth (vigie generate's JSONL).",
+        ),
     ] = None,
-    label_delay: str = typer.Option("7d", "--label-delay", help="Delay before a label is seen."),
+    rejects: Annotated[
+        Path | None,
+        typer.Option(
+            "--rejects",
+            dir_okay=False,
+            metavar="FILE",
+            help="Where rejected records go, as dead letters (JSONL). "
+            "Default: the state directory's evaluate folder.",
+        ),
+    ] = None,
+    label_delay: str = typer.Option(
+        "7d",
+        "--label-delay",
+        "--delay-days",
+        metavar="DURATION",
+        help="Delay from lodging to the control result (7d, 12h; a bare number is days).",
+    ),
     start: Annotated[
         datetime | None,
-        typer.Option("--from", formats=["%Y-%m-%d"], help="Measure from this day (UTC)."),
+        typer.Option(
+            "--from", formats=["%Y-%m-%d"], metavar="DATE", help="Measure from this day (UTC)."
+        ),
     ] = None,
-    label_share: float = typer.Option(
-        1.0,
-        "--label-share",
-        min=0.0,
-        max=1.0,
-        help="1: every label is seen. Below 1: only the labels of the declarations the "
-        "engine selects, with this share as its budget (plus random audits).",
-    ),
+    end: Annotated[
+        datetime | None,
+        typer.Option(
+            "--to",
+            formats=["%Y-%m-%d"],
+            metavar="DATE",
+            help="Measure up to this day included (UTC); later declarations are not read.",
+        ),
+    ] = None,
     budget: float | None = typer.Option(
-        None, "--budget", min=0.0, max=1.0, help="Inspection budget [default: the settings']."
+        None, "--budget", min=0.0, max=1.0, help="Inspection budget (default: the settings')."
     ),
     audit_share: float | None = typer.Option(
-        None, "--audit-share", min=0.0, max=1.0, help="Random audits [default: the settings']."
+        None, "--audit-share", min=0.0, max=1.0, help="Random audits (default: the settings')."
+    ),
+    full_information: bool = typer.Option(
+        False,
+        "--full-information",
+        help="Reveal every label of the files, not only those of the declarations the "
+        "engine selected (the closed loop, as in service).",
+    ),
+    inject: str | None = typer.Option(
+        None,
+        "--inject",
+        metavar="KIND[:SHARE[:LO-HI]],...",
+        help="Inject known frauds: under-valuation, new-origin, new-chapter, mass-value, "
+        "split (docs/evaluation.md).",
+    ),
+    keep_labels: bool = typer.Option(
+        False, "--keep-labels", help="With --inject: keep the files' own labels too."
+    ),
+    baselines: bool = typer.Option(
+        False, "--baselines", help="Run the naive baselines on the same stream, beside."
     ),
     seed: int | None = typer.Option(
-        None, "--seed", min=0, help="Seed of the random audits [default: the settings']."
+        None,
+        "--seed",
+        min=0,
+        help="Seed of the random audits and of the injections (default: the settings').",
     ),
-    as_json: bool = typer.Option(False, "--json", help=output.JSON_OPTION_HELP),
+    limit: int | None = style.limit_option(None, "this many declarations (the first in time)"),
+    as_json: bool = style.JSON,
 ) -> None:
-    """Score then learn each declaration in time order, labels revealed after the delay.
+    """Replay labelled declarations through the engine, in time order, as in service.
 
-    The engine is the worker's (the settings, ``VIGIE_ENGINE__*``), with the options given.
+    Closed loop by default: the engine selects its budget (plus random audits) and only
+    those declarations' labels come back, after the delay. The engine is the worker's
+    (the settings, VIGIE_ENGINE__*), with the options given. Records are read and
+    validated as vigie replay reads them; rejected ones are written as dead letters to
+    the --rejects file, and when most are rejected the command stops with status 1.
     """
+    from vigie.evaluation import compare, metrics, prequential
+    from vigie.evaluation.comparison import run_baselines
+    from vigie.evaluation.injection import inject as inject_frauds
+    from vigie.evaluation.injection import parse_specs
+    from vigie.evaluation.protocol import Window
     from vigie.model.engine import RiskEngine
-    from vigie.model.evaluation import metrics, prequential
     from vigie.settings import get_settings
 
-    missing = [str(p) for p in [*files, controls, truth] if p is not None and not p.is_file()]
-    if missing:
-        raise output.CommandError(f"no such file: {', '.join(missing)}")
-    rejected = [0]
-    source = (
-        mapped_examples(files, mapping, rejected)
-        if mapping
-        else _from_jsonl(files, controls, truth, rejected)
-    )
     try:
-        examples = sorted(source, key=lambda e: e.declaration.lodged_at)
-    except (VigieError, OSError, ValueError) as exc:  # a bad mapping, control or truth file
-        raise output.CommandError(str(exc)) from exc
+        specs = parse_specs(inject) if inject else ()
+    except ValueError as exc:
+        raise output.CommandError(f"--inject: {exc}") from exc
+    delay = parse_duration(label_delay)
+    settings = get_settings()
+    rejects = rejects or default_rejects(settings)
+    examples, rejections = read_examples(files, mapping, controls, truth, rejects)
+    _stop_if_mostly_rejected(len(examples), rejections, files, mapping, rejects)
+    window = Window(
+        start.replace(tzinfo=UTC) if start else None,
+        end.replace(tzinfo=UTC) + timedelta(days=1) if end else None,
+    )
+    if window.end is not None:
+        examples = [e for e in examples if e.declaration.lodged_at < window.end]
+    examples = examples[:limit] if limit else examples
     given = {"budget": budget, "audit_share": audit_share, "seed": seed}
-    options = get_settings().engine.options() | {k: v for k, v in given.items() if v is not None}
-    budget = options["budget"]
-    if label_share < 1.0:
-        options["budget"] = label_share
+    options = settings.engine.options() | {k: v for k, v in given.items() if v is not None}
+    if specs:
+        examples = inject_frauds(examples, specs, options["seed"], keep_labels)
     engine = RiskEngine(**options)
     trace = prequential(
         _progress(examples, as_json),
         engine,
-        label_delay=parse_duration(label_delay),
-        start=start.replace(tzinfo=UTC) if start else None,
-        label_share=label_share,
+        label_delay=delay,
+        start=window.start,
+        end=window.end,
+        full_information=full_information,
     )
-    report = metrics(trace, budget=budget)
-    report["rejected"] = rejected[0]
+    report = metrics(trace, budget=options["budget"])
+    if baselines:
+        columns = run_baselines(
+            examples,
+            trace.audits,
+            budget=options["budget"],
+            label_delay=delay,
+            window=window,
+            full_information=full_information,
+        )
+        report["baselines"] = compare(report, trace, columns, options["budget"])
+    report["injected"] = [f"{s.kind}:{s.share:g}:{s.low:g}-{s.high:g}" for s in specs]
+    report["keep_labels"] = keep_labels if specs else None
+    report["rejected"] = {"count": rejections.count, "by_reason": dict(rejections.reasons),
+                          "file": str(rejects) if rejections.count else None}  # fmt: skip
     report["engine"] = {k: options[k] for k in ("budget", "audit_share", "seed")}
+    report["label_delay_days"] = round(delay.total_seconds() / 86_400, 4)
     report["memory"] = {"pending_declarations": engine.n_pending}
     if as_json:
         output.emit(report, as_json=True)
     else:
-        _tables(report)
+        from vigie.cli.evaluate_view import show
+
+        show(report)
 
 
 def _progress(examples: list[Example], quiet: bool) -> Iterator[Example]:
@@ -189,47 +291,11 @@ def _progress(examples: list[Example], quiet: bool) -> Iterator[Example]:
         return
     from rich.progress import Progress
 
-    with Progress(console=output.console, transient=True) as bar:
+    with Progress(
+        console=output.console, transient=True, disable=not output.console.is_terminal
+    ) as bar:
         task = bar.add_task("scoring", total=len(examples))
         for i, example in enumerate(examples):
             yield example
             if i % 1000 == 999:
                 bar.advance(task, 1000)
-
-
-def _tables(report: dict[str, Any]) -> None:
-    from rich.table import Table
-
-    detectors = report.pop("detectors")
-    typologies = report.pop("typologies", {})
-    metric_names = sorted({k for row in detectors.values() for k in row}, key=_metric_order)
-    table = Table(title="ranking quality (declarations from --from on)")
-    table.add_column("metric", style="bold")
-    for detector in detectors:
-        table.add_column(detector, justify="right")
-    for name in metric_names:
-        table.add_row(name, *(_cell(row.get(name)) for row in detectors.values()))
-    output.console.print(table)
-    if typologies:
-        typo = Table(title="recall per typology: in the top --budget by each score")
-        typo.add_column("typology", style="bold")
-        typo.add_column("n", justify="right")
-        for detector in typologies:
-            typo.add_column(detector, justify="right")
-        typo.add_column("selected online", justify="right")
-        first = next(iter(typologies.values()))
-        for name, row in first.items():
-            cells = [_cell(typologies[d][name]["recall_top"]) for d in typologies]
-            typo.add_row(name, str(row["n"]), *cells, _cell(row["recall_selected"]))
-        output.console.print(typo)
-    output.emit(report, as_json=False, title="vigie evaluate")
-
-
-def _metric_order(name: str) -> tuple[int, float]:
-    kind, _, share = name.partition("@")
-    order = {"precision": 0, "recall": 1, "revenue": 2, "auc": 3}
-    return order.get(kind, 4), float(share.rstrip("%") or 0)
-
-
-def _cell(value: Any) -> str:
-    return "-" if value is None else f"{value:.3f}"

@@ -11,7 +11,7 @@ from typing import Annotated
 
 import typer
 
-from vigie.cli import output
+from vigie.cli import output, style
 from vigie.settings import get_settings
 
 app = typer.Typer(help="Grafana dashboards for managers.", no_args_is_help=True)
@@ -19,28 +19,36 @@ app = typer.Typer(help="Grafana dashboards for managers.", no_args_is_help=True)
 
 @app.command()
 def push(
-    url: str = typer.Option(..., "--url", help="Grafana base URL, e.g. http://localhost:3000"),
+    url: str = typer.Option(
+        ..., "--url", metavar="URL", help="Grafana base URL, e.g. http://localhost:3000"
+    ),
     token: str | None = typer.Option(
-        None, "--token", help="Service-account token (or put user:password in the URL)."
+        None,
+        "--token",
+        metavar="TOKEN",
+        help="Service-account token (or put user:password in the URL).",
     ),
     clickhouse_url: str | None = typer.Option(
         None,
         "--clickhouse-url",
+        metavar="URL",
         help="ClickHouse URL as Grafana reaches it (default: VIGIE_CLICKHOUSE_URL).",
     ),
     dashboards: Annotated[
         Path | None,
         typer.Option(
             "--dashboards",
+            metavar="FOLDER",
             help="Dashboard JSON folder (default: built from vigie.indicators, the same SQL).",
         ),
     ] = None,
     prometheus_url: str | None = typer.Option(
         None,
         "--prometheus-url",
+        metavar="URL",
         help="Prometheus URL as Grafana reaches it: adds the operations dashboard.",
     ),
-    as_json: bool = typer.Option(False, "--json", help=output.JSON_OPTION_HELP),
+    as_json: bool = style.JSON,
 ) -> None:
     """Create or update the datasource, the Vigie folder and every dashboard."""
     from grafana_client.api import GrafanaApi

@@ -4,25 +4,20 @@ from __future__ import annotations
 
 import typer
 
-from vigie.cli import output
-from vigie.settings import get_settings
+from vigie.cli import output, runs, services, style
 
 app = typer.Typer(help="The ClickHouse warehouse.", no_args_is_help=True)
 
 
 @app.command()
-def check(as_json: bool = typer.Option(False, "--json", help=output.JSON_OPTION_HELP)) -> None:
+def check(run: str | None = style.RUN, as_json: bool = style.JSON) -> None:
     """Connect to the warehouse and print the ClickHouse engine version."""
-    from vigie.sinks.clickhouse_client import server_version
-
-    settings = get_settings()
+    settings = runs.settings_for(run)
     engine = "chdb" if settings.clickhouse_dsn.startswith("chdb:") else "server"
-    try:
-        version = server_version(settings)
-    except Exception as exc:  # any driver error: report it, no traceback
-        raise output.CommandError(f"ClickHouse at {settings.clickhouse_dsn}: {exc}") from exc
+    with services.open_clickhouse(settings) as client:
+        version = str(client.command("SELECT version()"))
     output.emit(
-        {"dsn": settings.clickhouse_dsn, "engine": engine, "version": version},
+        {"dsn": services.redacted(settings.clickhouse_dsn), "engine": engine, "version": version},
         as_json=as_json,
         title="warehouse",
     )

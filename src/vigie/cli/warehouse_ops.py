@@ -14,10 +14,10 @@ from typing import TYPE_CHECKING, Any
 
 import typer
 
-from vigie.cli import output, sinkopts
-from vigie.settings import get_settings
+from vigie.cli import output, runs, services, sinkopts, style
 
 if TYPE_CHECKING:
+    from vigie.settings import Settings
     from vigie.sinks.warehouse.migrations import MigrationReport
 
 
@@ -29,35 +29,25 @@ def register(app: typer.Typer) -> None:
 
 
 @contextmanager
-def _warehouse() -> Iterator[tuple[Any, MigrationReport]]:
+def _warehouse(settings: Settings) -> Iterator[tuple[Any, MigrationReport]]:
     """A migrated warehouse client, closed on exit (chDB: one owner process at a time)."""
-    from vigie.sinks.clickhouse_client import connect
+    from vigie.errors import ConfigurationError
     from vigie.sinks.warehouse.migrations import migrate as apply_migrations
 
-    settings = get_settings()
-    try:
-        client = connect(settings)
-    except Exception as exc:  # any driver error: report it, no traceback
-        from vigie.sinks.warehouse.consumer import _hint
-
-        raise output.CommandError(f"ClickHouse at {shown_dsn()}: {exc}{_hint(settings)}") from exc
-    try:
-        yield client, apply_migrations(client)
-    finally:
-        client.close()
+    with services.open_clickhouse(settings) as client:
+        try:
+            report = apply_migrations(client)
+        except ConfigurationError as exc:
+            raise output.CommandError(str(exc)) from exc
+        yield client, report
 
 
-def shown_dsn() -> str:
-    from vigie.sinks.warehouse.consumer import redacted
-
-    return redacted(get_settings().clickhouse_dsn)
-
-
-def migrate(as_json: bool = typer.Option(False, "--json", help=output.JSON_OPTION_HELP)) -> None:
+def migrate(run: str | None = style.RUN, as_json: bool = style.JSON) -> None:
     """Create or update the warehouse tables (versioned, idempotent)."""
-    with _warehouse() as (_, migrations):
+    settings = runs.settings_for(run)
+    with _warehouse(settings) as (_, migrations):
         report = migrations.as_dict()
-    report["dsn"] = shown_dsn()
+    report["dsn"] = services.redacted(settings.clickhouse_dsn)
     output.emit(report, as_json=as_json, title="warehouse migrations")
 
 
@@ -65,15 +55,20 @@ def write(
     once: bool = typer.Option(
         False, "--once", help="Write and commit one poll (up to --batch-size), then stop."
     ),
-    until_idle: bool = typer.Option(
-        False, "--until-idle", help="Stop when every topic is read to its end and written."
+    drain: bool = typer.Option(
+        False, "--drain", help="Stop once every topic is read to its end and written."
     ),
+    idle_seconds: float | None = style.idle_option("without a record (default: until Ctrl-C)"),
     group: str = typer.Option("vigie-warehouse", "--group", help="Kafka consumer group."),
-    batch_size: int = typer.Option(5000, "--batch-size", min=1, help="Rows per insert."),
-    max_age: float = typer.Option(2.0, "--max-age", min=0.0, help="Seconds before a flush."),
+    batch_size: int = typer.Option(
+        5000, "--batch-size", min=1, metavar="N", help="Rows per insert."
+    ),
+    max_age: float = typer.Option(
+        2.0, "--max-age", min=0.0, metavar="SECONDS", help="Longest wait before a flush."
+    ),
     http_port: int | None = sinkopts.HTTP_PORT,
     http_host: str = sinkopts.HTTP_HOST,
-    as_json: bool = typer.Option(False, "--json", help=output.JSON_OPTION_HELP),
+    as_json: bool = style.JSON,
 ) -> None:
     """Consume Vigie's topics into the warehouse, committing offsets after each insert.
 
@@ -85,10 +80,11 @@ def write(
     from vigie.sinks.warehouse.consumer import WarehouseConsumer, open_warehouse
     from vigie.sinks.web import Endpoints
 
-    settings = get_settings()
+    settings = runs.settings_for(None)
     stop = _StopFlag()
     web = Endpoints(http_host, http_port)
     health = SinkHealth("warehouse")
+    shown = services.redacted(settings.clickhouse_dsn)
     with stop.installed():
         web.serve(lambda: {"ready": False, "sink": "warehouse", **health.as_dict()})
         client = open_warehouse(settings, health, stop.sleep)
@@ -101,9 +97,10 @@ def write(
                 settings, client, group_id=group, max_records=batch_size, max_age_s=max_age
             )
             web.serve_pump(writer)
-            output.console.print(f"writing {', '.join(writer.topics)} to {shown_dsn()}")
+            output.console.print(f"writing {', '.join(writer.topics)} to {shown}")
             try:
-                stats = writer.run(once=once, until_idle=until_idle, should_stop=stop)
+                stats = writer.run(once=once, until_idle=drain, idle_exit_s=idle_seconds,
+                                   should_stop=stop)  # fmt: skip
             finally:
                 writer.close()
         finally:
@@ -112,13 +109,18 @@ def write(
     output.emit(stats.as_dict(), as_json=as_json, title="warehouse writer")
 
 
-def summary(as_json: bool = typer.Option(False, "--json", help=output.JSON_OPTION_HELP)) -> None:
+def summary(run: str | None = style.RUN, as_json: bool = style.JSON) -> None:
     """Declarations, scores, alerts, hit rate of controls, duties and latency percentiles."""
     from vigie.sinks.warehouse.summary import summary as figures
 
-    with _warehouse() as (client, _):
+    settings = runs.settings_for(run)
+    with _warehouse(settings) as (client, _):
         result = figures(client)
-    output.emit(result, as_json=as_json, title="warehouse summary")
+    output.emit(result, as_json=as_json, title=f"warehouse summary: {_where(settings)}")
+
+
+def _where(settings: Settings) -> str:
+    return services.redacted(settings.clickhouse_dsn).removeprefix("chdb://")
 
 
 class _StopFlag:

@@ -12,7 +12,7 @@ from typing import Annotated
 
 import typer
 
-from vigie.cli import output
+from vigie.cli import output, runs, services, style
 from vigie.settings import get_settings
 
 app = typer.Typer(help="The web app: Vision 360 and Pilote performance.")
@@ -23,8 +23,17 @@ app.add_typer(accounts_app, name="accounts")
 @app.callback(invoke_without_command=True)
 def web(
     context: typer.Context,
-    host: Annotated[str | None, typer.Option("--host", help="Listen address.")] = None,
-    port: Annotated[int | None, typer.Option("--port", min=1, max=65535)] = None,
+    host: Annotated[
+        str | None,
+        typer.Option("--host", metavar="ADDRESS", help="Listen address (default: VIGIE_WEB_HOST)."),
+    ] = None,
+    port: Annotated[
+        int | None,
+        typer.Option(
+            "--port", min=1, max=65535, metavar="PORT", help="Port (default: VIGIE_WEB_PORT)."
+        ),
+    ] = None,
+    run: str | None = style.RUN,
 ) -> None:
     """Serve the web app (Ctrl-C stops it)."""
     if context.invoked_subcommand is not None:
@@ -34,14 +43,16 @@ def web(
     from vigie.web.app import create_app
     from vigie.web.warehouse import Warehouse, WarehouseUnavailableError
 
-    settings = get_settings()
+    settings = runs.settings_for(run)
     try:
-        warehouse = Warehouse.open(settings)
+        with services.quiet_drivers():
+            warehouse = Warehouse.open(settings)
     except WarehouseUnavailableError as exc:
-        raise output.CommandError(str(exc)) from exc
+        cause = exc.__cause__ or exc
+        raise output.CommandError(services.clickhouse_failure(settings, cause)) from exc
     if not settings.accounts_path.exists():
         output.console.print(
-            f"[yellow]no accounts yet[/yellow]: add one with `vigie web accounts add` "
+            f"[yellow]no accounts yet[/yellow]: add one with vigie web accounts add "
             f"({settings.accounts_path})"
         )
     address = f"http://{host or settings.web_host}:{port or settings.web_port}"
@@ -60,16 +71,20 @@ def web(
 
 @accounts_app.command("add")
 def add(
-    name: Annotated[str, typer.Argument(help="Account name (lower case).")],
-    role: Annotated[str, typer.Option("--role", help="customs or company.")],
+    name: Annotated[str, typer.Argument(metavar="NAME", help="Account name (lower case).")],
+    role: Annotated[str, typer.Option("--role", metavar="ROLE", help="customs or company.")],
     operator: Annotated[
         list[str] | None,
-        typer.Option("--operator", help="An identifier (EORI) the company reads; repeatable."),
+        typer.Option(
+            "--operator",
+            metavar="ID",
+            help="An identifier (EORI) the company reads; repeatable.",
+        ),
     ] = None,
     password_stdin: Annotated[
         bool, typer.Option("--password-stdin", help="Read the password from standard input.")
     ] = False,
-    as_json: bool = typer.Option(False, "--json", help=output.JSON_OPTION_HELP),
+    as_json: bool = style.JSON,
 ) -> None:
     """Create or replace an account (the password is prompted, or read from stdin)."""
     from vigie.errors import ConfigurationError
@@ -93,7 +108,7 @@ def add(
 
 @accounts_app.command("list")
 def list_accounts(
-    as_json: bool = typer.Option(False, "--json", help=output.JSON_OPTION_HELP),
+    as_json: bool = style.JSON,
 ) -> None:
     """Every account with its role and operators (never a password)."""
     from vigie.web.accounts import AccountStore
@@ -108,8 +123,8 @@ def list_accounts(
 
 @accounts_app.command("remove")
 def remove(
-    name: Annotated[str, typer.Argument(help="Account name.")],
-    as_json: bool = typer.Option(False, "--json", help=output.JSON_OPTION_HELP),
+    name: Annotated[str, typer.Argument(metavar="NAME", help="Account name.")],
+    as_json: bool = style.JSON,
 ) -> None:
     """Delete an account: its sessions and tokens end at once."""
     from vigie.web.accounts import AccountStore

@@ -10,9 +10,8 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from vigie.cli import output, sinkopts
+from vigie.cli import output, runs, sinkopts, style
 from vigie.errors import ConfigurationError
-from vigie.settings import get_settings
 
 if TYPE_CHECKING:
     from vigie.sinks.web import Endpoints
@@ -23,12 +22,13 @@ if TYPE_CHECKING:
 app = typer.Typer(help="Signed alert webhooks.", no_args_is_help=True)
 
 FILE_HELP = "Subscribers file (TOML or JSON); default: VIGIE_WEBHOOKS_FILE."
+FILE = typer.Option("--file", metavar="FILE", help=FILE_HELP)
 
 
 @app.command()
 def subscribers(
-    file: Annotated[Path | None, typer.Option("--file", help=FILE_HELP)] = None,
-    as_json: bool = typer.Option(False, "--json", help=output.JSON_OPTION_HELP),
+    file: Annotated[Path | None, FILE] = None,
+    as_json: bool = style.JSON,
 ) -> None:
     """List the configured subscribers and their filters (secrets are not shown)."""
     found = _load(file)
@@ -41,34 +41,46 @@ def subscribers(
 
 @app.command()
 def failed(
-    limit: int = typer.Option(1000, min=1, help="At most this many, most recent first."),
-    as_json: bool = typer.Option(False, "--json", help=output.JSON_OPTION_HELP),
+    limit: int = style.limit_option(1000, "this many, the most recent first"),
+    run: str | None = style.RUN,
+    as_json: bool = style.JSON,
 ) -> None:
-    """Deliveries dead-lettered after their last attempt."""
+    """Deliveries dead-lettered after their last attempt, and the outbox's counts."""
     from vigie.sinks.webhooks.dispatcher import outbox_path
-    from vigie.sinks.webhooks.outbox import Outbox
+    from vigie.sinks.webhooks.outbox import STATUSES, Outbox
 
-    path = outbox_path(get_settings())
+    path = outbox_path(runs.settings_for(run))
     if not path.exists():
-        output.emit({"outbox": str(path), "count": 0, "failed": []}, as_json=as_json)
-        return
-    with Outbox(path) as box:
-        rows = [d.as_dict() for d in box.failed(limit)]
-        counts = box.counts()
+        counts: dict[str, int] = dict.fromkeys(STATUSES, 0)
+        rows: list[dict[str, object]] = []
+    else:
+        with Outbox(path) as box:
+            rows = [d.as_dict() for d in box.failed(limit)]
+            counts = box.counts()
+    result = {"outbox": str(path), "deliveries": counts, "count": len(rows), "failed": rows}
     if as_json:
-        output.emit({"outbox": str(path), "count": len(rows), "failed": rows}, as_json=True)
+        output.print_json(result)
         return
-    _failed_table(rows)
-    output.emit({"outbox": str(path), **counts}, as_json=False, title="outbox")
+    if rows:
+        _failed_table(rows)
+    else:
+        output.console.print("no failed delivery")
+    output.emit({"outbox": str(path), "deliveries": counts}, as_json=False, title="outbox")
 
 
 @app.command()
 def redrive(
-    subscriber: str | None = typer.Option(None, "--subscriber", help="Only this subscriber's."),
-    since: str | None = typer.Option(
-        None, "--since", help="Only deliveries that failed since: ISO 8601 time or duration (2h)."
+    subscriber: str | None = typer.Option(
+        None, "--subscriber", metavar="NAME", help="Only this subscriber's."
     ),
-    as_json: bool = typer.Option(False, "--json", help=output.JSON_OPTION_HELP),
+    since: str | None = typer.Option(
+        None,
+        "--since",
+        metavar="TIME",
+        help="Only deliveries that failed since: ISO 8601 time or duration (2h).",
+    ),
+    run: str | None = style.RUN,
+    as_json: bool = style.JSON,
 ) -> None:
     """Failed deliveries back to pending, with a fresh retry horizon (idempotent)."""
     import time
@@ -81,7 +93,7 @@ def redrive(
         start = parse_since(since) if since is not None else None
     except ConfigurationError as exc:
         raise output.CommandError(str(exc)) from exc
-    path = outbox_path(get_settings())
+    path = outbox_path(runs.settings_for(run))
     if not path.exists():
         output.emit({"outbox": str(path), "redriven": 0}, as_json=as_json, title="redrive")
         return
@@ -93,28 +105,42 @@ def redrive(
         )
         counts = box.counts()
     output.emit(
-        {"outbox": str(path), "redriven": moved, **counts}, as_json=as_json, title="redrive"
+        {"outbox": str(path), "redriven": moved, "deliveries": counts},
+        as_json=as_json,
+        title="redrive",
     )
 
 
 @app.command()
 def dispatch(
-    file: Annotated[Path | None, typer.Option("--file", help=FILE_HELP)] = None,
-    group: str = typer.Option("vigie-webhooks", help="Kafka consumer group."),
+    file: Annotated[Path | None, FILE] = None,
+    group: str = typer.Option("vigie-webhooks", "--group", help="Kafka consumer group."),
     max_attempts: int | None = typer.Option(
-        None, min=1, help="Attempts before a delivery fails (default: as many as --horizon allows)."
+        None,
+        "--max-attempts",
+        min=1,
+        metavar="N",
+        help="Attempts before a delivery fails (default: as many as --horizon-hours allows).",
     ),
-    horizon: float | None = typer.Option(
-        None, min=0.0, help="Hours a delivery is retried before it fails (default: 72)."
+    horizon_hours: float | None = typer.Option(
+        None,
+        "--horizon-hours",
+        min=0.0,
+        metavar="HOURS",
+        help="How long a delivery is retried before it fails (default: 72).",
     ),
-    base_delay: float = typer.Option(1.0, min=0.0, help="First retry delay (s), then doubled."),
-    max_delay: float = typer.Option(900.0, min=0.0, help="Cap of the retry delay (s)."),
-    until_idle: float | None = typer.Option(
-        None, help="Exit once no alert came for this long and nothing is pending."
+    base_delay: float = typer.Option(
+        1.0, "--base-delay", min=0.0, metavar="SECONDS", help="First retry delay, then doubled."
+    ),
+    max_delay: float = typer.Option(
+        900.0, "--max-delay", min=0.0, metavar="SECONDS", help="Longest retry delay."
+    ),
+    idle_seconds: float | None = style.idle_option(
+        "without an alert, once nothing is pending (default: until Ctrl-C)"
     ),
     http_port: int | None = sinkopts.HTTP_PORT,
     http_host: str = sinkopts.HTTP_HOST,
-    as_json: bool = typer.Option(False, "--json", help=output.JSON_OPTION_HELP),
+    as_json: bool = style.JSON,
 ) -> None:
     """Consume alerts, queue them in the outbox, deliver them signed, retry, dead-letter.
 
@@ -124,11 +150,11 @@ def dispatch(
     from vigie.sinks.webhooks.dispatcher import RetryPolicy
 
     policy = RetryPolicy(base_s=base_delay, cap_s=max_delay, max_attempts=max_attempts)
-    if horizon is not None:
-        policy = dataclasses.replace(policy, horizon_s=horizon * 3600)
+    if horizon_hours is not None:
+        policy = dataclasses.replace(policy, horizon_s=horizon_hours * 3600)
     web = Endpoints(http_host, http_port)
     try:
-        report = asyncio.run(_dispatch(_load(file), group, policy, until_idle, web))
+        report = asyncio.run(_dispatch(_load(file), group, policy, idle_seconds, web))
     finally:
         web.stop()
     output.emit(report.as_dict(), as_json=as_json, title="webhooks dispatched")
@@ -153,7 +179,7 @@ async def _dispatch(
         loop.add_signal_handler(signum, stop.set)
     async with aiohttp.ClientSession() as session:
         return await run_dispatcher(
-            get_settings(),
+            runs.settings_for(None),
             found,
             AiohttpTransport(session),
             group_id=group,
@@ -167,7 +193,7 @@ async def _dispatch(
 def _load(file: Path | None) -> tuple[Subscriber, ...]:
     from vigie.sinks.webhooks.subscribers import load_subscribers
 
-    path = file or get_settings().webhooks_file
+    path = file or runs.settings_for(None).webhooks_file
     if path is None:
         raise output.CommandError("no subscribers file: set VIGIE_WEBHOOKS_FILE or pass --file")
     try:
@@ -177,12 +203,13 @@ def _load(file: Path | None) -> tuple[Subscriber, ...]:
 
 
 def _failed_table(rows: list[dict[str, object]]) -> None:
+    from rich.markup import escape
     from rich.table import Table
 
     columns = ("webhook_id", "subscriber", "alert_id", "attempts", "last_error")
-    table = Table(title="failed deliveries")
+    table = Table(title="failed deliveries", title_justify="left")
     for column in columns:
-        table.add_column(column)
+        table.add_column(column, overflow="fold")
     for row in rows:
-        table.add_row(*(str(row[c]) for c in columns))
-    output.console.print(table)
+        table.add_row(*(escape(str(row[c])) for c in columns))
+    output.make_console().print(table)

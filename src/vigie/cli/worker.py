@@ -1,24 +1,30 @@
 """``vigie worker``: run the streaming worker (scoring, learning, HTTP endpoints).
 
 Registered as a single command. Several workers with the same settings form one consumer
-group and share the partitions; each needs its own ``--web-port`` on one machine.
+group and share the partitions; each needs its own ``--http-port`` on one machine.
 """
 
 from __future__ import annotations
 
 import typer
 
-from vigie.cli import output
+from vigie.cli import output, services
 from vigie.contracts.catalogue import DECLARATIONS
 from vigie.errors import StackError
 from vigie.settings import Settings, get_settings
 
 
 def worker(
-    web_port: int | None = typer.Option(
-        None, "--web-port", help="HTTP port of /health, /ready, /metrics, /controls."
+    http_port: int | None = typer.Option(
+        None,
+        "--http-port",
+        metavar="PORT",
+        help="Serve /health, /ready, /metrics and /controls on this port "
+        "(default: VIGIE_WORKER_WEB_PORT, 6066).",
     ),
-    loglevel: str = typer.Option("warning", "--loglevel", help="Faust log level."),
+    loglevel: str = typer.Option(
+        "warning", "--loglevel", metavar="LEVEL", help="Faust log level: warning, info, debug."
+    ),
 ) -> None:
     """Score every declaration, learn from control results, serve health and metrics.
 
@@ -26,8 +32,9 @@ def worker(
     snapshotting its models.
     """
     settings = get_settings()
-    if web_port is not None:
-        settings = settings.model_copy(update={"worker_web_port": web_port})
+    if http_port is not None:
+        settings = settings.model_copy(update={"worker_web_port": http_port})
+    services.require_kafka(settings)
     _check_topics(settings)
     from vigie.worker.app import run
 

@@ -25,7 +25,7 @@ from typing import Any
 from uuid import uuid4
 
 import orjson
-from confluent_kafka import OFFSET_END, Consumer, KafkaException, TopicPartition
+from confluent_kafka import Consumer, KafkaException, TopicPartition
 from pydantic import ValidationError
 
 from vigie.contracts.catalogue import DEAD_LETTERS
@@ -33,6 +33,7 @@ from vigie.contracts.codec import dead_letter, original_bytes
 from vigie.contracts.schemas import DeadLetter
 from vigie.errors import ConfigurationError, DecodeError
 from vigie.ingest.producer import Headers, KafkaProducer
+from vigie.ingest.rejections import Rejections
 from vigie.kafka import consumer_config
 from vigie.settings import Settings
 
@@ -42,16 +43,21 @@ SOURCE_HEADER = "vigie-source"
 
 
 class DeadLetterRouter:
-    """Sends rejected records to the dead-letter topic and counts them by reason."""
+    """Sends rejected records to the dead-letter topic, counts them by reason and keeps
+    the first few described (:class:`~vigie.ingest.rejections.Rejections`)."""
 
     def __init__(self, producer: KafkaProducer) -> None:
         self.producer = producer
         self.topic = producer.settings.topic(DEAD_LETTERS.name)
-        self.reasons: Counter[str] = Counter()
+        self.rejections = Rejections()
+
+    @property
+    def reasons(self) -> Counter[str]:
+        return self.rejections.reasons
 
     @property
     def routed(self) -> int:
-        return sum(self.reasons.values())
+        return self.rejections.count
 
     def route(
         self,
@@ -67,7 +73,7 @@ class DeadLetterRouter:
         letter = dead_letter(source_topic, key, value, error, received_at)
         headers: Headers | None = [(SOURCE_HEADER, source.encode())] if source else None
         self.producer.produce(self.topic, encode_letter(letter), key, headers=headers)
-        self.reasons[error.reason] += 1
+        self.rejections.add(source or source_topic, error)
         return letter
 
 
@@ -102,20 +108,59 @@ class TailEntry:
 
 def tail(settings: Settings, n: int = 20, *, timeout: float = 15.0) -> list[TailEntry]:
     """The last ``n`` dead letters (oldest first), read without joining a consumer group."""
-    topic = settings.topic(DEAD_LETTERS.name)
-    group = f"vigie-dlq-tail-{uuid4().hex[:8]}"
-    consumer = Consumer(consumer_config(settings, group, client_id="vigie-dlq-tail"))
-    try:
-        ends = _start_positions(consumer, topic, n, timeout)
-        entries = list(_read_until(consumer, ends, timeout))
-    finally:
-        consumer.close()
-    entries.sort(key=lambda e: (e.letter.received_at, e.partition, e.offset))
-    return entries[-n:] if n > 0 else []
+    with LetterTail(settings, timeout=timeout) as letters:
+        return letters.latest(n)
+
+
+class LetterTail:
+    """Reads the dead-letter topic without a consumer group: the latest letters, then
+    (:meth:`new`) the letters written after them.
+
+    Raises :class:`~vigie.errors.ConfigurationError` when the topic does not exist.
+    """
+
+    def __init__(self, settings: Settings, *, timeout: float = 15.0) -> None:
+        self.topic = settings.topic(DEAD_LETTERS.name)
+        self.timeout = timeout
+        group = f"vigie-dlq-tail-{uuid4().hex[:8]}"
+        self.consumer = Consumer(consumer_config(settings, group, client_id="vigie-dlq-tail"))
+
+    def latest(self, n: int) -> list[TailEntry]:
+        """The last ``n`` letters, oldest first; reading goes on after the newest."""
+        ends = _start_positions(self.consumer, self.topic, n, self.timeout)
+        entries = list(_read_until(self.consumer, ends, self.timeout))
+        entries.sort(key=lambda e: (e.letter.received_at, e.partition, e.offset))
+        return entries[-n:] if n > 0 else []
+
+    def new(self, timeout: float = 0.5) -> list[TailEntry]:
+        """The letters that arrived since the previous call (waiting up to ``timeout`` s)."""
+        found = []
+        for msg in self.consumer.consume(500, timeout=timeout):
+            if msg.error() is not None:
+                raise KafkaException(msg.error())
+            partition, offset = msg.partition(), msg.offset()
+            if partition is None or offset is None:
+                continue
+            entry = _entry(partition, offset, msg.headers(), msg.value())
+            if entry is not None:
+                found.append(entry)
+        return found
+
+    def close(self) -> None:
+        self.consumer.close()
+
+    def __enter__(self) -> LetterTail:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
 
 
 def _start_positions(consumer: Consumer, topic: str, n: int, timeout: float) -> dict[int, int]:
-    """Assign the last ``n`` offsets of every partition; return each partition's end."""
+    """Assign the last ``n`` offsets of every partition; return each partition's end.
+
+    A partition with no letter is assigned at its end, so that new letters are read.
+    """
     metadata = consumer.list_topics(topic, timeout=timeout).topics.get(topic)
     if metadata is None or metadata.error is not None or not metadata.partitions:
         raise ConfigurationError(
@@ -129,8 +174,8 @@ def _start_positions(consumer: Consumer, topic: str, n: int, timeout: float) -> 
         )
         if high > low:
             ends[partition] = high
-            assignment.append(TopicPartition(topic, partition, max(low, high - n)))
-    consumer.assign(assignment or [TopicPartition(topic, 0, OFFSET_END)])
+        assignment.append(TopicPartition(topic, partition, max(low, high - n)))
+    consumer.assign(assignment)
     return ends
 
 

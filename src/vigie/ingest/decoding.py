@@ -86,18 +86,20 @@ class RecordDecoder:
 
     def accept(self, record: SourceRecord) -> Accepted:
         """The message(s) for ``record``, or :class:`DecodeError`."""
+        return self._encoded(*self.validated(record))
+
+    def validated(self, record: SourceRecord) -> tuple[BaseModel, BaseModel | None]:
+        """The record as its schema's object, and the control result a mapping yields;
+        :class:`DecodeError` otherwise (what :meth:`accept` produces, before encoding)."""
         if record.error is not None:
             raise record.error
         if len(record.raw) > self.max_bytes:
             raise oversized_error(len(record.raw), self.max_bytes)
-        control: BaseModel | None = None
         if self.mapping is not None:
-            validated, control = self._mapped(self.mapping, self._row(record))
-        elif record.row is None:
-            validated = self._json(record.raw)
-        else:
-            validated = decode_object(self.schema, self._typed(record.row))
-        return self._encoded(validated, control)
+            return self._mapped(self.mapping, self._row(record))
+        if record.row is None:
+            return self._json(record.raw), None
+        return decode_object(self.schema, self._typed(record.row)), None
 
     def original_key(self, record: SourceRecord) -> bytes | None:
         """The key a rejected record would have had, when it can be read at all."""

@@ -96,6 +96,8 @@ class ReplayReport:
     files: list[str] = field(default_factory=list)
     errors: list[str] = field(default_factory=list)
     """The first delivery failures, described."""
+    first_rejected: list[str] = field(default_factory=list)
+    """The first rejected records, with their file and line, and why."""
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -199,6 +201,7 @@ class Replay:
             rejected_reasons=dict(self.router.reasons.most_common()),
             files=list(self.files),
             errors=list(delivery.errors),
+            first_rejected=list(self.router.rejections.first),
         )
 
     def _has_controls(self) -> bool:

@@ -34,6 +34,7 @@ from confluent_kafka.admin import (  # type: ignore[attr-defined]
 
 from vigie.contracts import CATALOGUE, Topic
 from vigie.errors import StackError
+from vigie.kafka import admin_config
 from vigie.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -42,8 +43,8 @@ TIMEOUT_S = 30.0
 
 
 def admin_client(settings: Settings) -> AdminClient:
-    """An admin client for the configured cluster."""
-    return AdminClient({"bootstrap.servers": settings.bootstrap_servers})
+    """An admin client for the configured cluster (librdkafka's logging routed, once)."""
+    return AdminClient(admin_config(settings))
 
 
 def wanted_partitions(topic: Topic, settings: Settings) -> int:

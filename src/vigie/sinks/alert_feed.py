@@ -1,9 +1,10 @@
 """Reading the alert stream as the targeting service does: a consumer group, acks, reclaims.
 
-:class:`AlertFeed` is the group's API (XREADGROUP, XACK, XAUTOCLAIM). :func:`follow` reads
-it for as long as asked, through Redis outages: it reconnects with backoff, recreates the
-group if a restarted Redis lost it, and says one line when Redis goes away and one when it
-is back.
+:class:`AlertFeed` is the group's API (XREADGROUP, XACK, XAUTOCLAIM). :class:`StreamView`
+looks at the stream without a group (the latest entries, then new ones; nothing is
+acknowledged), for people. :func:`follow` reads either for as long as asked, through
+Redis outages: it reconnects with backoff, recreates the group if a restarted Redis lost
+it, and says one line when Redis goes away and one when it is back.
 """
 
 from __future__ import annotations
@@ -137,16 +138,50 @@ class AlertFeed:
         return int(summary["pending"])
 
 
+class StreamView:
+    """The stream as a person looks at it: the latest ``last`` entries first, then the
+    entries added after them (XREVRANGE, then XREAD). No group, no acknowledgement: reading
+    twice shows the same alerts."""
+
+    def __init__(self, client: redis.Redis, keys: AlertKeys, last: int) -> None:
+        self.client = client
+        self.keys = keys
+        self.last = last
+        self.cursor: str | None = None
+        """The id of the last entry shown (``0-0`` for an empty stream)."""
+
+    def next_batch(self, count: int = 100, block_ms: int | None = None) -> list[FeedEntry]:
+        """The latest entries on the first call, then the ones added since the previous."""
+        if self.cursor is None:
+            newest: Any = self.client.xrevrange(self.keys.stream, count=self.last)
+            entries = [(i, f) for i, f in reversed(newest or [])]
+            self.cursor = entries[-1][0] if entries else "0-0"
+        else:
+            response: Any = self.client.xread(
+                {self.keys.stream: self.cursor}, count=count, block=block_ms
+            )
+            entries = [e for _stream, batch in (response or []) for e in batch]
+            if entries:
+                self.cursor = entries[-1][0]
+        return [_entry(entry_id, fields) for entry_id, fields in entries if fields]
+
+    def ack(self, entries: Sequence[FeedEntry]) -> int:
+        return 0
+
+    def ensure_group(self) -> bool:
+        return False
+
+
 def _entry(entry_id: str, fields: dict[str, str], *, claimed: bool = False) -> FeedEntry:
     alert = decode(Alert, fields["alert"].encode("utf-8"))
     return FeedEntry(entry_id=entry_id, alert=alert, claimed=claimed)
 
 
 def follow(
-    feed: AlertFeed,
+    feed: AlertFeed | StreamView,
     *,
     want: Callable[[], int],
-    block_ms: int,
+    block_ms: int | None,
     should_stop: Callable[[], bool],
     say: Callable[[str], None],
     backoff: Backoff = RECONNECT,

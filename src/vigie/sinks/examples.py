@@ -3,6 +3,9 @@
 >>> a = example_alert("D-7", risk=0.5, minutes=30)
 >>> a.alert_id, a.score.risk, a.score.lodged_at.isoformat()
 ('alert:D-7', 0.5, '2026-03-02T08:45:00+00:00')
+>>> audit = example_alert("D-8", kind="random_audit")
+>>> audit.kind, audit.score.selection, audit.score.reasons
+('random_audit', 'random_audit', ())
 """
 
 from __future__ import annotations
@@ -12,11 +15,14 @@ from datetime import datetime, timedelta
 from vigie.contracts.schemas import (
     EXAMPLE_DECLARATION,
     Alert,
+    AlertKind,
     AtypicalityEvidence,
     Reason,
     Score,
     ValuationEvidence,
 )
+
+VAL_LOW = Reason(code="VAL_LOW", text="declared unit value is half the reference")
 
 
 def example_alert(
@@ -29,8 +35,11 @@ def example_alert(
     office: str | None = None,
     commodity_code: str | None = None,
     minutes: int = 0,
+    kind: AlertKind = "risk",
 ) -> Alert:
-    """A valid alert on the example declaration, lodged ``minutes`` after it."""
+    """A valid alert on the example declaration, lodged ``minutes`` after it; a random
+    audit (``kind="random_audit"``) is selected by the draw, with no reason."""
+    audit = kind == "random_audit"
     lodged = datetime.fromisoformat(str(EXAMPLE_DECLARATION["lodged_at"]))
     lodged += timedelta(minutes=minutes)
     score = Score(
@@ -56,14 +65,15 @@ def example_alert(
         risk=risk,
         expected_recoverable_eur=1500.0,
         selected=True,
-        selection="engine",
-        selection_probability=1.0,
+        selection="random_audit" if audit else "engine",
+        selection_probability=0.01 if audit else 1.0,
         threshold=0.8,
-        reasons=(Reason(code="VAL_LOW", text="declared unit value is half the reference"),),
+        reasons=() if audit else (VAL_LOW,),
         model_versions={"valuation": "valuation-40"},
     )
     return Alert(
         alert_id=Alert.id_for(declaration_id),
         raised_at=lodged + timedelta(seconds=2),
+        kind=kind,
         score=score,
     )

@@ -22,8 +22,10 @@ time, through the same script: run twice, it adds nothing.
 >>> keys.stream, keys.seen("alert:D-1"), keys.alert("alert:D-1")
 ('t1:alerts', 't1:alert-seen:alert:D-1', 't1:alert:alert:D-1')
 >>> fields = alert_fields(example_alert())
->>> fields["alert_id"], fields["importer"], fields["risk"], fields["reasons"]
-('alert:FR26IM0000001', 'FR12345678901', '0.93', 'VAL_LOW')
+>>> fields["alert_id"], fields["kind"], fields["risk"], fields["reasons"]
+('alert:FR26IM0000001', 'risk', '0.93', 'VAL_LOW')
+>>> alert_fields(example_alert(kind="random_audit"))["kind"]
+'random_audit'
 """
 
 from __future__ import annotations
@@ -127,10 +129,15 @@ def redis_client(settings: Settings) -> redis.Redis:
 
 
 def alert_fields(alert: Alert) -> dict[str, str]:
-    """The flat fields of an alert's stream entry and hash (the full record under ``alert``)."""
+    """The flat fields of an alert's stream entry and hash (the full record under ``alert``).
+
+    ``kind`` tells a risk alert (``risk``) from a random audit (``random_audit``): an
+    audit is drawn whatever the risk, and its reasons are not why it was chosen.
+    """
     score = alert.score
     return {
         "alert_id": alert.alert_id,
+        "kind": alert.kind,
         "declaration_id": score.declaration_id,
         "importer": score.importer,
         "office": score.office,
@@ -194,6 +201,7 @@ class RedisAlertSink(BatchingSink[Alert]):
         lodged_ms = int(score.lodged_at.timestamp() * 1000)
         latest = {
             "alert_id": alert.alert_id,
+            "kind": alert.kind,
             "declaration_id": score.declaration_id,
             "risk": score.risk,
             "lodged_at": score.lodged_at.isoformat(),

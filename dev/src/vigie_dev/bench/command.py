@@ -14,7 +14,7 @@ from typing import Annotated, Any
 import typer
 from rich.table import Table
 
-from vigie.cli import output
+from vigie.cli import output, style
 from vigie.settings import get_settings
 from vigie_dev.bench.context import SCENARIOS, BenchOptions
 from vigie_dev.bench.machine import REPO
@@ -23,17 +23,34 @@ RESULTS = REPO / "bench" / "results"
 
 
 def bench(
-    n: int = typer.Option(100_000, "--n", min=100, help="Declarations of every throughput run."),
+    declarations: int = typer.Option(
+        100_000,
+        "--declarations",
+        min=100,
+        metavar="N",
+        help="Declarations of every throughput run.",
+    ),
     only: str = typer.Option(
-        ",".join(SCENARIOS), "--only", help=f"Scenarios to run, comma-separated: {SCENARIOS}."
+        ",".join(SCENARIOS),
+        "--only",
+        metavar="SCENARIOS",
+        show_default=False,
+        help=f"Scenarios to run, comma-separated, among: {', '.join(SCENARIOS)} (default: all).",
     ),
     seed: int = typer.Option(7, "--seed", min=0, help="Generator seed."),
     importers: int | None = typer.Option(
-        None, "--importers", min=10, help="Importers in the generated world (default: n / 5)."
+        None,
+        "--importers",
+        min=10,
+        metavar="N",
+        help="Importers in the generated world (default: declarations / 5).",
     ),
     workers: int = typer.Option(2, "--workers", min=2, help="Workers of the scaling scenario."),
     rates: str = typer.Option(
-        "", "--rates", help="Steady rates of the latency runs (default: 1000 and half the max)."
+        "",
+        "--rates",
+        metavar="RATES",
+        help="Steady rates of the latency runs, comma-separated (default: 1000 and half the max).",
     ),
     seconds: float = typer.Option(30.0, "--seconds", min=1.0, help="Length of a latency run."),
     warmup: int = typer.Option(2000, "--warmup", min=0, help="Declarations before a latency run."),
@@ -44,9 +61,15 @@ def bench(
         False, "--no-warehouse", help="Skip the ClickHouse writer after the worker."
     ),
     results: Annotated[
-        Path, typer.Option("--results", help="Where each run's result is written.")
+        Path,
+        typer.Option(
+            "--results",
+            metavar="FOLDER",
+            show_default=False,
+            help="Where each run's result is written (default: bench/results).",
+        ),
     ] = RESULTS,
-    as_json: bool = typer.Option(False, "--json", help=output.JSON_OPTION_HELP),
+    as_json: bool = style.JSON,
 ) -> None:
     """Raw consumer, detectors alone, peer loop, worker end to end, latency, scaling.
 
@@ -60,13 +83,15 @@ def bench(
     chosen = tuple(s.strip() for s in only.split(",") if s.strip())
     unknown = set(chosen) - set(SCENARIOS)
     if unknown or not chosen:
-        raise output.CommandError(f"--only: unknown {sorted(unknown)}; choose among {SCENARIOS}")
+        raise output.CommandError(
+            f"--only: unknown {', '.join(sorted(unknown))}; choose among {', '.join(SCENARIOS)}"
+        )
     try:
         steady = tuple(float(r) for r in rates.split(",") if r.strip())
     except ValueError as exc:
         raise output.CommandError(f"--rates: {exc}") from exc
     options = BenchOptions(
-        n=n, seed=seed, importers=importers, only=chosen, workers=workers, rates=steady,
+        n=declarations, seed=seed, importers=importers, only=chosen, workers=workers, rates=steady,
         seconds=seconds, warmup=warmup, label_share=label_share, warehouse=not no_warehouse,
     )  # fmt: skip
     try:

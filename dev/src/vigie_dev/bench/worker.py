@@ -14,7 +14,7 @@ Several workers (the scaling scenario) share one consumer group; their time star
 the first is ready (it may score before the others join), ``settled_s`` says when the
 group had shared every partition.
 
-ClickHouse: once the worker is done, ``vigie warehouse write --until-idle`` reads the
+ClickHouse: once the worker is done, ``vigie warehouse write --drain`` reads the
 topics into its own embedded chDB directory, then ``vigie warehouse summary`` counts the
 rows (chDB admits one process per directory, so they run one after the other, and not
 while the worker runs: the worker's figure stays its own). ``to_last_row_s`` is the
@@ -147,7 +147,7 @@ def warehouse(ctx: Context, settings: Settings, worker_seconds: float) -> dict[s
     group = f"{settings.topic_prefix}bench-warehouse"
     timeout = ctx.options.timeout_s * 3
     stats, seconds = vigie_json(
-        chdb, "warehouse", "write", "--until-idle", "--group", group, timeout=timeout
+        chdb, "warehouse", "write", "--drain", "--group", group, timeout=timeout
     )
     summary, _ = vigie_json(chdb, "warehouse", "summary", timeout=600)
     rows = {k: summary.get(k) for k in ("declarations", "scores", "alerts")}

@@ -1,8 +1,9 @@
 """``vigie demo``: the engine end to end, with the live alert feed and a summary.
 
 Registered as a single command. The live view (stderr) shows the run's progress and the
-latest alerts as the targeting service reads them from Redis; ``--json`` prints the summary
-as one JSON object on stdout.
+latest alerts as the targeting service reads them from Redis; the summary (stdout) is a
+few grouped lines that say what each figure measures, then the commands that explore the
+run and the web app's accounts. ``--json`` prints the summary as one JSON object instead.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ from rich.console import Group
 from rich.live import Live
 from rich.table import Table
 
-from vigie.cli import output
+from vigie.cli import output, style
 from vigie.settings import get_settings
 
 if TYPE_CHECKING:
@@ -24,25 +25,34 @@ if TYPE_CHECKING:
 
 
 def demo(
-    n: int = typer.Option(20_000, "--n", min=100, help="Declarations to generate and replay."),
-    seed: int = typer.Option(7, "--seed", min=0, help="Generator seed."),
-    rate: float = typer.Option(2000.0, "--rate", min=1.0, help="Declarations per second."),
-    timeout: float = typer.Option(
-        900.0, "--timeout", min=10.0, help="Longest wait (s) for everything to be processed."
+    declarations: int = typer.Option(
+        20_000, "--declarations", min=100, metavar="N", help="Declarations to generate and replay."
     ),
-    as_json: bool = typer.Option(False, "--json", help=output.JSON_OPTION_HELP),
+    seed: int = typer.Option(7, "--seed", min=0, metavar="N", help="Generator seed."),
+    rate: float = typer.Option(
+        2000.0, "--rate", min=1.0, metavar="PER_SECOND", help="Declarations replayed a second."
+    ),
+    timeout: float = typer.Option(
+        900.0,
+        "--timeout",
+        min=10.0,
+        metavar="SECONDS",
+        help="Longest wait for everything to be processed.",
+    ),
+    as_json: bool = style.JSON,
 ) -> None:
     """Stack, worker, sinks, a replayed stream with controls, the live alert feed, a summary.
 
     Each run has its own topics, Redis keys and directory under the state directory,
-    demo/<run id>: data, logs of every child process, the embedded warehouse. Ctrl-C
-    stops every child process cleanly. The demo ends by starting `vigie web` over the
+    demo/RUN: data, logs of every child process, the embedded warehouse. The summary ends
+    with the commands that read the run again (--run RUN, or --run latest). Ctrl-C stops
+    every child process cleanly. The demo ends by starting vigie web over a copy of the
     run's warehouse and printing its address and the demo accounts.
     """
     from vigie.errors import StackError
     from vigie_dev.demo import Demo, DemoError, DemoOptions
 
-    options = DemoOptions(n=n, seed=seed, rate=rate, timeout_s=timeout)
+    options = DemoOptions(n=declarations, seed=seed, rate=rate, timeout_s=timeout)
     previous = signal.signal(signal.SIGTERM, _interrupt)
     try:
         with Live(console=output.console, refresh_per_second=4, transient=False) as live:
@@ -54,18 +64,27 @@ def demo(
         output.fail("interrupted: every child process was stopped", code=130)
     finally:
         signal.signal(signal.SIGTERM, previous)
-    output.emit(summary, as_json=as_json, title=f"vigie demo {options.run_id}")
-    _announce_web(summary["web"])
+    if as_json:
+        output.print_json(summary)
+        return
+    _announce(summary)
 
 
-def _announce_web(web: dict[str, Any]) -> None:
-    """The web app's address and the demo accounts, last, for people (stderr)."""
-    lines = [f"\n[bold]Vigie web is running on {web['url']}[/bold] (pid {web['pid']})"]
+def _announce(summary: dict[str, Any]) -> None:
+    """The summary, the next commands, the web app and its accounts, for people (stdout)."""
+    from rich.markup import escape
+
+    from vigie_dev.demo.report import summary_lines
+
+    web = summary["web"]
+    lines = [*summary_lines(summary), "", "[bold]Explore this run[/bold] (--run latest works too)"]
+    lines.extend(f"  {escape(command)}" for command in summary["next"])
+    lines.append(f"[bold]Vigie web[/bold] on {web['url']} (pid {web['pid']}), with:")
     for name, account in web["accounts"].items():
         who = account.get("operator", "customs staff: every operator, Pilote performance")
-        lines.append(f"  {name:<10} password {account['password']}  ({who})")
-    lines.append(f"Stop it with: kill {web['pid']}   (the next `make demo` stops it too)")
-    output.console.print("\n".join(lines))
+        lines.append(f"  {name:<10} password {escape(account['password'])}  ({who})")
+    lines.append("  (the next vigie demo stops it too)")
+    output.make_console().print("\n".join(lines), highlight=False)
 
 
 def _interrupt(signum: int, frame: FrameType | None) -> None:
@@ -84,24 +103,33 @@ def _render(d: Demo) -> Group:
         f"webhooks [red]{len(d.receiver.tally.alerts):,}[/red]"
     )
     feed = Table(title="latest alerts, read from Redis as the targeting service does")
-    for column, style, width in (
+    for column, look, width in (
         ("lodged", "dim", 10),
         ("declaration", "", 18),
         ("importer", "", 16),
         ("commodity", "", 8),
         ("risk", "red", 5),
-        ("top reason", "", 12),
+        ("why", "", 12),
     ):
-        feed.add_column(column, style=style or None, no_wrap=True, min_width=width)
+        feed.add_column(column, style=look or None, no_wrap=True, min_width=width)
     for alert in status.recent:
         feed.add_row(*_row(alert.model_dump(mode="json")))
     return Group(head, feed)
 
 
 def _row(alert: dict[str, Any]) -> tuple[str, ...]:
+    """One alert of the live table; a random audit says so, not a reason of its risk.
+
+    >>> from vigie.sinks.examples import example_alert
+    >>> _row(example_alert("D-1", kind="random_audit").model_dump(mode="json"))[-1]
+    'random audit'
+    """
     score = alert["score"]
     reasons = score.get("reasons") or []
-    top = reasons[0]["text"] if reasons else "random audit"
+    if alert.get("kind") == "random_audit":
+        top = "random audit"
+    else:
+        top = reasons[0]["text"] if reasons else "-"
     return (
         score["lodged_at"][:10],
         score["declaration_id"],

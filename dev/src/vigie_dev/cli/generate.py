@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from vigie.cli import output
+from vigie.cli import output, style
 from vigie.errors import ConfigurationError
 
 if TYPE_CHECKING:
@@ -17,19 +17,33 @@ if TYPE_CHECKING:
 
 
 def generate(
-    out: Annotated[Path, typer.Option("--out", help="Declarations file (JSON lines).")],
+    out: Annotated[
+        Path, typer.Option("--out", metavar="FILE", help="Declarations file (JSON lines).")
+    ],
     controls: Annotated[
-        Path | None, typer.Option("--controls", help="Control results file (JSON lines).")
+        Path | None,
+        typer.Option("--controls", metavar="FILE", help="Control results file (JSON lines)."),
     ] = None,
     truth: Annotated[
         Path | None,
-        typer.Option("--truth", help="Ground truth file (default: OUT with .truth.jsonl)."),
+        typer.Option(
+            "--truth", metavar="FILE", help="Ground truth file (default: OUT with .truth.jsonl)."
+        ),
     ] = None,
     start: Annotated[
-        datetime, typer.Option("--start", formats=["%Y-%m-%d"], help="First day (UTC).")
+        datetime,
+        typer.Option(
+            "--start",
+            formats=["%Y-%m-%d"],
+            metavar="DATE",
+            show_default="2026-01-01",
+            help="First day (UTC).",
+        ),
     ] = datetime(2026, 1, 1),
-    n: int = typer.Option(10_000, "--n", min=1, help="Number of declarations."),
-    seed: int = typer.Option(0, "--seed", min=0, help="Random seed (same seed, same bytes)."),
+    declarations: int = style.declarations_option(10_000),
+    seed: int = typer.Option(
+        0, "--seed", min=0, metavar="N", help="Random seed (same seed, same bytes)."
+    ),
     inspected_share: float = typer.Option(
         0.05, "--inspected-share", min=0.0, max=1.0, help="Share of declarations inspected."
     ),
@@ -43,7 +57,7 @@ def generate(
     export_share: float = typer.Option(
         0.0, "--export-share", min=0.0, max=0.5, help="Share of export declarations."
     ),
-    as_json: bool = typer.Option(False, "--json", help=output.JSON_OPTION_HELP),
+    as_json: bool = style.JSON,
 ) -> None:
     """Write a deterministic stream of declarations, their truth and controls.
 
@@ -54,7 +68,7 @@ def generate(
 
     try:
         config = GeneratorConfig(
-            n=n, seed=seed, start=start.replace(tzinfo=UTC), days=days,
+            n=declarations, seed=seed, start=start.replace(tzinfo=UTC), days=days,
             fraud_share=fraud_share, inspected_share=inspected_share, audit_share=audit_share,
             export_share=export_share,
         )  # fmt: skip
@@ -76,6 +90,8 @@ def _with_progress(
 
     from vigie_dev.generator import write_files
 
-    with Progress(console=output.console, transient=True) as bar:
+    with Progress(
+        console=output.console, transient=True, disable=not output.console.is_terminal
+    ) as bar:
         task = bar.add_task("generating", total=config.n)
         return write_files(config, out, controls, truth, lambda k: bar.advance(task, k))

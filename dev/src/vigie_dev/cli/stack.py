@@ -6,13 +6,13 @@ from typing import Any
 
 import typer
 
-from vigie.cli import output
+from vigie.cli import output, style
 from vigie.errors import StackError
 from vigie.settings import get_settings
 
 app = typer.Typer(help="Start, stop and inspect the local Kafka and Redis.", no_args_is_help=True)
 
-JSON = typer.Option(False, "--json", help=output.JSON_OPTION_HELP)
+JSON = style.JSON
 
 
 def _report() -> dict[str, Any]:
@@ -49,7 +49,7 @@ def up(as_json: bool = JSON) -> None:
 
 @app.command()
 def down(as_json: bool = JSON) -> None:
-    """Stop the processes ``vigie stack up`` started from this state directory."""
+    """Stop the processes vigie stack up started from this state directory."""
     from vigie_dev.stack import down as stop
 
     output.emit({"stopped": stop(get_settings())}, as_json=as_json, title="stack down")

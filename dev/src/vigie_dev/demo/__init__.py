@@ -1,11 +1,13 @@
 """``vigie demo``: the engine end to end on one machine, from a fresh clone.
 
-A demo run lives in its own namespace, so runs never mix and a second ``make demo`` starts
-from scratch: topics ``<prefix>demo-<run>.*``, Redis keys ``<redis prefix>.demo-<run>:*``,
-and a run directory ``<state dir>/demo/<run>/`` holding the generated files, the children's
-logs, the worker's state, the webhook outbox and the embedded warehouse. A run's
-directory and topics stay for inspection until the next run starts and deletes them; its
-Redis keys are left to expire (the stream itself is capped by ``alerts_stream_maxlen``).
+A demo run lives in its own namespace (:mod:`vigie.cli.runs`), so runs never mix and a
+second ``make demo`` starts from scratch: topics ``<prefix>demo-<run>.*``, Redis keys
+``<redis prefix>.demo-<run>:*``, and a run directory ``<state dir>/demo/<run>/`` holding the
+generated files, the children's logs, the worker's state, the webhook outbox and the
+embedded warehouse. A run's directory and topics stay for inspection until the next run
+starts and deletes them; its Redis keys are left to expire (the stream itself is capped by
+``alerts_stream_maxlen``). Every command that reads a run takes ``--run <id>`` (or
+``--run latest``), and the summary ends with those commands.
 
 The steps (:class:`Demo`): start Kafka and Redis (idempotent), create the run's topics,
 start the worker, the warehouse writer, the alert publisher and the webhook dispatcher as
@@ -14,9 +16,11 @@ rate with each day's control results right after that day's declarations
 (:func:`interleave`), watch scores on Kafka (:class:`Watch`) and alerts in Redis as the
 targeting service reads them, and signed webhooks as a local subscriber verifies them
 (:class:`Receiver`); once every declaration is scored and every alert is in Redis and
-delivered, stop the children, drain the writer (``--until-idle``) and read the summary
-back from ClickHouse (:func:`compose`); last, start ``vigie web`` over the run's
-warehouse with an adviser's and two companies' accounts (:mod:`vigie_dev.demo.web`).
+delivered, stop the children, drain the writer (``--drain``) and read the summary
+back from ClickHouse (:func:`compose`); last, start ``vigie web`` over a copy of the run's
+warehouse with an adviser's and two companies' accounts (:mod:`vigie_dev.demo.web`): the
+run's own warehouse stays free for ``vigie warehouse summary --run <id>`` (chDB admits one
+process per directory).
 
 The traffic is dated to end two weeks before the day the demo runs (exports included),
 so that dashboards and pages opened on their default period show it.
@@ -36,6 +40,7 @@ Examples
 from __future__ import annotations
 
 import logging
+import secrets
 import shutil
 import time
 from collections import deque
@@ -45,11 +50,15 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+from pydantic import SecretStr
+
+from vigie.cli import runs
 from vigie.contracts.schemas import Alert
 from vigie.settings import Settings
 from vigie_dev.demo.figures import compose
 from vigie_dev.demo.processes import Children, DemoError, child_env, vigie_command
 from vigie_dev.demo.receiver import Receiver
+from vigie_dev.demo.report import next_commands
 from vigie_dev.demo.stream import ReplayThread, interleave
 from vigie_dev.demo.watch import TopicWatcher, Watch, percentiles
 from vigie_dev.demo.web import start_web, stop_previous
@@ -59,23 +68,10 @@ log = logging.getLogger(__name__)
 
 
 def run_settings(base: Settings, run_id: str, *, web_port: int) -> Settings:
-    """The settings of one demo run: its own topics, Redis keys and directory."""
-    return base.model_copy(
-        update={
-            "state_dir": base.state_dir / "demo" / run_id,
-            "kafka_bootstrap": base.bootstrap_servers,
-            "redis_url": base.redis_dsn,
-            # an embedded warehouse belongs to one run (chDB: one process per directory)
-            "clickhouse_url": None if _embedded(base) else base.clickhouse_url,
-            "topic_prefix": f"{base.topic_prefix}demo-{run_id}.",
-            "redis_prefix": f"{base.redis_prefix}.demo-{run_id}",
-            "worker_web_port": web_port,
-        }
-    )
-
-
-def _embedded(settings: Settings) -> bool:
-    return settings.clickhouse_dsn.startswith("chdb:")
+    """The settings of one demo run (:func:`vigie.cli.runs.run_settings`), its worker
+    serving on ``web_port``."""
+    settings = runs.run_settings(base, run_id)
+    return settings.model_copy(update={"worker_web_port": web_port})
 
 
 TRAFFIC_DAYS = 90
@@ -130,7 +126,9 @@ class Demo:
     def __init__(self, base: Settings, options: DemoOptions, view: View | None = None) -> None:
         self.base = base
         self.options = options
-        self.settings = run_settings(base, options.run_id, web_port=free_port())
+        self.settings = run_settings(base, options.run_id, web_port=free_port()).model_copy(
+            update={"worker_token": SecretStr(secrets.token_urlsafe(16))}
+        )
         self.view = view or (lambda demo: None)
         self.status = Status()
         self.watch = Watch()
@@ -143,6 +141,16 @@ class Demo:
     @property
     def run_dir(self) -> Path:
         return self.settings.state_dir
+
+    def run_summary(self) -> dict[str, Any]:
+        """Where the run lives: its id, directory, topics, Redis keys and warehouse."""
+        return {
+            "id": self.options.run_id,
+            "dir": str(self.run_dir.resolve()),
+            "topic_prefix": self.settings.topic_prefix,
+            "redis_prefix": self.settings.redis_prefix,
+            "warehouse": self.settings.clickhouse_dsn.split("@")[-1],
+        }
 
     def say(self, phase: str) -> None:
         self.status.phase = phase
@@ -164,14 +172,20 @@ class Demo:
         summary = self.summarize(children, files)
         self.say("starting the web app")
         summary["web"] = start_web(self.settings)
+        summary["next"] = next_commands(self.options.run_id, summary["web"])
         return summary
 
     def prepare(self) -> None:
         """Stack up, previous runs removed, this run's topics created."""
+        from vigie.cli import services
         from vigie.ingest.topics import admin_client, ensure_topics
         from vigie_dev.stack import up
 
         self.say("starting Kafka and Redis")
+        if self.base.uses_external_kafka:
+            services.require_kafka(self.base)
+        if self.base.uses_external_redis:
+            services.require_redis(self.base).close()
         up(self.base)
         self.say("removing previous demo runs, creating topics")
         self.remove_previous_runs(admin_client(self.base))
@@ -221,6 +235,8 @@ class Demo:
         children.start("webhooks", "webhooks", "dispatch", "--file", str(hooks),
                        "--group", self.groups["webhooks"], "--base-delay", "0.5",
                        "--max-delay", "10")  # fmt: skip
+        self.say("waiting for the worker to be ready")
+        children.wait_worker_ready(self.settings, self.settings.topic_partitions)
 
     def follow(self, children: Children, replay: ReplayThread) -> None:
         """Replay, watch scores and alerts until everything is processed."""
@@ -258,7 +274,7 @@ class Demo:
         entries = feed.next_batch(500, block_ms=100)
         for entry in entries:
             did = entry.alert.score.declaration_id
-            if self.watch.on_redis(did, entry.entry_id):
+            if self.watch.on_redis(did, entry.entry_id, entry.alert.kind):
                 self.status.recent.appendleft(entry.alert)
         feed.ack(entries)
 
@@ -289,7 +305,7 @@ class Demo:
     def summarize(self, children: Children, files: tuple[Path, Path, Path]) -> dict[str, Any]:
         """Drain the writer, then read the figures back from the warehouse."""
         self.say("writing the last records to ClickHouse")
-        written = children.run("warehouse", "write", "--until-idle",
+        written = children.run("warehouse", "write", "--drain",
                                "--group", self.groups["warehouse"])  # fmt: skip
         self.say("reading the summary back from ClickHouse")
         warehouse = children.run("warehouse", "summary")

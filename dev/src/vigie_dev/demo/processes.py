@@ -7,6 +7,9 @@ import os
 import signal
 import subprocess
 import sys
+import time
+import urllib.error
+import urllib.request
 from collections.abc import Mapping
 from contextlib import suppress
 from dataclasses import dataclass
@@ -23,6 +26,8 @@ log = logging.getLogger(__name__)
 
 STOP_TIMEOUT_S = 45.0
 """A child gets this long to stop after SIGTERM (the worker snapshots its models)."""
+READY_TIMEOUT_S = 180.0
+"""The worker gets this long to say it is ready."""
 
 
 class DemoError(VigieError):
@@ -133,6 +138,27 @@ class Children:
     def stop_all(self) -> None:
         for name in reversed(list(self.children)):
             self.stop(name)
+
+    def wait_worker_ready(self, settings: Settings, partitions: int) -> None:
+        """Wait until the worker's ``/ready`` says it holds ``partitions`` partitions, all
+        restored: the replay starts then, so that latencies are not the worker's start."""
+        assert settings.worker_token is not None
+        request = urllib.request.Request(
+            f"http://127.0.0.1:{settings.worker_web_port}/ready",
+            headers={"Authorization": f"Bearer {settings.worker_token.get_secret_value()}"},
+        )
+        deadline = time.monotonic() + READY_TIMEOUT_S
+        while time.monotonic() < deadline:
+            self.check()
+            try:
+                with urllib.request.urlopen(request, timeout=5) as answer:
+                    body = orjson.loads(answer.read())
+                if body.get("ready") and len(body.get("partitions", ())) == partitions:
+                    return
+            except (OSError, ValueError):
+                pass  # not listening yet, or 503 while restoring
+            time.sleep(0.5)
+        raise DemoError(f"the worker was not ready after {READY_TIMEOUT_S:.0f} s")
 
 
 def tail(path: Path, lines: int = 20) -> str:

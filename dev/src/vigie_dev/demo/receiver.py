@@ -87,7 +87,8 @@ class HookServer(threading.Thread):
         super().__init__(name=name, daemon=True)
         self.port = port
         self._ready = threading.Event()
-        self._loop = asyncio.new_event_loop()
+        self._loop: asyncio.AbstractEventLoop | None = None
+        """Made by the thread when it starts: a receiver never started holds no loop."""
         self._shutdown: asyncio.Event | None = None
 
     def hook_url(self, name: str) -> str:
@@ -98,10 +99,11 @@ class HookServer(threading.Thread):
         raise NotImplementedError
 
     def run(self) -> None:
+        self._loop = loop = asyncio.new_event_loop()
         try:
-            self._loop.run_until_complete(self._serve())
+            loop.run_until_complete(self._serve())
         finally:
-            self._loop.close()
+            loop.close()
 
     async def _serve(self) -> None:
         from aiohttp import web
@@ -130,7 +132,7 @@ class HookServer(threading.Thread):
         return self
 
     def stop(self) -> None:
-        if self._shutdown is not None and self.is_alive():
+        if self._loop is not None and self._shutdown is not None and self.is_alive():
             self._loop.call_soon_threadsafe(self._shutdown.set)
         self.join(10)
 

@@ -1,7 +1,9 @@
 """The demo's last step: `vigie web` over the run's warehouse, with three demo accounts.
 
-The warehouse writer has been drained and stopped (chDB allows one process per
-directory), so ``vigie web`` can open the embedded warehouse. It runs detached, in its
+The warehouse writer has been drained and stopped. chDB admits one process per
+directory, so ``vigie web`` serves a copy of the embedded warehouse (``<run dir>/web/
+clickhouse``, :func:`web_settings`): the run's own warehouse stays free for ``vigie
+warehouse summary --run <id>`` while the web app runs. It runs detached, in its
 own session, and outlives the demo: its process id is kept in
 ``<run dir>/web/web.pid`` and the next demo stops it (that id only) before removing the
 run. The accounts are made through the app itself: an adviser (customs staff) first,
@@ -19,14 +21,18 @@ import contextlib
 import logging
 import os
 import secrets
+import shutil
 import signal
 import socket
 import subprocess
 import time
+import urllib.error
+import urllib.parse
+import urllib.request
 from pathlib import Path
 from typing import Any
 
-import httpx
+import orjson
 
 from vigie.settings import Settings
 from vigie.web.accounts import AccountStore
@@ -70,6 +76,17 @@ def port_for(settings: Settings) -> int:
     return settings.web_port
 
 
+def web_settings(settings: Settings) -> Settings:
+    """The web app's settings: an embedded warehouse is copied for it, a server shared."""
+    dsn = settings.clickhouse_dsn
+    if not dsn.startswith("chdb:"):
+        return settings
+    copy = settings.state_dir.resolve() / "web" / "clickhouse"
+    shutil.rmtree(copy, ignore_errors=True)
+    shutil.copytree(Path(dsn.removeprefix("chdb://")), copy, symlinks=True)  # relative links
+    return settings.model_copy(update={"clickhouse_url": f"chdb://{copy}"})
+
+
 def start_web(settings: Settings) -> dict[str, Any]:
     """Start `vigie web` for the run, make the demo accounts; the address and accounts."""
     run_dir = settings.state_dir
@@ -85,7 +102,7 @@ def start_web(settings: Settings) -> dict[str, Any]:
     with log_path.open("ab") as out:
         proc = subprocess.Popen(
             [*vigie_command(), "web", "--port", str(port)],
-            env=child_env(settings, os.environ),
+            env=child_env(web_settings(settings), os.environ),
             stdout=out,
             stderr=subprocess.STDOUT,
             stdin=subprocess.DEVNULL,
@@ -112,36 +129,46 @@ def pick_companies(rows: list[list[Any]]) -> list[str]:
 
 def _wait_and_login(url: str, proc: subprocess.Popen[bytes], log: Path, password: str) -> str:
     deadline = time.monotonic() + START_TIMEOUT_S
-    with httpx.Client(base_url=url, timeout=10) as client:
-        while True:
-            if proc.poll() is not None:
-                raise DemoError(f"vigie web exited with status {proc.returncode}:\n{tail(log)}")
-            try:
-                answer = client.post(
-                    "/api/token", json={"username": "adviser", "password": password}
-                )
-            except httpx.TransportError:
-                if time.monotonic() > deadline:
-                    raise DemoError(f"vigie web did not answer on {url}:\n{tail(log)}") from None
-                time.sleep(0.3)
-                continue
-            if answer.status_code != 200:
-                raise DemoError(f"vigie web refused the demo adviser: {answer.text}")
-            token: str = answer.json()["token"]
-            return token
+    body = {"username": "adviser", "password": password}
+    while True:
+        if proc.poll() is not None:
+            raise DemoError(f"vigie web exited with status {proc.returncode}:\n{tail(log)}")
+        try:
+            status, answer = _http(f"{url}/api/token", body=body)
+        except OSError:
+            if time.monotonic() > deadline:
+                raise DemoError(f"vigie web did not answer on {url}:\n{tail(log)}") from None
+            time.sleep(0.3)
+            continue
+        if status != 200:
+            raise DemoError(f"vigie web refused the demo adviser: {answer!r}")
+        token: str = answer["token"]
+        return token
 
 
 def _operators(url: str, token: str) -> list[list[Any]]:
-    with httpx.Client(base_url=url, timeout=60) as client:
-        answer = client.get(
-            "/api/operators",
-            params={"page_size": 200},
-            headers={"Authorization": f"Bearer {token}"},
-        )
-    if answer.status_code != 200:
-        raise DemoError(f"vigie web: operator search failed: {answer.text}")
-    rows: list[list[Any]] = answer.json()["rows"]
+    query = urllib.parse.urlencode({"page_size": 200})
+    status, answer = _http(f"{url}/api/operators?{query}", token=token, timeout=60)
+    if status != 200:
+        raise DemoError(f"vigie web: operator search failed: {answer!r}")
+    rows: list[list[Any]] = answer["rows"]
     return rows
+
+
+def _http(
+    url: str, *, body: Any = None, token: str | None = None, timeout: float = 10
+) -> tuple[int, Any]:
+    """One request to the web app's JSON API: the status and the decoded answer."""
+    headers = {"Content-Type": "application/json"}
+    if token is not None:
+        headers["Authorization"] = f"Bearer {token}"
+    data = None if body is None else orjson.dumps(body)
+    request = urllib.request.Request(url, data=data, headers=headers)
+    try:
+        with urllib.request.urlopen(request, timeout=timeout) as response:
+            return response.status, orjson.loads(response.read())
+    except urllib.error.HTTPError as error:
+        return error.code, error.read().decode(errors="replace")
 
 
 def _keep(path: Path, accounts: dict[str, dict[str, str]]) -> None:
@@ -158,4 +185,4 @@ def render_value(value: str) -> str:
     return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
 
 
-__all__ = ["pick_companies", "start_web", "stop_previous"]
+__all__ = ["pick_companies", "start_web", "stop_previous", "web_settings"]

@@ -141,7 +141,20 @@ def _unreadable(field: str, column: str, raw: str, exc: Exception) -> dict[str, 
 
 
 def load_mapping(name_or_path: str) -> ColumnMapping:
-    """A shipped mapping by name, or a TOML mapping file by path."""
+    """A shipped mapping by name, or a TOML mapping file by path.
+
+    :class:`~vigie.errors.ConfigurationError` names what cannot work: a file that is not
+    TOML (with its line), a field without a column or value, an unknown transform.
+
+    >>> import tempfile
+    >>> bad = Path(tempfile.mkdtemp()) / "m.toml"
+    >>> _ = bad.write_text('[declaration]\\nlodged_at = {column = "Date", transform = "day"}')
+    >>> load_mapping(str(bad))
+    Traceback (most recent call last):
+    ...
+    vigie.errors.ConfigurationError: mapping ...m.toml: declaration field 'lodged_at': \
+unknown transform 'day' (known: commodity_code, date, float, outcome)
+    """
     shipped = resources.files(__package__).joinpath(f"{name_or_path}.toml")
     if shipped.is_file():
         text = shipped.read_text(encoding="utf-8")
@@ -152,18 +165,36 @@ def load_mapping(name_or_path: str) -> ColumnMapping:
             f"no mapping {name_or_path!r}: shipped mappings are {', '.join(shipped_mappings())}, "
             "or give the path of a TOML mapping file"
         )
-    spec = tomllib.loads(text)
+    try:
+        spec = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigurationError(f"mapping {name_or_path}: not valid TOML: {exc}") from exc
     declaration = dict(spec.get("declaration", {}))
     attributes = declaration.pop("attributes", {})
-    for field, entry in declaration.items():
-        if isinstance(entry, Mapping) and entry.get("transform", "") not in ("", *TRANSFORMS):
-            raise ConfigurationError(f"mapping field {field!r}: unknown transform")
+    control = spec.get("control")
+    _check_fields(name_or_path, "declaration", declaration)
+    if control is not None:
+        _check_fields(name_or_path, "control", control)
     return ColumnMapping(
         name=spec.get("name", name_or_path),
         declaration=declaration,
         attributes=attributes,
-        control=spec.get("control"),
+        control=control,
     )
+
+
+def _check_fields(name: str, table: str, fields: Mapping[str, Any]) -> None:
+    """Every field names a column or a value, and a known transform."""
+    for field, entry in fields.items():
+        if not isinstance(entry, Mapping):
+            continue
+        where = f"mapping {name}: {table} field {field!r}"
+        if "column" not in entry and "value" not in entry:
+            raise ConfigurationError(f"{where}: give a column (or a constant value)")
+        transform = entry.get("transform", "")
+        if transform not in ("", *TRANSFORMS):
+            known = ", ".join(sorted(TRANSFORMS))
+            raise ConfigurationError(f"{where}: unknown transform {transform!r} (known: {known})")
 
 
 def shipped_mappings() -> list[str]:
