@@ -30,6 +30,7 @@ from typing import Final
 from vigie.contracts.schemas import Declaration
 from vigie.model.assessment import AtypicalityFinding, Contribution
 from vigie.model.base import Detector
+from vigie.model.behaviour import SIGNALS, Behaviour
 
 PAIRS: Final[tuple[str, ...]] = (
     "origin_new_for_product",
@@ -42,6 +43,8 @@ PAIRS: Final[tuple[str, ...]] = (
     "origin_new_for_consignment",
 )
 """The (context -> value) pairs, in the order of :func:`pair_items`."""
+EVIDENCE: Final[tuple[str, ...]] = PAIRS + SIGNALS
+"""Every surprise the detector gives: the pairs, then the behaviour signals."""
 SCORE_SCALE: Final = 4.0
 """The score is ``1 - exp(-total surprise / SCORE_SCALE)``."""
 MAX_CONTRIBUTIONS: Final = 3
@@ -113,6 +116,7 @@ class AtypicalityDetector(Detector):
     def __init__(self, cap: int = 64, max_contexts: int = 1_000_000) -> None:
         self.cap = cap
         self.max_contexts = max_contexts
+        self._behaviour = Behaviour(max_keys=max_contexts)
         self._counts: list[dict[str, int]] = [{} for _ in PAIRS]
         self._values: list[dict[str, set[str]]] = [{} for _ in PAIRS]
         self._updates = 0
@@ -127,7 +131,16 @@ class AtypicalityDetector(Detector):
         """Contexts held, every pair."""
         return sum(len(counts) for counts in self._counts)
 
-    def surprises(self, items: Items) -> list[float]:
+    def surprises(self, decl: Declaration, items: Items) -> list[float]:
+        """The surprise of each of :data:`EVIDENCE` (0: familiar, or no history)."""
+        out = self.pair_surprises(items)
+        behaviour = self._behaviour.surprises(decl)
+        if out[0] > 0.0:
+            behaviour[1] = 0.0  # a route new because its origin is new for the product: once
+        out.extend(behaviour)
+        return out
+
+    def pair_surprises(self, items: Items) -> list[float]:
         """The surprise of each pair (0: familiar, or a context without history)."""
         out = [0.0] * len(PAIRS)
         for k in range(len(PAIRS)):
@@ -144,15 +157,16 @@ class AtypicalityDetector(Detector):
 
     def score_one(self, decl: Declaration) -> AtypicalityFinding:
         """How surprising the declaration's facts are, and which pairs say so."""
-        return finding(self.surprises(pair_items(decl)))
+        return finding(self.surprises(decl, pair_items(decl)))
 
     def learn_one(self, decl: Declaration) -> None:
-        """Count the declaration in each pair's context."""
-        self.learn_items(pair_items(decl))
+        """Count the declaration in each pair's context, and its behaviour."""
+        self.learn_items(decl, pair_items(decl))
 
-    def learn_items(self, items: Items) -> None:
-        """Count one declaration's :func:`pair_items`."""
+    def learn_items(self, decl: Declaration, items: Items) -> None:
+        """Learn one declaration whose :func:`pair_items` are ``items``."""
         self._updates += 1
+        self._behaviour.learn_one(decl)
         for k in range(len(PAIRS)):
             context, value = items[k]
             if context is None:
@@ -184,7 +198,10 @@ def finding(surprises: list[float]) -> AtypicalityFinding:
         return _NEUTRAL
     ranked = sorted([(s, k) for k, s in enumerate(surprises) if s > 0.0], key=lambda item: -item[0])
     contributions = tuple(
-        [Contribution(PAIRS[k], s, 1.0 - math.exp(-s / 2.0)) for s, k in ranked[:MAX_CONTRIBUTIONS]]
+        [
+            Contribution(EVIDENCE[k], s, 1.0 - math.exp(-s / 2.0))
+            for s, k in ranked[:MAX_CONTRIBUTIONS]
+        ]
     )
     return AtypicalityFinding(
         score=1.0 - math.exp(-total / SCORE_SCALE), contributions=contributions

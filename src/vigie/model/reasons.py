@@ -50,8 +50,17 @@ ATYPICAL_SENTENCES: Final[dict[str, str]] = {
     "origin_new_for_product_regime": "origin {origin} never declared for {hs6} under {regime}",
     "product_new_for_consignment": "the same consignment was declared under another code",
     "origin_new_for_consignment": "the same consignment was declared from another origin",
+    "chapter_new_for_importer_recently": "chapter {hs2} is new for this importer (recent switch)",
+    "route_new_for_importer": "route {origin} > {dispatch} @ {office} new for this importer",
+    "broker_new_for_importer": "declarant {declarant} new for this importer",
+    "seller_new_for_importer": "seller {seller} new for this importer",
+    "unit_value_incoherent": "value per kg far from that of {hs6}",
+    "mass_per_unit_incoherent": "mass per unit far from that of {hs6}",
+    "burst": "many declarations of the same importer, seller and goods within hours",
+    "value_unusual_for_shipment": "value far from this importer's usual for {hs6} from this seller",
 }
-"""The sentence of each novelty pair (:data:`vigie.model.atypicality.PAIRS`)."""
+"""The sentence of each novelty pair and behaviour signal
+(:data:`vigie.model.atypicality.EVIDENCE`)."""
 
 _REFERENCES: Final[dict[str, str]] = {
     "hs6+origin+quantity": "identical goods in the same quantity ({hs6} from {origin})",
@@ -132,6 +141,9 @@ def _atypical(decl: Declaration, ev: AtypicalityFinding) -> list[tuple[float, Re
             regime=tax_type(decl),
             rate=f"{decl.duty_rate_pct:g}",
             dispatch=decl.dispatch or "-",
+            office=decl.office,
+            declarant=decl.declarant,
+            seller=decl.seller or "-",
         )
         out.append((c.weight, Reason(f"ATYPICAL_{c.name.upper()}", text)))
     return out

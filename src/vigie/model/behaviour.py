@@ -1,0 +1,264 @@
+"""Operator behaviour: what is new for an importer, incoherent for a product, or a burst.
+
+Three kinds of surprise, each in nats like the coherence pairs' (docs/detectors.md):
+
+- an importer's usual routes (origin > dispatch @ office) and brokers: a new one surprises
+  by the Good-Turing chance of a new value in the importer's history; the follow-ups of
+  its latest new chapter, route or broker keep that surprise, halved every
+  ``fresh_days`` (an abrupt switch lodges several declarations);
+- value per kg and mass per unit against the product's recent ones, both ways: the tail
+  beyond three robust deviations, ``(|z| - 3)^2 / 2``;
+- a burst: the Poisson surprise of the importer's count over the last hours against its
+  own long-run rate.
+
+Examples
+--------
+>>> from vigie.contracts.schemas import EXAMPLE_DECLARATION, Declaration
+>>> from datetime import timedelta
+>>> behaviour = Behaviour()
+>>> base = Declaration.model_validate(EXAMPLE_DECLARATION)
+>>> for i in range(40):
+...     behaviour.learn_one(base.model_copy(update={"lodged_at": base.lodged_at
+...         + timedelta(days=i), "customs_value_eur": 25_000.0 + 10 * i}))
+>>> switch = base.model_copy(update={"lodged_at": base.lodged_at + timedelta(days=41),
+...     "commodity_code": "85171300", "declarant": "BROKER9"})
+>>> [round(s, 2) for s in behaviour.surprises(switch)]
+[0.0, 0.0, 3.04, 0.0, 0.0, 0.0, 0.0, 0.0]
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Final, TypeVar
+
+from vigie.contracts.schemas import Declaration
+
+T = TypeVar("T")
+
+SIGNALS: Final[tuple[str, ...]] = (
+    "chapter_new_for_importer_recently",
+    "route_new_for_importer",
+    "broker_new_for_importer",
+    "seller_new_for_importer",
+    "unit_value_incoherent",
+    "mass_per_unit_incoherent",
+    "burst",
+    "value_unusual_for_shipment",
+)
+"""The behaviour surprises, in the order of :meth:`Behaviour.surprises`."""
+_ASPECTS: Final = 4
+_SECONDS_PER_DAY: Final = 86_400.0
+_SHORT_DAYS: Final = 0.25
+_LONG_DAYS: Final = 60.0
+_WINDOW: Final = 32
+_MIN_VALUES: Final = 5
+_Z_FREE: Final = 3.0
+_BURST_FREE: Final = 3.0
+"""Nats of a burst taken as ordinary (arrivals are over-dispersed, not Poisson)."""
+_VALUE_FREE: Final = 2.0
+"""Log-ratio of a value to the shipment's usual one taken as ordinary (a factor e ** 2)."""
+
+
+def poisson_nats(k: float, mu: float) -> float:
+    """``-log P(X >= k)`` for a Poisson count of mean ``mu`` (0 when ``k <= mu``).
+
+    >>> round(poisson_nats(5, 0.5), 2), poisson_nats(1, 2.0)
+    (8.67, 0.0)
+    """
+    if k <= mu:
+        return 0.0
+    term = math.exp(-mu)
+    below = 0.0
+    for i in range(int(k)):
+        below += term
+        term *= mu / (i + 1)
+    return -math.log(max(1.0 - below, 1e-300))
+
+
+def _novel(n: int, distinct: int) -> float:
+    return -math.log(min((distinct + 1.0) / (n + 2.0), 1.0))
+
+
+def _robust_z(window: list[float], x: float) -> float:
+    ordered = sorted(window)
+    k = len(ordered)
+    center = 0.5 * (ordered[(k - 1) // 2] + ordered[k // 2])
+    deviations = sorted([abs(v - center) for v in ordered])
+    spread = 1.4826 * 0.5 * (deviations[(k - 1) // 2] + deviations[k // 2])
+    return (x - center) / max(spread, 0.1)
+
+
+class Behaviour:
+    """Importer novelties with persistence, product incoherences, bursts.
+
+    Parameters
+    ----------
+    fresh_days
+        Half-life of the surprise of an importer's latest new value while it repeats.
+    cap
+        Distinct values remembered per importer and aspect.
+    max_keys
+        At most this many importers and products (least recently used forgotten).
+    """
+
+    def __init__(self, fresh_days: float = 7.0, cap: int = 32, max_keys: int = 1_000_000) -> None:
+        self.fresh_days = fresh_days
+        self.cap = cap
+        self.max_keys = max_keys
+        # importer -> per aspect: declarations, values seen, latest new value, its day and
+        # surprise; then the activity counters [recent, long-run, day, first day, n]
+        self._importers: dict[str, tuple[list[int], list[set[str]], list[str], list[float]]] = {}
+        self._activity: dict[str, Activity] = {}
+        self._products: dict[str, tuple[list[float], list[float]]] = {}
+
+    def surprises(self, decl: Declaration) -> list[float]:
+        """The surprise of each of :data:`SIGNALS`."""
+        day = decl.lodged_at.timestamp() / _SECONDS_PER_DAY
+        out = [0.0] * len(SIGNALS)
+        profile = self._importers.get(decl.importer)
+        if profile is not None:
+            counts, seen, latest, fresh = profile
+            for k, value in enumerate(_aspects(decl)):
+                if counts[k] == 0:
+                    continue
+                if value not in seen[k]:
+                    # the chapter's first one is the coherence pair's (atypicality.PAIRS)
+                    out[k] = 0.0 if k == 0 else _novel(counts[k], len(seen[k]))
+                elif value == latest[k]:
+                    age = max(day - fresh[2 * k], 0.0)
+                    out[k] = fresh[2 * k + 1] * 0.5 ** (age / self.fresh_days)
+        product = self._products.get(decl.commodity_code[:6])
+        if product is not None:
+            for k, (window, x) in enumerate(zip(product, _ratios(decl), strict=True)):
+                if x is not None and len(window) >= _MIN_VALUES:
+                    z = abs(_robust_z(window, x))
+                    out[_ASPECTS + k] = 0.5 * (z - _Z_FREE) ** 2 if z > _Z_FREE else 0.0
+        activity = self._activity.get(_shipment(decl))
+        if activity is not None and activity.n >= 2:
+            out[_ASPECTS + 2] = max(activity.burst(day, decl.declaration_id) - _BURST_FREE, 0.0)
+            out[_ASPECTS + 3] = activity.value_surprise(decl.customs_value_eur)
+        return out
+
+    def learn_one(self, decl: Declaration) -> None:
+        """Learn one declaration's aspects, ratios and activity."""
+        day = decl.lodged_at.timestamp() / _SECONDS_PER_DAY
+        self._learn_importer(decl, day)
+        code = decl.commodity_code[:6]
+        product = _refreshed(self._products, code, self.max_keys)
+        if product is None:
+            product = ([], [])
+        self._products[code] = product
+        for window, x in zip(product, _ratios(decl), strict=True):
+            if x is not None:
+                window.append(x)
+                if len(window) > _WINDOW:
+                    del window[0]
+        activity = _refreshed(self._activity, _shipment(decl), self.max_keys)
+        if activity is None:
+            activity = Activity(day)
+        activity.learn(day, decl.declaration_id, decl.customs_value_eur)
+        self._activity[_shipment(decl)] = activity
+
+    def _learn_importer(self, decl: Declaration, day: float) -> None:
+        profile = _refreshed(self._importers, decl.importer, self.max_keys)
+        if profile is None:
+            profile = ([0] * _ASPECTS, [set() for _ in range(_ASPECTS)], [""] * _ASPECTS,
+                       [0.0] * (2 * _ASPECTS))  # fmt: skip
+        self._importers[decl.importer] = profile
+        counts, seen, latest, fresh = profile
+        for k, value in enumerate(_aspects(decl)):
+            if value not in seen[k]:
+                if counts[k] > 0:
+                    latest[k] = value
+                    fresh[2 * k] = day
+                    fresh[2 * k + 1] = _novel(counts[k], len(seen[k]))
+                if len(seen[k]) < self.cap:
+                    seen[k].add(value)
+            counts[k] += 1
+
+
+class Activity:
+    """An importer's declarations over the last hours and in the long run (exponentially
+    weighted counts); the items of one declaration count once."""
+
+    def __init__(self, day: float) -> None:
+        self.recent = 0.0
+        self.long_run = 0.0
+        self.since = day
+        self.first = day
+        self.n = 0
+        self.last_id = ""
+        self.log_value = 0.0
+        self.values = 0
+
+    def value_surprise(self, value: float) -> float:
+        """How far (log) the value is from the usual one, beyond :data:`_VALUE_FREE`."""
+        if self.values < _MIN_VALUES or value <= 0:
+            return 0.0
+        return max(abs(math.log(value) - self.log_value) - _VALUE_FREE, 0.0)
+
+    def _decayed(self, day: float) -> tuple[float, float]:
+        if day <= self.since:
+            return self.recent, self.long_run
+        return (
+            self.recent * 2.0 ** ((self.since - day) / _SHORT_DAYS),
+            self.long_run * 2.0 ** ((self.since - day) / _LONG_DAYS),
+        )
+
+    def burst(self, day: float, declaration_id: str) -> float:
+        """The Poisson surprise of the recent count, this declaration included."""
+        recent, long_run = self._decayed(day)
+        coverage = 1.0 - 2.0 ** (-max(day - self.first, _SHORT_DAYS) / _LONG_DAYS)
+        mu = max(long_run / (_LONG_DAYS * coverage) * _SHORT_DAYS, 1e-3)
+        k = recent if declaration_id == self.last_id else recent + 1.0
+        return poisson_nats(k, mu)
+
+    def learn(self, day: float, declaration_id: str, value: float) -> None:
+        """Count one item (a declaration's further items are not counted again)."""
+        if value > 0:
+            self.values += 1
+            self.log_value += (math.log(value) - self.log_value) / min(self.values, _WINDOW)
+        self.recent, self.long_run = self._decayed(day)
+        self.since = max(day, self.since)
+        if declaration_id != self.last_id:
+            self.recent += 1.0
+            self.long_run += 1.0
+            self.n += 1
+            self.last_id = declaration_id
+
+
+def _shipment(decl: Declaration) -> str:
+    """The parties and goods of a shipment: importer, seller and HS6."""
+    return f"{decl.importer}|{decl.seller}|{decl.commodity_code[:6]}"
+
+
+def _aspects(decl: Declaration) -> tuple[str, str, str, str]:
+    """Chapter, route (origin > dispatch @ office), declarant and seller: an importer's
+    habits."""
+    origin = decl.origin
+    return (
+        decl.commodity_code[:2],
+        f"{origin}>{decl.dispatch or origin}@{decl.office}",
+        decl.declarant,
+        decl.seller or "-",
+    )
+
+
+def _ratios(decl: Declaration) -> tuple[float | None, float | None]:
+    """log value per kg and log kg per unit (None without them), bounded."""
+    mass, value, units = decl.net_mass_kg, decl.customs_value_eur, decl.supplementary_units
+    per_kg = math.log(value) - math.log(mass) if value > 0 and mass > 0 else None
+    per_unit = math.log(mass) - math.log(units) if units and units > 0 and mass > 0 else None
+    return (
+        None if per_kg is None else min(max(per_kg, -50.0), 50.0),
+        None if per_unit is None else min(max(per_unit, -50.0), 50.0),
+    )
+
+
+def _refreshed(table: dict[str, T], key: str, cap: int) -> T | None:
+    """The entry of ``key``, taken out to be put back last (None when absent; the oldest
+    entry is evicted then)."""
+    entry = table.pop(key, None)
+    if entry is None and len(table) >= cap:
+        del table[next(iter(table))]
+    return entry
