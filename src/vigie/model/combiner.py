@@ -12,7 +12,7 @@ Examples
 >>> combiner = RiskCombiner(n_pairs=1)
 >>> quiet, new = [0.0], [3.0]
 >>> round(combiner.risk(0.1, None, quiet), 3), round(combiner.risk(0.1, None, new), 3)
-(0.1, 0.139)
+(0.1, 0.332)
 >>> for _ in range(300):  # novelty turns out to mean fraud
 ...     combiner.learn(0.1, None, new, True, 1.0)
 ...     combiner.learn(0.1, None, quiet, False, 1.0)
@@ -81,11 +81,13 @@ class RiskCombiner:
     def __init__(
         self,
         n_pairs: int,
-        learning_rate: float = 0.3,
-        l2: float = 1e-4,
+        learning_rate: float = 0.1,
+        l2: float = 1e-3,
         max_weight: float = 20.0,
         prior_valuation: float = 1.0,
-        prior_novelty: float = 0.5,
+        prior_novelty: float = 2.0,
+        n_operators: int = 0,
+        prior_operator: float = 1.0,
     ) -> None:
         self.n_pairs = n_pairs
         self.learning_rate = learning_rate
@@ -93,10 +95,12 @@ class RiskCombiner:
         self.max_weight = max_weight
         self.prior_valuation = prior_valuation
         self.prior_novelty = prior_novelty
-        # continuous: each surprise, -z, the memory's logit
+        self.n_operators = n_operators
+        # continuous: each surprise, -z, the memory's logit, each operator's log odds ratio
         self._prior = [prior_novelty] * n_pairs + [prior_valuation, 0.0]
+        self._prior += [prior_operator] * n_operators
         self._continuous = list(self._prior)
-        self._continuous_g2 = [1e-8] * (n_pairs + 2)
+        self._continuous_g2 = [1e-8] * len(self._prior)
         self._offsets = [0, len(VALUATION_EDGES) + 2]
         for _ in range(n_pairs):
             self._offsets.append(self._offsets[-1] + len(SURPRISE_EDGES) + 1)
@@ -112,7 +116,11 @@ class RiskCombiner:
         return f"combiner-{self._learnt}"
 
     def features(
-        self, mu: float, z: float | None, surprises: list[float]
+        self,
+        mu: float,
+        z: float | None,
+        surprises: list[float],
+        operators: list[float] | None,
     ) -> tuple[list[int], list[float]]:
         """The one-hot classes that are on, and the continuous evidence."""
         classes = [len(VALUATION_EDGES) + 1 if z is None else bin_of(z, VALUATION_EDGES)]
@@ -123,6 +131,8 @@ class RiskCombiner:
             continuous.append(min(s, 8.0) / 4.0)
         continuous.append(0.0 if z is None else max(-20.0, min(20.0, -z)) / 10.0)
         continuous.append(logit(mu) / 4.0)
+        for k in range(self.n_operators):
+            continuous.append(0.0 if operators is None else min(max(operators[k], -4.0), 4.0))
         return classes, continuous
 
     def _logit(self, mu: float, classes: list[int], continuous: list[float]) -> float:
@@ -134,16 +144,28 @@ class RiskCombiner:
             t += weights[j] * continuous[j]
         return t
 
-    def risk(self, mu: float, z: float | None, surprises: list[float]) -> float:
+    def risk(
+        self,
+        mu: float,
+        z: float | None,
+        surprises: list[float],
+        operators: list[float] | None = None,
+    ) -> float:
         """The combined probability of an infraction."""
-        classes, continuous = self.features(mu, z, surprises)
+        classes, continuous = self.features(mu, z, surprises, operators)
         return sigmoid(self._logit(mu, classes, continuous))
 
     def learn(
-        self, mu: float, z: float | None, surprises: list[float], fraud: bool, weight: float
+        self,
+        mu: float,
+        z: float | None,
+        surprises: list[float],
+        fraud: bool,
+        weight: float,
+        operators: list[float] | None = None,
     ) -> None:
         """One AdaGrad step on a control result of inverse-probability weight ``weight``."""
-        classes, continuous = self.features(mu, z, surprises)
+        classes, continuous = self.features(mu, z, surprises, operators)
         w = min(max(weight, 0.0), self.max_weight)
         g = (sigmoid(self._logit(mu, classes, continuous)) - (1.0 if fraud else 0.0)) * w
         lr, l2 = self.learning_rate, self.l2

@@ -43,10 +43,18 @@ from vigie.model.assessment import (
     Selection,
     ValuationFinding,
 )
-from vigie.model.atypicality import PAIRS, AtypicalityDetector, Items, finding, pair_items, tax_type
+from vigie.model.atypicality import (
+    EVIDENCE,
+    AtypicalityDetector,
+    Items,
+    finding,
+    pair_items,
+    tax_type,
+)
 from vigie.model.base import Detector
 from vigie.model.combiner import RiskCombiner
 from vigie.model.memory import CaseMemory, Compact, chain, compact
+from vigie.model.operators import ROLES, OperatorHistory
 from vigie.model.quota import DailyQuota
 from vigie.model.reasons import Facts, explain
 from vigie.model.valuation import ValuationDetector
@@ -57,8 +65,9 @@ MIN_SELECTION_PROBABILITY: Final = 1e-4
 REASONS_FROM: Final = 0.5
 """Reasons are written for selected declarations and those with a risk of at least this
 share of the threshold (nobody reads the others')."""
-_EVIDENCE: Final = struct.Struct(f"{2 + len(PAIRS)}d")
-"""Pending evidence: the memory's rate, the valuation z (NaN: none), each surprise."""
+_EVIDENCE: Final = struct.Struct(f"{2 + len(EVIDENCE) + len(ROLES)}d")
+"""Pending evidence: the memory's rate, the valuation z (NaN: none), each surprise, each
+operator's log odds ratio."""
 
 
 class Pending(NamedTuple):
@@ -68,6 +77,8 @@ class Pending(NamedTuple):
     """The memory's rate, the valuation z and the surprises, packed (:data:`_EVIDENCE`)."""
     chain: Compact | None
     """What the chain of keys is built from (None: an export, learnt as nothing)."""
+    operators: tuple[str, ...]
+    """The operators of :data:`vigie.model.operators.ROLES`."""
     selection_probability: float
     lodged: float
     """Event time in days."""
@@ -83,6 +94,7 @@ class _Scored(NamedTuple):
     mu: float
     z: float | None
     surprises: list[float]
+    operators: list[float]
     selection_score: float
     threshold: float
     targeted: bool
@@ -139,7 +151,10 @@ class RiskEngine(Detector):
         self._memory = CaseMemory(exploration=exploration, label_delay_days=label_delay_days)
         self._valuation = ValuationDetector()
         self._atypicality = AtypicalityDetector()
-        self._combiner = RiskCombiner(n_pairs=len(PAIRS), max_weight=max_weight)
+        self._combiner = RiskCombiner(
+            n_pairs=len(EVIDENCE), max_weight=max_weight, n_operators=len(ROLES)
+        )
+        self._operators = OperatorHistory()
         self._quota = DailyQuota(budget=budget)
         self._rng = random.Random(seed)
         self._draw = self._rng.random()  # the next audit draw: read by score, spent by learn
@@ -182,10 +197,11 @@ class RiskEngine(Detector):
         read = self._memory.read(chain(fields), day, self.max_pending_days)
         valuation = self._valuation.score_one(decl)
         items = pair_items(decl)
-        surprises = self._atypicality.surprises(items)
+        surprises = self._atypicality.surprises(decl, items)
         atypicality = finding(surprises)
         z = valuation.robust_z
-        risk = self._combiner.risk(read.mu, z, surprises)
+        operators = self._operators.read((decl.importer, decl.declarant))
+        risk = self._combiner.risk(read.mu, z, surprises, operators)
         selection_score = read.priority + (risk - read.mu)
         threshold = self._quota.threshold(math.floor(day))
         chosen = selection_score >= threshold
@@ -217,6 +233,7 @@ class RiskEngine(Detector):
             read.mu,
             z,
             surprises,
+            operators,
             selection_score,
             threshold,
             chosen and not audited,
@@ -259,7 +276,7 @@ class RiskEngine(Detector):
         the audit draw; and keep its evidence for its control result."""
         if decl.direction == "export":
             day = decl.lodged_at.timestamp() / SECONDS_PER_DAY
-            self._remember(decl, Pending(b"", None, 1.0, day))
+            self._remember(decl, Pending(b"", None, (), 1.0, day))
             return
         last = self._last
         if (
@@ -279,13 +296,14 @@ class RiskEngine(Detector):
         else:
             memory.follow(last.threshold)
         self._valuation.learn_one(decl)
-        self._atypicality.learn_items(last.items)
+        self._atypicality.learn_items(decl, last.items)
         self._quota.observe(math.floor(last.day), last.selection_score, last.targeted)
         if self.audit_share > 0:
             self._draw = self._rng.random()
         z = math.nan if last.z is None else last.z
-        evidence = _EVIDENCE.pack(last.mu, z, *last.surprises)
-        item = Pending(evidence, last.fields, last.selection_probability, last.day)
+        evidence = _EVIDENCE.pack(last.mu, z, *last.surprises, *last.operators)
+        keys = (decl.importer, decl.declarant)
+        item = Pending(evidence, last.fields, keys, last.selection_probability, last.day)
         self._remember(decl, item)
 
     def learn_control(self, result: ControlResult) -> bool:
@@ -298,9 +316,12 @@ class RiskEngine(Detector):
             if item.chain is None:
                 continue  # an export: no import risk to learn
             weight = ipw(result.selection_probability, item.selection_probability, self.max_weight)
-            mu, z, *surprises = _EVIDENCE.unpack(item.evidence)
+            mu, z, *rest = _EVIDENCE.unpack(item.evidence)
+            surprises, operators = rest[: len(EVIDENCE)], rest[len(EVIDENCE) :]
             self._memory.learn_label(chain(item.chain), fraud)
-            self._combiner.learn(mu, None if math.isnan(z) else z, surprises, fraud, weight)
+            self._operators.learn(item.operators, fraud)
+            z_or_none = None if math.isnan(z) else z
+            self._combiner.learn(mu, z_or_none, surprises, fraud, weight, operators)
         return True
 
     def _remember(self, decl: Declaration, item: Pending) -> None:
