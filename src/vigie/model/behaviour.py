@@ -29,6 +29,7 @@ Examples
 from __future__ import annotations
 
 import math
+from bisect import bisect_left, insort
 from typing import Final, TypeVar
 
 from vigie.contracts.schemas import Declaration
@@ -79,12 +80,15 @@ def _novel(n: int, distinct: int) -> float:
     return -math.log(min((distinct + 1.0) / (n + 2.0), 1.0))
 
 
-def _robust_z(window: list[float], x: float) -> float:
-    ordered = sorted(window)
+def _robust_z(ordered: list[float], x: float) -> float:
+    """``x`` against sorted values: median, and interquartile range / 1.349 as the scale.
+
+    >>> round(_robust_z([1.0, 2.0, 3.0, 4.0, 5.0], 9.0), 2)
+    4.05
+    """
     k = len(ordered)
     center = 0.5 * (ordered[(k - 1) // 2] + ordered[k // 2])
-    deviations = sorted([abs(v - center) for v in ordered])
-    spread = 1.4826 * 0.5 * (deviations[(k - 1) // 2] + deviations[k // 2])
+    spread = (ordered[(3 * k) // 4] - ordered[k // 4]) / 1.349
     return (x - center) / max(spread, 0.1)
 
 
@@ -109,7 +113,8 @@ class Behaviour:
         # surprise; then the activity counters [recent, long-run, day, first day, n]
         self._importers: dict[str, tuple[list[int], list[set[str]], list[str], list[float]]] = {}
         self._activity: dict[str, Activity] = {}
-        self._products: dict[str, tuple[list[float], list[float]]] = {}
+        # HS6 -> the last value-per-kg and mass-per-unit logs, each in arrival order and sorted
+        self._products: dict[str, tuple[list[float], list[float], list[float], list[float]]] = {}
 
     def surprises(self, decl: Declaration) -> list[float]:
         """The surprise of each of :data:`SIGNALS`."""
@@ -129,9 +134,11 @@ class Behaviour:
                     out[k] = fresh[2 * k + 1] * 0.5 ** (age / self.fresh_days)
         product = self._products.get(decl.commodity_code[:6])
         if product is not None:
-            for k, (window, x) in enumerate(zip(product, _ratios(decl), strict=True)):
-                if x is not None and len(window) >= _MIN_VALUES:
-                    z = abs(_robust_z(window, x))
+            ratios = _ratios(decl)
+            for k in range(2):
+                x, ordered = ratios[k], product[2 * k + 1]
+                if x is not None and len(ordered) >= _MIN_VALUES:
+                    z = abs(_robust_z(ordered, x))
                     out[_ASPECTS + k] = 0.5 * (z - _Z_FREE) ** 2 if z > _Z_FREE else 0.0
         activity = self._activity.get(_shipment(decl))
         if activity is not None and activity.n >= 2:
@@ -146,18 +153,22 @@ class Behaviour:
         code = decl.commodity_code[:6]
         product = _refreshed(self._products, code, self.max_keys)
         if product is None:
-            product = ([], [])
+            product = ([], [], [], [])
         self._products[code] = product
-        for window, x in zip(product, _ratios(decl), strict=True):
+        ratios = _ratios(decl)
+        for k in range(2):
+            x, arrived, ordered = ratios[k], product[2 * k], product[2 * k + 1]
             if x is not None:
-                window.append(x)
-                if len(window) > _WINDOW:
-                    del window[0]
-        activity = _refreshed(self._activity, _shipment(decl), self.max_keys)
+                arrived.append(x)
+                insort(ordered, x)
+                if len(arrived) > _WINDOW:
+                    del ordered[bisect_left(ordered, arrived.pop(0))]
+        shipment = _shipment(decl)
+        activity = _refreshed(self._activity, shipment, self.max_keys)
         if activity is None:
             activity = Activity(day)
         activity.learn(day, decl.declaration_id, decl.customs_value_eur)
-        self._activity[_shipment(decl)] = activity
+        self._activity[shipment] = activity
 
     def _learn_importer(self, decl: Declaration, day: float) -> None:
         profile = _refreshed(self._importers, decl.importer, self.max_keys)

@@ -84,7 +84,7 @@ class RiskCombiner:
         learning_rate: float = 0.1,
         l2: float = 1e-3,
         max_weight: float = 20.0,
-        prior_valuation: float = 1.0,
+        prior_valuation: float = 2.0,
         prior_novelty: float = 2.0,
         n_operators: int = 0,
         prior_operator: float = 1.0,
