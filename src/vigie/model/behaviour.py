@@ -192,7 +192,7 @@ class Activity:
     """An importer's declarations over the last hours and in the long run (exponentially
     weighted counts); the items of one declaration count once."""
 
-    def __init__(self, day: float) -> None:
+    def __init__(self, day: float = 0.0) -> None:
         self.recent = 0.0
         self.long_run = 0.0
         self.since = day
