@@ -60,6 +60,9 @@ from vigie.model.reasons import Facts, explain
 from vigie.model.valuation import ValuationDetector
 
 SECONDS_PER_DAY: Final = 86_400.0
+QUOTA_SLACK: Final = 5.0
+"""Items the daily quota may run ahead of (or behind) its target: risky declarations come
+in clusters (a shipment in parts, an abrupt switch), which a tighter quota cuts."""
 MIN_SELECTION_PROBABILITY: Final = 1e-4
 """Floor of a recorded selection probability (a Score's must be > 0)."""
 REASONS_FROM: Final = 0.5
@@ -155,7 +158,7 @@ class RiskEngine(Detector):
             n_pairs=len(EVIDENCE), max_weight=max_weight, n_operators=len(ROLES)
         )
         self._operators = OperatorHistory()
-        self._quota = DailyQuota(budget=budget)
+        self._quota = DailyQuota(budget=budget, slack=QUOTA_SLACK)
         self._rng = random.Random(seed)
         self._draw = self._rng.random()  # the next audit draw: read by score, spent by learn
         self._pending: OrderedDict[str, tuple[Pending, ...]] = OrderedDict()
