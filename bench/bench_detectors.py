@@ -121,7 +121,6 @@ def memory(factory: Callable[[], Any], stream: list[Declaration]) -> dict[str, A
     for decl in stream:
         detector.score_one(decl)
         detector.learn_one(decl)
-    detector._last = None  # the score cache holds one declaration, not state
     gc.collect()
     held = tracemalloc.get_traced_memory()[0] - before
     tracemalloc.stop()
@@ -130,12 +129,9 @@ def memory(factory: Callable[[], Any], stream: list[Declaration]) -> dict[str, A
         out["cells"] = detector.n_cells
         out["bytes_per_cell"] = round(held / max(detector.n_cells, 1))
     if isinstance(detector, AtypicalityDetector):
-        out["importers"] = detector.n_importers
-        out["bytes_per_importer"] = round(held / max(detector.n_importers, 1))
-        profiles = list(detector._importers.values())[:500]
-        out["bytes_per_importer_profile"] = round(
-            sum(deep_size(p) for p in profiles) / max(len(profiles), 1)
-        )
+        contexts = detector.n_contexts
+        out["contexts"] = contexts
+        out["bytes_per_context"] = round(held / max(contexts, 1))
     return out
 
 

@@ -32,7 +32,7 @@ import orjson
 from vigie.contracts.codec import decode_object
 from vigie.contracts.schemas import Declaration
 from vigie.ingest.mappings import load_mapping
-from vigie.model.atypicality import IMPORTANCE, AtypicalityDetector
+from vigie.model.atypicality import PAIRS, AtypicalityDetector
 from vigie.model.valuation import ValuationDetector
 from vigie_dev.generator import generate
 
@@ -89,7 +89,7 @@ def generated_report(n: int, seed: int) -> dict[str, Any]:
                 ),
                 3,
             )
-            for name in ("valuation", "atypicality", *IMPORTANCE)
+            for name in ("valuation", "atypicality", *PAIRS)
         }
     report["under_valuation_gap50_top5"] = top_share(rows, truths)
     return report

@@ -30,26 +30,17 @@ from vigie.model.engine import RiskEngine
 from vigie.settings import get_settings
 
 PARTS = {
-    "_valuation": {"score_one": "valuation.score", "learn_one": "valuation.learn"},
-    "_atypicality": {"score_one": "atypicality.score", "learn_one": "atypicality.learn"},
-    "_history": {
-        "rows": "history.features",
-        "logits": "history.features",
-        "learn_one": "history.learn",
+    "_memory": {
+        "read": "memory.read",
+        "observe": "memory.observe",
+        "learn_label": "memory.learn",
     },
-    "_activity": {"features": "activity.features", "learn_one": "activity.learn"},
-    "_learner": {"predict_proba_one": "supervised.predict", "learn_one": "supervised.learn"},
-    "_combiner": {"predict_proba_one": "combiner.predict", "learn_one": "combiner.learn"},
-    "_budget": {"decide": "budget.decide", "learn_one": "budget.learn"},
+    "_valuation": {"score_one": "valuation.score", "learn_one": "valuation.learn"},
+    "_atypicality": {"surprises": "atypicality.score", "learn_items": "atypicality.learn"},
+    "_combiner": {"risk": "combiner.risk", "learn": "combiner.learn"},
+    "_quota": {"threshold": "quota.threshold", "observe": "quota.observe"},
 }
-MODULE_FUNCTIONS = (
-    "explain",
-    "declaration_base",
-    "key_values",
-    "declaration_features",
-    "detector_features",
-    "one_hot",
-)
+MODULE_FUNCTIONS = ("explain", "pair_items", "finding", "chain", "compact")
 
 
 def _timed(target: Any, name: str, label: str, spent: dict[str, float]) -> None:

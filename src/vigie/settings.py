@@ -39,15 +39,15 @@ class EngineSettings(BaseModel):
         le=1,
         description="Probability of a random audit for a declaration the budget leaves.",
     )
-    seed: int = Field(default=0, ge=0, description="Seed of the random audits and the trees.")
-    warm_up: int = Field(
-        default=200, ge=0, description="Controls learnt before the learnt risk is used."
+    seed: int = Field(default=0, ge=0, description="Seed of the random audits.")
+    exploration: float = Field(
+        default=1.0,
+        ge=0,
+        description="Weight of the exploration value (knowledge gradient) in the selection; "
+        "0: select on the infraction probability alone.",
     )
-    prior_strength: float = Field(
-        default=0.5, gt=0, description="Pseudo-controls smoothing each infraction rate."
-    )
-    learning_rate: float = Field(
-        default=0.01, gt=0, description="SGD step of the model learnt from controls."
+    label_delay_days: float = Field(
+        default=7.0, ge=0, description="Expected days before a control result comes back."
     )
     max_weight: float = Field(
         default=20.0, ge=1, description="Clip on a control result's inverse-probability weight."

@@ -445,8 +445,8 @@ def test_control_results_move_later_scores_of_the_labelled_keys(
         last = LABELLED_ROUNDS
         sup = {g: medians[(last, g)][0] for g in GROUPS}
         risks = {g: medians[(last, g)][1] for g in GROUPS}
-        # before any label the supervised model has no opinion
-        assert medians[(0, "labelled_infraction")][0] == pytest.approx(0.5)
+        # before any label the case memory says its cold-start prior (10 %)
+        assert medians[(0, "labelled_infraction")][0] == pytest.approx(0.1)
         # after: the labelled-infraction key went up, above the unlabelled and compliant keys
         assert sup["labelled_infraction"] > medians[(0, "labelled_infraction")][0] + 0.3
         assert sup["labelled_infraction"] > sup["unlabelled"] + 0.3
@@ -457,8 +457,8 @@ def test_control_results_move_later_scores_of_the_labelled_keys(
         assert risks["labelled_infraction"] > risks["labelled_compliant"]
         assert risks["labelled_infraction"] > medians[(0, "labelled_infraction")][1]
         # one engine learnt every label, and the final scores were made with all of them
-        versions = {s["model_versions"]["supervised"] for s in final}
-        assert versions == {f"supervised-{labels}"}
+        versions = {s["model_versions"]["memory"] for s in final}
+        assert versions == {f"memory-{labels}"}
         worker.stop()
     finally:
         scores.close()

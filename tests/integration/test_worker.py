@@ -107,13 +107,11 @@ def test_scores_alerts_dead_letters_and_controls(
         send_declarations(settings, decls[300:])
         later = {d.declaration_id for d in decls[300:]}
         scores.read_until(scored(later), 240, "the later scores")
-        before = {v["supervised"] for v in first.values()}
+        before = {v["memory"] for v in first.values()}
         after = {
-            v["model_versions"]["supervised"]
-            for v in scores.values()
-            if v["declaration_id"] in later
+            v["model_versions"]["memory"] for v in scores.values() if v["declaration_id"] in later
         }
-        assert after - before, f"no later Score has a new supervised model: {before} {after}"
+        assert after - before, f"no later Score has a new case memory: {before} {after}"
     finally:
         scores.close()
         worker.stop()

@@ -41,7 +41,7 @@ pickle.dump((vigie.model.engine.__file__, assessments({N})), sys.stdout.buffer)
 
 def assessments(n: int) -> list[Assessment]:
     """Generated declarations, test-then-train, every label revealed two days later."""
-    engine = RiskEngine(warm_up=50)
+    engine = RiskEngine()
     out = []
     queue: list[tuple[float, int, ControlResult]] = []
     for seq, item in enumerate(generate(n, seed=5)):

@@ -18,9 +18,9 @@ from vigie.model.engine import RiskEngine
 from vigie.model.valuation import ValuationDetector
 
 FACTORIES: dict[str, Factory] = {
-    "valuation": lambda: ValuationDetector(min_support=10),
-    "atypicality": lambda: AtypicalityDetector(warm_up=50),
-    "risk_engine": lambda: RiskEngine(warm_up=20),
+    "valuation": lambda: ValuationDetector(window=16),
+    "atypicality": lambda: AtypicalityDetector(cap=16),
+    "risk_engine": lambda: RiskEngine(exploration=0.5),
 }
 
 

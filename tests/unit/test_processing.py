@@ -50,7 +50,7 @@ def test_every_valid_declaration_gets_one_score_and_is_learnt_once() -> None:
     ]
     assert all(o.dead_letter is None for o in outs)
     assert state.declarations_learnt == 200
-    assert {"valuation", "atypicality", "supervised"} <= outs[-1].score.model_versions.keys()
+    assert {"valuation", "atypicality", "memory"} <= outs[-1].score.model_versions.keys()
     assert all(o.score.latency_ms > 0 for o in outs)
 
 
@@ -89,14 +89,14 @@ def test_undecodable_records_become_dead_letters_and_teach_nothing(raw: bytes, r
     assert state.declarations_learnt == 0 and state.engine.versions == before
 
 
-def test_controls_change_the_supervised_version_on_later_scores() -> None:
+def test_controls_change_the_memory_version_on_later_scores() -> None:
     state = PartitionState(0, RiskEngine(seed=2))
     run(state, ITEMS[:400])
     controls = [i.control for i in ITEMS[:400] if i.control is not None]
     assert controls
-    before = run(state, ITEMS[400:401])[0].score.model_versions["supervised"]
+    before = run(state, ITEMS[400:401])[0].score.model_versions["memory"]
     assert all(apply_control(state, c) for c in controls)
-    after = run(state, ITEMS[401:402])[0].score.model_versions["supervised"]
+    after = run(state, ITEMS[401:402])[0].score.model_versions["memory"]
     assert before != after
     assert state.controls_learnt == len(controls)
     # a control result delivered twice (at-least-once) is not learnt twice

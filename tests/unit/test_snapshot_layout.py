@@ -13,13 +13,13 @@ from vigie_dev.generator import generate
 
 
 def learnt_engine() -> RiskEngine:
-    engine = RiskEngine(seed=1, warm_up=20)
+    engine = RiskEngine(seed=1)
     items = list(generate(2000, seed=4))
     for item in items:
         engine.score_one(item.declaration)
         engine.learn_one(item.declaration)
     learnt = sum(engine.learn_control(i.control) for i in items if i.control is not None)
-    assert learnt > 20  # past the warm-up: every lazily built part exists by now
+    assert learnt > 32  # the prior strengths were re-derived: every learnt part is filled
     return engine
 
 
@@ -30,7 +30,7 @@ def restored(engine: RiskEngine) -> PartitionState:
 
 
 def fresh_layout() -> Layout:
-    return layout(RiskEngine(seed=1, warm_up=20))
+    return layout(RiskEngine(seed=1))
 
 
 def test_a_learnt_engine_has_the_layout_of_a_fresh_one() -> None:
@@ -46,10 +46,21 @@ def test_a_snapshot_from_an_older_engine_class_is_detected() -> None:
     state = restored(learnt_engine())
     combiner = state.layout["engine._combiner"]
     state.layout["engine._combiner"] = combiner[:1] + combiner[2:]  # its first attribute
-    state.layout["engine._learner"] += ("obsolete",)
-    state.layout["engine._budget"] = ("Budget", *state.layout["engine._budget"][1:])
+    state.layout["engine._memory"] += ("obsolete",)
+    state.layout["engine._quota"] = ("InspectionBudget", *state.layout["engine._quota"][1:])
     assert layout_differences(state.layout, fresh_layout()) == [
-        "engine._budget: Budget, now InspectionBudget",
         f"engine._combiner.{combiner[1]}: missing",
-        "engine._learner.obsolete: no longer used",
+        "engine._memory.obsolete: no longer used",
+        "engine._quota: InspectionBudget, now DailyQuota",
     ]
+
+
+def test_a_snapshot_of_the_previous_engine_is_detected() -> None:
+    """The engine before the case memory: its parts are gone, a restore rebuilds."""
+    state = restored(learnt_engine())
+    state.layout = {
+        "engine": ("RiskEngine", "_budget", "_history", "_learner", "audit_share", "budget"),
+        "engine._budget": ("InspectionBudget", "_n", "_risks"),
+    }
+    found = layout_differences(state.layout, fresh_layout())
+    assert "engine._memory: missing" in found and "engine._history: no longer used" in found

@@ -1,318 +1,275 @@
-"""Behaviour memories: what is new for an operator or a product, and bursts of activity.
+"""Operator behaviour: what is new for an importer, incoherent for a product, or a burst.
 
-Novelty is read as surprise given the history, not as a flag: something new is
-surprising only for an operator or product that rarely shows anything new. A burst is a
-recent count far above the importer's own long-run rate (a Poisson tail, in nats). The
-formulas and why: docs/detectors.md.
+Three kinds of surprise, each in nats like the coherence pairs' (docs/detectors.md):
+
+- an importer's usual routes (origin > dispatch @ office) and brokers: a new one surprises
+  by the Good-Turing chance of a new value in the importer's history; the follow-ups of
+  its latest new chapter, route or broker keep that surprise, halved every
+  ``fresh_days`` (an abrupt switch lodges several declarations);
+- value per kg and mass per unit against the product's recent ones, both ways: the tail
+  beyond three robust deviations, ``(|z| - 3)^2 / 2``;
+- a burst: the Poisson surprise of the importer's count over the last hours against its
+  own long-run rate.
 
 Examples
 --------
->>> m = NoveltySet(cap=8)
->>> for chapter in ["62"] * 50 + ["61"] * 50:
-...     m.add(chapter)
->>> round(m.surprise("85", tau=10.0), 2), m.surprise("62", tau=10.0)
-(0.97, 0.0)
->>> h = Horizons()
->>> p = ImporterProfile(t=0.0)
->>> for day in range(60):
-...     p.learn(aspect_keys("62", "CN>CN@FR1", "S1", "B1"), 1000.0, float(day), h)
->>> [round(s, 2) for s in p.surprises(aspect_keys("85", "CN>CN@FR1", "S2", "B9"), 60.0, h)]
-[0.97, 0.0, 0.97, 0.97]
->>> before = p.burst_nats(60.0, h)
->>> for minute in range(10):
-...     p.learn(aspect_keys("85", "CN>CN@FR1", "S1", "B1"), 100.0, 60.0 + minute / 1440, h)
->>> round(before, 1), round(p.burst_nats(60.01, h), 1)
-(0.5, 24.4)
-
-Ten declarations of the new chapter later, it is still surprising (it faded with time,
-not with repetition):
-
->>> round(p.surprises(aspect_keys("85", None, None, None), 61.0, h)[0], 2)
-0.88
+>>> from vigie.contracts.schemas import EXAMPLE_DECLARATION, Declaration
+>>> from datetime import timedelta
+>>> behaviour = Behaviour()
+>>> base = Declaration.model_validate(EXAMPLE_DECLARATION)
+>>> for i in range(40):
+...     behaviour.learn_one(base.model_copy(update={"lodged_at": base.lodged_at
+...         + timedelta(days=i), "customs_value_eur": 25_000.0 + 10 * i}))
+>>> switch = base.model_copy(update={"lodged_at": base.lodged_at + timedelta(days=41),
+...     "commodity_code": "85171300", "declarant": "BROKER9"})
+>>> [round(s, 2) for s in behaviour.surprises(switch)]
+[0.0, 0.0, 3.04, 0.0, 0.0, 0.0, 0.0, 0.0]
 """
 
 from __future__ import annotations
 
 import math
-import sys
-from typing import Final, NamedTuple
+from bisect import bisect_left, insort
+from typing import Final, TypeVar
 
-from vigie.model.quantiles import EWStats
+from vigie.contracts.schemas import Declaration
 
-FADE: Final = 2.0
-"""Each earlier sighting divides the surprise by e ** (1 / FADE): a value seen once or
-twice is still somewhat new (the follow-ups of an abrupt switch), one seen 8 times is not."""
+T = TypeVar("T")
 
-_FORGOTTEN: Final = int(4 * FADE)
-"""A value seen this many times is no longer new at all."""
-_FADED: Final = tuple(math.exp(-count / FADE) for count in range(_FORGOTTEN))
-"""``exp(-count / FADE)`` by count, read instead of computed on every novelty."""
-
-Keys = tuple[str | None, ...]
-"""One key per aspect of ``ASPECTS`` (None for a missing value), from :func:`aspect_keys`."""
-
-
-def novelty_surprise(count: int, novel: int, n: int, tau: float) -> float:
-    """Surprise of a value seen ``count`` times before, in a history of ``n`` with ``novel``
-    new values.
-
-    >>> round(novelty_surprise(0, 2, 100, 10.0), 3), round(novelty_surprise(1, 3, 101, 10.0), 3)
-    (0.971, 0.583)
-    >>> novelty_surprise(0, 0, 0, 10.0), novelty_surprise(50, 2, 100, 10.0)
-    (0.0, 0.0)
-    """
-    if n == 0 or count >= _FORGOTTEN:
-        return 0.0
-    return (1.0 - math.exp(-n / tau)) * (1.0 - (novel + 1) / (n + 2)) * _FADED[count]
-
-
-class NoveltySet:
-    """Counts of the values seen (at most ``cap`` distinct, each count saturating at 8, when
-    the value stops being new) and how often a new one appeared.
-
-    Once full, an unseen value is treated as new; its surprise is already low, since
-    ``novel`` is at least ``cap``.
-    """
-
-    __slots__ = ("cap", "n", "novel", "seen")
-
-    def __init__(self, cap: int = 32) -> None:
-        self.cap = cap
-        self.n = 0
-        self.novel = 0
-        self.seen: dict[str, int] = {}
-
-    def __getstate__(self) -> tuple[object, ...]:
-        return (self.cap, self.n, self.novel, self.seen)
-
-    def __setstate__(self, state: tuple[int, int, int, dict[str, int]]) -> None:
-        self.cap, self.n, self.novel, self.seen = state
-
-    def surprise(self, value: str, tau: float) -> float:
-        """How surprising it is to see ``value`` now, in [0, 1)."""
-        count = self.seen.get(value, 0)
-        if count >= _FORGOTTEN:  # the usual case, without a call
-            return 0.0
-        return novelty_surprise(count, self.novel, self.n, tau)
-
-    def add(self, value: str) -> None:
-        """Learn one observation."""
-        self.n += 1
-        seen = self.seen
-        count = seen.get(value)
-        if count is not None:
-            if count < _FORGOTTEN:  # counts saturate: beyond, a value is simply known
-                seen[value] = count + 1
-            return
-        self.novel += 1
-        if len(seen) < self.cap:
-            seen[sys.intern(value)] = 1  # one copy of each code, shared by every product
-
-
-class ProductMemory:
-    """What is known of one product (HS6): the origins seen, the log unit values (EUR/kg)."""
-
-    __slots__ = ("origins", "unit_values")
-
-    def __init__(self, cap: int = 32) -> None:
-        self.origins = NoveltySet(cap)
-        self.unit_values = EWStats()
-
-    def __getstate__(self) -> tuple[object, ...]:
-        return (self.origins, self.unit_values)
-
-    def __setstate__(self, state: tuple[NoveltySet, EWStats]) -> None:
-        self.origins, self.unit_values = state
-
-
-class Horizons(NamedTuple):
-    """The time and history scales of an importer profile."""
-
-    cap: int = 32
-    """At most this many distinct values remembered per aspect."""
-    short_days: float = 0.25
-    """Half-life of the recent activity counter."""
-    long_days: float = 60.0
-    """Half-life of the long-run activity counters."""
-    tau: float = 3.0
-    """History length over which novelty surprise matures."""
-    fresh_days: float = 7.0
-    """Half-life of the surprise of the latest new value, while it repeats."""
-
-
-ASPECTS: Final = ("chapter", "route", "seller", "declarant")
-"""What an importer profile remembers, in this order."""
-
-
-def aspect_keys(
-    chapter: str | None, route: str | None, seller: str | None, declarant: str | None
-) -> Keys:
-    """The profile keys of one declaration: each value prefixed by its aspect's index.
-
-    >>> aspect_keys("62", "CN>CN@FR1", None, "B1")
-    ('062', '1CN>CN@FR1', None, '3B1')
-    """
-    return (
-        None if chapter is None else "0" + chapter,
-        None if route is None else "1" + route,
-        None if seller is None else "2" + seller,
-        None if declarant is None else "3" + declarant,
-    )
-
-
-# Named once for __slots__ and the pickled state (a tuple, in this order): mypyc-compiled
-# classes have no ``__slots__`` attribute to read back.
-_PROFILE_FIELDS: Final = (
-    "count",
-    "first_seen",
-    "fresh",
-    "fresh_keys",
-    "recent",
-    "seen",
-    "stats",
-    "t",
-    "value",
+SIGNALS: Final[tuple[str, ...]] = (
+    "chapter_new_for_importer_recently",
+    "route_new_for_importer",
+    "broker_new_for_importer",
+    "seller_new_for_importer",
+    "unit_value_incoherent",
+    "mass_per_unit_incoherent",
+    "burst",
+    "value_unusual_for_shipment",
 )
+"""The behaviour surprises, in the order of :meth:`Behaviour.surprises`."""
+_ASPECTS: Final = 4
+_SECONDS_PER_DAY: Final = 86_400.0
+_SHORT_DAYS: Final = 0.25
+_LONG_DAYS: Final = 60.0
+_WINDOW: Final = 32
+_MIN_VALUES: Final = 5
+_Z_FREE: Final = 3.0
+_BURST_FREE: Final = 3.0
+"""Nats of a burst taken as ordinary (arrivals are over-dispersed, not Poisson)."""
+_VALUE_FREE: Final = 2.0
+"""Log-ratio of a value to the shipment's usual one taken as ordinary (a factor e ** 2)."""
 
 
-class ImporterProfile:
-    """What an importer has done (one value per aspect of ``ASPECTS``) and its activity.
+def poisson_nats(k: float, mu: float) -> float:
+    """``-log P(X >= k)`` for a Poisson count of mean ``mu`` (0 when ``k <= mu``).
 
-    Compact, one per importer: ``seen`` counts the values of every aspect (the keys of
-    :func:`aspect_keys`, interned, at most ``cap`` per aspect, counts saturating);
-    ``stats`` holds per aspect the observations then the new values; ``fresh_keys`` and
-    ``fresh`` the latest new value per aspect, when it appeared and how surprising it was;
-    ``recent``, ``count`` and ``value`` are decayed sums as of ``t``.
-    """
-
-    __slots__ = _PROFILE_FIELDS
-
-    def __init__(self, t: float = 0.0) -> None:  # 0: unpickled, its state follows
-        self.seen: dict[str, int] = {}
-        self.stats = [0] * (2 * len(ASPECTS))
-        self.fresh_keys: list[str | None] = [None] * len(ASPECTS)
-        self.fresh = [0.0] * (2 * len(ASPECTS))
-        self.first_seen = t
-        self.t = t
-        self.recent = 0.0
-        self.count = 0.0
-        self.value = 0.0
-
-    def __getstate__(self) -> tuple[object, ...]:
-        return tuple(getattr(self, name) for name in _PROFILE_FIELDS)
-
-    def __setstate__(self, state: tuple[object, ...]) -> None:
-        for name, value in zip(_PROFILE_FIELDS, state, strict=True):
-            setattr(self, name, value)
-
-    @property
-    def n(self) -> int:
-        """Declarations learnt."""
-        return self.stats[0]
-
-    def distinct(self, aspect: int) -> int:
-        """Distinct values remembered for one aspect (index in ``ASPECTS``)."""
-        prefix = str(aspect)
-        return sum(1 for key in self.seen if key.startswith(prefix))
-
-    def surprises(self, keys: Keys, t: float, h: Horizons) -> list[float]:
-        """Novelty surprise of each aspect's key (0 for a missing value)."""
-        # Indexed loop into a preallocated list, novelty_surprise inlined: on the hot path.
-        out = [0.0] * len(ASPECTS)
-        seen, stats, fresh, fresh_keys = self.seen, self.stats, self.fresh, self.fresh_keys
-        for i in range(len(ASPECTS)):
-            key = keys[i]
-            if key is None:
-                continue
-            count = seen.get(key, 0)
-            n = stats[i]
-            if count < _FORGOTTEN and n:
-                novel = stats[len(ASPECTS) + i]
-                out[i] = (
-                    (1.0 - math.exp(-n / h.tau)) * (1.0 - (novel + 1) / (n + 2)) * _FADED[count]
-                )
-            stored = fresh[2 * i + 1]
-            if fresh_keys[i] == key and stored > out[i]:  # it only fades from ``stored``
-                age = t - fresh[2 * i]
-                if age > 0.0:
-                    stored *= math.exp2(-age / h.fresh_days)
-                if stored > out[i]:
-                    out[i] = stored
-        return out
-
-    def burst_nats(self, t: float, h: Horizons) -> float:
-        """Poisson surprise (nats) of the recent count, this declaration included."""
-        if self.stats[0] < 2:
-            return 0.0
-        short, long = h.short_days, h.long_days
-        recent, count, since = self.recent, self.count, self.t
-        if t > since:  # _decayed, inlined
-            recent *= math.exp2((since - t) / short)
-            count *= math.exp2((since - t) / long)
-        k = recent + 1.0
-        age = t - self.first_seen
-        coverage = 1.0 - math.exp2(-(age if age > short else short) / long)
-        mu = count / (long * coverage) * short
-        if mu < 1e-3:
-            mu = 1e-3
-        return poisson_surprise(k, mu)
-
-    def value_ratio(self, value: float) -> float:
-        """This value over the importer's (decayed) mean declared value; 0 if unknown."""
-        mean = self.value / self.count if self.count > 0 else 0.0
-        if self.stats[0] < 2 or mean <= 0:
-            return 0.0
-        return value / mean
-
-    def learn(self, keys: Keys, value: float, t: float, h: Horizons) -> None:
-        """Learn one declaration."""
-        seen, stats, fresh = self.seen, self.stats, self.fresh
-        for i in range(len(ASPECTS)):
-            key = keys[i]
-            if key is None:
-                continue
-            count = seen.get(key)
-            if count is not None:
-                if count < _FORGOTTEN:  # counts saturate: beyond, a value is simply known
-                    seen[key] = count + 1
-            else:
-                novel = stats[len(ASPECTS) + i]
-                key = sys.intern(key)  # one copy of each key, shared by every profile
-                self.fresh_keys[i] = key
-                fresh[2 * i] = t
-                fresh[2 * i + 1] = novelty_surprise(0, novel, stats[i], h.tau)
-                stats[len(ASPECTS) + i] = novel + 1
-                if novel < h.cap:
-                    seen[key] = 1
-            stats[i] += 1
-        if t > self.t:
-            self.recent *= math.exp2((self.t - t) / h.short_days)
-            long_decay = math.exp2((self.t - t) / h.long_days)
-            self.count *= long_decay
-            self.value *= long_decay
-            self.t = t
-        self.recent += 1.0
-        self.count += 1.0
-        self.value += value
-
-
-def poisson_surprise(k: float, mu: float) -> float:
-    """Chernoff bound on ``-ln P(X >= k)`` for X ~ Poisson(mu); 0 when ``k <= mu``.
-
-    >>> round(poisson_surprise(1.0, 0.05), 2), round(poisson_surprise(10.0, 0.5), 1)
-    (2.05, 20.5)
+    >>> round(poisson_nats(5, 0.5), 2), poisson_nats(1, 2.0)
+    (8.67, 0.0)
     """
     if k <= mu:
         return 0.0
-    return k * math.log(k / mu) - k + mu
+    term = math.exp(-mu)
+    below = 0.0
+    for i in range(int(k)):
+        below += term
+        term *= mu / (i + 1)
+    return -math.log(max(1.0 - below, 1e-300))
 
 
-def squash(x: float, start: float, scale: float) -> float:
-    """Map ``x`` to [0, 1): 0 up to ``start``, then ``1 - exp(-(x - start) / scale)``.
+def _novel(n: int, distinct: int) -> float:
+    return -math.log(min((distinct + 1.0) / (n + 2.0), 1.0))
 
-    >>> squash(1.0, 2.0, 5.0), round(squash(12.0, 2.0, 5.0), 3)
-    (0.0, 0.865)
+
+def _robust_z(ordered: list[float], x: float) -> float:
+    """``x`` against sorted values: median, and interquartile range / 1.349 as the scale.
+
+    >>> round(_robust_z([1.0, 2.0, 3.0, 4.0, 5.0], 9.0), 2)
+    4.05
     """
-    if x <= start:
-        return 0.0
-    return 1.0 - math.exp(-(x - start) / scale)
+    k = len(ordered)
+    center = 0.5 * (ordered[(k - 1) // 2] + ordered[k // 2])
+    spread = (ordered[(3 * k) // 4] - ordered[k // 4]) / 1.349
+    return (x - center) / max(spread, 0.1)
+
+
+class Behaviour:
+    """Importer novelties with persistence, product incoherences, bursts.
+
+    Parameters
+    ----------
+    fresh_days
+        Half-life of the surprise of an importer's latest new value while it repeats.
+    cap
+        Distinct values remembered per importer and aspect.
+    max_keys
+        At most this many importers and products (least recently used forgotten).
+    """
+
+    def __init__(self, fresh_days: float = 7.0, cap: int = 32, max_keys: int = 1_000_000) -> None:
+        self.fresh_days = fresh_days
+        self.cap = cap
+        self.max_keys = max_keys
+        # importer -> per aspect: declarations, values seen, latest new value, its day and
+        # surprise; then the activity counters [recent, long-run, day, first day, n]
+        self._importers: dict[str, tuple[list[int], list[set[str]], list[str], list[float]]] = {}
+        self._activity: dict[str, Activity] = {}
+        # HS6 -> the last value-per-kg and mass-per-unit logs, each in arrival order and sorted
+        self._products: dict[str, tuple[list[float], list[float], list[float], list[float]]] = {}
+
+    def surprises(self, decl: Declaration) -> list[float]:
+        """The surprise of each of :data:`SIGNALS`."""
+        day = decl.lodged_at.timestamp() / _SECONDS_PER_DAY
+        out = [0.0] * len(SIGNALS)
+        profile = self._importers.get(decl.importer)
+        if profile is not None:
+            counts, seen, latest, fresh = profile
+            for k, value in enumerate(_aspects(decl)):
+                if counts[k] == 0:
+                    continue
+                if value not in seen[k]:
+                    # the chapter's first one is the coherence pair's (atypicality.PAIRS)
+                    out[k] = 0.0 if k == 0 else _novel(counts[k], len(seen[k]))
+                elif value == latest[k]:
+                    age = max(day - fresh[2 * k], 0.0)
+                    out[k] = fresh[2 * k + 1] * 0.5 ** (age / self.fresh_days)
+        product = self._products.get(decl.commodity_code[:6])
+        if product is not None:
+            ratios = _ratios(decl)
+            for k in range(2):
+                x, ordered = ratios[k], product[2 * k + 1]
+                if x is not None and len(ordered) >= _MIN_VALUES:
+                    z = abs(_robust_z(ordered, x))
+                    out[_ASPECTS + k] = 0.5 * (z - _Z_FREE) ** 2 if z > _Z_FREE else 0.0
+        activity = self._activity.get(_shipment(decl))
+        if activity is not None and activity.n >= 2:
+            out[_ASPECTS + 2] = max(activity.burst(day, decl.declaration_id) - _BURST_FREE, 0.0)
+            out[_ASPECTS + 3] = activity.value_surprise(decl.customs_value_eur)
+        return out
+
+    def learn_one(self, decl: Declaration) -> None:
+        """Learn one declaration's aspects, ratios and activity."""
+        day = decl.lodged_at.timestamp() / _SECONDS_PER_DAY
+        self._learn_importer(decl, day)
+        code = decl.commodity_code[:6]
+        product = _refreshed(self._products, code, self.max_keys)
+        if product is None:
+            product = ([], [], [], [])
+        self._products[code] = product
+        ratios = _ratios(decl)
+        for k in range(2):
+            x, arrived, ordered = ratios[k], product[2 * k], product[2 * k + 1]
+            if x is not None:
+                arrived.append(x)
+                insort(ordered, x)
+                if len(arrived) > _WINDOW:
+                    del ordered[bisect_left(ordered, arrived.pop(0))]
+        shipment = _shipment(decl)
+        activity = _refreshed(self._activity, shipment, self.max_keys)
+        if activity is None:
+            activity = Activity(day)
+        activity.learn(day, decl.declaration_id, decl.customs_value_eur)
+        self._activity[shipment] = activity
+
+    def _learn_importer(self, decl: Declaration, day: float) -> None:
+        profile = _refreshed(self._importers, decl.importer, self.max_keys)
+        if profile is None:
+            profile = ([0] * _ASPECTS, [set() for _ in range(_ASPECTS)], [""] * _ASPECTS,
+                       [0.0] * (2 * _ASPECTS))  # fmt: skip
+        self._importers[decl.importer] = profile
+        counts, seen, latest, fresh = profile
+        for k, value in enumerate(_aspects(decl)):
+            if value not in seen[k]:
+                if counts[k] > 0:
+                    latest[k] = value
+                    fresh[2 * k] = day
+                    fresh[2 * k + 1] = _novel(counts[k], len(seen[k]))
+                if len(seen[k]) < self.cap:
+                    seen[k].add(value)
+            counts[k] += 1
+
+
+class Activity:
+    """An importer's declarations over the last hours and in the long run (exponentially
+    weighted counts); the items of one declaration count once."""
+
+    def __init__(self, day: float = 0.0) -> None:
+        self.recent = 0.0
+        self.long_run = 0.0
+        self.since = day
+        self.first = day
+        self.n = 0
+        self.last_id = ""
+        self.log_value = 0.0
+        self.values = 0
+
+    def value_surprise(self, value: float) -> float:
+        """How far (log) the value is from the usual one, beyond :data:`_VALUE_FREE`."""
+        if self.values < _MIN_VALUES or value <= 0:
+            return 0.0
+        return max(abs(math.log(value) - self.log_value) - _VALUE_FREE, 0.0)
+
+    def _decayed(self, day: float) -> tuple[float, float]:
+        if day <= self.since:
+            return self.recent, self.long_run
+        return (
+            self.recent * 2.0 ** ((self.since - day) / _SHORT_DAYS),
+            self.long_run * 2.0 ** ((self.since - day) / _LONG_DAYS),
+        )
+
+    def burst(self, day: float, declaration_id: str) -> float:
+        """The Poisson surprise of the recent count, this declaration included."""
+        recent, long_run = self._decayed(day)
+        coverage = 1.0 - 2.0 ** (-max(day - self.first, _SHORT_DAYS) / _LONG_DAYS)
+        mu = max(long_run / (_LONG_DAYS * coverage) * _SHORT_DAYS, 1e-3)
+        k = recent if declaration_id == self.last_id else recent + 1.0
+        return poisson_nats(k, mu)
+
+    def learn(self, day: float, declaration_id: str, value: float) -> None:
+        """Count one item (a declaration's further items are not counted again)."""
+        if value > 0:
+            self.values += 1
+            self.log_value += (math.log(value) - self.log_value) / min(self.values, _WINDOW)
+        self.recent, self.long_run = self._decayed(day)
+        self.since = max(day, self.since)
+        if declaration_id != self.last_id:
+            self.recent += 1.0
+            self.long_run += 1.0
+            self.n += 1
+            self.last_id = declaration_id
+
+
+def _shipment(decl: Declaration) -> str:
+    """The parties and goods of a shipment: importer, seller and HS6."""
+    return f"{decl.importer}|{decl.seller}|{decl.commodity_code[:6]}"
+
+
+def _aspects(decl: Declaration) -> tuple[str, str, str, str]:
+    """Chapter, route (origin > dispatch @ office), declarant and seller: an importer's
+    habits."""
+    origin = decl.origin
+    return (
+        decl.commodity_code[:2],
+        f"{origin}>{decl.dispatch or origin}@{decl.office}",
+        decl.declarant,
+        decl.seller or "-",
+    )
+
+
+def _ratios(decl: Declaration) -> tuple[float | None, float | None]:
+    """log value per kg and log kg per unit (None without them), bounded."""
+    mass, value, units = decl.net_mass_kg, decl.customs_value_eur, decl.supplementary_units
+    per_kg = math.log(value) - math.log(mass) if value > 0 and mass > 0 else None
+    per_unit = math.log(mass) - math.log(units) if units and units > 0 and mass > 0 else None
+    return (
+        None if per_kg is None else min(max(per_kg, -50.0), 50.0),
+        None if per_unit is None else min(max(per_unit, -50.0), 50.0),
+    )
+
+
+def _refreshed(table: dict[str, T], key: str, cap: int) -> T | None:
+    """The entry of ``key``, taken out to be put back last (None when absent; the oldest
+    entry is evicted then)."""
+    entry = table.pop(key, None)
+    if entry is None and len(table) >= cap:
+        del table[next(iter(table))]
+    return entry

@@ -1,11 +1,13 @@
-"""The risk engine: every detector, the supervised model, the budget and the reasons.
+"""The risk engine: the case memory, the detectors, the combined risk and the daily quota.
 
-:meth:`RiskEngine.score_one` assesses a declaration: the valuation and atypicality
-findings, the supervised probability of an infraction, one final risk, the inspection
-decision and its reasons. :meth:`RiskEngine.learn_one` learns the declaration and keeps
-its features until its control result arrives; :meth:`RiskEngine.learn_control` then
-teaches the supervised model, the infraction rates and the calibration, weighted by
-inverse selection probability. How the parts fit: docs/learning-from-controls.md.
+:meth:`RiskEngine.score_one` assesses an import declaration: what the case memory knows of
+its chain of keys and what inspecting it would teach, the valuation and atypicality
+findings, one combined risk, the inspection decision (a random audit, else the daily
+quota on the selection score) and its reasons. :meth:`RiskEngine.learn_one` learns the
+declaration and keeps what its control result will need; :meth:`RiskEngine.learn_control`
+teaches the memory (unweighted) and the combiner (inverse-probability weighted). Exports
+are never selected and never learnt as import risk. How the parts fit:
+docs/learning-from-controls.md.
 
 Examples
 --------
@@ -14,78 +16,94 @@ Examples
 >>> decl = Declaration.model_validate(EXAMPLE_DECLARATION)
 >>> assessment = engine.score_one(decl)
 >>> engine.learn_one(decl)
->>> assessment.risk, assessment.selected, assessment.selection_probability
-(0.0, False, 0.01)
+>>> round(assessment.risk, 3), assessment.selection_probability
+(0.1, 1.0)
 >>> engine.learn_control(ControlResult(declaration_id=decl.declaration_id,
 ...     controlled_at="2026-03-09T10:00:00Z", outcome="infraction", selection="other"))
 True
 >>> sorted(engine.versions)
-['atypicality', 'budget', 'combiner', 'history', 'supervised', 'valuation']
+['atypicality', 'budget', 'combiner', 'memory', 'valuation']
 """
 
 from __future__ import annotations
 
+import math
+import random
 import struct
+import sys
 from collections import OrderedDict
-from collections.abc import Sequence
-from functools import partial
 from typing import Final, NamedTuple
 
 from vigie.contracts.schemas import ControlResult, Declaration
-from vigie.model.activity import ActivityHistory
-from vigie.model.assessment import MAX_EUR, Assessment, Reason
-from vigie.model.atypicality import AtypicalityDetector
-from vigie.model.base import Detector
-from vigie.model.budget import Decision, InspectionBudget
-from vigie.model.calibration import RiskCombiner
-from vigie.model.features import (
-    FEATURES,
-    VALUATION_CLASSES,
-    class_order,
-    declaration_features,
-    detector_features,
-    one_hot,
-    valuation_class,
-    valuation_depth,
+from vigie.model.assessment import (
+    MAX_EUR,
+    Assessment,
+    AtypicalityFinding,
+    Reason,
+    Selection,
+    ValuationFinding,
 )
-from vigie.model.infractions import InfractionHistory
-from vigie.model.keys import KEYS, declaration_base, key_values
-from vigie.model.learner import ControlLearner, ipw
-from vigie.model.quantiles import SECONDS_PER_DAY
-from vigie.model.reasons import HISTORY_SUBJECTS, Facts, explain
+from vigie.model.atypicality import (
+    EVIDENCE,
+    AtypicalityDetector,
+    Items,
+    finding,
+    pair_items,
+    tax_type,
+)
+from vigie.model.base import Detector
+from vigie.model.combiner import RiskCombiner
+from vigie.model.memory import CaseMemory, Compact, chain, compact
+from vigie.model.operators import ROLES, OperatorHistory
+from vigie.model.quota import DailyQuota
+from vigie.model.reasons import Facts, explain
 from vigie.model.valuation import ValuationDetector
 
-_AT: Final = {name: i for i, name in enumerate(FEATURES)}
-_SUBJECT_AT: Final = {key: KEYS.index(key) for key in HISTORY_SUBJECTS}
-# Pending.values: the features, the history rows, the combiner's four scores, the epoch
-_PENDING: Final = struct.Struct(f"{len(FEATURES)}f{len(KEYS)}i4fi")
-_ROWS_AT: Final = len(FEATURES)
-_TAIL_AT: Final = _ROWS_AT + len(KEYS)
+SECONDS_PER_DAY: Final = 86_400.0
+QUOTA_SLACK: Final = 5.0
+"""Items the daily quota may run ahead of (or behind) its target: risky declarations come
+in clusters (a shipment in parts, an abrupt switch), which a tighter quota cuts."""
+MIN_SELECTION_PROBABILITY: Final = 1e-4
+"""Floor of a recorded selection probability (a Score's must be > 0)."""
 REASONS_FROM: Final = 0.5
 """Reasons are written for selected declarations and those with a risk of at least this
 share of the threshold (nobody reads the others')."""
-
-_Scored = tuple[
-    str,  # declaration id
-    int,  # item number
-    list[float],  # the numeric features
-    list[int],  # the history rows of the key values
-    tuple[str, ...],  # the base fields
-    tuple[float, float, float, int],  # the combiner's scores
-    Decision,
-]
+_EVIDENCE: Final = struct.Struct(f"{2 + len(EVIDENCE) + len(ROLES)}d")
+"""Pending evidence: the memory's rate, the valuation z (NaN: none), each surprise, each
+operator's log odds ratio."""
 
 
 class Pending(NamedTuple):
     """What is kept of a scored declaration until its control result arrives."""
 
-    values: bytes
-    """The numeric features (float32), the history rows of the declaration's key values
-    (int32), the combiner's four scores (float32) and the history's epoch (int32)."""
-    base: tuple[str, ...]
-    """The interned fields the history keys and one-hot features are built from."""
+    evidence: bytes
+    """The memory's rate, the valuation z and the surprises, packed (:data:`_EVIDENCE`)."""
+    chain: Compact | None
+    """What the chain of keys is built from (None: an export, learnt as nothing)."""
+    operators: tuple[str, ...]
+    """The operators of :data:`vigie.model.operators.ROLES`."""
     selection_probability: float
     lodged: float
+    """Event time in days."""
+
+
+class _Scored(NamedTuple):
+    """What :meth:`RiskEngine.score_one` computed, for :meth:`RiskEngine.learn_one`."""
+
+    declaration_id: str
+    item_number: int
+    fields: Compact
+    items: Items
+    mu: float
+    z: float | None
+    surprises: list[float]
+    operators: list[float]
+    selection_score: float
+    threshold: float
+    targeted: bool
+    audited: bool
+    selection_probability: float
+    day: float
 
 
 class RiskEngine(Detector):
@@ -97,21 +115,19 @@ class RiskEngine(Detector):
     Parameters
     ----------
     budget
-        Share of declarations the online threshold selects.
+        Share of each event-time day's import declarations the quota selects.
     audit_share
-        Probability of a random audit for a declaration the threshold does not select.
+        Probability of a random audit of any import declaration, drawn before the quota.
     seed
-        Seed of the random audits and of the atypicality trees.
-    warm_up
-        Controls learnt before the combined risk replaces the unsupervised one.
-    prior_strength
-        Beta smoothing of the infraction rates (pseudo-controls at the global rate).
-    learning_rate
-        SGD step of the supervised logistic regression.
+        Seed of the random audits.
+    exploration
+        Weight of the knowledge gradient in the selection score (0: greedy).
+    label_delay_days
+        Expected days before a control result comes back (the exploration's horizon).
     max_weight
         Clip on inverse-probability weights.
     max_pending
-        Declarations whose features are kept awaiting a control result (oldest dropped).
+        Declarations whose evidence is kept awaiting a control result (oldest dropped).
     max_pending_days
         Event-time days after which a pending declaration is dropped.
     """
@@ -121,9 +137,8 @@ class RiskEngine(Detector):
         budget: float = 0.05,
         audit_share: float = 0.01,
         seed: int = 0,
-        warm_up: int = 200,
-        prior_strength: float = 0.5,
-        learning_rate: float = 0.01,
+        exploration: float = 1.0,
+        label_delay_days: float = 7.0,
         max_weight: float = 20.0,
         max_pending: int = 400_000,
         max_pending_days: float = 60.0,
@@ -131,38 +146,33 @@ class RiskEngine(Detector):
         self.budget = budget
         self.audit_share = audit_share
         self.seed = seed
-        self.warm_up = warm_up
-        self.prior_strength = prior_strength
-        self.learning_rate = learning_rate
+        self.exploration = exploration
+        self.label_delay_days = label_delay_days
         self.max_weight = max_weight
         self.max_pending = max_pending
         self.max_pending_days = max_pending_days
+        self._memory = CaseMemory(exploration=exploration, label_delay_days=label_delay_days)
         self._valuation = ValuationDetector()
-        self._atypicality = AtypicalityDetector(seed=seed)
-        self._history = InfractionHistory(prior_strength=prior_strength)
-        self._activity = ActivityHistory()
-        self._learner = ControlLearner(
-            learning_rate=learning_rate, max_weight=max_weight, warm_up=warm_up
-        )
-        floors, borrows = class_order()
+        self._atypicality = AtypicalityDetector()
         self._combiner = RiskCombiner(
-            warm_up=warm_up, valuation_classes=VALUATION_CLASSES, floors=floors, borrows=borrows
+            n_pairs=len(EVIDENCE), max_weight=max_weight, n_operators=len(ROLES)
         )
-        self._budget = InspectionBudget(budget=budget, audit_share=audit_share, seed=seed)
+        self._operators = OperatorHistory()
+        self._quota = DailyQuota(budget=budget, slack=QUOTA_SLACK)
+        self._rng = random.Random(seed)
+        self._draw = self._rng.random()  # the next audit draw: read by score, spent by learn
         self._pending: OrderedDict[str, tuple[Pending, ...]] = OrderedDict()
-        self._combined = False  # whether the last risk learnt was the combiner's calibrated one
-        self._last: _Scored | None = None  # what score_one computed, for learn_one
+        self._last: _Scored | None = None
 
     @property
     def versions(self) -> dict[str, str]:
         """The version of every learnt part (the Assessment's ``model_versions``)."""
         return {
+            "memory": self._memory.version,
             "valuation": self._valuation.version,
             "atypicality": self._atypicality.version,
-            "supervised": self._learner.version,
             "combiner": self._combiner.version,
-            "history": self._history.version,
-            "budget": self._budget.version,
+            "budget": self._quota.version,
         }
 
     @property
@@ -172,116 +182,173 @@ class RiskEngine(Detector):
 
     @property
     def n_pending(self) -> int:
-        """Declarations whose features await a control result."""
+        """Declarations whose evidence awaits a control result."""
         return len(self._pending)
 
     def score_one(self, decl: Declaration) -> Assessment:
         """Assess a declaration, learning nothing (test-then-train: :meth:`learn_one` next)."""
+        if decl.direction == "export":
+            return self._export()
+        day = decl.lodged_at.timestamp() / SECONDS_PER_DAY
+        fields = compact(
+            sys.intern(decl.commodity_code[:6]),
+            sys.intern(decl.origin),
+            sys.intern(tax_type(decl)),
+            decl.customs_value_eur,
+            decl.net_mass_kg,
+        )
+        read = self._memory.read(chain(fields), day, self.max_pending_days)
         valuation = self._valuation.score_one(decl)
-        atyp = self._atypicality.score_one(decl)
-        base = declaration_base(decl)
-        values = declaration_features(decl)
-        values += self._activity.features(decl)
-        values += detector_features(valuation, atyp)
-        values.append(self._valuation.importer_flagged_share(decl.importer))
-        rows = self._history.rows(key_values(base))
-        x = values + self._history.logits(rows)
-        supervised = self._learner.predict_proba_one(x, one_hot(base))
-        own = self._valuation.own_ratio(decl, valuation.unit)
-        scores = (
-            supervised,
-            valuation_depth(valuation),
-            atyp.score,
-            valuation_class(valuation, own),
-        )
-        risk = min(1.0, max(0.0, self._combiner.predict_proba_one(scores)))
-        decision = self._budget.decide(risk)
+        items = pair_items(decl)
+        surprises = self._atypicality.surprises(decl, items)
+        atypicality = finding(surprises)
+        z = valuation.robust_z
+        operators = self._operators.read((decl.importer, decl.declarant))
+        risk = self._combiner.risk(read.mu, z, surprises, operators)
+        selection_score = read.priority + (risk - read.mu)
+        threshold = self._quota.threshold(math.floor(day))
+        chosen = selection_score >= threshold
+        audited = self.audit_share > 0 and self._draw < self.audit_share
+        selection: Selection | None = "random_audit" if audited else "engine" if chosen else None
+        audit = self.audit_share
+        probability = audit + (1.0 - audit) * (1.0 if chosen else 0.0)
+        probability = min(max(probability, MIN_SELECTION_PROBABILITY), 1.0)
+        shown = min(max(threshold, 0.0), 1.0)
         reasons: tuple[Reason, ...] = ()
-        if decision.selected or risk >= REASONS_FROM * decision.threshold:
-            warm = supervised if self._learner.is_warm else None
-            reasons = explain(decl, valuation, atyp, self._facts(rows, values, warm))
+        if selection is not None or risk >= REASONS_FROM * shown:
+            facts = Facts(
+                read.mu,
+                read.level,
+                read.controls,
+                read.infractions,
+                self._memory.global_rate,
+                read.priority - read.mu,
+            )
+            reasons = explain(decl, valuation, atypicality, facts)
         duty = valuation.duty_at_risk_eur or min(
-            decl.customs_value_eur * decl.duty_rate_pct / 100, MAX_EUR
+            decl.customs_value_eur * decl.duty_rate_pct / 100.0, MAX_EUR
         )
-        self._last = (decl.declaration_id, decl.item_number, x, rows, base, scores, decision)
+        self._last = _Scored(
+            decl.declaration_id,
+            decl.item_number,
+            fields,
+            items,
+            read.mu,
+            z,
+            surprises,
+            operators,
+            selection_score,
+            threshold,
+            chosen and not audited,
+            audited,
+            probability,
+            day,
+        )
         return Assessment(
             valuation=valuation,
-            atypicality=atyp,
-            supervised_probability=supervised,
+            atypicality=atypicality,
+            supervised_probability=min(max(read.mu, 0.0), 1.0),
             risk=risk,
-            expected_recoverable_eur=risk * duty,
-            selected=decision.selected,
-            selection=decision.selection,
-            selection_probability=decision.selection_probability,
-            threshold=decision.threshold,
+            expected_recoverable_eur=min(risk * duty, MAX_EUR),
+            selected=selection is not None,
+            selection=selection,
+            selection_probability=probability,
+            threshold=shown,
             reasons=reasons,
             model_versions=self.versions,
         )
 
+    def _export(self) -> Assessment:
+        """An export: never selected, no import risk."""
+        self._last = None
+        return Assessment(
+            valuation=ValuationFinding(score=0.0),
+            atypicality=AtypicalityFinding(score=0.0),
+            supervised_probability=0.0,
+            risk=0.0,
+            expected_recoverable_eur=0.0,
+            selected=False,
+            selection=None,
+            selection_probability=MIN_SELECTION_PROBABILITY,
+            threshold=1.0,
+            model_versions=self.versions,
+        )
+
     def learn_one(self, decl: Declaration) -> None:
-        """Learn a declaration: the detectors, the activity, the budget's window; and keep
-        its features for its control result."""
+        """Learn a declaration: the detectors, the signature's arrival rate, the quota,
+        the audit draw; and keep its evidence for its control result."""
+        if decl.direction == "export":
+            day = decl.lodged_at.timestamp() / SECONDS_PER_DAY
+            self._remember(decl, Pending(b"", None, (), 1.0, day))
+            return
         last = self._last
-        if last is None or last[0] != decl.declaration_id or last[1] != decl.item_number:
+        if (
+            last is None
+            or last.declaration_id != decl.declaration_id
+            or (last.item_number != decl.item_number)
+        ):
             self.score_one(decl)
             last = self._last
             assert last is not None
         self._last = None
-        _, _, x, rows, base, scores, decision = last
+        signature = chain(last.fields)[-1]
+        memory = self._memory
+        memory.observe(signature, last.day)
+        if last.targeted or last.audited:
+            memory.selected(signature, last.day, last.threshold)
+        else:
+            memory.follow(last.threshold)
         self._valuation.learn_one(decl)
-        self._atypicality.learn_one(decl)
-        self._activity.learn_one(decl)
-        if self._combined != self._combiner.is_warm:
-            self._combined = not self._combined
-            self._budget.restart()  # the risk changed scale: the old quantile selects few
-        self._budget.learn_one(decision)
-        self._remember(decl, x, rows, base, decision.selection_probability, scores)
+        self._atypicality.learn_items(decl, last.items)
+        self._quota.observe(math.floor(last.day), last.selection_score, last.targeted)
+        if self.audit_share > 0:
+            self._draw = self._rng.random()
+        z = math.nan if last.z is None else last.z
+        evidence = _EVIDENCE.pack(last.mu, z, *last.surprises, *last.operators)
+        keys = (decl.importer, decl.declarant)
+        item = Pending(evidence, last.fields, keys, last.selection_probability, last.day)
+        self._remember(decl, item)
 
     def learn_control(self, result: ControlResult) -> bool:
-        """Learn a control result; False when the declaration's features are not held."""
+        """Learn a control result; False when the declaration's evidence is not held."""
         items = self._pending.pop(result.declaration_id, None)
         if items is None:
             return False
         fraud = result.is_fraud
         for item in items:
+            if item.chain is None:
+                continue  # an export: no import risk to learn
             weight = ipw(result.selection_probability, item.selection_probability, self.max_weight)
-            fields = _PENDING.unpack(item.values)
-            self._learner.learn_one(fields[:_ROWS_AT], one_hot(item.base), fraud, weight)
-            rows = fields[_ROWS_AT:_TAIL_AT]
-            *scores, epoch = fields[_TAIL_AT:]
-            keys = partial(key_values, item.base)
-            self._history.learn_one(rows, epoch, keys, fraud, weight)
-            self._combiner.learn_one(scores, fraud, weight)
+            mu, z, *rest = _EVIDENCE.unpack(item.evidence)
+            surprises, operators = rest[: len(EVIDENCE)], rest[len(EVIDENCE) :]
+            self._memory.learn_label(chain(item.chain), fraud)
+            self._operators.learn(item.operators, fraud)
+            z_or_none = None if math.isnan(z) else z
+            self._combiner.learn(mu, z_or_none, surprises, fraud, weight, operators)
         return True
 
-    def _remember(
-        self,
-        decl: Declaration,
-        x: list[float],
-        rows: list[int],
-        base: tuple[str, ...],
-        selection_probability: float,
-        scores: tuple[float, float, float, int],
-    ) -> None:
-        lodged = decl.lodged_at.timestamp()
-        values = _PENDING.pack(*x, *rows, *scores, self._history.epoch)
-        item = Pending(values, base, selection_probability, lodged)
+    def _remember(self, decl: Declaration, item: Pending) -> None:
         store = self._pending
         items = store.pop(decl.declaration_id, ())
         # A rescored item replaces itself; other items of the declaration are kept.
         store[decl.declaration_id] = (*items[: decl.item_number - 1], item)
-        horizon = lodged - self.max_pending_days * SECONDS_PER_DAY
+        lodged = decl.lodged_at.timestamp() / SECONDS_PER_DAY
+        horizon = lodged - self.max_pending_days
         while store and (
             len(store) > self.max_pending or next(iter(store.values()))[0].lodged < horizon
         ):
             store.popitem(last=False)
 
-    def _facts(self, rows: list[int], values: Sequence[float], supervised: float | None) -> Facts:
-        history = self._history
-        return Facts(
-            rates={key: history.rate(rows[at]) for key, at in _SUBJECT_AT.items()},
-            global_rate=history.global_rate,
-            new_importer=values[_AT["act:new_importer"]] == 1.0,
-            new_chapter=values[_AT["act:new_chapter"]] == 1.0,
-            supervised=supervised,
-        )
+
+def ipw(selection_probability: float | None, fallback: float, max_weight: float) -> float:
+    """Inverse-probability weight of a control result, clipped to ``[1, max_weight]``.
+
+    The probability the result carries wins; else the one recorded at scoring time.
+
+    >>> ipw(None, 0.01, 20.0), ipw(0.5, 0.01, 20.0), ipw(1.0, 0.01, 20.0)
+    (20.0, 2.0, 1.0)
+    """
+    p = selection_probability if selection_probability is not None else fallback
+    if p <= 0:
+        return max_weight
+    return min(max(1.0 / p, 1.0), max_weight)

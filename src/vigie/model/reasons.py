@@ -1,113 +1,162 @@
 """Reason codes and the short sentences a targeting agent reads.
 
 Each reason is a stable code (for dashboards and rules) and a sentence with the figures
-that justify it. :func:`explain` gathers the candidates from the evidence of one
-declaration, orders them by strength and keeps the first ``limit``.
+that justify it: which level of the case memory knows infractions, the value against which
+reference, which declared fact is new in which context, why an inspection teaches.
+:func:`explain` orders the candidates by strength and keeps the first ``limit``.
 
 Examples
 --------
 >>> from vigie.contracts.schemas import EXAMPLE_DECLARATION, Declaration
 >>> decl = Declaration.model_validate(EXAMPLE_DECLARATION)
 >>> valuation = ValuationFinding(score=0.97, reference_unit_value=40.3, unit="kg",
-...     support_level="hs6+origin", support_count=412, ratio=0.31,
+...     support_level="hs6+origin", support_count=412, ratio=0.31, robust_z=-6.2,
 ...     below_lowest_acceptable=True)
->>> facts = Facts(rates={"importer": (0.42, 57.0)}, global_rate=0.2,
-...     new_importer=False, new_chapter=True, supervised=None)
+>>> facts = Facts(mu=0.8, level=3, controls=12.0, infractions=10.0, global_rate=0.2,
+...     exploration=0.0)
 >>> for r in explain(decl, valuation, AtypicalityFinding(score=0.0), facts):
 ...     print(r.code)
 ...     print("  " + r.text)
 VALUE_BELOW_REFERENCE
-  declared unit value 31 % of the reference for 620342 from CN, 412 comparable declarations
-IMPORTER_HISTORY
-  importer infraction rate 42 % over 57 controls
-NEW_CHAPTER
-  first declaration of chapter 62 by this importer
+  declared unit value 31 % of the reference of 620342 from CN (412 declarations, z -6.2)
+PRODUCT_ORIGIN_HISTORY
+  620342 from CN: 10 infractions in 12 controls (infraction probability 80 %)
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from typing import Final, NamedTuple
 
 from vigie.contracts.schemas import Declaration
 from vigie.model.assessment import AtypicalityFinding, Reason, ValuationFinding
+from vigie.model.atypicality import tax_type
 
-HISTORY_SUBJECTS: Final[dict[str, tuple[str, str]]] = {
-    "importer": ("IMPORTER_HISTORY", "importer"),
-    "declarant": ("DECLARANT_HISTORY", "declarant"),
-    "seller": ("SELLER_HISTORY", "seller"),
-    "hs6_origin": ("PRODUCT_ORIGIN_HISTORY", "this commodity and origin"),
-    "importer_hs6": ("IMPORTER_PRODUCT_HISTORY", "this importer and commodity"),
-}
-"""History keys that can give a reason: code and how the sentence names the subject."""
+HISTORY_CODES: Final[tuple[str, ...]] = (
+    "CHAPTER_HISTORY",
+    "HEADING_HISTORY",
+    "PRODUCT_HISTORY",
+    "PRODUCT_ORIGIN_HISTORY",
+    "PRODUCT_ORIGIN_REGIME_HISTORY",
+    "CONSIGNMENT_HISTORY",
+)
+"""The reason code of each level of the case memory (:data:`vigie.model.memory.LEVELS`)."""
 
 ATYPICAL_SENTENCES: Final[dict[str, str]] = {
-    "new_route_for_importer": "new route (origin, dispatch, office) for this importer",
-    "new_seller_for_importer": "first purchase from this seller by this importer",
-    "origin_unusual_for_product": "origin never or rarely seen for this commodity",
-    "unusual_transit_hub": "dispatched from a country rarely used for this origin",
-    "volume_burst": "burst of declarations by this importer",
-    "value_unusual_for_importer": "value far above this importer's usual declarations",
-    "unit_value_incoherent": "unit value incoherent with the commodity",
-    "mass_per_unit_incoherent": "mass per unit incoherent with the commodity",
-    "multivariate_outlier": "unusual combination of value, mass and duty",
+    "origin_new_for_product": "origin {origin} never declared for {hs6}",
+    "chapter_new_for_importer": "first declaration of chapter {hs2} by this importer",
+    "regime_new_for_origin": "tax type {regime} never declared for origin {origin}",
+    "duty_rate_new_for_product": "duty rate {rate} % never declared for {hs6}",
+    "dispatch_new_for_origin": "dispatch from {dispatch} never seen for origin {origin}",
+    "origin_new_for_product_regime": "origin {origin} never declared for {hs6} under {regime}",
+    "product_new_for_consignment": "the same consignment was declared under another code",
+    "origin_new_for_consignment": "the same consignment was declared from another origin",
+    "chapter_new_for_importer_recently": "chapter {hs2} is new for this importer (recent switch)",
+    "route_new_for_importer": "route {origin} > {dispatch} @ {office} new for this importer",
+    "broker_new_for_importer": "declarant {declarant} new for this importer",
+    "seller_new_for_importer": "seller {seller} new for this importer",
+    "unit_value_incoherent": "value per kg far from that of {hs6}",
+    "mass_per_unit_incoherent": "mass per unit far from that of {hs6}",
+    "burst": "many declarations of the same importer, seller and goods within hours",
+    "value_unusual_for_shipment": "value far from this importer's usual for {hs6} from this seller",
 }
+"""The sentence of each novelty pair and behaviour signal
+(:data:`vigie.model.atypicality.EVIDENCE`)."""
 
-MIN_CONTROLS: Final = 5
-"""Controls a key needs before its infraction rate is given as a reason."""
+_REFERENCES: Final[dict[str, str]] = {
+    "hs6+origin+quantity": "identical goods in the same quantity ({hs6} from {origin})",
+    "hs6+origin": "{hs6} from {origin}",
+    "hs6": "{hs6}",
+    "hs4": "heading {hs4}",
+}
+MIN_CONTROLS: Final = 3
+"""Control results a level needs before its rate is given as a reason."""
 
 
 class Facts(NamedTuple):
-    """What the engine knows beyond the detectors' evidence."""
+    """What the case memory says of the declaration."""
 
-    rates: Mapping[str, tuple[float, float]]
-    """Smoothed infraction rate and number of controls, per history key."""
+    mu: float
+    """Posterior infraction probability."""
+    level: int
+    """The finest level of the chain with control results (-1: none)."""
+    controls: float
+    infractions: float
     global_rate: float
-    new_importer: bool
-    new_chapter: bool
-    supervised: float | None
-    """The supervised probability, when the model is warm."""
+    exploration: float
+    """The exploration value added to the selection score."""
 
 
-def _valuation(decl: Declaration, ev: ValuationFinding) -> tuple[float, Reason] | None:
-    if ev.ratio is None or not (ev.below_lowest_acceptable or ev.score >= 0.5):
-        return None
-    text = (
-        f"declared unit value {ev.ratio * 100:.0f} % of the reference for "
-        f"{decl.commodity_code[:6]} from {decl.origin}, {ev.support_count} comparable "
-        "declarations"
-    )
-    return 1.0 + ev.score, Reason("VALUE_BELOW_REFERENCE", text)
+def _subject(decl: Declaration, level: int) -> str:
+    hs6 = decl.commodity_code[:6]
+    return (
+        f"chapter {hs6[:2]}",
+        f"heading {hs6[:4]}",
+        hs6,
+        f"{hs6} from {decl.origin}",
+        f"{hs6} from {decl.origin} under tax type {tax_type(decl)}",
+        f"this consignment ({hs6} from {decl.origin}, same value and mass)",
+    )[level]
 
 
-def _history(facts: Facts) -> list[tuple[float, Reason]]:
-    out: list[tuple[float, Reason]] = []
+def _history(decl: Declaration, facts: Facts) -> list[tuple[float, Reason]]:
+    if facts.level < 0 or facts.controls < 1 or facts.infractions <= 0:
+        return []
     floor = max(1.5 * facts.global_rate, facts.global_rate + 0.1)
-    for key, (code, subject) in HISTORY_SUBJECTS.items():
-        rate, n = facts.rates.get(key, (0.0, 0.0))
-        if n < MIN_CONTROLS or rate < floor:
-            continue
-        text = f"{subject} infraction rate {rate * 100:.0f} % over {n:.0f} controls"
-        out.append((0.5 + rate, Reason(code, text)))
-    return out
+    if facts.mu < floor or (facts.controls < MIN_CONTROLS and facts.level < 5):
+        return []
+    text = (
+        f"{_subject(decl, facts.level)}: {facts.infractions:.0f} infractions in "
+        f"{facts.controls:.0f} controls (infraction probability {facts.mu * 100:.0f} %)"
+    )
+    return [(0.5 + facts.mu, Reason(HISTORY_CODES[facts.level], text))]
 
 
-def _novelty(decl: Declaration, facts: Facts) -> list[tuple[float, Reason]]:
-    if facts.new_importer:
-        return [(0.4, Reason("NEW_IMPORTER", "first declaration by this importer"))]
-    if facts.new_chapter:
-        text = f"first declaration of chapter {decl.commodity_code[:2]} by this importer"
-        return [(0.5, Reason("NEW_CHAPTER", text))]
-    return []
+def _valuation(decl: Declaration, ev: ValuationFinding) -> list[tuple[float, Reason]]:
+    if ev.ratio is None or ev.robust_z is None or ev.support_level is None:
+        return []
+    if not (ev.below_lowest_acceptable or ev.score >= 0.5):
+        return []
+    hs6 = decl.commodity_code[:6]
+    reference = _REFERENCES.get(ev.support_level, ev.support_level).format(
+        hs6=hs6, hs4=hs6[:4], origin=decl.origin
+    )
+    text = (
+        f"declared unit value {ev.ratio * 100:.0f} % of the reference of {reference} "
+        f"({ev.support_count} declarations, z {ev.robust_z:.1f})"
+    )
+    return [(1.0 + ev.score, Reason("VALUE_BELOW_REFERENCE", text))]
 
 
-def _atypical(ev: AtypicalityFinding) -> list[tuple[float, Reason]]:
+def _atypical(decl: Declaration, ev: AtypicalityFinding) -> list[tuple[float, Reason]]:
     out: list[tuple[float, Reason]] = []
+    hs6 = decl.commodity_code[:6]
     for c in ev.contributions:
         sentence = ATYPICAL_SENTENCES.get(c.name)
-        if sentence is not None and c.weight >= 0.3:
-            out.append((c.weight, Reason(f"ATYPICAL_{c.name.upper()}", sentence)))
+        if sentence is None or c.weight < 0.3:
+            continue
+        text = sentence.format(
+            origin=decl.origin,
+            hs6=hs6,
+            hs2=hs6[:2],
+            regime=tax_type(decl),
+            rate=f"{decl.duty_rate_pct:g}",
+            dispatch=decl.dispatch or "-",
+            office=decl.office,
+            declarant=decl.declarant,
+            seller=decl.seller or "-",
+        )
+        out.append((c.weight, Reason(f"ATYPICAL_{c.name.upper()}", text)))
     return out
+
+
+def _exploration(facts: Facts) -> list[tuple[float, Reason]]:
+    if facts.exploration < 0.05:
+        return []
+    text = (
+        "recurring consignment with few control results: its inspection decides the next "
+        f"ones (exploration value {facts.exploration:.2f})"
+    )
+    return [(0.2 + facts.exploration, Reason("EXPLORATION", text))]
 
 
 def explain(
@@ -117,16 +166,10 @@ def explain(
     facts: Facts,
     limit: int = 4,
 ) -> tuple[Reason, ...]:
-    """The strongest ``limit`` reasons for a declaration's risk, strongest first."""
-    found: list[tuple[float, Reason]] = []
-    value = _valuation(decl, valuation)
-    if value is not None:
-        found.append(value)
-    found.extend(_history(facts))
-    found.extend(_novelty(decl, facts))
-    found.extend(_atypical(atypicality))
-    if facts.supervised is not None and facts.supervised >= 0.5:
-        text = f"controls of similar declarations: infraction probability {facts.supervised:.0%}"
-        found.append((facts.supervised, Reason("CONTROL_HISTORY_MODEL", text)))
+    """The strongest ``limit`` reasons for a declaration's selection, strongest first."""
+    found = _valuation(decl, valuation)
+    found.extend(_history(decl, facts))
+    found.extend(_atypical(decl, atypicality))
+    found.extend(_exploration(facts))
     found.sort(key=lambda item: -item[0])
-    return tuple(reason for _, reason in found[:limit])
+    return tuple([reason for _, reason in found[:limit]])
