@@ -83,6 +83,7 @@ def generated(n: int, seed: int, label_share: float) -> dict[str, Any]:
         "worst_typology": f"{worst[0]} {worst[1]['recall_top']:.3f}",
         "p@5%": report["detectors"]["risk"]["precision@5%"],
         "decl/s": n / elapsed,
+        "selected share": report["selection"]["share"],
     }
 
 
