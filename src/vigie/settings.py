@@ -18,6 +18,7 @@ from __future__ import annotations
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlparse
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -197,3 +198,16 @@ class Settings(BaseSettings):
 def get_settings() -> Settings:
     """The process-wide settings, read from the environment once."""
     return Settings()
+
+
+def redacted(url: str) -> str:
+    """A service URL without its password, fit for logs and messages.
+
+    >>> redacted("http://vigie:s3cret@clickhouse:8123"), redacted("chdb:///var/lib/ch")
+    ('http://vigie:***@clickhouse:8123', 'chdb:///var/lib/ch')
+    """
+    parsed = urlparse(url)
+    if parsed.password is None:
+        return url
+    host = parsed.netloc.rsplit("@", 1)[1]
+    return parsed._replace(netloc=f"{parsed.username or ''}:***@{host}").geturl()

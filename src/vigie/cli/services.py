@@ -10,53 +10,25 @@ noise:
 Kafka at k1:9092 does not answer: start it (vigie stack up) or set VIGIE_KAFKA_BOOTSTRAP
 >>> print(redis_down(Settings(redis_url="redis://:secret@r:6379/0")))
 Redis at redis://:***@r:6379/0 does not answer: start it (vigie stack up) or set VIGIE_REDIS_URL
->>> short_reason("...NewConnectionError(... [Errno 111] Connection refused')) executing")
-'Connection refused'
 """
 
 from __future__ import annotations
 
 import logging
 import os
-import re
 import sys
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlparse
 
 from vigie.cli.output import CommandError
-from vigie.errors import MissingDependencyError
-from vigie.settings import Settings
+from vigie.settings import Settings, redacted
+from vigie.sinks.clickhouse_client import clickhouse_failure
 
 PROBE_TIMEOUT_S = 5.0
 """How long a service has to answer the first request of a command."""
-
-_ERRNO = re.compile(r"\[Errno -?\d+\] ([^'\")\]]+)")
-_CODE = re.compile(r"Code: (\d+)\. (?:DB::Exception: )?([^.(]+)")
-
-
-def redacted(url: str) -> str:
-    """A URL without its password.
-
-    >>> redacted("http://vigie:s3cret@clickhouse:8123"), redacted("chdb:///var/lib/ch")
-    ('http://vigie:***@clickhouse:8123', 'chdb:///var/lib/ch')
-    """
-    parsed = urlparse(url)
-    if parsed.password is None:
-        return url
-    host = parsed.netloc.rsplit("@", 1)[1]
-    return parsed._replace(netloc=f"{parsed.username or ''}:***@{host}").geturl()
-
-
-def short_reason(text: str) -> str:
-    """The part of a driver's error a person acts on (``Connection refused``)."""
-    found = _ERRNO.search(text) or _CODE.search(text)
-    if found is None:
-        return text.splitlines()[0][:160] if text else "no answer"
-    return " ".join(g.strip() for g in found.groups() if not g.isdigit()) or text[:160]
 
 
 # ---------------------------------------------------------------------------- Kafka
@@ -118,25 +90,6 @@ def require_redis(settings: Settings) -> Any:
 
 
 # ----------------------------------------------------------------------- ClickHouse
-def clickhouse_failure(settings: Settings, exc: BaseException) -> str:
-    """One line on why the warehouse cannot be opened, and what to do about it."""
-    dsn = settings.clickhouse_dsn
-    text = str(exc)
-    if dsn.startswith("chdb:"):
-        path = dsn.removeprefix("chdb://")
-        if isinstance(exc, MissingDependencyError):
-            return str(exc)
-        if "Cannot lock file" in text or "EmbeddedServer" in text:
-            return (
-                f"the embedded ClickHouse at {path} is held by another process "
-                "(chDB admits one per directory: vigie warehouse write, vigie web?): "
-                "stop it, or set VIGIE_CLICKHOUSE_URL to a server"
-            )
-        return f"the embedded ClickHouse at {path} cannot be opened: {short_reason(text)}"
-    where = f"ClickHouse at {redacted(dsn)}"
-    if "Authentication failed" in text or "Code: 516" in text:
-        return f"{where} refused the credentials: check the user and password in the URL"
-    return f"{where} does not answer ({short_reason(text)}): start it or set VIGIE_CLICKHOUSE_URL"
 
 
 @contextmanager
@@ -170,7 +123,7 @@ def open_clickhouse(settings: Settings) -> Iterator[Any]:
         with quiet_drivers():
             client = connect(settings)
     except Exception as exc:  # the drivers' errors vary: chDB, HTTP, a missing module
-        raise CommandError(clickhouse_failure(settings, exc)) from exc
+        raise CommandError(clickhouse_failure(settings.clickhouse_dsn, exc)) from exc
     try:
         yield client
     finally:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import typer
 
 from vigie.cli import output, runs, services, style
+from vigie.settings import redacted
 
 app = typer.Typer(help="The ClickHouse warehouse.", no_args_is_help=True)
 
@@ -17,7 +18,7 @@ def check(run: str | None = style.RUN, as_json: bool = style.JSON) -> None:
     with services.open_clickhouse(settings) as client:
         version = str(client.command("SELECT version()"))
     output.emit(
-        {"dsn": services.redacted(settings.clickhouse_dsn), "engine": engine, "version": version},
+        {"dsn": redacted(settings.clickhouse_dsn), "engine": engine, "version": version},
         as_json=as_json,
         title="warehouse",
     )

@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 import typer
 
 from vigie.cli import output, runs, services, sinkopts, style
+from vigie.settings import redacted
 
 if TYPE_CHECKING:
     from vigie.settings import Settings
@@ -47,7 +48,7 @@ def migrate(run: str | None = style.RUN, as_json: bool = style.JSON) -> None:
     settings = runs.settings_for(run)
     with _warehouse(settings) as (_, migrations):
         report = migrations.as_dict()
-    report["dsn"] = services.redacted(settings.clickhouse_dsn)
+    report["dsn"] = redacted(settings.clickhouse_dsn)
     output.emit(report, as_json=as_json, title="warehouse migrations")
 
 
@@ -84,7 +85,7 @@ def write(
     stop = _StopFlag()
     web = Endpoints(http_host, http_port)
     health = SinkHealth("warehouse")
-    shown = services.redacted(settings.clickhouse_dsn)
+    shown = redacted(settings.clickhouse_dsn)
     with stop.installed():
         web.serve(lambda: {"ready": False, "sink": "warehouse", **health.as_dict()})
         client = open_warehouse(settings, health, stop.sleep)
@@ -120,7 +121,7 @@ def summary(run: str | None = style.RUN, as_json: bool = style.JSON) -> None:
 
 
 def _where(settings: Settings) -> str:
-    return services.redacted(settings.clickhouse_dsn).removeprefix("chdb://")
+    return redacted(settings.clickhouse_dsn).removeprefix("chdb://")
 
 
 class _StopFlag:

@@ -13,7 +13,7 @@ from typing import Annotated
 import typer
 
 from vigie.cli import output, runs, services, style
-from vigie.settings import get_settings
+from vigie.settings import get_settings, redacted
 
 app = typer.Typer(help="The web app: Vision 360 and Pilote performance.")
 accounts_app = typer.Typer(help="Accounts of the web app (customs staff and companies).")
@@ -47,16 +47,16 @@ def web(
     try:
         with services.quiet_drivers():
             warehouse = Warehouse.open(settings)
-    except WarehouseUnavailableError as exc:
-        cause = exc.__cause__ or exc
-        raise output.CommandError(services.clickhouse_failure(settings, cause)) from exc
+    except WarehouseUnavailableError as exc:  # its message is clickhouse_failure's line
+        raise output.CommandError(str(exc)) from exc
     if not settings.accounts_path.exists():
         output.console.print(
             f"[yellow]no accounts yet[/yellow]: add one with vigie web accounts add "
             f"({settings.accounts_path})"
         )
     address = f"http://{host or settings.web_host}:{port or settings.web_port}"
-    output.console.print(f"Vigie web on [bold]{address}[/bold] (warehouse {warehouse.dsn})")
+    shown = redacted(warehouse.dsn)
+    output.console.print(f"Vigie web on [bold]{address}[/bold] (warehouse {shown})")
     try:
         uvicorn.run(
             create_app(settings, warehouse),

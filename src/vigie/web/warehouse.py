@@ -24,7 +24,7 @@ from typing import Any
 
 from vigie.errors import VigieError
 from vigie.settings import Settings
-from vigie.sinks.clickhouse_client import connect
+from vigie.sinks.clickhouse_client import clickhouse_failure, connect
 from vigie.sinks.warehouse import migrate
 
 log = logging.getLogger(__name__)
@@ -85,7 +85,7 @@ class Warehouse:
             client = connect(settings)
             migrate(client)
         except Exception as exc:  # the driver's errors vary by backend: chDB or HTTP
-            raise WarehouseUnavailableError(_explain(dsn, exc)) from exc
+            raise WarehouseUnavailableError(clickhouse_failure(dsn, exc)) from exc
         return cls(client, dsn)
 
     def query(self, sql: str, parameters: Mapping[str, Any]) -> Rows:
@@ -106,14 +106,3 @@ class Warehouse:
     def close(self) -> None:
         with self._lock:
             self.client.close()
-
-
-def _explain(dsn: str, exc: Exception) -> str:
-    text = str(exc)
-    if dsn.startswith("chdb:") and ("Cannot lock file" in text or "EmbeddedServer" in text):
-        return (
-            f"the embedded warehouse {dsn.removeprefix('chdb://')} is held by another process "
-            "(chDB allows one process per directory: a running `vigie warehouse write` or "
-            "`vigie demo`?). Stop it, or set VIGIE_CLICKHOUSE_URL to a ClickHouse server."
-        )
-    return f"cannot open the warehouse {dsn.split('@')[-1]}: {text}"

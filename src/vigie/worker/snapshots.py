@@ -32,7 +32,7 @@ import orjson
 from vigie.contracts.catalogue import MODEL_STATE
 from vigie.contracts.schemas import utc_now
 from vigie.errors import ConfigurationError, VigieError
-from vigie.kafka import consumer_config
+from vigie.kafka import admin_config, consumer_config
 from vigie.settings import Settings
 from vigie.worker.state import PartitionState
 
@@ -138,7 +138,7 @@ class SnapshotStore:
         if self._partitions is None:
             from confluent_kafka.admin import AdminClient
 
-            admin = AdminClient({"bootstrap.servers": self.settings.bootstrap_servers})
+            admin = AdminClient(admin_config(self.settings, client_id="vigie-snapshots"))
             topic = admin.list_topics(self.topic, timeout=15).topics.get(self.topic)
             if topic is None or topic.error is not None or not topic.partitions:
                 raise ConfigurationError(

@@ -19,7 +19,6 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from typing import Any
-from urllib.parse import urlparse
 
 from pydantic import BaseModel
 
@@ -27,7 +26,7 @@ from vigie.contracts.catalogue import ALERTS, CONTROL_RESULTS, DEAD_LETTERS, DEC
 from vigie.contracts.catalogue import Topic as CatalogueTopic
 from vigie.errors import SinkError, VigieError
 from vigie.kafka import ClientEvents, consumer_config
-from vigie.settings import Settings
+from vigie.settings import Settings, redacted
 from vigie.sinks.clickhouse_client import connect
 from vigie.sinks.pump import OUTPUT_MAX_BYTES, Pump, Route
 from vigie.sinks.retry import Backoff, SinkHealth, persist
@@ -139,19 +138,6 @@ def open_warehouse(
         return client
 
     return persist(attempt, health, wait, backoff)
-
-
-def redacted(dsn: str) -> str:
-    """A DSN without its password, fit for logs.
-
-    >>> redacted("http://vigie:s3cret@clickhouse:8123"), redacted("chdb:///var/lib/vigie/ch")
-    ('http://vigie:***@clickhouse:8123', 'chdb:///var/lib/vigie/ch')
-    """
-    parsed = urlparse(dsn)
-    if parsed.password is None:
-        return dsn
-    host = parsed.netloc.rsplit("@", 1)[1]
-    return parsed._replace(netloc=f"{parsed.username}:***@{host}").geturl()
 
 
 def _hint(settings: Settings) -> str:
