@@ -146,6 +146,8 @@ class ClientEvents:
         self.said = 0
         self.lag: dict[tuple[str, int], int] = {}
         """Records between each assigned partition's end and the read position."""
+        self.group: dict[str, Any] = {}
+        """The consumer group as librdkafka last reported it (state, join state, partitions)."""
         self.address = "the configured brokers"
         """Where Kafka is expected (set from the settings by the configuration builders)."""
         self._seen: set[str] = set()
@@ -178,6 +180,14 @@ class ClientEvents:
                 if int(pid) >= 0 and part.get("consumer_lag", -1) >= 0:
                     lag[(topic, int(pid))] = int(part["consumer_lag"])
         self.lag = lag
+        group = data.get("cgrp")
+        if group:
+            self.group = {
+                "state": group.get("state"),
+                "join_state": group.get("join_state"),
+                "assigned": group.get("assignment_size"),
+                "rebalances": group.get("rebalance_cnt"),
+            }
 
     def unreachable(self, reason: str) -> None:
         """Kafka stopped answering: say so once."""

@@ -5,6 +5,10 @@ that topic's sink (:class:`Route`). At each checkpoint it flushes every sink, wa
 failures with backoff for as long as it takes, and only then commits the offsets: a crash
 replays what was not committed, and the sinks' idempotent writes absorb the replay.
 
+A consumer whose group membership stalls is made anew (:meth:`Pump.watch`): librdkafka
+normally rejoins by itself after a broker outage, but a consumer that Kafka answers and that
+neither holds partitions nor reads the lag it is told about is not waited for forever.
+
 A record that does not decode is never skipped: its dead letter (original bytes, source
 topic, reason) goes to the ``rejects`` sink, flushed like the others before the offsets
 move past it, and is counted. While a sink fails, the consumer's partitions are paused and
@@ -40,6 +44,8 @@ MAX_ERRORS_KEPT = 50
 """Kafka errors kept in the stats (a long-running sink must not grow without bound)."""
 COMMIT_WAIT_S = 10.0
 """How long a checkpoint waits for its commit to be acknowledged (a broker outage)."""
+STALL_S = 60.0
+"""A membership this long without progress (six session timeouts) is made anew."""
 
 
 @dataclass(frozen=True)
@@ -72,6 +78,9 @@ class Pump:
         Delays between attempts of a failing flush.
     assignment
         Partitions to read without a group (nothing committed); None: subscribe.
+    stall_s
+        How long a subscribed consumer may make no progress, though Kafka answers, before
+        it is made anew (see :meth:`watch`).
     """
 
     def __init__(
@@ -86,10 +95,12 @@ class Pump:
         poll_s: float = 0.5,
         backoff: Backoff | None = None,
         assignment: list[Any] | None = None,
+        stall_s: float = STALL_S,
     ) -> None:
         from confluent_kafka import Consumer
 
-        self.consumer = Consumer({**config, "on_commit": self._on_commit})
+        self.config = {**config, "on_commit": self._on_commit}
+        self.consumer = Consumer(self.config)
         self.routes = dict(routes)
         self.rejects = rejects
         self.events = events
@@ -112,10 +123,16 @@ class Pump:
         self._paused = False
         self._should_stop: Callable[[], bool] = lambda: False
         self._rng = random.Random()
+        self.stall_s = stall_s
+        self._progress_at = time.monotonic()
+        """When the consumer last showed progress: a record, or nothing owed to it."""
         if assignment is None:
-            self.consumer.subscribe(list(self.routes), on_revoke=self._on_revoke)
+            self._subscribe()
         else:
             self.consumer.assign(assignment)
+
+    def _subscribe(self) -> None:
+        self.consumer.subscribe(list(self.routes), on_revoke=self._on_revoke, on_lost=self._on_lost)
 
     @property
     def topics(self) -> list[str]:
@@ -145,6 +162,7 @@ class Pump:
             self.events.error(error)
             return
         self.events.reachable_again()
+        self._progress_at = time.monotonic()
         self._uncommitted = True
         self._next[(message.topic(), message.partition())] = message.offset() + 1
         self.stats.consumed += 1
@@ -281,6 +299,67 @@ class Pump:
             self.consumer.resume(self.consumer.assignment())
             self._paused = False
 
+    def _on_lost(self, consumer: Any, partitions: list[Any]) -> None:
+        """Partitions taken away without a rebalance (the session timed out): no commit can
+        succeed for them any more; what we hold is written once, else re-read."""
+        log.warning("%s: %d partitions lost (session timed out)", self.name, len(partitions))
+        self._uncommitted = False
+        self._on_revoke(consumer, partitions)
+
+    def watch(self) -> bool:
+        """Make the consumer anew if its membership stalled; True when it did.
+
+        Stalled: for ``stall_s`` Kafka answered, the pump was not pausing itself, and yet
+        the consumer was either out of a settled group (rejoining without end) or not
+        reading the records its partitions were reported to lag by. A new consumer joins
+        the group again; nothing is lost (offsets are committed only after writes) and a
+        re-read is absorbed by the sinks' idempotent writes.
+        """
+        if not self.commits or self._paused or not self.events.reachable or self._carried:
+            self._progress_at = time.monotonic()
+            return False
+        group = self.events.group
+        joined = group.get("join_state", "steady") == "steady"  # a member with no partition too
+        owed = sum(self.events.lag.values()) > 0
+        if joined and not owed:
+            self._progress_at = time.monotonic()
+            return False
+        stalled_s = time.monotonic() - self._progress_at
+        if stalled_s < self.stall_s:
+            return False
+        log.warning(
+            "%s: no progress for %.0f s though Kafka answers (group %s, %d partitions, lag %d);"
+            " joining again with a new consumer",
+            self.name,
+            stalled_s,
+            group.get("join_state"),
+            len(self.consumer.assignment()),
+            sum(self.events.lag.values()),
+        )
+        self.rejoin()
+        return True
+
+    def rejoin(self) -> None:
+        """Close the consumer (leaving the group) and join again with a new one."""
+        from confluent_kafka import Consumer
+
+        try:
+            self.consumer.close()
+        except Exception as exc:  # a consumer that stalled may not close cleanly
+            log.warning("%s: closing the stalled consumer failed (%s)", self.name, exc)
+        for sink in self.sinks.values():  # not committed: read again by the new consumer
+            sink.discard()
+        self._carried.clear()
+        self._next.clear()
+        self._uncommitted = False
+        self._commits_in_flight = 0
+        self._paused = False
+        self.events.group, self.events.lag = {}, {}
+        self.consumer = Consumer(self.config)
+        self._subscribe()
+        self.stats.rejoins += 1
+        self._progress_at = time.monotonic()
+
     def _on_revoke(self, consumer: Any, partitions: list[Any]) -> None:
         """Partitions leave: write what we hold once, else drop it for the next owner."""
         self._carried.clear()  # not read yet: the next owner reads them
@@ -336,6 +415,8 @@ class Pump:
                 break
             if idle and idle_exit_s is not None and time.monotonic() - active_at >= idle_exit_s:
                 break
+            if idle:
+                self.watch()
         self.checkpoint()  # when stopped, one attempt: a failing sink is not waited for
         return self.stats
 
@@ -356,6 +437,7 @@ class Pump:
             "sink": self.name,
             **self.health.as_dict(),
             "kafka": {"connected": reachable, "since": since.isoformat()},
+            "group": self.events.group,
             "lag": {f"{t}[{p}]": n for (t, p), n in sorted(self.events.lag.items())},
             "stats": self.stats.as_dict(),
         }

@@ -19,6 +19,8 @@ class SinkStats:
     dead_letter_reasons: dict[str, int] = field(default_factory=dict)
     checkpoints: int = 0
     kafka_errors: list[str] = field(default_factory=list)
+    rejoins: int = 0
+    """Times the consumer was made anew because its group membership had stalled."""
     first_record_at: float | None = None
     last_checkpoint_at: float | None = None
 
@@ -40,4 +42,5 @@ class SinkStats:
             "checkpoints": self.checkpoints,
             "records_per_s": self.records_per_s,
             "kafka_errors": list(self.kafka_errors),
+            "rejoins": self.rejoins,
         }
