@@ -11,6 +11,9 @@ one client. It says once that Kafka became unreachable and once that it is back,
 each distinct message once in between: a broker outage costs a few lines, however many
 times the client retries.
 
+:func:`take` is how every consumer of Vigie reads: a batch that waits for its first record,
+then only briefly for company (throughput at high rates, no added latency at low ones).
+
 Examples
 --------
 >>> from vigie.settings import Settings
@@ -120,6 +123,22 @@ def producer_config(
     }
     conf.update(overrides or {})
     return conf
+
+
+BATCH_LINGER_S = 0.02
+"""How long a batch waits for company once its first record arrived."""
+
+
+def take(consumer: Any, want: int, poll_s: float, linger_s: float = BATCH_LINGER_S) -> list[Any]:
+    """Up to ``want`` messages: wait up to ``poll_s`` for the first, then up to ``linger_s``
+    for more. Batches still form at high rates, and a lone alert at a low rate is passed
+    on within ``linger_s`` of its arrival rather than after the whole poll."""
+    first = consumer.poll(poll_s)
+    if first is None:
+        return []
+    if want <= 1:
+        return [first]
+    return [first, *consumer.consume(num_messages=want - 1, timeout=linger_s)]
 
 
 class ClientEvents:

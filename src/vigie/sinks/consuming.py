@@ -6,21 +6,6 @@ from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Any
 
-LINGER_S = 0.02
-"""How long a batch waits for company once its first record arrived."""
-
-
-def take(consumer: Any, want: int, poll_s: float, linger_s: float = LINGER_S) -> list[Any]:
-    """Up to ``want`` messages: wait up to ``poll_s`` for the first, then up to ``linger_s``
-    for more. Batches still form at high rates, and a lone alert at a low rate is passed
-    on within ``linger_s`` of its arrival rather than after the whole poll."""
-    first = consumer.poll(poll_s)
-    if first is None:
-        return []
-    if want <= 1:
-        return [first]
-    return [first, *consumer.consume(num_messages=want - 1, timeout=linger_s)]
-
 
 def kafka_time(message: Any) -> datetime:
     """The broker's timestamp of a message (so a replayed rejection keeps its time)."""

@@ -27,6 +27,7 @@ from typing import Any
 
 from pydantic import BaseModel
 
+from vigie import kafka
 from vigie.contracts.codec import dead_letter, decode
 from vigie.contracts.schemas import DeadLetter
 from vigie.errors import DecodeError
@@ -149,7 +150,7 @@ class Pump:
         messages, self._carried = self._carried[:want], self._carried[want:]
         if len(messages) < want:
             wait_s = 0.0 if messages else self.poll_s
-            messages += consuming.take(self.consumer, want - len(messages), wait_s)
+            messages += kafka.take(self.consumer, want - len(messages), wait_s)
         for message in messages:
             self._route(message)
         return len(messages)

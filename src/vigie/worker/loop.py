@@ -47,7 +47,10 @@ log = logging.getLogger(__name__)
 
 EngineFactory = Callable[[int], Any]
 BATCH = 500
-"""Records taken from the consumer at once."""
+"""Records taken from the consumer at once, at most."""
+POLL_S = 0.1
+"""How long a take waits for its first record; then only :data:`vigie.kafka.BATCH_LINGER_S`
+for company, so a batch never holds a declaration back for long at a low rate."""
 SNAPSHOT_COST_FACTOR = 20.0
 """At most about 1/20 of the time goes to snapshots, however large the models grow."""
 
@@ -164,7 +167,7 @@ class ScoringLoop:
             self._publish()
             while not self._stop.is_set():
                 self._tally = Tally()
-                for message in consumer.consume(BATCH, timeout=0.1):
+                for message in kafka.take(consumer, BATCH, POLL_S):
                     self._handle(message)
                 self._tally.add_to(self.metrics)
                 self.outputs.poll()
