@@ -75,8 +75,21 @@ class Run:
             if not gaps:
                 return time.monotonic() - since
             if time.monotonic() - since > RECOVERY_TIMEOUT_S:
-                raise AssertionError(f"{what}: not recovered after {RECOVERY_TIMEOUT_S} s: {gaps}")
+                raise AssertionError(
+                    f"{what}: not recovered after {RECOVERY_TIMEOUT_S} s: {gaps}; "
+                    f"the sinks' consumers: {self.consumers()}"
+                )
             time.sleep(0.5)
+
+    def consumers(self) -> dict[str, Any]:
+        """What each sink says of its consumer (group state, Kafka, rejoins): for a failure."""
+        said = {}
+        for sink in self.pipeline.ports:
+            ready = self.pipeline.ready(sink)
+            said[sink] = {"group": ready.get("group"), "kafka": ready.get("kafka"),
+                          "rejoins": ready.get("stats", {}).get("rejoins"),
+                          "consumed": ready.get("stats", {}).get("consumed")}  # fmt: skip
+        return said
 
     def settle(self, ids: list[str], quiet_s: float = 5.0) -> int:
         """How many of ``ids`` are scored, once that number stopped growing for ``quiet_s``."""
