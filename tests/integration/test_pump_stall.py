@@ -23,6 +23,7 @@ from vigie.settings import Settings
 from vigie.sinks.base import Batch, BatchingSink
 from vigie.sinks.deadletters import DeadLetterSink
 from vigie.sinks.pump import Pump, Route
+from vigie.sinks.web import PumpCollector
 
 pytestmark = pytest.mark.integration
 
@@ -92,6 +93,8 @@ def test_a_consumer_left_out_of_its_group_joins_again(
     waited = run_until(consumer, lambda: 2 in kept.numbers)
     assert consumer.stats.rejoins == 1
     assert consumer.readiness()["stats"]["rejoins"] == 1
+    rejoins = next(m for m in PumpCollector(consumer).collect() if m.name.endswith("rejoins"))
+    assert [s.value for s in rejoins.samples if s.name.endswith("_total")] == [1]
     assert waited >= STALL_S  # the stall waited out, no sooner
 
 

@@ -457,6 +457,7 @@ def test_the_publisher_serves_health_readiness_and_metrics(
         'vigie_sink_dead_letters_total{reason="not_an_object",sink="alerts-redis"} 1.0' in metrics
     )
     assert 'vigie_sink_failing{sink="alerts-redis"} 0.0' in metrics
+    assert 'vigie_sink_consumer_rejoins_total{sink="alerts-redis"} 0.0' in metrics
     assert orjson.loads(out)["consumed"] == 3
 
 

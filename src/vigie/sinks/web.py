@@ -77,6 +77,12 @@ class PumpCollector(Collector):
             letters.add_metric([sink, reason], n)
         yield letters
         yield _counter(
+            "vigie_sink_consumer_rejoins",
+            "Consumers made anew because their group membership stalled.",
+            sink,
+            stats.rejoins,
+        )
+        yield _counter(
             "vigie_sink_checkpoints", "Flushes followed by a commit.", sink, stats.checkpoints
         )
         yield _counter(
