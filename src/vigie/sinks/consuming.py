@@ -1,4 +1,7 @@
-"""Reading with a confluent-kafka consumer: batches, timestamps, where it stands."""
+"""Reading with a confluent-kafka consumer: timestamps, and where it stands.
+
+Batches are taken with :func:`vigie.kafka.take`, as the worker takes them.
+"""
 
 from __future__ import annotations
 

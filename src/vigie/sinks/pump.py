@@ -316,16 +316,20 @@ class Pump:
         the group again; nothing is lost (offsets are committed only after writes) and a
         re-read is absorbed by the sinks' idempotent writes.
         """
-        if not self.commits or self._paused or not self.events.reachable or self._carried:
-            self._progress_at = time.monotonic()
+        lag = sum(self.events.lag.values())
+        join_state = self.events.group.get("join_state", "steady")
+        settled = join_state == "steady" and lag == 0  # a member with no partition too
+        now = time.monotonic()
+        if (
+            not self.commits
+            or self._paused
+            or not self.events.reachable
+            or self._carried
+            or settled
+        ):
+            self._progress_at = now
             return False
-        group = self.events.group
-        joined = group.get("join_state", "steady") == "steady"  # a member with no partition too
-        owed = sum(self.events.lag.values()) > 0
-        if joined and not owed:
-            self._progress_at = time.monotonic()
-            return False
-        stalled_s = time.monotonic() - self._progress_at
+        stalled_s = now - self._progress_at
         if stalled_s < self.stall_s:
             return False
         log.warning(
@@ -333,9 +337,9 @@ class Pump:
             " joining again with a new consumer",
             self.name,
             stalled_s,
-            group.get("join_state"),
+            join_state,
             len(self.consumer.assignment()),
-            sum(self.events.lag.values()),
+            lag,
         )
         self.rejoin()
         return True
@@ -350,11 +354,8 @@ class Pump:
             log.warning("%s: closing the stalled consumer failed (%s)", self.name, exc)
         for sink in self.sinks.values():  # not committed: read again by the new consumer
             sink.discard()
-        self._carried.clear()
-        self._next.clear()
         self._uncommitted = False
-        self._commits_in_flight = 0
-        self._paused = False
+        self._forget_partitions()
         self.events.group, self.events.lag = {}, {}
         self.consumer = Consumer(self.config)
         self._subscribe()
@@ -375,6 +376,12 @@ class Pump:
             for sink in self.sinks.values():
                 sink.discard()
             self._uncommitted = False
+        self._forget_partitions()
+
+    def _forget_partitions(self) -> None:
+        """What the pump knew of the partitions it held: carried messages, positions to
+        commit, commits awaited, the pause."""
+        self._carried.clear()
         self._next.clear()
         self._commits_in_flight = 0
         self._paused = False
