@@ -1,7 +1,8 @@
 """The compiled model (``make compiled``, in build/compiled) assesses exactly as the sources.
 
 The same stream goes through the sources, in this process, and through the compiled build,
-in a subprocess with ``PYTHONPATH=build/compiled``. Skipped when nothing is built, unless
+in a subprocess with ``PYTHONPATH=build/compiled``; the build's engine is snapshotted and
+restored half-way, as a worker's is, so a snapshot of the compiled model must restore. Skipped when nothing is built, unless
 ``VIGIE_REQUIRE_COMPILED=1`` (CI builds it first): then a missing build fails.
 """
 
@@ -22,6 +23,7 @@ import vigie.model
 from vigie.contracts.schemas import ControlResult
 from vigie.model.assessment import Assessment
 from vigie.model.engine import RiskEngine
+from vigie.worker.state import PartitionState
 from vigie_dev.generator import generate
 
 pytestmark = pytest.mark.compiled
@@ -35,16 +37,19 @@ import pickle, sys
 sys.path.insert(0, {str(Path(__file__).parent)!r})
 import vigie.model.engine
 from test_compiled import assessments
-pickle.dump((vigie.model.engine.__file__, assessments({N})), sys.stdout.buffer)
+pickle.dump((vigie.model.engine.__file__, assessments({N}, {N // 2})), sys.stdout.buffer)
 """
 
 
-def assessments(n: int) -> list[Assessment]:
-    """Generated declarations, test-then-train, every label revealed two days later."""
+def assessments(n: int, restore_at: int = -1) -> list[Assessment]:
+    """Generated declarations, test-then-train, every label revealed two days later; the
+    engine goes through a worker's snapshot and restore before declaration ``restore_at``."""
     engine = RiskEngine()
     out = []
     queue: list[tuple[float, int, ControlResult]] = []
     for seq, item in enumerate(generate(n, seed=5)):
+        if seq == restore_at:
+            engine = PartitionState.loads(PartitionState(0, engine).dumps()).engine
         decl = item.declaration
         now = decl.lodged_at.timestamp()
         while queue and queue[0][0] <= now:

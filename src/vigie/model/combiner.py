@@ -67,7 +67,8 @@ class RiskCombiner:
     Parameters
     ----------
     n_pairs
-        Number of novelty pairs.
+        Number of novelty pairs. Every parameter has a default: a snapshot of the compiled
+        class (mypyc) is rebuilt by calling ``__init__`` with no argument.
     learning_rate
         AdaGrad step.
     l2
@@ -80,7 +81,7 @@ class RiskCombiner:
 
     def __init__(
         self,
-        n_pairs: int,
+        n_pairs: int = 0,
         learning_rate: float = 0.1,
         l2: float = 1e-3,
         max_weight: float = 20.0,
