@@ -170,6 +170,7 @@ def test_snapshot_store_keeps_the_last_whole_snapshot_across_a_torn_write(
 
     from confluent_kafka import Producer
 
+    from vigie.worker.increments import dumps
     from vigie.worker.snapshots import CHUNK_BYTES, SnapshotStore, chunk_key
     from vigie.worker.state import PartitionState
 
@@ -185,10 +186,10 @@ def test_snapshot_store_keeps_the_last_whole_snapshot_across_a_torn_write(
     assert store.load(2) is None
     big = os.urandom(CHUNK_BYTES * 2 + 1000)  # incompressible: three chunks
     first = state(10, big)
-    assert store.save(first, first.dumps()).chunks == 3
+    assert store.save(first, dumps(first, full=True)).chunks == 3
     second = state(20, b"second")
     second.snapshot_id = first.snapshot_id
-    store.save(second, second.dumps())
+    store.save(second, dumps(second, full=True))
     # a worker dies while writing the third snapshot: chunks, no manifest
     torn = (second.snapshot_id + 1) % 2
     producer.produce(
@@ -203,6 +204,65 @@ def test_snapshot_store_keeps_the_last_whole_snapshot_across_a_torn_write(
     assert (restored.declarations_offset, restored.engine) == (20, {"payload": b"second"})
     assert restored.snapshot_id == 2
     assert store.load(1) is None
+
+
+def test_snapshot_store_restores_a_chain_of_deltas_and_survives_a_torn_delta(
+    isolated_settings: Settings,
+) -> None:
+    from confluent_kafka import Producer
+
+    from vigie.model.engine import RiskEngine
+    from vigie.worker.increments import dumps, forget_changes, tracked
+    from vigie.worker.processing import score_and_learn
+    from vigie.worker.snapshots import SnapshotStore, chunk_key
+    from vigie.worker.state import PartitionState
+
+    settings = isolated_settings
+    producer = Producer({"bootstrap.servers": settings.bootstrap_servers, "acks": "all"})
+    store = SnapshotStore(settings, producer)
+    decls, _ = declarations(900, seed=37)
+    live = PartitionState(1, RiskEngine(seed=2))
+
+    def feed(batch: list) -> None:  # type: ignore[type-arg]
+        for d in batch:
+            score_and_learn(live, d.importer.encode(), encode(d), source_topic="declarations")
+            live.declarations_offset += 1
+
+    def save() -> bool:
+        delta = live.chain is not None and not live.chain.wants_full()
+        saved = store.save(live, dumps(live, full=not delta), delta=delta)
+        forget_changes(live)
+        return saved.full
+
+    feed(decls[:600])
+    kinds = [save()]
+    for start in range(600, 800, 50):
+        feed(decls[start : start + 50])
+        kinds.append(save())
+    assert kinds == [True, False, False, False, False]
+    # a worker dies while writing the next delta: its chunk, no manifest
+    assert live.chain is not None
+    producer.produce(
+        settings.topic("model-state"),
+        b"garbage",
+        chunk_key(1, live.chain.slot, 0, delta=len(live.chain.deltas)),
+        partition=1 % store.state_partitions(),
+    )
+    assert producer.flush(30) == 0
+    restored = store.load(1)
+    assert restored is not None and restored.chain == live.chain
+    assert restored.position == live.position == (799, -1)
+    for (mine, _), (theirs, _) in zip(tracked(live), tracked(restored), strict=True):
+        assert list(mine) == list(theirs)
+
+    def risks(state: PartitionState) -> list[float | None]:
+        outs = [
+            score_and_learn(state, d.importer.encode(), encode(d), source_topic="declarations")
+            for d in decls[800:]
+        ]
+        return [None if o.score is None else o.score.risk for o in outs]
+
+    assert risks(restored) == risks(live)
 
 
 def test_a_clean_stop_snapshots_so_a_restart_rescores_nothing(isolated_settings: Settings) -> None:

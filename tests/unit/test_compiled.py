@@ -2,7 +2,8 @@
 
 The same stream goes through the sources, in this process, and through the compiled build,
 in a subprocess with ``PYTHONPATH=build/compiled``; the build's engine is snapshotted and
-restored half-way, as a worker's is, so a snapshot of the compiled model must restore. Skipped when nothing is built, unless
+restored half-way, as a worker's is (a full snapshot, then a delta), so the snapshots of the
+compiled model must restore exactly. Skipped when nothing is built, unless
 ``VIGIE_REQUIRE_COMPILED=1`` (CI builds it first): then a missing build fails.
 """
 
@@ -23,6 +24,7 @@ import vigie.model
 from vigie.contracts.schemas import ControlResult
 from vigie.model.assessment import Assessment
 from vigie.model.engine import RiskEngine
+from vigie.worker.increments import dumps, forget_changes, restore
 from vigie.worker.state import PartitionState
 from vigie_dev.generator import generate
 
@@ -43,13 +45,19 @@ pickle.dump((vigie.model.engine.__file__, assessments({N}, {N // 2})), sys.stdou
 
 def assessments(n: int, restore_at: int = -1) -> list[Assessment]:
     """Generated declarations, test-then-train, every label revealed two days later; the
-    engine goes through a worker's snapshot and restore before declaration ``restore_at``."""
+    engine is snapshotted whole half-way to ``restore_at``, then restored from that and a
+    delta before declaration ``restore_at``."""
     engine = RiskEngine()
     out = []
     queue: list[tuple[float, int, ControlResult]] = []
+    full = b""
     for seq, item in enumerate(generate(n, seed=5)):
+        if seq == restore_at // 2:
+            full = dumps(PartitionState(0, engine), full=True)
+            forget_changes(PartitionState(0, engine))
         if seq == restore_at:
-            engine = PartitionState.loads(PartitionState(0, engine).dumps()).engine
+            delta = dumps(PartitionState(0, engine), full=False)
+            engine = restore([full, delta]).engine
         decl = item.declaration
         now = decl.lodged_at.timestamp()
         while queue and queue[0][0] <= now:

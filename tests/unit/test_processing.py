@@ -18,6 +18,7 @@ from vigie.contracts.codec import encode
 from vigie.contracts.schemas import Alert, ControlResult
 from vigie.errors import DecodeError
 from vigie.model.engine import RiskEngine
+from vigie.worker.increments import dumps, restore
 from vigie.worker.processing import (
     MAX_PARKED,
     apply_control,
@@ -133,7 +134,7 @@ def test_a_restored_snapshot_scores_exactly_like_the_model_it_was_taken_from() -
     live.declarations_offset, live.controls_offset = 299, 7
     for c in (i.control for i in ITEMS[:300] if i.control is not None):
         apply_control(live, c)
-    restored = PartitionState.loads(live.dumps())
+    restored = restore([dumps(live, full=True)])
     assert restored.position == (299, 7)
     assert restored.declarations_learnt == live.declarations_learnt == 300
     a, b = run(live, ITEMS[300:]), run(restored, ITEMS[300:])
@@ -208,10 +209,10 @@ def test_a_replay_from_a_snapshot_scores_as_the_first_pass_whatever_the_interlea
             receive_control(first, first.controls_read + 1, fanout[first.controls_read + 1])
         if d in (150, 300):
             learn_received(first)
-            snapshot = first.dumps()
+            snapshot = dumps(first, full=True)
 
     def replay(*, at_checkpoints: bool) -> dict[int, Any]:
-        state = PartitionState.loads(snapshot)
+        state = restore([snapshot])
         assert state.position[0] == 300
         state.replaying_until = end  # the log's end when it was restored
         for offset in range(state.controls_read + 1, len(fanout)):  # the backlog, all at once

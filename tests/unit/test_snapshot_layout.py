@@ -7,6 +7,7 @@ would load, then fail on every record (seen when a combiner gained a calibration
 from __future__ import annotations
 
 from vigie.model.engine import RiskEngine
+from vigie.worker.increments import dumps, restore
 from vigie.worker.layout import Layout, layout, layout_differences
 from vigie.worker.state import PartitionState
 from vigie_dev.generator import generate
@@ -24,7 +25,7 @@ def learnt_engine() -> RiskEngine:
 
 
 def restored(engine: RiskEngine) -> PartitionState:
-    state = PartitionState.loads(PartitionState(0, engine).dumps())
+    state = restore([dumps(PartitionState(0, engine), full=True)])
     assert isinstance(state.engine, RiskEngine)
     return state
 

@@ -31,6 +31,7 @@ from vigie.contracts.schemas import Declaration
 from vigie.model.assessment import AtypicalityFinding, Contribution
 from vigie.model.base import Detector
 from vigie.model.behaviour import SIGNALS, Behaviour
+from vigie.model.tables import Tracked
 
 PAIRS: Final[tuple[str, ...]] = (
     "origin_new_for_product",
@@ -119,12 +120,20 @@ class AtypicalityDetector(Detector):
         self._behaviour = Behaviour(max_keys=max_contexts)
         self._counts: list[dict[str, int]] = [{} for _ in PAIRS]
         self._values: list[dict[str, set[str]]] = [{} for _ in PAIRS]
+        self._contexts_changed: list[set[str]] = [set() for _ in PAIRS]
+        """The contexts changed, in ``_counts`` and ``_values`` alike."""
         self._updates = 0
 
     @property
     def version(self) -> str:
         """Changes with every declaration learnt."""
         return f"atypicality-{self._updates}"
+
+    def tables(self) -> list[Tracked]:
+        """The large tables and their change sets (:mod:`vigie.model.tables`)."""
+        counts = list(zip(self._counts, self._contexts_changed, strict=True))
+        values = list(zip(self._values, self._contexts_changed, strict=True))
+        return [*self._behaviour.tables(), *counts, *values]
 
     @property
     def n_contexts(self) -> int:
@@ -172,6 +181,8 @@ class AtypicalityDetector(Detector):
             if context is None:
                 continue
             counts, values = self._counts[k], self._values[k]
+            changed = self._contexts_changed[k]
+            changed.add(context)
             n = counts.pop(context, 0)
             seen = values.pop(context, None)
             if seen is None:
@@ -180,6 +191,7 @@ class AtypicalityDetector(Detector):
                     oldest = next(iter(counts))
                     del counts[oldest]
                     del values[oldest]
+                    changed.add(oldest)
             counts[context] = n + 1
             values[context] = seen
             if len(seen) < self.cap:

@@ -33,6 +33,7 @@ from bisect import bisect_left, insort
 from typing import Final, TypeVar
 
 from vigie.contracts.schemas import Declaration
+from vigie.model.tables import Tracked, evict_oldest
 
 T = TypeVar("T")
 
@@ -115,6 +116,15 @@ class Behaviour:
         self._activity: dict[str, Activity] = {}
         # HS6 -> the last value-per-kg and mass-per-unit logs, each in arrival order and sorted
         self._products: dict[str, tuple[list[float], list[float], list[float], list[float]]] = {}
+        self._importers_changed: set[str] = set()
+        self._activity_changed: set[str] = set()
+        self._products_changed: set[str] = set()
+
+    def tables(self) -> list[Tracked]:
+        """The large tables and their change sets (:mod:`vigie.model.tables`)."""
+        return [(self._importers, self._importers_changed),
+                (self._activity, self._activity_changed),
+                (self._products, self._products_changed)]  # fmt: skip
 
     def surprises(self, decl: Declaration) -> list[float]:
         """The surprise of each of :data:`SIGNALS`."""
@@ -151,7 +161,7 @@ class Behaviour:
         day = decl.lodged_at.timestamp() / _SECONDS_PER_DAY
         self._learn_importer(decl, day)
         code = decl.commodity_code[:6]
-        product = _refreshed(self._products, code, self.max_keys)
+        product = _refreshed(self._products, self._products_changed, code, self.max_keys)
         if product is None:
             product = ([], [], [], [])
         self._products[code] = product
@@ -164,14 +174,14 @@ class Behaviour:
                 if len(arrived) > _WINDOW:
                     del ordered[bisect_left(ordered, arrived.pop(0))]
         shipment = _shipment(decl)
-        activity = _refreshed(self._activity, shipment, self.max_keys)
+        activity = _refreshed(self._activity, self._activity_changed, shipment, self.max_keys)
         if activity is None:
             activity = Activity(day)
         activity.learn(day, decl.declaration_id, decl.customs_value_eur)
         self._activity[shipment] = activity
 
     def _learn_importer(self, decl: Declaration, day: float) -> None:
-        profile = _refreshed(self._importers, decl.importer, self.max_keys)
+        profile = _refreshed(self._importers, self._importers_changed, decl.importer, self.max_keys)
         if profile is None:
             profile = ([0] * _ASPECTS, [set() for _ in range(_ASPECTS)], [""] * _ASPECTS,
                        [0.0] * (2 * _ASPECTS))  # fmt: skip
@@ -266,10 +276,11 @@ def _ratios(decl: Declaration) -> tuple[float | None, float | None]:
     )
 
 
-def _refreshed(table: dict[str, T], key: str, cap: int) -> T | None:
+def _refreshed(table: dict[str, T], changed: set[str], key: str, cap: int) -> T | None:
     """The entry of ``key``, taken out to be put back last (None when absent; the oldest
-    entry is evicted then)."""
+    entry is evicted then); both keys are noted in ``changed``."""
+    changed.add(key)
     entry = table.pop(key, None)
     if entry is None and len(table) >= cap:
-        del table[next(iter(table))]
+        evict_oldest(table, changed)
     return entry

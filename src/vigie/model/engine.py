@@ -57,6 +57,7 @@ from vigie.model.memory import CaseMemory, Compact, chain, compact
 from vigie.model.operators import ROLES, OperatorHistory
 from vigie.model.quota import DailyQuota
 from vigie.model.reasons import Facts, explain
+from vigie.model.tables import Tracked
 from vigie.model.valuation import ValuationDetector
 
 SECONDS_PER_DAY: Final = 86_400.0
@@ -162,6 +163,7 @@ class RiskEngine(Detector):
         self._rng = random.Random(seed)
         self._draw = self._rng.random()  # the next audit draw: read by score, spent by learn
         self._pending: OrderedDict[str, tuple[Pending, ...]] = OrderedDict()
+        self._pending_changed: set[str] = set()
         self._last: _Scored | None = None
 
     @property
@@ -179,6 +181,17 @@ class RiskEngine(Detector):
     def version(self) -> str:
         """One string that changes whenever any part learns."""
         return "|".join(self.versions.values())
+
+    def tables(self) -> list[Tracked]:
+        """Every large table of the engine and its change set, always in the same order
+        (:mod:`vigie.model.tables`)."""
+        return [
+            *self._memory.tables(),
+            *self._valuation.tables(),
+            *self._atypicality.tables(),
+            *self._operators.tables(),
+            (self._pending, self._pending_changed),
+        ]
 
     @property
     def n_pending(self) -> int:
@@ -314,6 +327,7 @@ class RiskEngine(Detector):
         items = self._pending.pop(result.declaration_id, None)
         if items is None:
             return False
+        self._pending_changed.add(result.declaration_id)
         fraud = result.is_fraud
         for item in items:
             if item.chain is None:
@@ -328,7 +342,8 @@ class RiskEngine(Detector):
         return True
 
     def _remember(self, decl: Declaration, item: Pending) -> None:
-        store = self._pending
+        store, changed = self._pending, self._pending_changed
+        changed.add(decl.declaration_id)
         items = store.pop(decl.declaration_id, ())
         # A rescored item replaces itself; other items of the declaration are kept.
         store[decl.declaration_id] = (*items[: decl.item_number - 1], item)
@@ -337,7 +352,7 @@ class RiskEngine(Detector):
         while store and (
             len(store) > self.max_pending or next(iter(store.values()))[0].lodged < horizon
         ):
-            store.popitem(last=False)
+            changed.add(store.popitem(last=False)[0])
 
 
 def ipw(selection_probability: float | None, fallback: float, max_weight: float) -> float:

@@ -25,6 +25,8 @@ from __future__ import annotations
 import math
 from typing import Final, NamedTuple
 
+from vigie.model.tables import Tracked, evict_oldest
+
 LEVELS: Final[tuple[str, ...]] = (
     "hs2",
     "hs4",
@@ -124,6 +126,9 @@ class CaseMemory:
         self._pairs = 0
         self._arrivals: dict[str, list[float]] = {}  # signature -> [decayed count, day]
         self._in_flight: dict[str, list[float]] = {}  # signature -> [labels awaited, day]
+        self._cells_changed: list[set[str]] = [set() for _ in range(n)]
+        self._arrivals_changed: set[str] = set()
+        self._in_flight_changed: set[str] = set()
         self._tau = 0.5
         self._labels = 0
 
@@ -131,6 +136,12 @@ class CaseMemory:
     def version(self) -> str:
         """Changes with every control result learnt."""
         return f"memory-{self._labels}"
+
+    def tables(self) -> list[Tracked]:
+        """The large tables and their change sets (:mod:`vigie.model.tables`)."""
+        cells = list(zip(self._cells, self._cells_changed, strict=True))
+        return [*cells, (self._arrivals, self._arrivals_changed),
+                (self._in_flight, self._in_flight_changed)]  # fmt: skip
 
     @property
     def global_rate(self) -> float:
@@ -200,11 +211,12 @@ class CaseMemory:
     def observe(self, signature: str, day: float) -> None:
         """Count a declaration of ``signature`` (its arrival rate; no label needed)."""
         table = self._arrivals
+        self._arrivals_changed.add(signature)
         entry = table.pop(signature, None)
         if entry is None:
             entry = [1.0, day]
             if len(table) >= self.max_keys:
-                del table[next(iter(table))]
+                evict_oldest(table, self._arrivals_changed)
         else:
             entry[0] = entry[0] * 0.5 ** (max(day - entry[1], 0.0) / self.half_life_days) + 1.0
             entry[1] = max(entry[1], day)
@@ -212,10 +224,11 @@ class CaseMemory:
 
     def selected(self, signature: str, day: float, threshold: float) -> None:
         """A declaration of ``signature`` was selected: its label is in flight."""
+        self._in_flight_changed.add(signature)
         flight = self._in_flight.get(signature)
         if flight is None:
             if len(self._in_flight) >= self.max_keys:
-                del self._in_flight[next(iter(self._in_flight))]
+                evict_oldest(self._in_flight, self._in_flight_changed)
             self._in_flight[signature] = [1.0, day]
         else:
             flight[0] += 1.0
@@ -231,6 +244,7 @@ class CaseMemory:
         """Count one control result (unweighted) down the chain."""
         flight = self._in_flight.get(keys[-1])
         if flight is not None:
+            self._in_flight_changed.add(keys[-1])
             if flight[0] <= 1.0:
                 del self._in_flight[keys[-1]]
             else:
@@ -238,11 +252,12 @@ class CaseMemory:
         y = 1.0 if fraud else 0.0
         root = self.global_rate
         for lvl in range(len(keys)):
-            cells = self._cells[lvl]
+            cells, changed = self._cells[lvl], self._cells_changed[lvl]
+            changed.add(keys[lvl])
             cell = cells.get(keys[lvl])
             if cell is None:
                 if len(cells) >= self.max_keys:
-                    del cells[next(iter(cells))]
+                    evict_oldest(cells, changed)
                 cell = cells[keys[lvl]] = [0.0, 0.0]
             else:
                 # the covariance of the new label with the cell's earlier ones (about the

@@ -24,6 +24,8 @@ from __future__ import annotations
 import math
 from typing import Final
 
+from vigie.model.tables import Tracked, evict_oldest
+
 ROLES: Final[tuple[str, ...]] = ("importer", "declarant")
 """The operators whose history is kept, in the order of the keys."""
 MAX_STRENGTH: Final = 1_000.0
@@ -51,12 +53,17 @@ class OperatorHistory:
     def __init__(self, max_keys: int = 500_000) -> None:
         self.max_keys = max_keys
         self._cells: list[dict[str, list[float]]] = [{} for _ in ROLES]
+        self._cells_changed: list[set[str]] = [set() for _ in ROLES]
         self._cov = [0.0] * len(ROLES)
         self._var = [0.0] * len(ROLES)
         self._strength = [MAX_STRENGTH] * len(ROLES)
         self._controls = 0.0
         self._infractions = 0.0
         self._pairs = 0
+
+    def tables(self) -> list[Tracked]:
+        """The cells of each role and their change sets (:mod:`vigie.model.tables`)."""
+        return list(zip(self._cells, self._cells_changed, strict=True))
 
     @property
     def strengths(self) -> list[float]:
@@ -80,11 +87,12 @@ class OperatorHistory:
         y = 1.0 if fraud else 0.0
         root = (self._infractions + 1.0) / (self._controls + 2.0)
         for k in range(len(ROLES)):
-            cells = self._cells[k]
+            cells, changed = self._cells[k], self._cells_changed[k]
+            changed.add(keys[k])
             cell = cells.pop(keys[k], None)
             if cell is None:
                 if len(cells) >= self.max_keys:
-                    del cells[next(iter(cells))]
+                    evict_oldest(cells, changed)
                 cell = [0.0, 0.0]
             else:
                 self._cov[k] += (y - root) * (cell[1] - cell[0] * root)

@@ -31,6 +31,7 @@ from typing import Final
 from vigie.contracts.schemas import Declaration
 from vigie.model.assessment import MAX_EUR, ValuationFinding
 from vigie.model.base import Detector
+from vigie.model.tables import Tracked, evict_oldest
 
 LEVELS: Final[tuple[str, ...]] = ("hs6+origin+quantity", "hs6+origin", "hs6", "hs4")
 """The references, finest first."""
@@ -130,6 +131,7 @@ class ValuationDetector(Detector):
         self.score_midpoint = score_midpoint
         self.score_slope = score_slope
         self._cells: list[dict[str, Cell]] = [{} for _ in LEVELS]
+        self._cells_changed: list[set[str]] = [set() for _ in LEVELS]
         self._pooled = list(_POOLED_START)
         self._updates = 0
 
@@ -137,6 +139,10 @@ class ValuationDetector(Detector):
     def version(self) -> str:
         """Changes whenever a reference learns."""
         return f"valuation-{self._updates}"
+
+    def tables(self) -> list[Tracked]:
+        """The cells of each level and their change sets (:mod:`vigie.model.tables`)."""
+        return list(zip(self._cells, self._cells_changed, strict=True))
 
     @property
     def n_cells(self) -> int:
@@ -172,12 +178,13 @@ class ValuationDetector(Detector):
             return
         keys = reference_keys(decl, self.quantity_band)
         for lvl in range(len(LEVELS)):
-            cells = self._cells[lvl]
+            cells, changed = self._cells[lvl], self._cells_changed[lvl]
+            changed.add(keys[lvl])
             cell = cells.pop(keys[lvl], None)
             if cell is None:
                 cell = ([], [])
                 if len(cells) >= self.max_cells:
-                    del cells[next(iter(cells))]
+                    evict_oldest(cells, changed)
             elif len(cell[1]) >= 3:
                 self._learn_dispersion(lvl, x, cell[1])
             cells[keys[lvl]] = cell

@@ -21,6 +21,7 @@ import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
+from vigie.worker import increments
 from vigie.worker.metrics import WorkerMetrics
 from vigie.worker.outputs import Outputs
 from vigie.worker.processing import learn_received
@@ -86,9 +87,11 @@ class Checkpoint:
 
     def _save(self, state: PartitionState) -> int:
         started = time.monotonic()
-        blob = state.dumps()
+        delta = state.chain is not None and not state.chain.wants_full()
+        blob = increments.dumps(state, full=not delta)
         self.metrics.snapshot_seconds.labels(phase="pickle").observe(time.monotonic() - started)
-        saved = self.store.save(state, blob)
+        saved = self.store.save(state, blob, delta=delta)
+        increments.forget_changes(state)
         state.saved_position = state.position
         self.metrics.snapshot_seconds.labels(phase="total").observe(time.monotonic() - started)
         self.metrics.snapshots.inc()

@@ -37,6 +37,7 @@ from typing import Literal, NamedTuple
 
 from vigie.contracts.codec import encode
 from vigie.contracts.schemas import Declaration
+from vigie.model.tables import Tracked
 
 
 class Item(NamedTuple):
@@ -73,6 +74,15 @@ class SeenItems:
     def __init__(self, capacity: int = 400_000) -> None:
         self.capacity = capacity
         self._items: OrderedDict[str, tuple[int, int]] = OrderedDict()
+        self._changed: set[str] = set()
+
+    def tables(self) -> list[Tracked]:
+        """The items and their change set (:mod:`vigie.model.tables`)."""
+        return [(self._items, self._changed)]
+
+    def __setstate__(self, state: dict[str, object]) -> None:
+        self.__dict__.update(state)
+        self.__dict__.setdefault("_changed", set())  # snapshots before incremental ones
 
     def __len__(self) -> int:
         return len(self._items)
@@ -91,5 +101,6 @@ class SeenItems:
         """Record that ``item`` was scored."""
         self._items[item.key] = (item.digest, item.revision)
         self._items.move_to_end(item.key)
+        self._changed.add(item.key)
         while len(self._items) > self.capacity:
-            self._items.popitem(last=False)
+            self._changed.add(self._items.popitem(last=False)[0])

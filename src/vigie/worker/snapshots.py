@@ -1,22 +1,32 @@
 """Snapshots of partition states in the compacted ``model-state`` topic.
 
+A partition's snapshots form a *chain*: a full snapshot, then deltas, each holding what
+changed since the one before (:mod:`vigie.worker.increments`). A new full snapshot starts
+a new chain once the deltas weigh as much as the full one, so a restore reads at most
+about twice the state and each change is written about twice at most.
+
 All records of engine partition ``p`` go to ``model-state`` partition ``p % n``:
 
-* ``{p}/{slot}/{i}``: chunk ``i`` of the compressed pickle (chunks keep every record under
-  the broker's 1 MB default); ``slot`` alternates 0/1 between snapshots;
-* ``{p}/manifest``: JSON naming the chunk offsets, their SHA-256 and the state's offsets,
-  written last, once every chunk is acknowledged.
+* ``{p}/{slot}/{i}``: chunk ``i`` of a full snapshot (chunks keep every record under the
+  broker's 1 MB default); ``slot`` alternates 0/1 between chains;
+* ``{p}/{slot}/d{j}/{i}``: chunk ``i`` of the chain's delta ``j``;
+* ``{p}/manifest``: JSON naming the chain's chunk offsets, their SHA-256 and the state's
+  offsets, written last, once every chunk is acknowledged.
 
 Compaction keeps the latest record of each key, so the chunks of the current manifest stay:
-a worker that dies while writing snapshot *k+1* only overwrote the other slot.
+a worker that dies while writing a snapshot only wrote keys that manifest does not name
+(the other slot, or the chain's next delta).
 
 Examples
 --------
 >>> blob = bytes(range(256)) * 10
 >>> [len(c) for c in split(blob, 1000)], split(b"")
 ([1000, 1000, 560], [b''])
->>> manifest_key(2), chunk_key(2, 1, 0)
-(b'2/manifest', b'2/1/0')
+>>> manifest_key(2), chunk_key(2, 1, 0), chunk_key(2, 1, 0, delta=3)
+(b'2/manifest', b'2/1/0', b'2/1/d3/0')
+>>> chain = Chain(slot=0, full=Part([7], "aa", 1000), deltas=[Part([9], "bb", 400)])
+>>> chain.wants_full(), chain.with_delta(Part([11], "cc", 600)).wants_full()
+(False, True)
 """
 
 from __future__ import annotations
@@ -24,7 +34,7 @@ from __future__ import annotations
 import hashlib
 import logging
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import orjson
@@ -34,6 +44,7 @@ from vigie.contracts.schemas import utc_now
 from vigie.errors import ConfigurationError, VigieError
 from vigie.kafka import admin_config, consumer_config
 from vigie.settings import Settings
+from vigie.worker.increments import restore
 from vigie.worker.state import PartitionState
 
 log = logging.getLogger(__name__)
@@ -41,6 +52,8 @@ log = logging.getLogger(__name__)
 CHUNK_BYTES = 512 * 1024
 """Below the broker's default 1 MB ``max.message.bytes``."""
 TIMEOUT_S = 60.0
+MAX_DELTAS = 200
+"""A chain has at most this many deltas (a restore applies them one by one)."""
 
 
 def split(blob: bytes, size: int = CHUNK_BYTES) -> list[bytes]:
@@ -52,8 +65,39 @@ def manifest_key(partition: int) -> bytes:
     return f"{partition}/manifest".encode()
 
 
-def chunk_key(partition: int, slot: int, index: int) -> bytes:
-    return f"{partition}/{slot}/{index}".encode()
+def chunk_key(partition: int, slot: int, index: int, delta: int | None = None) -> bytes:
+    if delta is None:
+        return f"{partition}/{slot}/{index}".encode()
+    return f"{partition}/{slot}/d{delta}/{index}".encode()
+
+
+@dataclass(frozen=True)
+class Part:
+    """One snapshot of a chain, as its manifest names it."""
+
+    offsets: list[int]
+    sha256: str
+    bytes: int
+
+
+@dataclass(frozen=True)
+class Chain:
+    """The snapshots a restore reads: a full one, then its deltas in order."""
+
+    slot: int
+    full: Part
+    deltas: list[Part] = field(default_factory=list)
+
+    def wants_full(self) -> bool:
+        """Whether the next snapshot should start a new chain."""
+        weight = sum(d.bytes for d in self.deltas)
+        return weight >= self.full.bytes or len(self.deltas) >= MAX_DELTAS
+
+    def with_delta(self, part: Part) -> Chain:
+        return Chain(self.slot, self.full, [*self.deltas, part])
+
+    def parts(self) -> list[Part]:
+        return [self.full, *self.deltas]
 
 
 @dataclass(frozen=True)
@@ -64,6 +108,7 @@ class SavedSnapshot:
     snapshot_id: int
     size: int
     chunks: int
+    full: bool = True
 
 
 class SnapshotStore:
@@ -83,28 +128,40 @@ class SnapshotStore:
         self.producer = producer
         self._partitions: int | None = None
 
-    def save(self, state: PartitionState, blob: bytes) -> SavedSnapshot:
-        """Write ``blob`` (the state's pickle, taken now) and then its manifest."""
+    def save(self, state: PartitionState, blob: bytes, *, delta: bool = False) -> SavedSnapshot:
+        """Write ``blob`` (a snapshot of the state, taken now: a delta on ``state.chain``
+        when ``delta``, else a full one starting a new chain), then the manifest."""
+        chain = state.chain
+        if delta and chain is None:
+            raise VigieError("model-state: a delta needs the chain it follows")
         target = state.partition % self.state_partitions()
         snapshot_id = state.snapshot_id + 1
-        slot = snapshot_id % 2
+        if delta and chain is not None:
+            slot, index = chain.slot, len(chain.deltas)
+        else:
+            slot, index = (1 - chain.slot) if chain is not None else snapshot_id % 2, None
         chunks = split(blob)
-        keys = [chunk_key(state.partition, slot, i) for i in range(len(chunks))]
+        keys = [chunk_key(state.partition, slot, i, index) for i in range(len(chunks))]
         offsets = self._write(target, list(zip(keys, chunks, strict=True)))
+        part = Part(offsets, hashlib.sha256(blob).hexdigest(), len(blob))
+        saved = chain.with_delta(part) if delta and chain is not None else Chain(slot, part)
         manifest = {
+            "format": 2,
             "partition": state.partition,
             "snapshot_id": snapshot_id,
             "slot": slot,
-            "offsets": offsets,
-            "sha256": hashlib.sha256(blob).hexdigest(),
-            "bytes": len(blob),
+            "offsets": part.offsets if not delta else saved.full.offsets,
+            "sha256": saved.full.sha256,
+            "bytes": saved.full.bytes,
+            "deltas": [vars(d) for d in saved.deltas],
             "written_at": utc_now().isoformat(),
             "declarations_offset": state.declarations_offset,
             "controls_offset": state.controls_offset,
         }
         self._write(target, [(manifest_key(state.partition), orjson.dumps(manifest))])
         state.snapshot_id = snapshot_id
-        return SavedSnapshot(state.partition, snapshot_id, len(blob), len(chunks))
+        state.chain = saved
+        return SavedSnapshot(state.partition, snapshot_id, len(blob), len(chunks), not delta)
 
     def _write(self, partition: int, records: Sequence[tuple[bytes, bytes]]) -> list[int]:
         """Produce ``records`` to one partition and wait for them: their offsets, in order."""
@@ -156,17 +213,37 @@ class SnapshotStore:
             if found is None:
                 return None
             manifest = orjson.loads(found)
-            blob = b"".join(reader.read_at(manifest["offsets"]))
+            chain = Chain(
+                int(manifest["slot"]),
+                Part(manifest["offsets"], manifest["sha256"], int(manifest["bytes"])),
+                [
+                    Part(d["offsets"], d["sha256"], int(d["bytes"]))
+                    for d in manifest.get("deltas", [])
+                ],
+            )
+            offsets = [o for part in chain.parts() for o in part.offsets]
+            values = dict(zip(offsets, reader.read_at(offsets), strict=True))
         finally:
             reader.close()
-        if hashlib.sha256(blob).hexdigest() != manifest["sha256"]:
-            raise VigieError(
-                f"model-state: snapshot {manifest['snapshot_id']} of partition {partition} "
-                "is corrupt (SHA-256 mismatch)"
-            )
-        state = PartitionState.loads(blob)
+        blobs = []
+        for part in chain.parts():
+            blob = b"".join(values[o] for o in part.offsets)
+            if hashlib.sha256(blob).hexdigest() != part.sha256:
+                raise VigieError(
+                    f"model-state: snapshot {manifest['snapshot_id']} of partition {partition} "
+                    "is corrupt (SHA-256 mismatch)"
+                )
+            blobs.append(blob)
+        state = restore(blobs)
         state.snapshot_id = int(manifest["snapshot_id"])
-        log.info("restored partition %d from snapshot: %s", partition, state.summary())
+        # a snapshot of an earlier format is followed by a full one
+        state.chain = chain if manifest.get("format") == 2 else None
+        log.info(
+            "restored partition %d from a snapshot and %d deltas: %s",
+            partition,
+            len(chain.deltas),
+            state.summary(),
+        )
         return state
 
 

@@ -1,0 +1,171 @@
+"""Incremental snapshots: a full snapshot now and then, in between only what changed.
+
+The model keeps its large tables with the keys changed since the last snapshot
+(:mod:`vigie.model.tables`). A snapshot is one compressed pickle of
+``(FORMAT, kind, core, tables)``:
+
+* ``core``: the partition state pickled with every large table and change set left out
+  (pickle's persistent ids stand in for them): the small parts, always whole;
+* ``kind`` ``"full"``: ``tables`` holds every table whole; ``"delta"``: per table, only what
+  changed since the previous snapshot (:func:`table_delta`).
+
+A restore takes a full snapshot, applies its deltas in order, then unpickles the last core
+onto the tables (:func:`restore`). The order of a table's entries is state (the model
+forgets its oldest entries first), and a delta reproduces it exactly: an entry changed in
+place keeps its position, and the entries moved or added since the previous snapshot are
+all after every unchanged one, so they are the table's tail, read backwards until the
+first unchanged key. Writing a delta costs what changed, not the whole state.
+
+Examples
+--------
+>>> before = {"a": 1, "b": 2, "c": 3, "d": 4}
+>>> after, changed = dict(before), set()
+>>> after["b"] = 20; changed.add("b")                       # updated in place
+>>> after["a"] = after.pop("a") + 10; changed.add("a")      # moved to the end
+>>> del after["c"]; changed.add("c")                        # forgotten
+>>> after["e"] = 5; changed.add("e")                        # added
+>>> delta = table_delta(after, changed)
+>>> delta
+(['c'], [('b', 20)], [('a', 11), ('e', 5)])
+>>> apply_delta(before, delta)
+>>> list(before.items()) == list(after.items())
+True
+"""
+
+from __future__ import annotations
+
+import io
+import pickle
+from typing import Any
+
+from vigie.errors import VigieError
+from vigie.model.tables import Tracked
+from vigie.worker.state import PartitionState, compress, decompress
+
+FORMAT = 2
+"""Snapshots before this format were one plain pickle of the state (still read)."""
+
+Delta = tuple[list[str], list[tuple[str, Any]], list[tuple[str, Any]]]
+"""What changed in a table: keys forgotten, entries updated in place, then the tail of
+entries moved or added, in table order."""
+
+
+def table_delta(table: dict[str, Any], changed: set[str]) -> Delta:
+    """What changed in ``table``, given the keys ``changed`` since the previous snapshot."""
+    tail: list[str] = []
+    for key in reversed(table):
+        if key not in changed:
+            break
+        tail.append(key)
+    tail.reverse()
+    in_tail = set(tail)
+    deleted, in_place = [], []
+    for key in changed:
+        if key in in_tail:
+            continue
+        if key in table:
+            in_place.append((key, table[key]))
+        else:
+            deleted.append(key)
+    return deleted, in_place, [(key, table[key]) for key in tail]
+
+
+def apply_delta(table: dict[str, Any], delta: Delta) -> None:
+    """Bring ``table`` from the previous snapshot to the one of ``delta``."""
+    deleted, in_place, tail = delta
+    for key in deleted:
+        table.pop(key, None)
+    for key, value in in_place:
+        table[key] = value
+    for key, _ in tail:
+        table.pop(key, None)
+    for key, value in tail:
+        table[key] = value
+
+
+def tracked(state: PartitionState) -> list[Tracked]:
+    """The state's large tables and their change sets, always in the same order."""
+    engine_tables = getattr(state.engine, "tables", None)
+    found: list[Tracked] = list(engine_tables()) if engine_tables is not None else []
+    return [*found, *state.seen.tables()]
+
+
+def dumps(state: PartitionState, *, full: bool) -> bytes:
+    """A compressed snapshot of ``state``: whole, or what changed since the previous one."""
+    tables = tracked(state)
+    refs: dict[int, str] = {}
+    for i, (table, changed) in enumerate(tables):
+        refs[id(table)] = f"t{i}"
+        refs.setdefault(id(changed), f"c{i}")
+    buffer = io.BytesIO()
+    _CorePickler(buffer, refs).dump(state)
+    parts: list[Any] = (
+        [table for table, _ in tables]
+        if full
+        else [table_delta(table, changed) for table, changed in tables]
+    )
+    kind = "full" if full else "delta"
+    return compress(
+        pickle.dumps((FORMAT, kind, buffer.getvalue(), parts), protocol=pickle.HIGHEST_PROTOCOL)
+    )
+
+
+def forget_changes(state: PartitionState) -> None:
+    """Empty the change sets: call once a snapshot of ``state`` is saved."""
+    for _, changed in tracked(state):
+        changed.clear()
+
+
+def restore(blobs: list[bytes]) -> PartitionState:
+    """The state of a full snapshot followed by its deltas, in order (a snapshot of an
+    earlier format alone is read as it was written)."""
+    if not blobs:
+        raise VigieError("model-state: no snapshot to restore")
+    snapshot = pickle.loads(decompress(blobs[0]))
+    if isinstance(snapshot, PartitionState):
+        if len(blobs) > 1:
+            raise VigieError("model-state: deltas after a snapshot of an earlier format")
+        return snapshot
+    fmt, kind, core, tables = snapshot
+    if (fmt, kind) != (FORMAT, "full"):
+        raise VigieError(f"model-state: expected a full snapshot, got {kind!r} (format {fmt})")
+    for blob in blobs[1:]:
+        fmt, kind, core, deltas = pickle.loads(decompress(blob))
+        if (fmt, kind) != (FORMAT, "delta") or len(deltas) != len(tables):
+            raise VigieError(
+                f"model-state: expected a delta of {len(tables)} tables, got {kind!r} "
+                f"(format {fmt})"
+            )
+        for table, delta in zip(tables, deltas, strict=True):
+            apply_delta(table, delta)
+    state = _CoreUnpickler(io.BytesIO(core), tables).load()
+    if not isinstance(state, PartitionState):
+        raise VigieError(f"model-state: expected a PartitionState, got {type(state)}")
+    if [id(table) for table, _ in tracked(state)] != [id(table) for table in tables]:
+        raise VigieError("model-state: the snapshot's tables do not fit the state's")
+    return state
+
+
+class _CorePickler(pickle.Pickler):
+    """Pickles the state with its large tables and change sets left out."""
+
+    def __init__(self, file: io.BytesIO, refs: dict[int, str]) -> None:
+        super().__init__(file, protocol=pickle.HIGHEST_PROTOCOL)
+        self.refs = refs
+
+    def persistent_id(self, obj: Any) -> str | None:
+        return self.refs.get(id(obj))
+
+
+class _CoreUnpickler(pickle.Unpickler):
+    """Unpickles a core onto restored tables; each change set starts empty."""
+
+    def __init__(self, file: io.BytesIO, tables: list[Any]) -> None:
+        super().__init__(file)
+        self.tables = tables
+        self.sets: dict[str, set[str]] = {}
+
+    def persistent_load(self, pid: Any) -> Any:
+        if pid.startswith("t"):
+            return self.tables[int(pid[1:])]
+        return self.sets.setdefault(pid, set())
