@@ -212,7 +212,7 @@ def test_snapshot_store_restores_a_chain_of_deltas_and_survives_a_torn_delta(
     from confluent_kafka import Producer
 
     from vigie.model.engine import RiskEngine
-    from vigie.worker.increments import dumps, forget_changes, tracked
+    from vigie.worker.increments import dumps, forget_changes, next_is_delta, tracked
     from vigie.worker.processing import score_and_learn
     from vigie.worker.snapshots import SnapshotStore, chunk_key
     from vigie.worker.state import PartitionState
@@ -229,7 +229,7 @@ def test_snapshot_store_restores_a_chain_of_deltas_and_survives_a_torn_delta(
             live.declarations_offset += 1
 
     def save() -> bool:
-        delta = live.chain is not None and not live.chain.wants_full()
+        delta = next_is_delta(live)
         saved = store.save(live, dumps(live, full=not delta), delta=delta)
         forget_changes(live)
         return saved.full

@@ -4,10 +4,27 @@ Every large dict of the model (keyed cells, profiles, pending evidence) is kept 
 *change set*: the keys of its entries inserted, deleted, moved or updated in place since
 the last snapshot. A part lists its tables with ``tables()``; each change of an entry
 adds the key to that table's set. :mod:`vigie.worker.increments` builds an incremental
-snapshot from the sets and empties them once it is saved.
+snapshot from the sets (:func:`table_delta`) and empties them once it is saved.
+
+The order of a table's entries is state (the model forgets its oldest entries first), and
+a delta keeps it exactly: an entry changed in place keeps its position, and the entries
+moved to the end or added since the previous snapshot come after every unchanged one, so
+they are the table's tail, read backwards until the first unchanged key.
 
 Examples
 --------
+>>> before = {"a": 1, "b": 2, "c": 3, "d": 4}
+>>> after, changed = dict(before), set()
+>>> after["b"] = 20; changed.add("b")                       # updated in place
+>>> after["a"] = after.pop("a") + 10; changed.add("a")      # moved to the end
+>>> del after["c"]; changed.add("c")                        # forgotten
+>>> after["e"] = 5; changed.add("e")                        # added
+>>> delta = table_delta(after, changed)
+>>> delta
+(['c'], [('b', 20)], [('a', 11), ('e', 5)])
+>>> apply_delta(before, delta)
+>>> list(before.items()) == list(after.items())
+True
 >>> table, changed = {"a": 1, "b": 2}, set()
 >>> evict_oldest(table, changed)
 >>> table, changed
@@ -20,6 +37,43 @@ from typing import Any
 
 Tracked = tuple[dict[str, Any], set[str]]
 """A table and the set of its keys changed since the last snapshot."""
+
+Delta = tuple[list[str], list[tuple[str, Any]], list[tuple[str, Any]]]
+"""What changed in a table: keys forgotten, entries updated in place, then the tail of
+entries moved or added, in table order."""
+
+
+def table_delta(table: dict[str, Any], changed: set[str]) -> Delta:
+    """What changed in ``table``, given the keys ``changed`` since the previous snapshot."""
+    tail: list[str] = []
+    for key in reversed(table):
+        if key not in changed:
+            break
+        tail.append(key)
+    tail.reverse()
+    in_tail = set(tail)
+    deleted, in_place = [], []
+    for key in changed:
+        if key in in_tail:
+            continue
+        if key in table:
+            in_place.append((key, table[key]))
+        else:
+            deleted.append(key)
+    return deleted, in_place, [(key, table[key]) for key in tail]
+
+
+def apply_delta(table: dict[str, Any], delta: Delta) -> None:
+    """Bring ``table`` from the previous snapshot to the one of ``delta``."""
+    deleted, in_place, tail = delta
+    for key in deleted:
+        table.pop(key, None)
+    for key, value in in_place:
+        table[key] = value
+    for key, _ in tail:
+        table.pop(key, None)
+    for key, value in tail:
+        table[key] = value
 
 
 def evict_oldest(table: dict[str, Any], changed: set[str]) -> None:

@@ -39,6 +39,8 @@ class CheckpointReport:
 
     learnt: int = 0
     saved: int = 0
+    full: bool = False
+    """Whether a full snapshot was among those saved (the others are deltas)."""
     bytes: int = 0
     seconds: float = 0.0
 
@@ -79,21 +81,25 @@ class Checkpoint:
         self.outputs.flush()  # 2. flush outputs
         for state in states:  # 3. save state
             if force or state.changed:
-                report.bytes += self._save(state)
+                size, full = self._save(state)
+                report.bytes += size
                 report.saved += 1
+                report.full |= full
         self.commit(states)  # 4. commit positions
         report.seconds = time.monotonic() - started
         return report
 
-    def _save(self, state: PartitionState) -> int:
+    def _save(self, state: PartitionState) -> tuple[int, bool]:
         started = time.monotonic()
-        delta = state.chain is not None and not state.chain.wants_full()
+        changes = increments.changed_entries(state)
+        delta = increments.next_is_delta(state)
         blob = increments.dumps(state, full=not delta)
         self.metrics.snapshot_seconds.labels(phase="pickle").observe(time.monotonic() - started)
         saved = self.store.save(state, blob, delta=delta)
         increments.forget_changes(state)
+        state.costs.record(full=not delta, seconds=time.monotonic() - started, changes=changes)
         state.saved_position = state.position
         self.metrics.snapshot_seconds.labels(phase="total").observe(time.monotonic() - started)
         self.metrics.snapshots.inc()
         self.metrics.snapshot_bytes.labels(partition=str(state.partition)).set(saved.size)
-        return saved.size
+        return saved.size, saved.full

@@ -7,29 +7,24 @@ The model keeps its large tables with the keys changed since the last snapshot
 * ``core``: the partition state pickled with every large table and change set left out
   (pickle's persistent ids stand in for them): the small parts, always whole;
 * ``kind`` ``"full"``: ``tables`` holds every table whole; ``"delta"``: per table, only what
-  changed since the previous snapshot (:func:`table_delta`).
+  changed since the previous snapshot (:func:`vigie.model.tables.table_delta`).
 
 A restore takes a full snapshot, applies its deltas in order, then unpickles the last core
-onto the tables (:func:`restore`). The order of a table's entries is state (the model
-forgets its oldest entries first), and a delta reproduces it exactly: an entry changed in
-place keeps its position, and the entries moved or added since the previous snapshot are
-all after every unchanged one, so they are the table's tail, read backwards until the
-first unchanged key. Writing a delta costs what changed, not the whole state.
+onto the tables (:func:`restore`), each in the exact order of the live one. Writing a
+delta costs what changed, not the whole state.
 
 Examples
 --------
->>> before = {"a": 1, "b": 2, "c": 3, "d": 4}
->>> after, changed = dict(before), set()
->>> after["b"] = 20; changed.add("b")                       # updated in place
->>> after["a"] = after.pop("a") + 10; changed.add("a")      # moved to the end
->>> del after["c"]; changed.add("c")                        # forgotten
->>> after["e"] = 5; changed.add("e")                        # added
->>> delta = table_delta(after, changed)
->>> delta
-(['c'], [('b', 20)], [('a', 11), ('e', 5)])
->>> apply_delta(before, delta)
->>> list(before.items()) == list(after.items())
-True
+>>> from vigie.model.engine import RiskEngine
+>>> from vigie.contracts.schemas import EXAMPLE_DECLARATION, Declaration
+>>> state = PartitionState(0, RiskEngine())
+>>> full = dumps(state, full=True); forget_changes(state)
+>>> decl = Declaration.model_validate(EXAMPLE_DECLARATION)
+>>> _ = state.engine.score_one(decl); state.engine.learn_one(decl)
+>>> again = restore([full, dumps(state, full=False)])
+>>> sizes = [len(table) for table, _ in tracked(again)]
+>>> again.engine.n_pending, sizes == [len(table) for table, _ in tracked(state)]
+(1, True)
 """
 
 from __future__ import annotations
@@ -39,48 +34,11 @@ import pickle
 from typing import Any
 
 from vigie.errors import VigieError
-from vigie.model.tables import Tracked
+from vigie.model.tables import Tracked, apply_delta, table_delta
 from vigie.worker.state import PartitionState, compress, decompress
 
 FORMAT = 2
 """Snapshots before this format were one plain pickle of the state (still read)."""
-
-Delta = tuple[list[str], list[tuple[str, Any]], list[tuple[str, Any]]]
-"""What changed in a table: keys forgotten, entries updated in place, then the tail of
-entries moved or added, in table order."""
-
-
-def table_delta(table: dict[str, Any], changed: set[str]) -> Delta:
-    """What changed in ``table``, given the keys ``changed`` since the previous snapshot."""
-    tail: list[str] = []
-    for key in reversed(table):
-        if key not in changed:
-            break
-        tail.append(key)
-    tail.reverse()
-    in_tail = set(tail)
-    deleted, in_place = [], []
-    for key in changed:
-        if key in in_tail:
-            continue
-        if key in table:
-            in_place.append((key, table[key]))
-        else:
-            deleted.append(key)
-    return deleted, in_place, [(key, table[key]) for key in tail]
-
-
-def apply_delta(table: dict[str, Any], delta: Delta) -> None:
-    """Bring ``table`` from the previous snapshot to the one of ``delta``."""
-    deleted, in_place, tail = delta
-    for key in deleted:
-        table.pop(key, None)
-    for key, value in in_place:
-        table[key] = value
-    for key, _ in tail:
-        table.pop(key, None)
-    for key, value in tail:
-        table[key] = value
 
 
 def tracked(state: PartitionState) -> list[Tracked]:
@@ -108,6 +66,21 @@ def dumps(state: PartitionState, *, full: bool) -> bytes:
     return compress(
         pickle.dumps((FORMAT, kind, buffer.getvalue(), parts), protocol=pickle.HIGHEST_PROTOCOL)
     )
+
+
+def changed_entries(state: PartitionState) -> int:
+    """Entries changed since the last snapshot (a key of two tables counts twice)."""
+    return sum(len(changed) for _, changed in tracked(state))
+
+
+def next_is_delta(state: PartitionState) -> bool:
+    """Whether the next snapshot of ``state`` is a delta: there is a chain to extend, the
+    chain is not due for a full snapshot (:meth:`vigie.worker.snapshots.Chain.wants_full`),
+    and a delta of what changed costs less than a full one, as the last ones did."""
+    chain = state.chain
+    if chain is None or chain.wants_full():
+        return False
+    return state.costs.prefers_delta(changed_entries(state))
 
 
 def forget_changes(state: PartitionState) -> None:

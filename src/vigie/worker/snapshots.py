@@ -150,7 +150,7 @@ class SnapshotStore:
             "partition": state.partition,
             "snapshot_id": snapshot_id,
             "slot": slot,
-            "offsets": part.offsets if not delta else saved.full.offsets,
+            "offsets": saved.full.offsets,
             "sha256": saved.full.sha256,
             "bytes": saved.full.bytes,
             "deltas": [vars(d) for d in saved.deltas],

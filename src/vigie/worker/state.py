@@ -33,7 +33,7 @@ from vigie.worker.layout import Layout, layout
 if TYPE_CHECKING:
     from vigie.worker.snapshots import Chain
 
-TRANSIENT = frozenset({"received", "controls_read", "replaying_until", "chain"})
+TRANSIENT = frozenset({"received", "controls_read", "replaying_until", "chain", "costs"})
 """Attributes a snapshot leaves out: they are rebuilt by reading the log again."""
 
 
@@ -71,6 +71,7 @@ class PartitionState:
         control result before it gets there."""
         self.chain: Chain | None = None
         """The snapshots saved or restored last (None: the next one is whole)."""
+        self.costs = SnapshotCosts()
 
     @property
     def position(self) -> tuple[int, int]:
@@ -103,7 +104,39 @@ class PartitionState:
             "controls_waiting": len(self.received),
             "replaying_until": self.replaying_until,
             "snapshot_id": self.snapshot_id,
+            "snapshot_deltas": None if self.chain is None else len(self.chain.deltas),
         }
+
+
+class SnapshotCosts:
+    """What this process's last snapshots of a partition cost, to choose the next kind.
+
+    A delta costs about the same per entry changed, a full snapshot the same whatever
+    changed: the next snapshot is a delta while that is the cheaper.
+
+    >>> costs = SnapshotCosts()
+    >>> costs.prefers_delta(changes=10**6)  # nothing measured yet
+    True
+    >>> costs.record(full=True, seconds=2.0, changes=0)
+    >>> costs.record(full=False, seconds=0.1, changes=20_000)
+    >>> costs.prefers_delta(changes=100_000), costs.prefers_delta(changes=500_000)
+    (True, False)
+    """
+
+    def __init__(self) -> None:
+        self.full_s: float | None = None
+        self.delta_s_per_change: float | None = None
+
+    def prefers_delta(self, changes: int) -> bool:
+        if self.full_s is None or self.delta_s_per_change is None:
+            return True
+        return changes * self.delta_s_per_change < self.full_s
+
+    def record(self, *, full: bool, seconds: float, changes: int) -> None:
+        if full:
+            self.full_s = seconds
+        elif changes > 0:
+            self.delta_s_per_change = seconds / changes
 
 
 ZSTD_MAGIC = b"\x28\xb5\x2f\xfd"

@@ -1,0 +1,262 @@
+"""The engine's state at national scale: memory, snapshots and restore.
+
+One partition's engine learns ``--n`` declarations (1,000,000 by default) from 200,000
+importers and 5,000 commodity codes (Zipf-like activity: a few importers and codes lodge
+most declarations), 6 % of them controlled, results 7 days late. It is snapshotted as the
+worker snapshots a partition that receives ``--rate`` declarations a second
+(:mod:`vigie.worker.increments`, the chain policy of :mod:`vigie.worker.snapshots`, the
+interval of :mod:`vigie.worker.loop`: 5 s, or 20 times the last delta's time, here in
+declarations: rate x interval), in memory instead of Kafka. Prints, at each quarter of
+the stream: resident memory, the importers and pending declarations held, the last full
+snapshot and the deltas (size, time: the worker's pause), the share of the stream's time
+spent snapshotting, and the time to restore the chain; then bytes per importer and per
+pending declaration from a traced pass over the first ``--traced`` declarations.
+
+    PYTHONPATH=build/compiled .venv/bin/python bench/bench_state.py [--n 1000000] [--json F]
+
+The generator of ``vigie_dev`` draws about 380 commodity codes; this world is drawn here
+to reach the 5,000 codes of a national tariff.
+"""
+
+from __future__ import annotations
+
+import argparse
+import gc
+import heapq
+import random
+import resource
+import statistics
+import time
+import tracemalloc
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import orjson
+
+import vigie.model.engine
+from vigie.contracts.schemas import EXAMPLE_DECLARATION, ControlResult, Declaration
+from vigie.model.engine import RiskEngine
+from vigie.settings import get_settings
+from vigie.worker.increments import (
+    changed_entries,
+    dumps,
+    forget_changes,
+    next_is_delta,
+    restore,
+)
+from vigie.worker.loop import SNAPSHOT_COST_FACTOR
+from vigie.worker.snapshots import Chain, Part
+from vigie.worker.state import PartitionState
+
+IMPORTERS, CODES = 200_000, 5_000
+ORIGINS = ["CN", "US", "DE", "IT", "ES", "GB", "TR", "IN", "VN", "JP", "KR", "BR", "MA", "TN",
+           "PL", "NL", "BE", "TH", "ID", "MX"]  # fmt: skip
+
+
+def world(n: int, seed: int) -> Iterator[tuple[Declaration, ControlResult | None]]:
+    """``n`` declarations over 90 days, each with its control result when controlled."""
+    rng = np.random.default_rng(seed)
+    chapters = rng.integers(1, 98, CODES)
+    codes = [f"{c:02d}{rng.integers(0, 10**6):06d}" for c in chapters]
+    weights = 1.0 / np.arange(1, IMPORTERS + 1) ** 0.8
+    importer = rng.choice(IMPORTERS, n, p=weights / weights.sum())
+    weights = 1.0 / np.arange(1, CODES + 1) ** 0.9
+    code = rng.choice(CODES, n, p=weights / weights.sum())
+    origin = rng.integers(0, len(ORIGINS), n)
+    seconds = np.sort(rng.uniform(0, 90 * 86_400, n))
+    value, mass = rng.lognormal(8, 1.5, n), rng.lognormal(5, 1.5, n)
+    controls = random.Random(seed)
+    start = datetime(2026, 1, 1, tzinfo=UTC)
+    for i in range(n):
+        imp, com = int(importer[i]), int(code[i])
+        # an importer buys each code from a usual origin, now and then from another
+        usual = ORIGINS[(imp + com) % len(ORIGINS)]
+        decl = Declaration.model_validate({
+            **EXAMPLE_DECLARATION, "declaration_id": f"D{i:09d}",
+            "lodged_at": start + timedelta(seconds=float(seconds[i])),
+            "importer": f"FR{imp:011d}", "declarant": f"DCL{imp % 5000:05d}",
+            "seller": f"S{(imp * 7 + com) % 300_000:07d}", "commodity_code": codes[com],
+            "origin": usual if origin[i] < 16 else ORIGINS[origin[i]], "dispatch": "CN",
+            "office": f"FR{imp % 60:06d}", "customs_value_eur": float(value[i]),
+            "invoice_amount": float(value[i]), "net_mass_kg": float(mass[i]),
+        })  # fmt: skip
+        control = None
+        if controls.random() < 0.06:
+            control = ControlResult(
+                declaration_id=decl.declaration_id,
+                controlled_at=decl.lodged_at + timedelta(days=7),
+                outcome="infraction" if controls.random() < 0.1 else "compliant",
+                selection="other",
+                selection_probability=1.0,
+            )
+        yield decl, control
+
+
+def rss_mib() -> float:
+    resident = int(Path("/proc/self/statm").read_text().split()[1])
+    return resident * resource.getpagesize() / 2**20
+
+
+def learn(state: PartitionState, stream: Iterator[tuple[Declaration, ControlResult | None]],
+          queue: list[tuple[float, int, ControlResult]], seq: int) -> int:  # fmt: skip
+    """Score and learn the stream, control results as they come due; the next sequence."""
+    engine = state.engine
+    for decl, control in stream:
+        now = decl.lodged_at.timestamp()
+        while queue and queue[0][0] <= now:
+            engine.learn_control(heapq.heappop(queue)[2])
+        engine.score_one(decl)
+        engine.learn_one(decl)
+        state.declarations_offset += 1
+        if control is not None:
+            heapq.heappush(queue, (now + 7 * 86_400.0, seq, control))
+        seq += 1
+    return seq
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--n", type=int, default=1_000_000)
+    parser.add_argument("--rate", type=float, default=1000.0, help="declarations a second")
+    parser.add_argument("--interval", type=float, default=5.0, help="seconds between snapshots")
+    parser.add_argument("--traced", type=int, default=100_000)
+    parser.add_argument("--seed", type=int, default=3)
+    parser.add_argument("--json", type=Path, help="write the figures there")
+    args = parser.parse_args()
+    compiled = not str(vigie.model.engine.__file__).endswith(".py")
+    print(f"model: {'compiled (mypyc)' if compiled else 'sources'}")
+    state = PartitionState(0, RiskEngine(**get_settings().engine.options()))
+    stream = world(args.n, args.seed)
+    queue: list[tuple[float, int, ControlResult]] = []
+    blobs: list[bytes] = []
+    fulls: list[tuple[float, int]] = []  # (seconds, bytes)
+    deltas: list[tuple[float, int]] = []
+    marks = [args.n // 4, args.n // 2, 3 * args.n // 4, args.n]
+    report: list[dict[str, Any]] = []
+    seq, learning = 0, 0.0
+    due = round(args.rate * args.interval)  # the declarations arrived at the next snapshot
+    while seq < args.n:
+        t0 = time.perf_counter()
+        seq = learn(state, _take(stream, min(due, marks[len(report)]) - seq), queue, seq)
+        learning += time.perf_counter() - t0
+        if seq == due:
+            t0 = time.perf_counter()
+            changes = changed_entries(state)
+            delta = next_is_delta(state)
+            blob = dumps(state, full=not delta)
+            forget_changes(state)
+            gc.freeze()  # as the worker does after a checkpoint
+            seconds = time.perf_counter() - t0
+            state.costs.record(full=not delta, seconds=seconds, changes=changes)
+            part = Part([], "", len(blob))
+            if delta and state.chain is not None:
+                state.chain, blobs = state.chain.with_delta(part), [*blobs, blob]
+                deltas.append((seconds, len(blob)))
+            else:
+                state.chain, blobs = Chain(0, part), [blob]
+                fulls.append((seconds, len(blob)))
+            spent = seconds if delta else 0.0  # as the worker's loop
+            interval = max(args.interval, SNAPSHOT_COST_FACTOR * spent)
+            due = seq + round(args.rate * interval)
+        if seq == marks[len(report)]:
+            report.append(mark(state, blobs, fulls, deltas, seq / args.rate, learning))
+            print(orjson.dumps(report[-1]).decode(), flush=True)
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    print(f"peak RSS {peak:.0f} MiB (snapshots and restores included)")
+    memory = traced(args.traced, args.seed)
+    print(orjson.dumps(memory).decode())
+    if args.json:
+        figures = {
+            "date": datetime.now(UTC).isoformat(timespec="seconds"),
+            "model": "compiled (mypyc)" if compiled else "sources",
+            "options": {k: v for k, v in vars(args).items() if k != "json"},
+            "world": {"importers": IMPORTERS, "codes": CODES, "controlled": 0.06},
+            "marks": report,
+            "peak_rss_mib": round(peak),
+            "memory": memory,
+        }
+        args.json.write_bytes(orjson.dumps(figures, option=orjson.OPT_INDENT_2))
+
+
+def mark(
+    state: PartitionState,
+    blobs: list[bytes],
+    fulls: list[tuple[float, int]],
+    deltas: list[tuple[float, int]],
+    stream_s: float,
+    learning: float,
+) -> dict[str, Any]:
+    """The figures at this point of the stream (the chain restored last: it is a copy)."""
+    rss = rss_mib()
+    t0 = time.perf_counter()
+    again = restore(blobs)
+    restore_s = time.perf_counter() - t0
+    del again
+    engine = state.engine
+    seq = state.declarations_offset + 1
+    snapshots = sum(s for s, _ in fulls + deltas)
+    return {
+        "declarations": seq,
+        "learn_per_s": round(seq / learning),
+        "rss_mib": round(rss),
+        "importers": len(engine._atypicality._behaviour._importers),
+        "pending": engine.n_pending,
+        "full_snapshots": len(fulls),
+        "full_mib": round(fulls[-1][1] / 2**20, 1) if fulls else None,
+        "full_s": round(fulls[-1][0], 2) if fulls else None,
+        "deltas": len(deltas),
+        "deltas_in_chain": len(blobs) - 1,
+        "delta_mib_p50": _median_mib(deltas),
+        "delta_s_p50": _median_s(deltas),
+        "delta_s_max": round(max((s for s, _ in deltas), default=0.0), 3),
+        "snapshot_share_of_stream_time": round(snapshots / stream_s, 3),
+        "restore_s": round(restore_s, 1),
+    }
+
+
+def _take(
+    stream: Iterator[tuple[Declaration, ControlResult | None]], k: int
+) -> Iterator[tuple[Declaration, ControlResult | None]]:
+    for _ in range(k):
+        yield next(stream)
+
+
+def _median_s(parts: list[tuple[float, int]]) -> float | None:
+    return round(statistics.median(s for s, _ in parts), 3) if parts else None
+
+
+def _median_mib(parts: list[tuple[float, int]]) -> float | None:
+    return round(statistics.median(b for _, b in parts) / 2**20, 2) if parts else None
+
+
+def traced(n: int, seed: int) -> dict[str, float]:
+    """Bytes per importer and per pending declaration, traced over the first ``n``."""
+    stream = list(world(n, seed))
+    gc.collect()
+    tracemalloc.start()
+    state = PartitionState(0, RiskEngine(**get_settings().engine.options()))
+    base = tracemalloc.get_traced_memory()[0]
+    learn(state, iter(stream), [], 0)
+    forget_changes(state)
+    gc.collect()
+    total = tracemalloc.get_traced_memory()[0] - base
+    engine = state.engine
+    pending = engine.n_pending
+    engine._pending.clear()
+    gc.collect()
+    pending_bytes = total - (tracemalloc.get_traced_memory()[0] - base)
+    tracemalloc.stop()
+    importers = len(engine._atypicality._behaviour._importers)
+    return {
+        "traced_declarations": n,
+        "importers": importers,
+        "bytes_per_pending": round(pending_bytes / max(pending, 1)),
+        "bytes_per_importer": round((total - pending_bytes) / importers),
+    }
+
+
+if __name__ == "__main__":
+    main()
