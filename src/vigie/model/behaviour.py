@@ -29,6 +29,7 @@ Examples
 from __future__ import annotations
 
 import math
+import sys
 from bisect import bisect_left, insort
 from typing import Final, TypeVar
 
@@ -110,9 +111,9 @@ class Behaviour:
         self.fresh_days = fresh_days
         self.cap = cap
         self.max_keys = max_keys
-        # importer -> per aspect: declarations, values seen, latest new value, its day and
-        # surprise; then the activity counters [recent, long-run, day, first day, n]
-        self._importers: dict[str, tuple[list[int], list[set[str]], list[str], list[float]]] = {}
+        # importer -> per aspect: declarations, values seen (lists: most importers have one
+        # or two values of an aspect; interned), latest new value, its day and surprise
+        self._importers: dict[str, tuple[list[int], list[list[str]], list[str], list[float]]] = {}
         self._activity: dict[str, Activity] = {}
         # HS6 -> the last value-per-kg and mass-per-unit logs, each in arrival order and sorted
         self._products: dict[str, tuple[list[float], list[float], list[float], list[float]]] = {}
@@ -183,18 +184,19 @@ class Behaviour:
     def _learn_importer(self, decl: Declaration, day: float) -> None:
         profile = _refreshed(self._importers, self._importers_changed, decl.importer, self.max_keys)
         if profile is None:
-            profile = ([0] * _ASPECTS, [set() for _ in range(_ASPECTS)], [""] * _ASPECTS,
+            profile = ([0] * _ASPECTS, [[] for _ in range(_ASPECTS)], [""] * _ASPECTS,
                        [0.0] * (2 * _ASPECTS))  # fmt: skip
         self._importers[decl.importer] = profile
         counts, seen, latest, fresh = profile
         for k, value in enumerate(_aspects(decl)):
             if value not in seen[k]:
+                value = sys.intern(value)
                 if counts[k] > 0:
                     latest[k] = value
                     fresh[2 * k] = day
                     fresh[2 * k + 1] = _novel(counts[k], len(seen[k]))
                 if len(seen[k]) < self.cap:
-                    seen[k].add(value)
+                    seen[k].append(value)
             counts[k] += 1
 
 

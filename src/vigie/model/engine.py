@@ -318,7 +318,7 @@ class RiskEngine(Detector):
             self._draw = self._rng.random()
         z = math.nan if last.z is None else last.z
         evidence = _EVIDENCE.pack(last.mu, z, *last.surprises, *last.operators)
-        keys = (decl.importer, decl.declarant)
+        keys = (sys.intern(decl.importer), sys.intern(decl.declarant))  # held once
         item = Pending(evidence, last.fields, keys, last.selection_probability, last.day)
         self._remember(decl, item)
 

@@ -37,8 +37,10 @@ from vigie.errors import VigieError
 from vigie.model.tables import Tracked, apply_delta, table_delta
 from vigie.worker.state import PartitionState, compress, decompress
 
-FORMAT = 2
-"""Snapshots before this format were one plain pickle of the state (still read)."""
+FORMAT = 3
+"""2: the first incremental snapshots; 3: the model's small sets became lists (a snapshot of
+format 2 is refused: the partition's model is rebuilt from its log). Snapshots before
+format 2 were one plain pickle of the state: read, then refused by the layout check."""
 
 
 def tracked(state: PartitionState) -> list[Tracked]:
