@@ -100,6 +100,6 @@ class Checkpoint:
         state.costs.record(full=not delta, seconds=time.monotonic() - started, changes=changes)
         state.saved_position = state.position
         self.metrics.snapshot_seconds.labels(phase="total").observe(time.monotonic() - started)
-        self.metrics.snapshots.inc()
+        self.metrics.snapshots.labels(kind="full" if saved.full else "delta").inc()
         self.metrics.snapshot_bytes.labels(partition=str(state.partition)).set(saved.size)
         return saved.size, saved.full

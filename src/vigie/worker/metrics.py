@@ -162,7 +162,10 @@ class WorkerMetrics:
             registry=r,
         )
         self.snapshots = Counter(
-            "vigie_snapshots", "Model snapshots written to the model-state topic.", registry=r
+            "vigie_snapshots",
+            "Model snapshots written to the model-state topic, full or deltas.",
+            ["kind"],
+            registry=r,
         )
         self.snapshot_seconds = Histogram(
             "vigie_snapshot_seconds",
