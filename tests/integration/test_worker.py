@@ -8,6 +8,7 @@ import sys
 import threading
 from collections import Counter
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import orjson
 import pytest
@@ -17,6 +18,11 @@ from vigie.contracts.schemas import Alert, ControlResult, Declaration
 from vigie.settings import Settings
 from vigie_dev.generator import generate
 from vigie_dev.testing import TopicReader, WorkerProcess, produce, wait_for
+
+if TYPE_CHECKING:
+    from confluent_kafka import Producer
+
+    from vigie.worker.snapshots import SnapshotStore
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
@@ -163,20 +169,27 @@ def test_sigkill_mid_stream_then_restart_loses_and_relearns_nothing(
         worker.kill()
 
 
+def snapshot_store(settings: Settings) -> tuple[Producer, SnapshotStore]:
+    """A producer of the test's own and a snapshot store writing with it."""
+    from confluent_kafka import Producer
+
+    from vigie.worker.snapshots import SnapshotStore
+
+    producer = Producer({"bootstrap.servers": settings.bootstrap_servers, "acks": "all"})
+    return producer, SnapshotStore(settings, producer)
+
+
 def test_snapshot_store_keeps_the_last_whole_snapshot_across_a_torn_write(
     isolated_settings: Settings,
 ) -> None:
     import os
 
-    from confluent_kafka import Producer
-
     from vigie.worker.increments import dumps
-    from vigie.worker.snapshots import CHUNK_BYTES, SnapshotStore, chunk_key
+    from vigie.worker.snapshots import CHUNK_BYTES, chunk_key
     from vigie.worker.state import PartitionState
 
     settings = isolated_settings
-    producer = Producer({"bootstrap.servers": settings.bootstrap_servers, "acks": "all"})
-    store = SnapshotStore(settings, producer)
+    producer, store = snapshot_store(settings)
 
     def state(offset: int, payload: bytes) -> PartitionState:
         s = PartitionState(2, {"payload": payload})
@@ -209,17 +222,14 @@ def test_snapshot_store_keeps_the_last_whole_snapshot_across_a_torn_write(
 def test_snapshot_store_restores_a_chain_of_deltas_and_survives_a_torn_delta(
     isolated_settings: Settings,
 ) -> None:
-    from confluent_kafka import Producer
-
     from vigie.model.engine import RiskEngine
     from vigie.worker.increments import dumps, forget_changes, next_is_delta, tracked
     from vigie.worker.processing import score_and_learn
-    from vigie.worker.snapshots import SnapshotStore, chunk_key
+    from vigie.worker.snapshots import chunk_key
     from vigie.worker.state import PartitionState
 
     settings = isolated_settings
-    producer = Producer({"bootstrap.servers": settings.bootstrap_servers, "acks": "all"})
-    store = SnapshotStore(settings, producer)
+    producer, store = snapshot_store(settings)
     decls, _ = declarations(900, seed=37)
     live = PartitionState(1, RiskEngine(seed=2))
 
