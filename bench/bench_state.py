@@ -148,7 +148,8 @@ def main() -> None:
             delta = next_is_delta(state)
             blob = dumps(state, full=not delta)
             forget_changes(state)
-            gc.freeze()  # as the worker does after a checkpoint
+            gc.collect(1)  # as the worker does after a checkpoint
+            gc.freeze()
             seconds = time.perf_counter() - t0
             state.costs.record(full=not delta, seconds=seconds, changes=changes)
             part = Part([], "", len(blob))

@@ -269,7 +269,10 @@ class ScoringLoop:
     def _checkpoint(self, states: list[PartitionState], *, force: bool = False) -> None:
         report = self.checkpoint.run(states, force=force)
         # What outlived a checkpoint is the models' state: moved out of the collector's
-        # sight, or each full collection scans it all (0.8 s at 40,000 declarations).
+        # sight, or each full collection scans it all (2 s at 150,000 declarations). The
+        # young generations are collected first (about 1 ms), so their garbage is not
+        # frozen; the engine makes no cycles (none found over 15,000 declarations).
+        gc.collect(1)
         gc.freeze()
         held = max(1, len(self.states))
         # A delta costs what changed since the last snapshot: spacing them keeps the pauses
