@@ -40,6 +40,7 @@ import vigie.model.engine
 from vigie.contracts.schemas import EXAMPLE_DECLARATION, ControlResult, Declaration
 from vigie.model.engine import RiskEngine
 from vigie.settings import get_settings
+from vigie.worker.chain import Chain, Part
 from vigie.worker.increments import (
     changed_entries,
     dumps,
@@ -48,7 +49,6 @@ from vigie.worker.increments import (
     restore,
 )
 from vigie.worker.loop import SNAPSHOT_COST_FACTOR
-from vigie.worker.snapshots import Chain, Part
 from vigie.worker.state import PartitionState
 
 IMPORTERS, CODES = 200_000, 5_000

@@ -77,7 +77,7 @@ def changed_entries(state: PartitionState) -> int:
 
 def next_is_delta(state: PartitionState) -> bool:
     """Whether the next snapshot of ``state`` is a delta: there is a chain to extend, the
-    chain is not due for a full snapshot (:meth:`vigie.worker.snapshots.Chain.wants_full`),
+    chain is not due for a full snapshot (:meth:`vigie.worker.chain.Chain.wants_full`),
     and a delta of what changed costs less than a full one, as the last ones did."""
     chain = state.chain
     if chain is None or chain.wants_full():

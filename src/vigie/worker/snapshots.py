@@ -24,9 +24,6 @@ Examples
 ([1000, 1000, 560], [b''])
 >>> manifest_key(2), chunk_key(2, 1, 0), chunk_key(2, 1, 0, delta=3)
 (b'2/manifest', b'2/1/0', b'2/1/d3/0')
->>> chain = Chain(slot=0, full=Part([7], "aa", 1000), deltas=[Part([9], "bb", 400)])
->>> chain.wants_full(), chain.with_delta(Part([11], "cc", 600)).wants_full()
-(False, True)
 """
 
 from __future__ import annotations
@@ -34,7 +31,7 @@ from __future__ import annotations
 import hashlib
 import logging
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import orjson
@@ -44,6 +41,7 @@ from vigie.contracts.schemas import utc_now
 from vigie.errors import ConfigurationError, VigieError
 from vigie.kafka import admin_config, consumer_config
 from vigie.settings import Settings
+from vigie.worker.chain import Chain, Part
 from vigie.worker.increments import restore
 from vigie.worker.state import PartitionState
 
@@ -52,8 +50,6 @@ log = logging.getLogger(__name__)
 CHUNK_BYTES = 512 * 1024
 """Below the broker's default 1 MB ``max.message.bytes``."""
 TIMEOUT_S = 60.0
-MAX_DELTAS = 200
-"""A chain has at most this many deltas (a restore applies them one by one)."""
 
 
 def split(blob: bytes, size: int = CHUNK_BYTES) -> list[bytes]:
@@ -69,35 +65,6 @@ def chunk_key(partition: int, slot: int, index: int, delta: int | None = None) -
     if delta is None:
         return f"{partition}/{slot}/{index}".encode()
     return f"{partition}/{slot}/d{delta}/{index}".encode()
-
-
-@dataclass(frozen=True)
-class Part:
-    """One snapshot of a chain, as its manifest names it."""
-
-    offsets: list[int]
-    sha256: str
-    bytes: int
-
-
-@dataclass(frozen=True)
-class Chain:
-    """The snapshots a restore reads: a full one, then its deltas in order."""
-
-    slot: int
-    full: Part
-    deltas: list[Part] = field(default_factory=list)
-
-    def wants_full(self) -> bool:
-        """Whether the next snapshot should start a new chain."""
-        weight = sum(d.bytes for d in self.deltas)
-        return weight >= self.full.bytes or len(self.deltas) >= MAX_DELTAS
-
-    def with_delta(self, part: Part) -> Chain:
-        return Chain(self.slot, self.full, [*self.deltas, part])
-
-    def parts(self) -> list[Part]:
-        return [self.full, *self.deltas]
 
 
 @dataclass(frozen=True)

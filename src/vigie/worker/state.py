@@ -23,15 +23,13 @@ from __future__ import annotations
 
 import zlib
 from collections import OrderedDict
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import cramjam
 
+from vigie.worker.chain import Chain
 from vigie.worker.idempotency import SeenItems
 from vigie.worker.layout import Layout, layout
-
-if TYPE_CHECKING:
-    from vigie.worker.snapshots import Chain
 
 TRANSIENT = frozenset({"received", "controls_read", "replaying_until", "chain", "costs"})
 """Attributes a snapshot leaves out: they are rebuilt by reading the log again."""

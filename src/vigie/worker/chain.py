@@ -1,0 +1,45 @@
+"""A partition's chain of snapshots, as its manifest names it: a full snapshot, then its
+deltas in order (:mod:`vigie.worker.snapshots` writes and reads them).
+
+Examples
+--------
+>>> chain = Chain(slot=0, full=Part([7], "aa", 1000), deltas=[Part([9], "bb", 400)])
+>>> chain.wants_full(), chain.with_delta(Part([11], "cc", 600)).wants_full()
+(False, True)
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+MAX_DELTAS = 200
+"""A chain has at most this many deltas (a restore applies them one by one)."""
+
+
+@dataclass(frozen=True)
+class Part:
+    """One snapshot of a chain, as its manifest names it."""
+
+    offsets: list[int]
+    sha256: str
+    bytes: int
+
+
+@dataclass(frozen=True)
+class Chain:
+    """The snapshots a restore reads: a full one, then its deltas in order."""
+
+    slot: int
+    full: Part
+    deltas: list[Part] = field(default_factory=list)
+
+    def wants_full(self) -> bool:
+        """Whether the next snapshot should start a new chain."""
+        weight = sum(d.bytes for d in self.deltas)
+        return weight >= self.full.bytes or len(self.deltas) >= MAX_DELTAS
+
+    def with_delta(self, part: Part) -> Chain:
+        return Chain(self.slot, self.full, [*self.deltas, part])
+
+    def parts(self) -> list[Part]:
+        return [self.full, *self.deltas]
