@@ -52,6 +52,10 @@ BATCH = 500
 POLL_S = 0.1
 """How long a take waits for its first record; then only :data:`vigie.kafka.BATCH_LINGER_S`
 for company, so a batch never holds a declaration back for long at a low rate."""
+LINGER_S = 0.0
+"""How long a batch waits for company after its first record: not at all. What the
+consumer has already fetched comes at once (a full batch under load); a batch costs the
+worker little, so a lone declaration is not held back for company."""
 SNAPSHOT_COST_FACTOR = 20.0
 """Deltas take at most about 1/20 of the time, however large the models grow (full
 snapshots are paid per chain, :mod:`vigie.worker.snapshots`)."""
@@ -169,7 +173,7 @@ class ScoringLoop:
             self._publish()
             while not self._stop.is_set():
                 self._tally = Tally()
-                for message in kafka.take(consumer, BATCH, POLL_S):
+                for message in kafka.take(consumer, BATCH, POLL_S, LINGER_S):
                     self._handle(message)
                 self._tally.add_to(self.metrics)
                 self.outputs.poll()
