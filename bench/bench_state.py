@@ -145,7 +145,7 @@ def main() -> None:
         if seq == due:
             t0 = time.perf_counter()
             changes = changed_entries(state)
-            delta = next_is_delta(state)
+            delta = next_is_delta(state, changes)
             blob = dumps(state, full=not delta)
             forget_changes(state)
             gc.collect(1)  # as the worker does after a checkpoint

@@ -223,7 +223,13 @@ def test_snapshot_store_restores_a_chain_of_deltas_and_survives_a_torn_delta(
     isolated_settings: Settings,
 ) -> None:
     from vigie.model.engine import RiskEngine
-    from vigie.worker.increments import dumps, forget_changes, next_is_delta, tracked
+    from vigie.worker.increments import (
+        changed_entries,
+        dumps,
+        forget_changes,
+        next_is_delta,
+        tracked,
+    )
     from vigie.worker.processing import score_and_learn
     from vigie.worker.snapshots import chunk_key
     from vigie.worker.state import PartitionState
@@ -239,7 +245,7 @@ def test_snapshot_store_restores_a_chain_of_deltas_and_survives_a_torn_delta(
             live.declarations_offset += 1
 
     def save() -> bool:
-        delta = next_is_delta(live)
+        delta = next_is_delta(live, changed_entries(live))
         saved = store.save(live, dumps(live, full=not delta), delta=delta)
         forget_changes(live)
         return saved.full

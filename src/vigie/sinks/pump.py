@@ -363,8 +363,8 @@ class Pump:
         self._progress_at = time.monotonic()
 
     def _on_revoke(self, consumer: Any, partitions: list[Any]) -> None:
-        """Partitions leave: write what we hold once, else drop it for the next owner."""
-        self._carried.clear()  # not read yet: the next owner reads them
+        """Partitions leave: write what we hold once, else drop it for the next owner (the
+        messages carried, not routed yet, are forgotten: the next owner reads them)."""
         try:
             for sink in self.sinks.values():
                 sink.flush()

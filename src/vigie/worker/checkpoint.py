@@ -92,7 +92,7 @@ class Checkpoint:
     def _save(self, state: PartitionState) -> tuple[int, bool]:
         started = time.monotonic()
         changes = increments.changed_entries(state)
-        delta = increments.next_is_delta(state)
+        delta = increments.next_is_delta(state, changes)
         blob = increments.dumps(state, full=not delta)
         self.metrics.snapshot_seconds.labels(phase="pickle").observe(time.monotonic() - started)
         saved = self.store.save(state, blob, delta=delta)

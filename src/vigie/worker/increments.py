@@ -75,14 +75,15 @@ def changed_entries(state: PartitionState) -> int:
     return sum(len(changed) for _, changed in tracked(state))
 
 
-def next_is_delta(state: PartitionState) -> bool:
+def next_is_delta(state: PartitionState, changes: int) -> bool:
     """Whether the next snapshot of ``state`` is a delta: there is a chain to extend, the
     chain is not due for a full snapshot (:meth:`vigie.worker.chain.Chain.wants_full`),
-    and a delta of what changed costs less than a full one, as the last ones did."""
+    and a delta of the ``changes`` (:func:`changed_entries`) costs less than a full one,
+    as the last ones did."""
     chain = state.chain
     if chain is None or chain.wants_full():
         return False
-    return state.costs.prefers_delta(changed_entries(state))
+    return state.costs.prefers_delta(changes)
 
 
 def forget_changes(state: PartitionState) -> None:

@@ -50,8 +50,7 @@ EngineFactory = Callable[[int], Any]
 BATCH = 500
 """Records taken from the consumer at once, at most."""
 POLL_S = 0.1
-"""How long a take waits for its first record; then only :data:`vigie.kafka.BATCH_LINGER_S`
-for company, so a batch never holds a declaration back for long at a low rate."""
+"""How long a take waits for its first record (then :data:`LINGER_S` for company)."""
 LINGER_S = 0.0
 """How long a batch waits for company after its first record: not at all. What the
 consumer has already fetched comes at once (a full batch under load); a batch costs the

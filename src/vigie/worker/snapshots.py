@@ -50,6 +50,9 @@ log = logging.getLogger(__name__)
 CHUNK_BYTES = 512 * 1024
 """Below the broker's default 1 MB ``max.message.bytes``."""
 TIMEOUT_S = 60.0
+MANIFEST_FORMAT = 2
+"""Manifests naming a chain (a full snapshot and its deltas); earlier ones named one
+snapshot, of the plain format, without a ``format`` field."""
 
 
 def split(blob: bytes, size: int = CHUNK_BYTES) -> list[bytes]:
@@ -113,7 +116,7 @@ class SnapshotStore:
         part = Part(offsets, hashlib.sha256(blob).hexdigest(), len(blob))
         saved = chain.with_delta(part) if delta and chain is not None else Chain(slot, part)
         manifest = {
-            "format": 2,
+            "format": MANIFEST_FORMAT,
             "partition": state.partition,
             "snapshot_id": snapshot_id,
             "slot": slot,
@@ -204,7 +207,7 @@ class SnapshotStore:
         state = restore(blobs)
         state.snapshot_id = int(manifest["snapshot_id"])
         # a snapshot of an earlier format is followed by a full one
-        state.chain = chain if manifest.get("format") == 2 else None
+        state.chain = chain if manifest.get("format") == MANIFEST_FORMAT else None
         log.info(
             "restored partition %d from a snapshot and %d deltas: %s",
             partition,
