@@ -69,23 +69,27 @@ MIN_SELECTION_PROBABILITY: Final = 1e-4
 REASONS_FROM: Final = 0.5
 """Reasons are written for selected declarations and those with a risk of at least this
 share of the threshold (nobody reads the others')."""
-_EVIDENCE: Final = struct.Struct(f"{2 + len(EVIDENCE) + len(ROLES)}d")
-"""Pending evidence: the memory's rate, the valuation z (NaN: none), each surprise, each
-operator's log odds ratio."""
+_EVIDENCE: Final = struct.Struct(f"{6 + len(EVIDENCE) + len(ROLES)}d")
+"""Pending evidence: the day lodged, the selection probability, the value and mass bins of
+the signature (:func:`vigie.model.memory.compact`), the memory's rate, the valuation z
+(NaN: none), each surprise, each operator's log odds ratio. One bytes object holds them all:
+a float object costs four times its eight bytes, and 400,000 declarations may be pending."""
+_LODGED: Final = struct.Struct("d")
+"""The first field of the pending evidence: the day lodged."""
 
 
 class Pending(NamedTuple):
-    """What is kept of a scored declaration until its control result arrives."""
+    """What is kept of a scored declaration until its control result arrives (the strings
+    are interned: held once however many declarations share them)."""
 
     evidence: bytes
-    """The memory's rate, the valuation z and the surprises, packed (:data:`_EVIDENCE`)."""
-    chain: Compact | None
-    """What the chain of keys is built from (None: an export, learnt as nothing)."""
-    operators: tuple[str, ...]
-    """The operators of :data:`vigie.model.operators.ROLES`."""
-    selection_probability: float
-    lodged: float
-    """Event time in days."""
+    """The day lodged first, then the numbers of :data:`_EVIDENCE` (an export: the day)."""
+    hs6: str
+    """The signature's product ("": an export, learnt as nothing)."""
+    origin: str
+    tax_type: str
+    importer: str
+    declarant: str
 
 
 class _Scored(NamedTuple):
@@ -292,7 +296,7 @@ class RiskEngine(Detector):
         the audit draw; and keep its evidence for its control result."""
         if decl.direction == "export":
             day = decl.lodged_at.timestamp() / SECONDS_PER_DAY
-            self._remember(decl, Pending(b"", None, (), 1.0, day))
+            self._remember(decl, Pending(_LODGED.pack(day), "", "", "", "", ""))
             return
         last = self._last
         if (
@@ -317,10 +321,13 @@ class RiskEngine(Detector):
         if self.audit_share > 0:
             self._draw = self._rng.random()
         z = math.nan if last.z is None else last.z
-        evidence = _EVIDENCE.pack(last.mu, z, *last.surprises, *last.operators)
-        keys = (sys.intern(decl.importer), sys.intern(decl.declarant))  # held once
-        item = Pending(evidence, last.fields, keys, last.selection_probability, last.day)
-        self._remember(decl, item)
+        hs6, origin, tax, value_bin, mass_bin = last.fields
+        evidence = _EVIDENCE.pack(
+            last.day, last.selection_probability, value_bin, mass_bin,
+            last.mu, z, *last.surprises, *last.operators,
+        )  # fmt: skip
+        importer, declarant = sys.intern(decl.importer), sys.intern(decl.declarant)
+        self._remember(decl, Pending(evidence, hs6, origin, tax, importer, declarant))
 
     def learn_control(self, result: ControlResult) -> bool:
         """Learn a control result; False when the declaration's evidence is not held."""
@@ -330,13 +337,14 @@ class RiskEngine(Detector):
         self._pending_changed.add(result.declaration_id)
         fraud = result.is_fraud
         for item in items:
-            if item.chain is None:
+            if not item.hs6:
                 continue  # an export: no import risk to learn
-            weight = ipw(result.selection_probability, item.selection_probability, self.max_weight)
-            mu, z, *rest = _EVIDENCE.unpack(item.evidence)
+            _, probability, value_bin, mass_bin, mu, z, *rest = _EVIDENCE.unpack(item.evidence)
             surprises, operators = rest[: len(EVIDENCE)], rest[len(EVIDENCE) :]
-            self._memory.learn_label(chain(item.chain), fraud)
-            self._operators.learn(item.operators, fraud)
+            weight = ipw(result.selection_probability, probability, self.max_weight)
+            fields = (item.hs6, item.origin, item.tax_type, int(value_bin), int(mass_bin))
+            self._memory.learn_label(chain(fields), fraud)
+            self._operators.learn((item.importer, item.declarant), fraud)
             z_or_none = None if math.isnan(z) else z
             self._combiner.learn(mu, z_or_none, surprises, fraud, weight, operators)
         return True
@@ -350,7 +358,8 @@ class RiskEngine(Detector):
         lodged = decl.lodged_at.timestamp() / SECONDS_PER_DAY
         horizon = lodged - self.max_pending_days
         while store and (
-            len(store) > self.max_pending or next(iter(store.values()))[0].lodged < horizon
+            len(store) > self.max_pending
+            or _LODGED.unpack_from(next(iter(store.values()))[0].evidence)[0] < horizon
         ):
             changed.add(store.popitem(last=False)[0])
 
