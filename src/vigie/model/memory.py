@@ -7,6 +7,10 @@ parent's with a prior strength estimated from the labels themselves (empirical B
 memory also says how much inspecting a declaration would teach (the knowledge gradient
 of its signature). Why: docs/learning-from-controls.md.
 
+Every entry of the memory's tables is a pair of numbers, held as one ``complex``: a cell's
+controls and infractions, a signature's decayed count and day. One immutable object of 32
+bytes where a list of two floats takes 144: at a million signatures, 107 MiB less.
+
 Examples
 --------
 >>> memory = CaseMemory()
@@ -117,15 +121,15 @@ class CaseMemory:
         self.prior_controls = prior_controls
         self.max_keys = max_keys
         n = len(LEVELS)
-        self._cells: list[dict[str, list[float]]] = [{} for _ in range(n)]
+        self._cells: list[dict[str, complex]] = [{} for _ in range(n)]  # controls + infractions j
         self._controls = 0.0
         self._infractions = 0.0
         self._cov = [0.0] * n
         self._var = [0.0] * n
         self._strength = [1.0 / _ICC_PRIOR_TOP - 1.0] * n
         self._pairs = 0
-        self._arrivals: dict[str, list[float]] = {}  # signature -> [decayed count, day]
-        self._in_flight: dict[str, list[float]] = {}  # signature -> [labels awaited, day]
+        self._arrivals: dict[str, complex] = {}  # signature -> decayed count + day j
+        self._in_flight: dict[str, complex] = {}  # signature -> labels awaited + day j
         self._cells_changed: list[set[str]] = [set() for _ in range(n)]
         self._arrivals_changed: set[str] = set()
         self._in_flight_changed: set[str] = set()
@@ -170,7 +174,7 @@ class CaseMemory:
             if cell is None:
                 n = s = 0.0
             else:
-                n, s = cell[0], cell[1]
+                n, s = cell.real, cell.imag
                 level, found_n, found_s = lvl, n, s
             mu = (s + m * mu) / (n + m)
         index = mu
@@ -195,10 +199,10 @@ class CaseMemory:
         if arrivals is None:
             return 0.0
         flight = self._in_flight.get(signature)
-        if flight is not None and day - flight[1] <= flight_days:
+        if flight is not None and day - flight.imag <= flight_days:
             return 0.0  # a label of it is coming: inspecting again teaches nothing new
         h = self.half_life_days
-        count = arrivals[0] * 0.5 ** (max(day - arrivals[1], 0.0) / h)
+        count = arrivals.real * 0.5 ** (max(day - arrivals.imag, 0.0) / h)
         future = count * 0.5 ** (self.label_delay_days / h)
         a = s + m * parent
         b = (n - s) + m * (1.0 - parent)
@@ -214,25 +218,23 @@ class CaseMemory:
         self._arrivals_changed.add(signature)
         entry = table.pop(signature, None)
         if entry is None:
-            entry = [1.0, day]
+            entry = complex(1.0, day)
             if len(table) >= self.max_keys:
                 evict_oldest(table, self._arrivals_changed)
         else:
-            entry[0] = entry[0] * 0.5 ** (max(day - entry[1], 0.0) / self.half_life_days) + 1.0
-            entry[1] = max(entry[1], day)
+            count, since = entry.real, entry.imag
+            decay = 0.5 ** (max(day - since, 0.0) / self.half_life_days)
+            entry = complex(count * decay + 1.0, max(since, day))
         table[signature] = entry
 
     def selected(self, signature: str, day: float, threshold: float) -> None:
         """A declaration of ``signature`` was selected: its label is in flight."""
         self._in_flight_changed.add(signature)
         flight = self._in_flight.get(signature)
-        if flight is None:
-            if len(self._in_flight) >= self.max_keys:
-                evict_oldest(self._in_flight, self._in_flight_changed)
-            self._in_flight[signature] = [1.0, day]
-        else:
-            flight[0] += 1.0
-            flight[1] = day
+        if flight is None and len(self._in_flight) >= self.max_keys:
+            evict_oldest(self._in_flight, self._in_flight_changed)
+        awaited = 1.0 if flight is None else flight.real + 1.0
+        self._in_flight[signature] = complex(awaited, day)
         self.follow(threshold)
 
     def follow(self, threshold: float) -> None:
@@ -245,10 +247,10 @@ class CaseMemory:
         flight = self._in_flight.get(keys[-1])
         if flight is not None:
             self._in_flight_changed.add(keys[-1])
-            if flight[0] <= 1.0:
+            if flight.real <= 1.0:
                 del self._in_flight[keys[-1]]
             else:
-                flight[0] -= 1.0
+                self._in_flight[keys[-1]] = complex(flight.real - 1.0, flight.imag)
         y = 1.0 if fraud else 0.0
         root = self.global_rate
         for lvl in range(len(keys)):
@@ -258,15 +260,15 @@ class CaseMemory:
             if cell is None:
                 if len(cells) >= self.max_keys:
                     evict_oldest(cells, changed)
-                cell = cells[keys[lvl]] = [0.0, 0.0]
+                n = s = 0.0
             else:
+                n, s = cell.real, cell.imag
                 # the covariance of the new label with the cell's earlier ones (about the
                 # global rate): the intra-class correlation of the level
-                self._cov[lvl] += (y - root) * (cell[1] - cell[0] * root)
-                self._var[lvl] += cell[0] * root * (1.0 - root)
+                self._cov[lvl] += (y - root) * (s - n * root)
+                self._var[lvl] += n * root * (1.0 - root)
                 self._pairs += 1
-            cell[0] += 1.0
-            cell[1] += y
+            cells[keys[lvl]] = complex(n + 1.0, s + y)
         self._controls += 1.0
         self._infractions += y
         self._labels += 1

@@ -52,7 +52,8 @@ class OperatorHistory:
 
     def __init__(self, max_keys: int = 500_000) -> None:
         self.max_keys = max_keys
-        self._cells: list[dict[str, list[float]]] = [{} for _ in ROLES]
+        # operator -> controls + infractions j: two numbers in one object (as the memory's)
+        self._cells: list[dict[str, complex]] = [{} for _ in ROLES]
         self._cells_changed: list[set[str]] = [set() for _ in ROLES]
         self._cov = [0.0] * len(ROLES)
         self._var = [0.0] * len(ROLES)
@@ -79,7 +80,7 @@ class OperatorHistory:
             if cell is None:
                 continue
             m = self._strength[k]
-            out[k] = _logit((cell[1] + m * root) / (cell[0] + m)) - _logit(root)
+            out[k] = _logit((cell.imag + m * root) / (cell.real + m)) - _logit(root)
         return out
 
     def learn(self, keys: tuple[str, ...], fraud: bool) -> None:
@@ -93,14 +94,13 @@ class OperatorHistory:
             if cell is None:
                 if len(cells) >= self.max_keys:
                     evict_oldest(cells, changed)
-                cell = [0.0, 0.0]
+                n = s = 0.0
             else:
-                self._cov[k] += (y - root) * (cell[1] - cell[0] * root)
-                self._var[k] += cell[0] * root * (1.0 - root)
+                n, s = cell.real, cell.imag
+                self._cov[k] += (y - root) * (s - n * root)
+                self._var[k] += n * root * (1.0 - root)
                 self._pairs += 1
-            cell[0] += 1.0
-            cell[1] += y
-            cells[keys[k]] = cell
+            cells[keys[k]] = complex(n + 1.0, s + y)
         self._controls += 1.0
         self._infractions += y
         if self._pairs >= _PAIRS_PER_UPDATE:
