@@ -120,9 +120,9 @@ class AtypicalityDetector(Detector):
         self.max_contexts = max_contexts
         self._behaviour = Behaviour(max_keys=max_contexts)
         self._counts: list[dict[str, int]] = [{} for _ in PAIRS]
-        self._values: list[dict[str, list[str]]] = [{} for _ in PAIRS]
-        """The distinct values of each context: a list, not a set (most contexts hold one or
-        two values: 64 bytes and 8 a value where a set takes 216 and more), each value
+        self._values: list[dict[str, tuple[str, ...]]] = [{} for _ in PAIRS]
+        """The distinct values of each context: a tuple, not a set (most contexts hold one
+        or two values: 48 bytes and 8 a value where a set takes 216 and more), each value
         interned (held once however many contexts hold it)."""
         self._contexts_changed: list[set[str]] = [set() for _ in PAIRS]
         """The contexts changed, in ``_counts`` and ``_values`` alike."""
@@ -190,16 +190,16 @@ class AtypicalityDetector(Detector):
             n = counts.pop(context, 0)
             seen = values.pop(context, None)
             if seen is None:
-                seen = []
+                seen = ()
                 if len(counts) >= self.max_contexts:
                     oldest = next(iter(counts))
                     del counts[oldest]
                     del values[oldest]
                     changed.add(oldest)
+            if len(seen) < self.cap and value not in seen:
+                seen = (*seen, sys.intern(value))
             counts[context] = n + 1
             values[context] = seen
-            if len(seen) < self.cap and value not in seen:
-                seen.append(sys.intern(value))
 
 
 def finding(surprises: list[float]) -> AtypicalityFinding:
