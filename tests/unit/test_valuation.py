@@ -139,4 +139,8 @@ def test_cells_are_capped() -> None:
 def test_a_reference_window_is_bounded() -> None:
     det = ValuationDetector(window=8)
     run(det, market(100))
-    assert all(len(cell[0]) <= 8 for cells in det._cells for cell in cells.values())
+    cells = [cell.tolist() for level in det._cells for cell in level.values()]
+    assert all(len(cell) <= 2 * 8 for cell in cells)
+    # the arrivals, then the same values sorted
+    assert all(sorted(cell[: len(cell) // 2]) == cell[len(cell) // 2 :] for cell in cells)
+    assert max(len(cell) for cell in cells) == 2 * 8

@@ -25,8 +25,9 @@ Examples
 from __future__ import annotations
 
 import math
+from array import array
 from bisect import bisect_left, insort
-from typing import Final
+from typing import Final, TypeAlias
 
 from vigie.contracts.schemas import Declaration
 from vigie.model.assessment import MAX_EUR, ValuationFinding
@@ -44,8 +45,10 @@ _LOG_UNIT_VALUE_LOW: Final = math.log(1e-6)
 _LOG_UNIT_VALUE_HIGH: Final = math.log(1e12)
 _NEUTRAL: Final = ValuationFinding(score=0.0)
 
-Cell = tuple[list[float], list[float]]
-"""A reference's last values, in arrival order and sorted."""
+Cell: TypeAlias = "array[float]"
+"""A reference's last ``n`` values: in arrival order, then the same sorted (``2 n`` numbers).
+One array of 8-byte numbers, where a pair of lists of float objects took 40 bytes a value
+and 176 more (at a million declarations, about 180 MiB less)."""
 
 
 def reference_keys(decl: Declaration, quantity_band: float) -> tuple[str, ...]:
@@ -80,10 +83,37 @@ def median(values: list[float]) -> float:
     return 0.5 * (values[(k - 1) // 2] + values[k // 2])
 
 
-def mad(values: list[float], center: float) -> float:
-    """The median absolute deviation of sorted ``values`` around ``center``."""
-    deviations = sorted([abs(v - center) for v in values])
-    return median(deviations)
+def cell_median(cell: Cell) -> float:
+    """The median of a reference's values (its sorted half).
+
+    >>> cell_median(array("d", [9.0, 1.0, 4.0, 2.0, 1.0, 2.0, 4.0, 9.0]))
+    3.0
+    """
+    n = len(cell) // 2
+    return 0.5 * (cell[n + (n - 1) // 2] + cell[n + n // 2])
+
+
+def cell_mad(cell: Cell, center: float) -> float:
+    """The median absolute deviation of a reference's values around ``center``."""
+    n = len(cell) // 2
+    return median(sorted([abs(cell[i] - center) for i in range(n, 2 * n)]))
+
+
+def add_value(cell: Cell, x: float, window: int) -> None:
+    """Add ``x`` to a reference, forgetting its oldest value beyond ``window`` values.
+
+    >>> cell = array("d")
+    >>> for x in (3.0, 1.0, 2.0):
+    ...     add_value(cell, x, window=2)
+    >>> cell.tolist()  # 1.0 then 2.0 arrived last; sorted: 1.0, 2.0
+    [1.0, 2.0, 1.0, 2.0]
+    """
+    n = len(cell) // 2
+    cell.insert(n, x)  # the end of the arrivals; the sorted half now starts at n + 1
+    insort(cell, x, n + 1, 2 * n + 1)
+    if n + 1 > window:
+        oldest = cell.pop(0)  # the sorted half now starts at n, n + 1 values long
+        del cell[bisect_left(cell, oldest, n, 2 * n + 1)]
 
 
 class ValuationDetector(Detector):
@@ -157,12 +187,11 @@ class ValuationDetector(Detector):
         keys = reference_keys(decl, self.quantity_band)
         for lvl in range(len(LEVELS)):
             cell = self._cells[lvl].get(keys[lvl])
-            if cell is None or len(cell[0]) < MIN_SUPPORT[lvl]:
+            if cell is None or len(cell) < 2 * MIN_SUPPORT[lvl]:
                 continue
-            ordered = cell[1]
-            n = len(ordered)
-            center = median(ordered)
-            spread = _MAD_TO_SIGMA * mad(ordered, center) if n >= 3 else 0.0
+            n = len(cell) // 2
+            center = cell_median(cell)
+            spread = _MAD_TO_SIGMA * cell_mad(cell, center) if n >= 3 else 0.0
             pooled = self._pooled[lvl]
             k = self.shrink
             scale = math.sqrt((n * spread * spread + k * pooled * pooled) / (n + k))
@@ -182,22 +211,17 @@ class ValuationDetector(Detector):
             changed.add(keys[lvl])
             cell = cells.pop(keys[lvl], None)
             if cell is None:
-                cell = ([], [])
+                cell = array("d")
                 if len(cells) >= self.max_cells:
                     evict_oldest(cells, changed)
-            elif len(cell[1]) >= 3:
-                self._learn_dispersion(lvl, x, cell[1])
+            elif len(cell) >= 6:
+                self._learn_dispersion(lvl, x, cell)
             cells[keys[lvl]] = cell
-            arrived, ordered = cell
-            arrived.append(x)
-            insort(ordered, x)
-            if len(arrived) > self.window:
-                old = arrived.pop(0)
-                del ordered[bisect_left(ordered, old)]
+            add_value(cell, x, self.window)
 
-    def _learn_dispersion(self, lvl: int, x: float, ordered: list[float]) -> None:
+    def _learn_dispersion(self, lvl: int, x: float, cell: Cell) -> None:
         """The level's pooled robust dispersion: a median tracker of ``1.4826 |x - med|``."""
-        deviation = _MAD_TO_SIGMA * abs(x - median(ordered))
+        deviation = _MAD_TO_SIGMA * abs(x - cell_median(cell))
         p = self._pooled[lvl]
         step = self.pooled_rate * 0.5 * max(p, self.floor)
         p = p + step if deviation > p else p - step
