@@ -9,8 +9,11 @@ from __future__ import annotations
 
 from typing import Any
 
+import pytest
+
 from vigie.contracts.codec import encode
 from vigie.model.engine import RiskEngine
+from vigie.worker import increments
 from vigie.worker.increments import dumps, forget_changes, restore, tracked
 from vigie.worker.processing import apply_control, score_and_learn
 from vigie.worker.state import PartitionState
@@ -62,7 +65,11 @@ def plain(value: Any) -> Any:
     return value
 
 
-def test_a_full_snapshot_and_its_deltas_restore_every_table_in_order() -> None:
+@pytest.mark.parametrize("chunk", [increments.CHUNK, 7])
+def test_a_full_snapshot_and_its_deltas_restore_every_table_in_order(
+    chunk: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(increments, "CHUNK", chunk)  # 7: every table in several pickles
     live = small_state()
     feed(live, 0, 600)
     chain = [dumps(live, full=True)]

@@ -7,25 +7,21 @@ only what changed (:mod:`vigie.worker.increments`).
 
 Snapshots are compressed with zstd (level 3): at 10,000 declarations learnt, 11 ms for
 0.87 MB where zlib took 39 ms for 1.09 MB, and 3 ms to decompress instead of 48. The
-worker pauses while it snapshots, so this is latency. Snapshots written with zlib by
-earlier versions are still read.
+worker pauses while it snapshots, so this is latency. A snapshot is compressed as it is
+written and decompressed as it is read (:mod:`vigie.worker.increments`). Snapshots written
+with zlib by earlier versions are still read.
 
 Examples
 --------
 >>> state = PartitionState(partition=2, engine={"weights": [0.5] * 3})
 >>> state.position, state.declarations_learnt, state.chain
 ((-1, -1), 0, None)
->>> decompress(zlib.compress(b"an older snapshot")), decompress(compress(b"a new one"))
-(b'an older snapshot', b'a new one')
 """
 
 from __future__ import annotations
 
-import zlib
 from collections import OrderedDict
 from typing import Any
-
-import cramjam
 
 from vigie.worker.chain import Chain
 from vigie.worker.idempotency import SeenItems
@@ -135,19 +131,3 @@ class SnapshotCosts:
             self.full_s = seconds
         elif changes > 0:
             self.delta_s_per_change = seconds / changes
-
-
-ZSTD_MAGIC = b"\x28\xb5\x2f\xfd"
-"""The first bytes of a zstd frame (a zlib stream starts with 0x78)."""
-
-
-def compress(raw: bytes) -> bytes:
-    """A snapshot's bytes, compressed (zstd level 3)."""
-    return bytes(cramjam.zstd.compress(raw, level=3))
-
-
-def decompress(blob: bytes) -> bytes:
-    """A snapshot's bytes back: zstd, or zlib for snapshots of earlier versions."""
-    if blob[:4] == ZSTD_MAGIC:
-        return bytes(cramjam.zstd.decompress(blob))
-    return zlib.decompress(blob)
