@@ -9,8 +9,11 @@ interval of :mod:`vigie.worker.loop`: 5 s, or 20 times the last delta's time, he
 declarations: rate x interval), in memory instead of Kafka. Prints, at each quarter of
 the stream: resident memory, the importers and pending declarations held, the last full
 snapshot and the deltas (size, time: the worker's pause), the share of the stream's time
-spent snapshotting, and the time to restore the chain; then bytes per importer and per
-pending declaration from a traced pass over the first ``--traced`` declarations.
+spent snapshotting, and the time to restore the chain in a fresh process (a restarted
+worker: its resident memory once restored, and its peak while restoring); then the peak
+resident memory of this process (the worker's: learning and snapshots; the world's arrays
+drawn here, about 50 MiB, included) and bytes per importer and per pending declaration from
+a traced pass over the first ``--traced`` declarations.
 
     PYTHONPATH=build/compiled .venv/bin/python bench/bench_state.py [--n 1000000] [--json F]
 
@@ -23,9 +26,13 @@ from __future__ import annotations
 import argparse
 import gc
 import heapq
+import pickle
 import random
 import resource
 import statistics
+import subprocess
+import sys
+import tempfile
 import time
 import tracemalloc
 from collections.abc import Iterator
@@ -100,6 +107,15 @@ def rss_mib() -> float:
     return resident * resource.getpagesize() / 2**20
 
 
+def peak_rss_mib() -> float:
+    """This process's peak resident memory (``VmHWM``; ``ru_maxrss`` would count, in a child
+    started by ``subprocess``, what its parent held when it forked)."""
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024
+    raise RuntimeError("no VmHWM in /proc/self/status")
+
+
 def learn(state: PartitionState, stream: Iterator[tuple[Declaration, ControlResult | None]],
           queue: list[tuple[float, int, ControlResult]], seq: int) -> int:  # fmt: skip
     """Score and learn the stream, control results as they come due; the next sequence."""
@@ -125,7 +141,11 @@ def main() -> None:
     parser.add_argument("--traced", type=int, default=100_000)
     parser.add_argument("--seed", type=int, default=3)
     parser.add_argument("--json", type=Path, help="write the figures there")
+    parser.add_argument("--restore", type=Path, help=argparse.SUPPRESS)  # the child's part
     args = parser.parse_args()
+    if args.restore is not None:
+        restore_alone(args.restore)
+        return
     compiled = not str(vigie.model.engine.__file__).endswith(".py")
     print(f"model: {'compiled (mypyc)' if compiled else 'sources'}")
     state = PartitionState(0, RiskEngine(**get_settings().engine.options()))
@@ -165,8 +185,8 @@ def main() -> None:
         if seq == marks[len(report)]:
             report.append(mark(state, blobs, fulls, deltas, seq / args.rate, learning))
             print(orjson.dumps(report[-1]).decode(), flush=True)
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    print(f"peak RSS {peak:.0f} MiB (snapshots and restores included)")
+    peak = peak_rss_mib()
+    print(f"peak RSS {peak:.0f} MiB (learning and snapshots; restores run apart)")
     memory = traced(args.traced, args.seed)
     print(orjson.dumps(memory).decode())
     if args.json:
@@ -190,12 +210,9 @@ def mark(
     stream_s: float,
     learning: float,
 ) -> dict[str, Any]:
-    """The figures at this point of the stream (the chain restored last: it is a copy)."""
+    """The figures at this point of the stream."""
     rss = rss_mib()
-    t0 = time.perf_counter()
-    again = restore(blobs)
-    restore_s = time.perf_counter() - t0
-    del again
+    restored = restore_apart(blobs)
     engine = state.engine
     seq = state.declarations_offset + 1
     snapshots = sum(s for s, _ in fulls + deltas)
@@ -214,8 +231,37 @@ def mark(
         "delta_s_p50": _median_s(deltas),
         "delta_s_max": round(max((s for s, _ in deltas), default=0.0), 3),
         "snapshot_share_of_stream_time": round(snapshots / stream_s, 3),
-        "restore_s": round(restore_s, 1),
+        **restored,
     }
+
+
+def restore_apart(blobs: list[bytes]) -> dict[str, float]:
+    """Restore the chain in a fresh process, as a restarted worker does (a copy restored
+    here would count in this process's memory): its time and memory."""
+    with tempfile.TemporaryDirectory() as tmp:
+        chain = Path(tmp) / "chain"
+        chain.write_bytes(pickle.dumps(blobs, protocol=pickle.HIGHEST_PROTOCOL))
+        child = [sys.executable, __file__, "--restore", str(chain)]
+        out = subprocess.run(child, check=True, capture_output=True).stdout
+    figures: dict[str, float] = orjson.loads(out.splitlines()[-1])
+    return figures
+
+
+def restore_alone(chain: Path) -> None:
+    """The child's part of :func:`restore_apart`: prints time, resident and peak memory."""
+    blobs = pickle.loads(chain.read_bytes())
+    t0 = time.perf_counter()
+    state = restore(blobs)
+    seconds = time.perf_counter() - t0
+    del blobs
+    gc.collect()
+    figures = {
+        "restore_s": round(seconds, 1),
+        "restored_rss_mib": round(rss_mib()),
+        "restore_peak_rss_mib": round(peak_rss_mib()),
+        "restored_pending": state.engine.n_pending,
+    }
+    print(orjson.dumps(figures).decode())
 
 
 def _take(
