@@ -75,6 +75,9 @@ class Pump:
         The pump's name in logs, ``/ready`` and metrics.
     batch_size, poll_s
         Messages taken per poll, and how long a poll waits for the first one.
+    linger_s
+        How long a poll then waits for company (:func:`vigie.kafka.take`): 0 for a sink
+        read live, which takes what is already fetched (under load, still a batch).
     backoff
         Delays between attempts of a failing flush.
     assignment
@@ -94,6 +97,7 @@ class Pump:
         name: str,
         batch_size: int = 500,
         poll_s: float = 0.5,
+        linger_s: float = kafka.BATCH_LINGER_S,
         backoff: Backoff | None = None,
         assignment: list[Any] | None = None,
         stall_s: float = STALL_S,
@@ -108,6 +112,7 @@ class Pump:
         self.name = name
         self.batch_size = batch_size
         self.poll_s = poll_s
+        self.linger_s = linger_s
         self.backoff = backoff or Backoff()
         self.health = SinkHealth(name)
         self.stats = SinkStats()
@@ -150,7 +155,7 @@ class Pump:
         messages, self._carried = self._carried[:want], self._carried[want:]
         if len(messages) < want:
             wait_s = 0.0 if messages else self.poll_s
-            messages += kafka.take(self.consumer, want - len(messages), wait_s)
+            messages += kafka.take(self.consumer, want - len(messages), wait_s, self.linger_s)
         for message in messages:
             self._route(message)
         return len(messages)

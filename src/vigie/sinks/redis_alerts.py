@@ -293,6 +293,7 @@ def _alert_pump(
         events,
         name="alerts-republish" if assign else "alerts-redis",
         assignment=[] if assign else None,
+        linger_s=0.0,  # the targeting service reads alerts live: none waits for company
     )
     try:
         yield pump
