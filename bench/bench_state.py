@@ -12,7 +12,8 @@ snapshot and the deltas (size, time: the worker's pause), the share of the strea
 spent snapshotting, and the time to restore the chain in a fresh process (a restarted
 worker: its resident memory once restored, and its peak while restoring); then the peak
 resident memory of this process (the worker's: learning and snapshots; the world's arrays
-drawn here, about 50 MiB, included) and bytes per importer and per pending declaration from
+drawn here, about 50 MiB, included; the chain's snapshots are kept in files, as the
+broker keeps them) and bytes per importer and per pending declaration from
 a traced pass over the first ``--traced`` declarations.
 
     PYTHONPATH=build/compiled .venv/bin/python bench/bench_state.py [--n 1000000] [--json F]
@@ -26,7 +27,6 @@ from __future__ import annotations
 import argparse
 import gc
 import heapq
-import pickle
 import random
 import resource
 import statistics
@@ -141,17 +141,24 @@ def main() -> None:
     parser.add_argument("--traced", type=int, default=100_000)
     parser.add_argument("--seed", type=int, default=3)
     parser.add_argument("--json", type=Path, help="write the figures there")
-    parser.add_argument("--restore", type=Path, help=argparse.SUPPRESS)  # the child's part
+    parser.add_argument("--restore", type=Path, nargs="+", help=argparse.SUPPRESS)  # child's
     args = parser.parse_args()
     if args.restore is not None:
         restore_alone(args.restore)
         return
+    with tempfile.TemporaryDirectory() as chain_dir:
+        run(args, Path(chain_dir))
+
+
+def run(args: argparse.Namespace, chain_dir: Path) -> None:
+    """Learn and snapshot the stream; the chain's snapshots are kept in files under
+    ``chain_dir``, as the broker keeps them, not in this process's memory."""
     compiled = not str(vigie.model.engine.__file__).endswith(".py")
     print(f"model: {'compiled (mypyc)' if compiled else 'sources'}")
     state = PartitionState(0, RiskEngine(**get_settings().engine.options()))
     stream = world(args.n, args.seed)
     queue: list[tuple[float, int, ControlResult]] = []
-    blobs: list[bytes] = []
+    blobs: list[Path] = []
     fulls: list[tuple[float, int]] = []  # (seconds, bytes)
     deltas: list[tuple[float, int]] = []
     marks = [args.n // 4, args.n // 2, 3 * args.n // 4, args.n]
@@ -173,12 +180,17 @@ def main() -> None:
             seconds = time.perf_counter() - t0
             state.costs.record(full=not delta, seconds=seconds, changes=changes)
             part = Part([], "", len(blob))
+            saved = chain_dir / f"{len(fulls) + len(deltas)}.zst"
+            saved.write_bytes(blob)
             if delta and state.chain is not None:
-                state.chain, blobs = state.chain.with_delta(part), [*blobs, blob]
+                state.chain, blobs = state.chain.with_delta(part), [*blobs, saved]
                 deltas.append((seconds, len(blob)))
             else:
-                state.chain, blobs = Chain(0, part), [blob]
+                for old in blobs:
+                    old.unlink()
+                state.chain, blobs = Chain(0, part), [saved]
                 fulls.append((seconds, len(blob)))
+            del blob
             spent = seconds if delta else 0.0  # as the worker's loop
             interval = max(args.interval, SNAPSHOT_COST_FACTOR * spent)
             due = seq + round(args.rate * interval)
@@ -204,7 +216,7 @@ def main() -> None:
 
 def mark(
     state: PartitionState,
-    blobs: list[bytes],
+    blobs: list[Path],
     fulls: list[tuple[float, int]],
     deltas: list[tuple[float, int]],
     stream_s: float,
@@ -235,21 +247,19 @@ def mark(
     }
 
 
-def restore_apart(blobs: list[bytes]) -> dict[str, float]:
+def restore_apart(blobs: list[Path]) -> dict[str, float]:
     """Restore the chain in a fresh process, as a restarted worker does (a copy restored
     here would count in this process's memory): its time and memory."""
-    with tempfile.TemporaryDirectory() as tmp:
-        chain = Path(tmp) / "chain"
-        chain.write_bytes(pickle.dumps(blobs, protocol=pickle.HIGHEST_PROTOCOL))
-        child = [sys.executable, __file__, "--restore", str(chain)]
-        out = subprocess.run(child, check=True, capture_output=True).stdout
+    child = [sys.executable, __file__, "--restore", *map(str, blobs)]
+    out = subprocess.run(child, check=True, capture_output=True).stdout
     figures: dict[str, float] = orjson.loads(out.splitlines()[-1])
     return figures
 
 
-def restore_alone(chain: Path) -> None:
-    """The child's part of :func:`restore_apart`: prints time, resident and peak memory."""
-    blobs = pickle.loads(chain.read_bytes())
+def restore_alone(chain: list[Path]) -> None:
+    """The child's part of :func:`restore_apart`: reads the chain's snapshots (as a worker
+    reads them from ``model-state``), restores; prints time, resident and peak memory."""
+    blobs = [path.read_bytes() for path in chain]
     t0 = time.perf_counter()
     state = restore(blobs)
     seconds = time.perf_counter() - t0
