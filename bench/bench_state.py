@@ -49,6 +49,7 @@ from vigie.model.engine import RiskEngine
 from vigie.settings import get_settings
 from vigie.worker.chain import Chain, Part
 from vigie.worker.increments import (
+    Snapshot,
     changed_entries,
     dumps,
     forget_changes,
@@ -56,6 +57,7 @@ from vigie.worker.increments import (
     restore,
 )
 from vigie.worker.loop import SNAPSHOT_COST_FACTOR
+from vigie.worker.snapshots import CHUNK_BYTES
 from vigie.worker.state import PartitionState
 
 IMPORTERS, CODES = 200_000, 5_000
@@ -256,10 +258,17 @@ def restore_apart(blobs: list[Path]) -> dict[str, float]:
     return figures
 
 
+def _chunks(path: Path) -> list[bytes]:
+    """A snapshot file in the chunks the worker stores snapshots in."""
+    with path.open("rb") as f:
+        return list(iter(lambda: f.read(CHUNK_BYTES), b""))
+
+
 def restore_alone(chain: list[Path]) -> None:
-    """The child's part of :func:`restore_apart`: reads the chain's snapshots (as a worker
-    reads them from ``model-state``), restores; prints time, resident and peak memory."""
-    blobs = [path.read_bytes() for path in chain]
+    """The child's part of :func:`restore_apart`: reads the chain's snapshots in chunks (as
+    a worker reads them from ``model-state``), restores; prints time, resident and peak
+    memory."""
+    blobs: list[Snapshot] = [_chunks(path) for path in chain]
     t0 = time.perf_counter()
     state = restore(blobs)
     seconds = time.perf_counter() - t0

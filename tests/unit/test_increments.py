@@ -79,6 +79,11 @@ def test_a_full_snapshot_and_its_deltas_restore_every_table_in_order(
         chain.append(dumps(live, full=False))
         forget_changes(live)
         restored = restore(chain)
+        # as the worker reads a chain: each snapshot in the chunks it was stored in
+        from_chunks = restore(
+            [[blob[i : i + 997] for i in range(0, len(blob), 997)] for blob in chain]
+        )
+        assert plain(tracked(from_chunks)) == plain(tracked(restored))
         pairs = list(zip(tracked(live), tracked(restored), strict=True))
         assert len(pairs) > 20
         for n, ((mine, _), (theirs, changed)) in enumerate(pairs):

@@ -42,7 +42,7 @@ import io
 import pickle
 import zlib
 from array import array
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from itertools import islice
 from typing import Any
@@ -119,7 +119,12 @@ def forget_changes(state: PartitionState) -> None:
         changed.clear()
 
 
-def restore(blobs: list[bytes]) -> PartitionState:
+Snapshot = bytes | list[bytes]
+"""A snapshot's bytes: whole, or in the chunks they were stored in. :func:`restore` empties a
+list of chunks as it reads them, so that what it has read no longer takes memory."""
+
+
+def restore(blobs: Sequence[Snapshot]) -> PartitionState:
     """The state of a full snapshot followed by its deltas, in order (a snapshot of an
     earlier format alone is read as it was written)."""
     if not blobs:
@@ -128,7 +133,7 @@ def restore(blobs: list[bytes]) -> PartitionState:
         return _restore(blobs)
 
 
-def _restore(blobs: list[bytes]) -> PartitionState:
+def _restore(blobs: Sequence[Snapshot]) -> PartitionState:
     with _opened(blobs[0]) as stream:
         head = pickle.load(stream)
         if isinstance(head, PartitionState):
@@ -188,11 +193,46 @@ def _dump(obj: Any, stream: io.BufferedIOBase) -> None:
     pickler.dump(obj)
 
 
-def _opened(blob: bytes) -> io.BufferedIOBase:
+def _opened(blob: Snapshot) -> io.BufferedIOBase:
     """A snapshot's pickles, decompressed as they are read (zlib: an earlier version's)."""
-    if blob[:4] == ZSTD_MAGIC:
-        return zstd.ZstdFile(io.BytesIO(blob))
-    return io.BytesIO(zlib.decompress(blob))
+    if isinstance(blob, bytes):
+        blob = [blob]
+    if blob and blob[0][:4] == ZSTD_MAGIC:
+        return zstd.ZstdFile(_Chunks(blob))
+    return io.BytesIO(zlib.decompress(b"".join(blob)))
+
+
+class _Chunks(io.RawIOBase):
+    """Reads a list of byte strings as one stream, removing each from the list once read.
+
+    >>> chunks = [b"abc", b"de"]
+    >>> reader = _Chunks(chunks)
+    >>> reader.read(4), chunks
+    (b'abcd', [b'de'])
+    >>> reader.read(), chunks
+    (b'e', [])
+    """
+
+    def __init__(self, chunks: list[bytes]) -> None:
+        self._chunks = chunks
+        self._at = 0
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: Any) -> int:
+        view = memoryview(buffer).cast("B")
+        done = 0
+        while done < len(view) and self._chunks:
+            chunk = memoryview(self._chunks[0])
+            n = min(len(view) - done, len(chunk) - self._at)
+            view[done : done + n] = chunk[self._at : self._at + n]
+            done += n
+            self._at += n
+            if self._at == len(chunk):
+                del self._chunks[0]
+                self._at = 0
+        return done
 
 
 def _header(head: Any) -> tuple[int, str, bytes, int]:

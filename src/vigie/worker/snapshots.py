@@ -42,7 +42,7 @@ from vigie.errors import ConfigurationError, VigieError
 from vigie.kafka import admin_config, consumer_config
 from vigie.settings import Settings
 from vigie.worker.chain import Chain, Part
-from vigie.worker.increments import restore
+from vigie.worker.increments import Snapshot, restore
 from vigie.worker.state import PartitionState
 
 log = logging.getLogger(__name__)
@@ -195,16 +195,19 @@ class SnapshotStore:
             values = dict(zip(offsets, reader.read_at(offsets), strict=True))
         finally:
             reader.close()
-        blobs = []
+        snapshots: list[Snapshot] = []
         for part in chain.parts():
-            blob = b"".join(values[o] for o in part.offsets)
-            if hashlib.sha256(blob).hexdigest() != part.sha256:
+            chunks = [values.pop(o) for o in part.offsets]
+            digest = hashlib.sha256()
+            for chunk in chunks:
+                digest.update(chunk)
+            if digest.hexdigest() != part.sha256:
                 raise VigieError(
                     f"model-state: snapshot {manifest['snapshot_id']} of partition {partition} "
                     "is corrupt (SHA-256 mismatch)"
                 )
-            blobs.append(blob)
-        state = restore(blobs)
+            snapshots.append(chunks)  # not joined: restore frees each chunk once read
+        state = restore(snapshots)
         state.snapshot_id = int(manifest["snapshot_id"])
         # a snapshot of an earlier format is followed by a full one
         state.chain = chain if manifest.get("format") == MANIFEST_FORMAT else None
