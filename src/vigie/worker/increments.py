@@ -12,7 +12,7 @@ written and decompressed as it is read:
   what changed since the previous snapshot (:func:`vigie.model.tables.table_delta`).
 
 A pickler keeps every object it has written alive until it is done (its memo), with the
-intermediate objects it made for them: one pickle of a whole state at a million
+intermediate objects it made for them: one pickle of a whole state at 400,000
 declarations held 720 MiB more while it was written. Chunks bound that, and the stream
 never holds the whole pickle either.
 
