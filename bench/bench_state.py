@@ -6,7 +6,7 @@ most declarations), 6 % of them controlled, results 7 days late. It is snapshott
 worker snapshots a partition that receives ``--rate`` declarations a second
 (:mod:`vigie.worker.increments`, the chain policy of :mod:`vigie.worker.snapshots`, the
 interval of :mod:`vigie.worker.loop`: 5 s, or 20 times the last delta's time, here in
-declarations: rate x interval), in memory instead of Kafka. Prints, at each quarter of
+declarations: rate x interval), in files instead of Kafka. Prints, at each quarter of
 the stream: resident memory, the importers and pending declarations held, the last full
 snapshot and the deltas (size, time: the worker's pause), the share of the stream's time
 spent snapshotting, and the time to restore the chain in a fresh process (a restarted
@@ -27,6 +27,7 @@ from __future__ import annotations
 import argparse
 import gc
 import heapq
+import os
 import random
 import resource
 import statistics
@@ -59,6 +60,7 @@ from vigie.worker.increments import (
 from vigie.worker.loop import SNAPSHOT_COST_FACTOR
 from vigie.worker.snapshots import CHUNK_BYTES
 from vigie.worker.state import PartitionState
+from vigie_dev.bench.processes import peak_rss_kb
 
 IMPORTERS, CODES = 200_000, 5_000
 ORIGINS = ["CN", "US", "DE", "IT", "ES", "GB", "TR", "IN", "VN", "JP", "KR", "BR", "MA", "TN",
@@ -112,10 +114,7 @@ def rss_mib() -> float:
 def peak_rss_mib() -> float:
     """This process's peak resident memory (``VmHWM``; ``ru_maxrss`` would count, in a child
     started by ``subprocess``, what its parent held when it forked)."""
-    for line in Path("/proc/self/status").read_text().splitlines():
-        if line.startswith("VmHWM:"):
-            return int(line.split()[1]) / 1024
-    raise RuntimeError("no VmHWM in /proc/self/status")
+    return (peak_rss_kb(os.getpid()) or 0) / 1024
 
 
 def learn(state: PartitionState, stream: Iterator[tuple[Declaration, ControlResult | None]],
