@@ -7,9 +7,17 @@ written and decompressed as it is read:
 * first ``(FORMAT, kind, core, number of tables)``, where ``core`` is the partition state
   pickled with every large table and change set left out (pickle's persistent ids stand in
   for them): the small parts, always whole;
-* then, ``kind`` ``"full"``: each table as an empty table of its type and its length, then
-  its entries in order, :data:`CHUNK` a pickle; ``"delta"``: per table, one pickle of only
-  what changed since the previous snapshot (:func:`vigie.model.tables.table_delta`).
+* then, ``kind`` ``"full"``: each table as an empty table of its type, then its entries
+  in order, :data:`CHUNK` a pickle, then an empty pickle; ``"delta"``: per table, one
+  pickle of only what changed since the previous snapshot
+  (:func:`vigie.model.tables.table_delta`).
+
+A full snapshot can be written a slice at a time while the model goes on learning
+(:class:`FullSnapshot`): its core and the order of each table's keys are taken at the
+start, and each entry's value when its slice is written. Such a *fuzzy* snapshot is
+consistent only with the delta that follows it: the change sets are emptied at the start,
+so that delta holds every entry changed while the slices were written, and the chain's
+manifest is written only once it is saved (:mod:`vigie.worker.checkpoint`).
 
 A pickler keeps every object it has written alive until it is done (its memo), with the
 intermediate objects it made for them: one pickle of a whole state at 400,000
@@ -40,11 +48,11 @@ import copyreg
 import gc
 import io
 import pickle
+import time
 import zlib
 from array import array
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
-from itertools import islice
 from typing import Any
 
 from backports import zstd
@@ -53,16 +61,19 @@ from vigie.errors import VigieError
 from vigie.model.tables import Tracked, apply_delta, table_delta
 from vigie.worker.state import PartitionState
 
-FORMAT = 4
+FORMAT = 5
 """2: the first incremental snapshots; 3: the model's small sets became lists; 4: the
-pending evidence packed, the memory's pairs complex numbers, the references' values arrays.
-A snapshot of an earlier format is refused: the partition's model is rebuilt from its log.
+pending evidence packed, the memory's pairs complex numbers, the references' values arrays;
+5: a full snapshot's tables end with an empty pickle (format 4's gave their length, still
+read). A snapshot before format 4 is refused: the partition's model is rebuilt from its log.
 Snapshots before format 2 were one plain pickle of the state: read, then refused by the
 layout check."""
 ZSTD_MAGIC = b"\x28\xb5\x2f\xfd"
 """The first bytes of a zstd frame (a zlib stream starts with 0x78)."""
 CHUNK = 50_000
 """Table entries per pickle of a full snapshot."""
+_READ = frozenset({4, FORMAT})
+"""The formats a restore reads."""
 _PROTOCOL = pickle.HIGHEST_PROTOCOL
 
 
@@ -75,26 +86,97 @@ def tracked(state: PartitionState) -> list[Tracked]:
 
 def dumps(state: PartitionState, *, full: bool) -> bytes:
     """A compressed snapshot of ``state``: whole, or what changed since the previous one."""
+    if full:
+        snapshot = FullSnapshot(state)
+        snapshot.advance(float("inf"))
+        return snapshot.take()
     tables = tracked(state)
+    out = io.BytesIO()
+    with _collector_paused(), zstd.ZstdFile(out, "w", level=3) as stream:
+        _dump((FORMAT, "delta", _core(state, tables), len(tables)), stream)
+        for table, changed in tables:
+            _dump(table_delta(table, changed), stream)
+    return out.getvalue()
+
+
+class FullSnapshot:
+    """A full snapshot of ``state`` written a slice at a time (see the module's notes).
+
+    Creating it takes the core and each table's keys, and empties the change sets: from
+    then on they hold what the delta closing this snapshot must save.
+
+    >>> from vigie.model.engine import RiskEngine
+    >>> state = PartitionState(0, RiskEngine())
+    >>> snapshot = FullSnapshot(state)
+    >>> while not snapshot.advance(0.0):  # one pickle of entries per call
+    ...     pass
+    >>> restore([snapshot.take()]).partition
+    0
+    """
+
+    def __init__(self, state: PartitionState) -> None:
+        self._tables = tracked(state)
+        self._out = io.BytesIO()
+        self._stream = zstd.ZstdFile(self._out, "w", level=3)
+        with _collector_paused():
+            head = (FORMAT, "full", _core(state, self._tables), len(self._tables))
+            _dump(head, self._stream)
+            self._keys = [list(table) for table, _ in self._tables]
+        forget_changes(state)
+        self._table = 0
+        self._at = 0
+        self._opened = False
+        self.done = False
+
+    def advance(self, budget_s: float) -> bool:
+        """Write entries for about ``budget_s`` seconds (at least one pickle of them);
+        True once every table is written."""
+        deadline = time.perf_counter() + budget_s
+        with _collector_paused():
+            while not self.done:
+                self._write_some()
+                if time.perf_counter() >= deadline:
+                    break
+        return self.done
+
+    def take(self) -> bytes:
+        """The compressed bytes written since the last take (all of them once done)."""
+        if self.done and not self._stream.closed:
+            self._stream.close()
+        taken = self._out.getvalue()
+        self._out.seek(0)
+        self._out.truncate()
+        return taken
+
+    def _write_some(self) -> None:
+        table, _ = self._tables[self._table]
+        keys = self._keys[self._table]
+        if not self._opened:
+            _dump((type(table)(), None), self._stream)
+            self._opened = True
+        end = min(len(keys), self._at + CHUNK)
+        # A key forgotten since the start is left out: the closing delta deletes it.
+        entries = [(k, table[k]) for k in keys[self._at : end] if k in table]
+        if entries:  # an empty pickle ends the table
+            _dump(entries, self._stream)
+        self._at = end
+        if end == len(keys):
+            _dump([], self._stream)
+            self._keys[self._table] = []
+            self._table, self._at, self._opened = self._table + 1, 0, False
+            self.done = self._table == len(self._tables)
+
+
+def _core(state: PartitionState, tables: list[Tracked]) -> bytes:
+    """The state pickled with its large tables and change sets left out."""
     refs: dict[int, str] = {}
     for i, (table, changed) in enumerate(tables):
         refs[id(table)] = f"t{i}"
         refs.setdefault(id(changed), f"c{i}")
     core = io.BytesIO()
-    out = io.BytesIO()
-    with _collector_paused(), zstd.ZstdFile(out, "w", level=3) as stream:
+    with _collector_paused():
         _CorePickler(core, refs).dump(state)
-        kind = "full" if full else "delta"
-        _dump((FORMAT, kind, core.getvalue(), len(tables)), stream)
-        for table, changed in tables:
-            if full:
-                _dump((type(table)(), len(table)), stream)
-                entries = iter(table.items())
-                while chunk := list(islice(entries, CHUNK)):
-                    _dump(chunk, stream)
-            else:
-                _dump(table_delta(table, changed), stream)
-    return out.getvalue()
+    return core.getvalue()
 
 
 def changed_entries(state: PartitionState) -> int:
@@ -141,13 +223,13 @@ def _restore(blobs: Sequence[Snapshot]) -> PartitionState:
                 raise VigieError("model-state: deltas after a snapshot of an earlier format")
             return head
         fmt, kind, core, n = _header(head)
-        if (fmt, kind) != (FORMAT, "full"):
+        if fmt not in _READ or kind != "full":
             raise VigieError(f"model-state: expected a full snapshot, got {kind!r} (format {fmt})")
         tables = [_load_table(stream) for _ in range(n)]
     for blob in blobs[1:]:
         with _opened(blob) as stream:
             fmt, kind, core, n = _header(pickle.load(stream))
-            if (fmt, kind) != (FORMAT, "delta") or n != len(tables):
+            if fmt not in _READ or kind != "delta" or n != len(tables):
                 raise VigieError(
                     f"model-state: expected a delta of {len(tables)} tables, got {kind!r} "
                     f"(format {fmt})"
@@ -243,11 +325,16 @@ def _header(head: Any) -> tuple[int, str, bytes, int]:
 
 
 def _load_table(stream: io.BufferedIOBase) -> dict[str, Any]:
-    """A table of a full snapshot: its type and length, then its entries in chunks."""
+    """A table of a full snapshot: its type, then its entries in chunks until an empty
+    one (format 4: its type and length, then chunks up to that length)."""
     table: dict[str, Any]
     table, length = pickle.load(stream)
-    while len(table) < length:
-        table.update(pickle.load(stream))
+    if length is not None:
+        while len(table) < length:
+            table.update(pickle.load(stream))
+        return table
+    while chunk := pickle.load(stream):
+        table.update(chunk)
     return table
 
 
