@@ -98,67 +98,96 @@ class SnapshotStore:
         self.producer = producer
         self._partitions: int | None = None
 
-    def save(self, state: PartitionState, blob: bytes, *, delta: bool = False) -> SavedSnapshot:
-        """Write ``blob`` (a snapshot of the state, taken now: a delta on ``state.chain``
-        when ``delta``, else a full one starting a new chain), then the manifest."""
+    def save(
+        self,
+        state: PartitionState,
+        blob: bytes,
+        *,
+        delta: bool = False,
+        position: tuple[int, int] | None = None,
+    ) -> SavedSnapshot:
+        """Write ``blob`` (a snapshot of the state at ``position``, by default where it
+        is now: a delta on ``state.chain`` when ``delta``, else a full one starting a new
+        chain), then the manifest."""
         chain = state.chain
         if delta and chain is None:
             raise VigieError("model-state: a delta needs the chain it follows")
-        target = state.partition % self.state_partitions()
+        writer = self.delta_writer(state) if delta else self.full_writer(state)
+        writer.write(blob)
+        part = writer.close()
+        saved = chain.with_delta(part) if delta and chain is not None else Chain(writer.slot, part)
+        return self.name_chain(state, saved, position)
+
+    def full_writer(self, state: PartitionState) -> PartWriter:
+        """Writes a full snapshot of ``state``: the first of a new chain, in the slot the
+        manifest does not name."""
+        chain = state.chain
+        slot = (1 - chain.slot) if chain is not None else (state.snapshot_id + 1) % 2
+        return PartWriter(self, state.partition, slot)
+
+    def delta_writer(self, state: PartitionState) -> PartWriter:
+        """Writes the next delta of ``state.chain``."""
+        if state.chain is None:
+            raise VigieError("model-state: a delta needs the chain it follows")
+        return PartWriter(self, state.partition, state.chain.slot, len(state.chain.deltas))
+
+    def name_chain(
+        self, state: PartitionState, chain: Chain, position: tuple[int, int] | None = None
+    ) -> SavedSnapshot:
+        """Write the manifest naming ``chain``, every part of it written, as the snapshot
+        of ``state`` at ``position`` (by default where it is now)."""
+        declarations_offset, controls_offset = position or state.position
         snapshot_id = state.snapshot_id + 1
-        if delta and chain is not None:
-            slot, index = chain.slot, len(chain.deltas)
-        else:
-            slot, index = (1 - chain.slot) if chain is not None else snapshot_id % 2, None
-        chunks = split(blob)
-        keys = [chunk_key(state.partition, slot, i, index) for i in range(len(chunks))]
-        offsets = self._write(target, list(zip(keys, chunks, strict=True)))
-        part = Part(offsets, hashlib.sha256(blob).hexdigest(), len(blob))
-        saved = chain.with_delta(part) if delta and chain is not None else Chain(slot, part)
         manifest = {
             "format": MANIFEST_FORMAT,
             "partition": state.partition,
             "snapshot_id": snapshot_id,
-            "slot": slot,
-            "offsets": saved.full.offsets,
-            "sha256": saved.full.sha256,
-            "bytes": saved.full.bytes,
-            "deltas": [vars(d) for d in saved.deltas],
+            "slot": chain.slot,
+            "offsets": chain.full.offsets,
+            "sha256": chain.full.sha256,
+            "bytes": chain.full.bytes,
+            "deltas": [vars(d) for d in chain.deltas],
             "written_at": utc_now().isoformat(),
-            "declarations_offset": state.declarations_offset,
-            "controls_offset": state.controls_offset,
+            "declarations_offset": declarations_offset,
+            "controls_offset": controls_offset,
         }
+        target = self.target(state.partition)
         self._write(target, [(manifest_key(state.partition), orjson.dumps(manifest))])
         state.snapshot_id = snapshot_id
-        state.chain = saved
-        return SavedSnapshot(state.partition, snapshot_id, len(blob), len(chunks), not delta)
+        state.chain = chain
+        last = chain.deltas[-1] if chain.deltas else chain.full
+        return SavedSnapshot(
+            state.partition, snapshot_id, last.bytes, len(last.offsets), not chain.deltas
+        )
+
+    def target(self, partition: int) -> int:
+        """The ``model-state`` partition of engine partition ``partition``."""
+        return partition % self.state_partitions()
 
     def _write(self, partition: int, records: Sequence[tuple[bytes, bytes]]) -> list[int]:
         """Produce ``records`` to one partition and wait for them: their offsets, in order."""
         offsets: list[int] = [-1] * len(records)
         errors: list[str] = []
-
-        def delivered(i: int) -> Any:
-            def report(err: Any, msg: Any) -> None:
-                if err is not None:
-                    errors.append(str(err))
-                else:
-                    offsets[i] = int(msg.offset())
-
-            return report
-
         for i, (key, value) in enumerate(records):
-            while True:
-                try:
-                    self.producer.produce(
-                        self.topic, value, key, partition=partition, on_delivery=delivered(i)
-                    )
-                    break
-                except BufferError:
-                    self.producer.poll(0.1)
+            self.produce(partition, key, value, _delivered(offsets, errors, i))
+        self.wait(offsets, errors)
+        return offsets
+
+    def produce(self, partition: int, key: bytes, value: bytes, on_delivery: Any) -> None:
+        """Queue one record (waiting while the local queue is full)."""
+        while True:
+            try:
+                self.producer.produce(
+                    self.topic, value, key, partition=partition, on_delivery=on_delivery
+                )
+                return
+            except BufferError:
+                self.producer.poll(0.1)
+
+    def wait(self, offsets: list[int], errors: list[str]) -> None:
+        """Wait for every record queued; raise unless all of ``offsets`` were written."""
         if self.producer.flush(TIMEOUT_S) or errors or -1 in offsets:
             raise VigieError(f"model-state: snapshot not written ({errors[:3] or 'timed out'})")
-        return offsets
 
     def state_partitions(self) -> int:
         """How many partitions ``model-state`` has (asked once)."""
@@ -218,6 +247,70 @@ class SnapshotStore:
             state.summary(),
         )
         return state
+
+
+class PartWriter:
+    """Writes one snapshot's bytes as they come, in chunks of :data:`CHUNK_BYTES`, each
+    sent as soon as it is full; :meth:`close` waits for them all and names them.
+
+    Parameters
+    ----------
+    store
+        The store whose producer and topic are used.
+    partition
+        The engine partition.
+    slot
+        The chain's slot.
+    delta
+        The index of the delta in its chain (None: the chain's full snapshot).
+    """
+
+    def __init__(
+        self, store: SnapshotStore, partition: int, slot: int, delta: int | None = None
+    ) -> None:
+        self.store, self.partition, self.slot, self.delta = store, partition, slot, delta
+        self.target = store.target(partition)
+        self._pending = bytearray()
+        self._sha256 = hashlib.sha256()
+        self._bytes = 0
+        self._offsets: list[int] = []
+        self._errors: list[str] = []
+
+    def write(self, data: bytes) -> None:
+        """Add ``data`` to the snapshot, sending every chunk it completes."""
+        self._pending += data
+        self._sha256.update(data)
+        self._bytes += len(data)
+        while len(self._pending) >= CHUNK_BYTES:
+            self._send(bytes(self._pending[:CHUNK_BYTES]))
+            del self._pending[:CHUNK_BYTES]
+
+    def close(self) -> Part:
+        """Send the last chunk (at least one in all), wait for every chunk to be written,
+        and return what names them."""
+        if self._pending or not self._offsets:
+            self._send(bytes(self._pending))
+            self._pending.clear()
+        self.store.wait(self._offsets, self._errors)
+        return Part(list(self._offsets), self._sha256.hexdigest(), self._bytes)
+
+    def _send(self, chunk: bytes) -> None:
+        i = len(self._offsets)
+        self._offsets.append(-1)
+        key = chunk_key(self.partition, self.slot, i, self.delta)
+        self.store.produce(self.target, key, chunk, _delivered(self._offsets, self._errors, i))
+
+
+def _delivered(offsets: list[int], errors: list[str], i: int) -> Any:
+    """A delivery report that records record ``i``'s offset, or its error."""
+
+    def report(err: Any, msg: Any) -> None:
+        if err is not None:
+            errors.append(str(err))
+        else:
+            offsets[i] = int(msg.offset())
+
+    return report
 
 
 class _TailReader:
