@@ -20,7 +20,7 @@ import gc
 import logging
 import threading
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from typing import Any
 
 from vigie import kafka
@@ -36,7 +36,7 @@ from vigie.contracts.codec import dead_letter, decode, encode
 from vigie.contracts.schemas import ControlResult
 from vigie.errors import ConfigurationError, DecodeError
 from vigie.settings import Settings
-from vigie.worker.checkpoint import Checkpoint
+from vigie.worker.checkpoint import Checkpoint, CheckpointReport, Covered
 from vigie.worker.layout import layout, layout_differences
 from vigie.worker.metrics import Tally, WorkerMetrics
 from vigie.worker.outputs import Outputs
@@ -134,7 +134,9 @@ class ScoringLoop:
         self.states: dict[int, PartitionState] = {}
         self.outputs = Outputs(settings)
         self.store = SnapshotStore(settings, snapshot_producer(settings))
-        self.checkpoint = Checkpoint(self.outputs, self.store, self._commit, metrics)
+        self.checkpoint = Checkpoint(
+            self.outputs, self.store, self._commit, metrics, lambda: self._controls_read
+        )
         self.status: dict[str, Any] = {"ready": False, "rebalancing": False, "partitions": []}
         """What /ready shows, replaced whole by the loop (readers never see it half-built)."""
         self.error: BaseException | None = None
@@ -184,6 +186,7 @@ class ScoringLoop:
             log.critical("the scoring loop stopped: %r", exc, exc_info=True)
             raise
         finally:
+            self.checkpoint.abandon()
             consumer.close()
             self.status = {**self.status, "ready": False}
 
@@ -262,15 +265,27 @@ class ScoringLoop:
 
     # ------------------------------------------------------------------ checkpoints
     def _checkpoint_due(self) -> None:
-        """Checkpoint the most overdue partition (one at a time spreads the pauses)."""
+        """Finish the checkpoint in flight if its child is done, else start one for the
+        most overdue partition (one at a time spreads the work)."""
+        report = self.checkpoint.collect()
+        if report is not None:
+            self._scheduled(report)
+        if self.checkpoint.in_flight is not None:
+            return
         now = time.monotonic()
         due = [(self._next_checkpoint.get(p, 0.0), p) for p in self.states]
         due = [(at, p) for at, p in due if at <= now]
         if due:
-            self._checkpoint([self.states[min(due)[1]]])
+            report = self.checkpoint.start(self.states[min(due)[1]])
+            if report is not None:
+                self._scheduled(report)
 
     def _checkpoint(self, states: list[PartitionState], *, force: bool = False) -> None:
-        report = self.checkpoint.run(states, force=force)
+        """Checkpoint ``states`` now (after the checkpoint in flight, if any)."""
+        self._scheduled(self.checkpoint.run(states, force=force))
+
+    def _scheduled(self, report: CheckpointReport) -> None:
+        """After a checkpoint: the state out of the collector's sight, the next one set."""
         # What outlived a checkpoint is the models' state: moved out of the collector's
         # sight, or each full collection scans it all (2 s at 150,000 declarations). The
         # young generations are collected first (about 1 ms), so their garbage is not
@@ -278,28 +293,25 @@ class ScoringLoop:
         gc.collect(1)
         gc.freeze()
         held = max(1, len(self.states))
-        # A delta costs what changed since the last snapshot: spacing them keeps the pauses
+        # A delta costs what changed since the last snapshot: spacing them keeps their work
         # under a twentieth of the time. A full snapshot is paid once per chain (its deltas
         # weigh as much, docs/recovery.md); spacing after one only makes the next delta big.
         spent = 0.0 if report.full else report.seconds
         interval = max(
             self.settings.engine.snapshot_interval_s, SNAPSHOT_COST_FACTOR * spent * held
         )
-        for state in states:
-            self._next_checkpoint[state.partition] = time.monotonic() + interval
+        for partition in report.partitions:
+            self._next_checkpoint[partition] = time.monotonic() + interval
 
-    def _commit(self, states: Iterable[PartitionState]) -> None:
+    def _commit(self, covered: Covered) -> None:
         from confluent_kafka import KafkaException, TopicPartition
 
         offsets = [
-            TopicPartition(self.topics.controls, p, o + 1) for p, o in self._controls_read.items()
+            TopicPartition(self.topics.controls, p, o + 1) for p, o in covered.controls.items()
         ]
-        for state in states:
-            p = state.partition
-            offsets.append(
-                TopicPartition(self.topics.declarations, p, state.declarations_offset + 1)
-            )
-            offsets.append(TopicPartition(self.topics.fanout, p, state.controls_offset + 1))
+        for p, (declarations, fanout) in covered.positions.items():
+            offsets.append(TopicPartition(self.topics.declarations, p, declarations + 1))
+            offsets.append(TopicPartition(self.topics.fanout, p, fanout + 1))
         offsets = [tp for tp in offsets if tp.offset > 0]
         if not offsets:
             return
@@ -401,6 +413,7 @@ class ScoringLoop:
     def _on_lost(self, consumer: Any, partitions: list[Any]) -> None:
         lost = [tp.partition for tp in partitions if tp.topic == self.topics.declarations]
         log.warning("partitions %s lost: their models are dropped without a checkpoint", lost)
+        self.checkpoint.abandon(lost)
         for p in lost:
             self._drop(p)
         self._controls_read.clear()
