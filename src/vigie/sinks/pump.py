@@ -231,24 +231,33 @@ class Pump:
         self._resume()
         return sent
 
-    def commit(self) -> None:
+    def commit(self, *, wait: bool = False) -> None:
         """Commit the offsets of everything consumed so far (all of it is written).
 
-        Asynchronous, so that a broker outage never blocks the loop; the result is waited
-        for up to ``COMMIT_WAIT_S`` while polling on (what arrives meanwhile is kept for the
-        next :meth:`poll`).
+        Asynchronous, so that neither a broker outage nor the broker's answer holds up the
+        loop: a commit waited for after each batch delayed the next alert by up to 50 ms.
+        One commit is in flight at a time; what is consumed meanwhile is committed by the
+        next. ``wait`` (a stop): the answers are waited for, up to ``COMMIT_WAIT_S``, while
+        polling on (what arrives meanwhile is kept for the next :meth:`poll`).
         A failed commit is retried by the next one; a replay meanwhile is absorbed.
         """
         from confluent_kafka import KafkaException
 
-        if not (self.commits and self._uncommitted):
+        if not self.commits:
             return
-        self._uncommitted = False
-        self._commits_in_flight += 1
-        try:
-            self.consumer.commit(offsets=self._offsets(), asynchronous=True)
-        except KafkaException as exc:
-            self._on_commit(exc.args[0], [])
+        if wait and self._uncommitted:
+            self._await_commits()
+        if self._uncommitted and not self._commits_in_flight:
+            self._uncommitted = False
+            self._commits_in_flight += 1
+            try:
+                self.consumer.commit(offsets=self._offsets(), asynchronous=True)
+            except KafkaException as exc:
+                self._on_commit(exc.args[0], [])
+        if wait:
+            self._await_commits()
+
+    def _await_commits(self) -> None:
         deadline = time.monotonic() + COMMIT_WAIT_S
         while self._commits_in_flight and time.monotonic() < deadline:
             message = self.consumer.poll(0.05)
@@ -270,12 +279,13 @@ class Pump:
         elif err is None:
             self.events.reachable_again()
 
-    def checkpoint(self) -> int | None:
-        """Flush then commit: the only order that never loses a record."""
+    def checkpoint(self, *, final: bool = False) -> int | None:
+        """Flush then commit: the only order that never loses a record (``final``: the
+        commit's answer is waited for)."""
         sent = self.flush()
         if sent is None:
             return None
-        self.commit()
+        self.commit(wait=final)
         self.stats.checkpoints += 1
         self.stats.last_checkpoint_at = time.monotonic()
         log.debug("%s: checkpoint %d, %d records written", self.name, self.stats.checkpoints, sent)
@@ -429,8 +439,9 @@ class Pump:
             if idle and idle_exit_s is not None and time.monotonic() - active_at >= idle_exit_s:
                 break
             if idle:
+                self.commit()  # what was consumed while the last commit was in flight
                 self.watch()
-        self.checkpoint()  # when stopped, one attempt: a failing sink is not waited for
+        self.checkpoint(final=True)  # when stopped, one attempt: a failing sink is not waited for
         return self.stats
 
     def reached(self, ends: Mapping[tuple[str, int], int]) -> bool:
