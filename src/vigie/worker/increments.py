@@ -70,8 +70,9 @@ Snapshots before format 2 were one plain pickle of the state: read, then refused
 layout check."""
 ZSTD_MAGIC = b"\x28\xb5\x2f\xfd"
 """The first bytes of a zstd frame (a zlib stream starts with 0x78)."""
-CHUNK = 50_000
-"""Table entries per pickle of a full snapshot."""
+CHUNK = 2_000
+"""Table entries per pickle of a full snapshot: a few milliseconds of work, the smallest
+slice of a full snapshot written between two batches (:class:`FullSnapshot`)."""
 _READ = frozenset({4, FORMAT})
 """The formats a restore reads."""
 _PROTOCOL = pickle.HIGHEST_PROTOCOL
