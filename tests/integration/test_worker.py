@@ -8,7 +8,7 @@ import sys
 import threading
 from collections import Counter
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import orjson
 import pytest
@@ -303,3 +303,105 @@ def test_a_clean_stop_snapshots_so_a_restart_rescores_nothing(isolated_settings:
     finally:
         scores.close()
         worker.kill()
+
+
+def test_checkpoints_in_flight_save_the_state_they_covered_while_the_model_learns(
+    isolated_settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A full snapshot written in slices and the deltas pickled by forked children, the
+    model learning all along: each restores exactly the state at the offsets it commits,
+    and a child that fails makes the next snapshot full, the previous chain still read."""
+    from vigie.model.engine import RiskEngine
+    from vigie.worker import increments
+    from vigie.worker.checkpoint import Checkpoint, Covered
+    from vigie.worker.metrics import WorkerMetrics
+    from vigie.worker.outputs import Outputs
+    from vigie.worker.processing import score_and_learn
+    from vigie.worker.state import PartitionState, SnapshotCosts
+
+    settings = isolated_settings
+    monkeypatch.setattr(increments, "CHUNK", 40)  # the full snapshot in many slices
+    _, store = snapshot_store(settings)
+    decls, _ = declarations(1400, seed=41)
+    live = PartitionState(1, RiskEngine(seed=2))
+    commits: list[Covered] = []
+    checkpoint = Checkpoint(Outputs(settings), store, commits.append, WorkerMetrics(), fork=True)
+
+    def feed(state: PartitionState, n: int) -> None:
+        start = state.declarations_offset + 1
+        for d in decls[start : start + n]:
+            score_and_learn(state, d.importer.encode(), encode(d), source_topic="declarations")
+            state.declarations_offset += 1
+
+    def learning_until_saved() -> int:
+        """Feed the live model between the steps of the checkpoint in flight."""
+        turns = 0
+        while checkpoint.in_flight is not None:
+            feed(live, 3)
+            turns += 1
+            if checkpoint.collect() is not None:
+                return turns
+        return turns
+
+    def same_as_replayed(restored: PartitionState) -> None:
+        replayed = PartitionState(1, RiskEngine(seed=2))
+        feed(replayed, restored.declarations_offset + 1)
+        assert restored.position == replayed.position
+        for (mine, _), (theirs, _) in zip(tracked(replayed), tracked(restored), strict=True):
+            assert plain(mine) == plain(theirs)
+
+    from vigie.worker.increments import tracked
+
+    feed(live, 600)
+    assert checkpoint.start(live) is None  # the first snapshot: full, in slices
+    assert learning_until_saved() >= 3  # in several slices, then a child
+    covered = commits[-1].positions[1]
+    assert covered[0] < live.declarations_offset  # the model learnt on meanwhile
+    restored = store.load(1)
+    assert restored is not None and restored.position == covered
+    assert restored.chain is not None and len(restored.chain.deltas) == 1  # the closing delta
+    same_as_replayed(restored)
+
+    feed(live, 10)
+    live.costs = SnapshotCosts()  # the kind chosen by the chain alone, not by timings
+    assert increments.next_is_delta(live, increments.changed_entries(live))
+    assert checkpoint.start(live) is None  # a delta, pickled by a child
+    learning_until_saved()
+    restored = store.load(1)
+    assert restored is not None and restored.position == commits[-1].positions[1]
+    assert restored.chain is not None and len(restored.chain.deltas) == 2
+    same_as_replayed(restored)
+
+    # a child that fails: nothing written, the next snapshot is full
+    saved_before = restored.position
+    monkeypatch.setattr(increments, "dumps", lambda state, full: 1 / 0)
+    feed(live, 50)
+    assert checkpoint.start(live) is None
+    learning_until_saved()
+    assert live.chain is not None and live.chain.wants_full()
+    monkeypatch.undo()
+    monkeypatch.setattr(increments, "CHUNK", 40)
+    restored = store.load(1)
+    assert restored is not None and restored.position == saved_before
+    feed(live, 50)
+    assert checkpoint.start(live) is None
+    learning_until_saved()
+    restored = store.load(1)
+    assert restored is not None and restored.chain is not None
+    assert len(restored.chain.deltas) == 1  # a new chain: full, closed by its delta
+    same_as_replayed(restored)
+
+
+def plain(value: Any) -> Any:
+    """A value as comparable data (objects by their attributes, arrays as lists)."""
+    if isinstance(value, dict):
+        return [(k, plain(v)) for k, v in value.items()]
+    if isinstance(value, list | tuple):
+        return [plain(v) for v in value]
+    if hasattr(value, "tolist"):
+        return value.tolist()
+    if hasattr(value, "__dict__"):
+        return plain(vars(value))
+    if hasattr(value, "__slots__"):
+        return [plain(getattr(value, name, None)) for name in value.__slots__]
+    return value

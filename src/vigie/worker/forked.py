@@ -29,7 +29,7 @@ b'what the child pickled'
 >>> failing.result(timeout_s=30)
 Traceback (most recent call last):
 ...
-vigie.errors.VigieError: snapshot child exited with status 1
+vigie.errors.VigieError: snapshot child exited with status 1: ZeroDivisionError('division by zero')
 """
 
 from __future__ import annotations
@@ -99,12 +99,13 @@ class PickledInChild:
         assert self._status is not None
         code = os.waitstatus_to_exitcode(self._status)
         try:
-            if code != 0:
-                raise VigieError(f"snapshot child exited with status {code}")
             self.file.seek(0)
             made = self.file.read()
         finally:
             self.file.close()
+        if code != 0:
+            why = made.decode(errors="replace") if code == 1 else "killed"
+            raise VigieError(f"snapshot child exited with status {code}: {why}")
         (self.seconds,) = _HEADER.unpack_from(made)
         return made[_HEADER.size :]
 
@@ -117,7 +118,8 @@ class PickledInChild:
 
 
 def _child(make: Callable[[], bytes], fd: int) -> NoReturn:
-    """The child's whole life: make the bytes, write them, exit (1 on any error)."""
+    """The child's whole life: make the bytes, write them, exit (1 on any error, its
+    description written instead of the bytes)."""
     code = 1
     try:
         started = time.perf_counter()
@@ -125,6 +127,8 @@ def _child(make: Callable[[], bytes], fd: int) -> NoReturn:
         _write_all(fd, _HEADER.pack(time.perf_counter() - started))
         _write_all(fd, made)
         code = 0
+    except BaseException as exc:
+        _write_all(fd, repr(exc).encode(errors="replace")[:1000])
     finally:
         os._exit(code)
 
