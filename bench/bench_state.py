@@ -8,8 +8,12 @@ worker snapshots a partition that receives ``--rate`` declarations a second
 interval of :mod:`vigie.worker.loop`: 5 s, or 20 times the last delta's time, here in
 declarations: rate x interval), in files instead of Kafka. Prints, at each quarter of
 the stream: resident memory, the importers and pending declarations held, the last full
-snapshot and the deltas (size, time: the worker's pause), the share of the stream's time
-spent snapshotting, and the time to restore the chain in a fresh process (a restarted
+snapshot and the deltas (size, and the work they took: the worker's own
+:class:`~vigie.worker.checkpoint.Checkpoint` writes a full snapshot in slices between turns
+of the loop and has each delta pickled by a forked child), the pauses of the loop for
+them (99th percentile and longest), the largest private memory of a pickling child, the
+share of the stream's time spent snapshotting, and the time to restore the chain in a
+fresh process (a restarted
 worker: its resident memory once restored, and its peak while restoring); then the peak
 resident memory of this process (the worker's: learning and snapshots; the world's arrays
 drawn here, about 50 MiB, included; the chain's snapshots are kept in files, as the
@@ -49,16 +53,11 @@ from vigie.contracts.schemas import EXAMPLE_DECLARATION, ControlResult, Declarat
 from vigie.model.engine import RiskEngine
 from vigie.settings import get_settings
 from vigie.worker.chain import Chain, Part
-from vigie.worker.increments import (
-    Snapshot,
-    changed_entries,
-    dumps,
-    forget_changes,
-    next_is_delta,
-    restore,
-)
+from vigie.worker.checkpoint import Checkpoint
+from vigie.worker.increments import Snapshot, forget_changes, restore
 from vigie.worker.loop import SNAPSHOT_COST_FACTOR
-from vigie.worker.snapshots import CHUNK_BYTES
+from vigie.worker.metrics import WorkerMetrics
+from vigie.worker.snapshots import CHUNK_BYTES, SavedSnapshot
 from vigie.worker.state import PartitionState
 from vigie_dev.bench.processes import peak_rss_kb
 
@@ -151,52 +150,122 @@ def main() -> None:
         run(args, Path(chain_dir))
 
 
+TURN = 100
+"""Declarations learnt between two turns of the loop (a checkpoint in flight goes on at
+each turn: a slice of a full snapshot, or collecting a child's delta)."""
+
+
+class FileStore:
+    """The chain in files, written as :class:`vigie.worker.snapshots.SnapshotStore` writes
+    it to ``model-state`` (the parts as they come, the chain named once complete)."""
+
+    def __init__(self, directory: Path) -> None:
+        self.directory = directory
+        self.named: list[Path] = []
+        """The files of the chain named last: what a restarted worker would read."""
+        self._paths: dict[int, Path] = {}
+        self._written = 0
+
+    def full_writer(self, state: PartitionState) -> FileWriter:
+        return FileWriter(self, 1 - state.chain.slot if state.chain else 0)
+
+    def delta_writer(self, state: PartitionState) -> FileWriter:
+        assert state.chain is not None
+        return FileWriter(self, state.chain.slot)
+
+    def name_chain(
+        self, state: PartitionState, chain: Chain, position: tuple[int, int] | None = None
+    ) -> SavedSnapshot:
+        named = [self._paths[id(part)] for part in chain.parts()]
+        for old in set(self.named) - set(named):
+            old.unlink()
+        self.named = named
+        state.snapshot_id += 1
+        state.chain = chain
+        last = chain.deltas[-1] if chain.deltas else chain.full
+        return SavedSnapshot(state.partition, state.snapshot_id, last.bytes, 1, not chain.deltas)
+
+    def path(self) -> Path:
+        self._written += 1
+        return self.directory / f"{self._written}.zst"
+
+
+class FileWriter:
+    """One snapshot part written to a file as it comes."""
+
+    def __init__(self, store: FileStore, slot: int) -> None:
+        self.store, self.slot = store, slot
+        self.path = store.path()
+        self.file = self.path.open("wb")
+
+    def write(self, data: bytes) -> None:
+        self.file.write(data)
+
+    def close(self) -> Part:
+        self.file.close()
+        part = Part([], "", self.path.stat().st_size)
+        self.store._paths[id(part)] = self.path
+        return part
+
+
+class NoOutputs:
+    """The worker's outputs, of which this benchmark of the state has none to flush."""
+
+    def flush(self) -> None:
+        pass
+
+
 def run(args: argparse.Namespace, chain_dir: Path) -> None:
-    """Learn and snapshot the stream; the chain's snapshots are kept in files under
-    ``chain_dir``, as the broker keeps them, not in this process's memory."""
+    """Learn the stream and checkpoint it with the worker's own :class:`Checkpoint`: deltas
+    pickled by a forked child, full snapshots in slices between turns of the loop; the
+    chain kept in files under ``chain_dir``, as the broker keeps it."""
     compiled = not str(vigie.model.engine.__file__).endswith(".py")
     print(f"model: {'compiled (mypyc)' if compiled else 'sources'}")
     state = PartitionState(0, RiskEngine(**get_settings().engine.options()))
+    store = FileStore(chain_dir)
+    checkpoint = Checkpoint(NoOutputs(), store, lambda covered: None, WorkerMetrics())  # type: ignore[arg-type]
     stream = world(args.n, args.seed)
     queue: list[tuple[float, int, ControlResult]] = []
-    blobs: list[Path] = []
-    fulls: list[tuple[float, int]] = []  # (seconds, bytes)
+    fulls: list[tuple[float, int]] = []  # (seconds of work, bytes), closing delta included
     deltas: list[tuple[float, int]] = []
+    pauses: list[float] = []  # each call of the checkpoint made in the loop's thread
+    child_mib: list[float] = []  # a pickling child's private memory, sampled at each turn
     marks = [args.n // 4, args.n // 2, 3 * args.n // 4, args.n]
     report: list[dict[str, Any]] = []
-    seq, learning = 0, 0.0
+    seq, learning, spent_in_loop = 0, 0.0, 0.0
     due = round(args.rate * args.interval)  # the declarations arrived at the next snapshot
     while seq < args.n:
         t0 = time.perf_counter()
-        seq = learn(state, _take(stream, min(due, marks[len(report)]) - seq), queue, seq)
+        seq = learn(state, _take(stream, min(TURN, marks[len(report)] - seq)), queue, seq)
         learning += time.perf_counter() - t0
-        if seq == due:
-            t0 = time.perf_counter()
-            changes = changed_entries(state)
-            delta = next_is_delta(state, changes)
-            blob = dumps(state, full=not delta)
-            forget_changes(state)
+        t0 = time.perf_counter()
+        done = checkpoint.collect()
+        if done is None and checkpoint.in_flight is None and seq >= due:
+            done = checkpoint.start(state)
+        pause = time.perf_counter() - t0
+        pauses.append(pause)
+        spent_in_loop += pause
+        flight = checkpoint.in_flight
+        if flight is not None and hasattr(flight, "child"):
+            child_mib.append(private_mib(flight.child.pid))
+        if done is not None:
             gc.collect(1)  # as the worker does after a checkpoint
             gc.freeze()
-            seconds = time.perf_counter() - t0
-            state.costs.record(full=not delta, seconds=seconds, changes=changes)
-            part = Part([], "", len(blob))
-            saved = chain_dir / f"{len(fulls) + len(deltas)}.zst"
-            saved.write_bytes(blob)
-            if delta and state.chain is not None:
-                state.chain, blobs = state.chain.with_delta(part), [*blobs, saved]
-                deltas.append((seconds, len(blob)))
-            else:
-                for old in blobs:
-                    old.unlink()
-                state.chain, blobs = Chain(0, part), [saved]
-                fulls.append((seconds, len(blob)))
-            del blob
-            spent = seconds if delta else 0.0  # as the worker's loop
-            interval = max(args.interval, SNAPSHOT_COST_FACTOR * spent)
-            due = seq + round(args.rate * interval)
+            (fulls if done.full else deltas).append((done.seconds, done.bytes))
+            spent = 0.0 if done.full else done.seconds  # as the worker's loop
+            due = seq + round(args.rate * max(args.interval, SNAPSHOT_COST_FACTOR * spent))
         if seq == marks[len(report)]:
-            report.append(mark(state, blobs, fulls, deltas, seq / args.rate, learning))
+            checkpoint.finish()
+            figures = mark(state, store.named, fulls, deltas, seq / args.rate, learning)
+            figures |= {
+                "loop_pause_ms_p99": round(1000 * float(np.quantile(pauses, 0.99)), 1),
+                "loop_pause_ms_max": round(1000 * max(pauses), 1),
+                "snapshot_share_of_loop_time": round(spent_in_loop / (learning + spent_in_loop), 3),
+                "child_private_mib_max": round(max(child_mib, default=0.0)),
+            }
+            pauses.clear()
+            child_mib.clear()
+            report.append(figures)
             print(orjson.dumps(report[-1]).decode(), flush=True)
     peak = peak_rss_mib()
     print(f"peak RSS {peak:.0f} MiB (learning and snapshots; restores run apart)")
@@ -213,6 +282,17 @@ def run(args: argparse.Namespace, chain_dir: Path) -> None:
             "memory": memory,
         }
         args.json.write_bytes(orjson.dumps(figures, option=orjson.OPT_INDENT_2))
+
+
+def private_mib(pid: int) -> float:
+    """What process ``pid`` holds of its own (copied on write, for a forked child)."""
+    try:
+        rollup = Path(f"/proc/{pid}/smaps_rollup").read_text()
+    except OSError:  # exited meanwhile
+        return 0.0
+    fields = dict(line.split(":", 1) for line in rollup.splitlines()[1:])
+    kb = sum(int(fields[k].split()[0]) for k in ("Private_Dirty", "Private_Clean") if k in fields)
+    return kb / 1024
 
 
 def mark(
