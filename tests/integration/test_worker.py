@@ -308,24 +308,28 @@ def test_a_clean_stop_snapshots_so_a_restart_rescores_nothing(isolated_settings:
 def test_checkpoints_in_flight_save_the_state_they_covered_while_the_model_learns(
     isolated_settings: Settings, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """A full snapshot written in slices and the deltas pickled by forked children, the
-    model learning all along: each restores exactly the state at the offsets it commits,
-    and a child that fails makes the next snapshot full, the previous chain still read."""
+    """Snapshots written in slices, full or delta, the model learning between the slices,
+    then closed by a delta: each chain restores exactly the state at the offsets the
+    checkpoint commits; a checkpoint dropped half-way leaves the previous chain, and the
+    next snapshot is full."""
     from vigie.model.engine import RiskEngine
+    from vigie.worker import checkpoint as checkpoint_module
     from vigie.worker import increments
     from vigie.worker.checkpoint import Checkpoint, Covered
+    from vigie.worker.increments import tracked
     from vigie.worker.metrics import WorkerMetrics
     from vigie.worker.outputs import Outputs
     from vigie.worker.processing import score_and_learn
     from vigie.worker.state import PartitionState, SnapshotCosts
 
     settings = isolated_settings
-    monkeypatch.setattr(increments, "CHUNK", 40)  # the full snapshot in many slices
+    monkeypatch.setattr(increments, "CHUNK", 40)  # many slices, a pickle each
+    monkeypatch.setattr(checkpoint_module, "SLICE_S", 0.0)
     _, store = snapshot_store(settings)
     decls, _ = declarations(1400, seed=41)
     live = PartitionState(1, RiskEngine(seed=2))
     commits: list[Covered] = []
-    checkpoint = Checkpoint(Outputs(settings), store, commits.append, WorkerMetrics(), fork=True)
+    checkpoint = Checkpoint(Outputs(settings), store, commits.append, WorkerMetrics())
 
     def feed(state: PartitionState, n: int) -> None:
         start = state.declarations_offset + 1
@@ -334,62 +338,51 @@ def test_checkpoints_in_flight_save_the_state_they_covered_while_the_model_learn
             state.declarations_offset += 1
 
     def learning_until_saved() -> int:
-        """Feed the live model between the steps of the checkpoint in flight."""
+        """Feed the live model between the slices of the checkpoint in flight."""
         turns = 0
-        while checkpoint.in_flight is not None:
+        while checkpoint.collect() is None:
             feed(live, 3)
             turns += 1
-            if checkpoint.collect() is not None:
-                return turns
         return turns
 
-    def same_as_replayed(restored: PartitionState) -> None:
+    def restored_as_replayed() -> PartitionState:
+        restored = store.load(1)
+        assert restored is not None
+        assert restored.position == commits[-1].positions[1] == live.position
         replayed = PartitionState(1, RiskEngine(seed=2))
         feed(replayed, restored.declarations_offset + 1)
         assert restored.position == replayed.position
         for (mine, _), (theirs, _) in zip(tracked(replayed), tracked(restored), strict=True):
             assert plain(mine) == plain(theirs)
-
-    from vigie.worker.increments import tracked
+        return restored
 
     feed(live, 600)
     assert checkpoint.start(live) is None  # the first snapshot: full, in slices
-    assert learning_until_saved() >= 3  # in several slices, then a child
-    covered = commits[-1].positions[1]
-    assert covered[0] < live.declarations_offset  # the model learnt on meanwhile
-    restored = store.load(1)
-    assert restored is not None and restored.position == covered
-    assert restored.chain is not None and len(restored.chain.deltas) == 1  # the closing delta
-    same_as_replayed(restored)
+    assert learning_until_saved() >= 10
+    restored = restored_as_replayed()
+    assert restored.chain is not None and len(restored.chain.deltas) == 1  # the closing one
 
-    feed(live, 10)
-    live.costs = SnapshotCosts()  # the kind chosen by the chain alone, not by timings
+    feed(live, 200)
+    live.costs = SnapshotCosts()  # the kind chosen by the chain, and sliced, whatever the timings
+    monkeypatch.setattr(SnapshotCosts, "delta_seconds", lambda self, changes: 1.0)
     assert increments.next_is_delta(live, increments.changed_entries(live))
-    assert checkpoint.start(live) is None  # a delta, pickled by a child
-    learning_until_saved()
-    restored = store.load(1)
-    assert restored is not None and restored.position == commits[-1].positions[1]
-    assert restored.chain is not None and len(restored.chain.deltas) == 2
-    same_as_replayed(restored)
+    assert checkpoint.start(live) is None  # a delta, in slices
+    assert learning_until_saved() >= 10
+    restored = restored_as_replayed()
+    assert restored.chain is not None and len(restored.chain.deltas) == 3
 
-    # a child that fails: nothing written, the next snapshot is full
-    saved_before = restored.position
-    monkeypatch.setattr(increments, "dumps", lambda state, full: 1 / 0)
-    feed(live, 50)
+    # dropped half-way (the partition lost): nothing named, the next snapshot is full
+    feed(live, 100)
     assert checkpoint.start(live) is None
-    learning_until_saved()
+    checkpoint.collect()
+    checkpoint.abandon([1])
+    assert store.load(1).position == restored.position  # type: ignore[union-attr]
     assert live.chain is not None and live.chain.wants_full()
-    monkeypatch.undo()
-    monkeypatch.setattr(increments, "CHUNK", 40)
-    restored = store.load(1)
-    assert restored is not None and restored.position == saved_before
     feed(live, 50)
     assert checkpoint.start(live) is None
     learning_until_saved()
-    restored = store.load(1)
-    assert restored is not None and restored.chain is not None
-    assert len(restored.chain.deltas) == 1  # a new chain: full, closed by its delta
-    same_as_replayed(restored)
+    restored = restored_as_replayed()
+    assert restored.chain is not None and len(restored.chain.deltas) == 1  # a new chain
 
 
 def plain(value: Any) -> Any:

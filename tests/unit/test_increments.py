@@ -113,23 +113,30 @@ def test_a_state_without_large_tables_snapshots_whole() -> None:
     assert (again.partition, again.engine, again.position) == (3, {"weights": [0.5] * 3}, (41, -1))
 
 
-def test_a_full_snapshot_written_while_the_model_learns_is_closed_by_its_delta(
-    monkeypatch: pytest.MonkeyPatch,
+@pytest.mark.parametrize("full", [True, False])
+def test_a_snapshot_written_while_the_model_learns_is_closed_by_a_delta(
+    full: bool, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """A full snapshot written a pickle at a time, with declarations learnt between the
-    pickles (entries changed, moved, forgotten and added after their slice or before),
-    then the delta of what changed since it started, restore the live state exactly."""
+    """A snapshot written a pickle at a time, with declarations learnt between the pickles
+    (entries changed, moved, forgotten and added after their slice or before), then the
+    delta of what changed since it started, restore the live state exactly."""
     monkeypatch.setattr(increments, "CHUNK", 5)
     live = small_state()
     feed(live, 0, 600)
-    snapshot = increments.FullSnapshot(live)
-    fed, parts = 600, []
+    chain = [] if full else [dumps(live, full=True)]
+    if not full:
+        forget_changes(live)
+        feed(live, 600, 700)
+    fed = 600 if full else 700
+    snapshot = increments.SlicedSnapshot(live, full=full)
+    forget_changes(live)
+    parts = []
     while not snapshot.advance(0.0):
         parts.append(snapshot.take())
         feed(live, fed, fed + 3)
         fed += 3
-    assert fed > 900  # the tables changed under the snapshot for hundreds of declarations
-    chain = [b"".join([*parts, snapshot.take()]), dumps(live, full=False)]
+    assert len(parts) > 30  # the tables changed under the snapshot for many declarations
+    chain += [b"".join([*parts, snapshot.take()]), dumps(live, full=False)]
     forget_changes(live)
     restored = restore(chain)
     for n, ((mine, _), (theirs, _)) in enumerate(
@@ -150,7 +157,8 @@ def test_a_full_snapshot_alone_is_not_the_state_it_ended_at(
     monkeypatch.setattr(increments, "CHUNK", 5)
     live = small_state()
     feed(live, 0, 600)
-    snapshot = increments.FullSnapshot(live)
+    snapshot = increments.SlicedSnapshot(live, full=True)
+    forget_changes(live)
     parts = []
     while not snapshot.advance(0.0):
         parts.append(snapshot.take())

@@ -45,6 +45,12 @@ entries moved or added, in table order."""
 
 def table_delta(table: dict[str, Any], changed: set[str]) -> Delta:
     """What changed in ``table``, given the keys ``changed`` since the previous snapshot."""
+    deleted, in_place, tail = delta_keys(table, changed)
+    return deleted, [(k, table[k]) for k in in_place], [(k, table[k]) for k in tail]
+
+
+def delta_keys(table: dict[str, Any], changed: set[str]) -> tuple[list[str], list[str], list[str]]:
+    """The keys of :func:`table_delta`: forgotten, changed in place, then the tail's."""
     tail: list[str] = []
     for key in reversed(table):
         if key not in changed:
@@ -57,10 +63,10 @@ def table_delta(table: dict[str, Any], changed: set[str]) -> Delta:
         if key in in_tail:
             continue
         if key in table:
-            in_place.append((key, table[key]))
+            in_place.append(key)
         else:
             deleted.append(key)
-    return deleted, in_place, [(key, table[key]) for key in tail]
+    return deleted, in_place, tail
 
 
 def apply_delta(table: dict[str, Any], delta: Delta) -> None:

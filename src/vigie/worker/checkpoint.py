@@ -11,15 +11,13 @@
 
 The loop's periodic checkpoints do not stop scoring for step 3 (:meth:`Checkpoint.start`,
 then :meth:`Checkpoint.collect` at each turn of the loop, one checkpoint in flight at a
-time):
-
-* a **delta** is pickled by a forked child (:mod:`vigie.worker.forked`): steps 1 and 2 run,
-  the child is forked, and the loop goes on; once the child is done, its delta is written,
-  then the positions *it* covered are committed, not those the loop has reached since;
-* a **full snapshot** is written a slice at a time between batches, while the model goes
-  on learning (:class:`vigie.worker.increments.FullSnapshot`), then closed by a delta as
-  above, which holds everything that changed meanwhile. The manifest naming the new chain
-  is written with that delta: until then a restore reads the previous chain.
+time). The snapshot, full or delta, is written a slice at a time between batches while
+the model goes on learning (:class:`vigie.worker.increments.SlicedSnapshot`), its chunks
+sent as they fill. Then the four steps run at once, in the loop's thread, with a *closing
+delta*: what changed while the slices were written, usually a small fraction. The manifest
+naming both is written with it, and the offsets it covers are committed. Until then a
+restore reads the previous chain. A delta whose work is expected to take less than a
+slice is written at once.
 
 A stop, a rebalance or a new partition checkpoints in the loop's thread, all four steps
 at once (:meth:`Checkpoint.run`), after finishing the checkpoint in flight.
@@ -37,7 +35,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
 from vigie.errors import VigieError
-from vigie.worker import forked, increments
+from vigie.worker import increments
 from vigie.worker.chain import Chain
 from vigie.worker.metrics import WorkerMetrics
 from vigie.worker.outputs import Outputs
@@ -47,13 +45,11 @@ from vigie.worker.state import PartitionState
 
 log = logging.getLogger(__name__)
 
-CHILD_TIMEOUT_S = 600.0
-"""How long a child may pickle before it is killed (and the next snapshot is full)."""
 SLICE_S = 0.005
-"""A full snapshot's slice between two batches takes at least this long..."""
+"""A slice of a snapshot between two batches takes at least this long..."""
 SLICE_SHARE = 0.25
-"""...and at most about this share of the time since the previous slice: a full snapshot
-slows the loop down by a fifth at most, and takes about five times its own work."""
+"""...and at most about this share of the time since the previous slice: a snapshot slows
+the loop down by a fifth at most, and takes about five times its own work."""
 
 
 @dataclass(frozen=True)
@@ -80,7 +76,7 @@ class CheckpointReport:
     """Whether a full snapshot was among those saved (the others are deltas)."""
     bytes: int = 0
     seconds: float = 0.0
-    """The work it took, a forked child's included."""
+    """The work it took, slices included."""
 
     def add(self, other: CheckpointReport) -> None:
         self.partitions += [p for p in other.partitions if p not in self.partitions]
@@ -92,26 +88,14 @@ class CheckpointReport:
 
 
 @dataclass
-class _Delta:
-    """A delta a forked child is pickling."""
+class _Sliced:
+    """A snapshot being written a slice at a time."""
 
     state: PartitionState
-    child: forked.PickledInChild
-    covered: Covered
-    changes: int
-    previous: Chain | None
-    """The chain the manifest names: what a failure falls back to."""
-    report: CheckpointReport
-
-
-@dataclass
-class _Full:
-    """A full snapshot being written a slice at a time."""
-
-    state: PartitionState
-    snapshot: increments.FullSnapshot
+    snapshot: increments.SlicedSnapshot
     writer: PartWriter
-    previous: Chain | None
+    full: bool
+    changes: int
     report: CheckpointReport
     sliced_at: float = field(default_factory=time.monotonic)
 
@@ -131,9 +115,8 @@ class Checkpoint:
         The worker's metrics.
     controls_read
         The ``control-results`` offsets read and fanned out so far, by partition.
-    fork
-        Whether :meth:`start` checkpoints without stopping the loop: deltas pickled by a
-        forked child, full snapshots in slices. Else :meth:`start` is :meth:`run`.
+    sliced
+        Whether :meth:`start` writes snapshots in slices (else it is :meth:`run`).
     """
 
     def __init__(
@@ -144,17 +127,17 @@ class Checkpoint:
         metrics: WorkerMetrics,
         controls_read: Callable[[], dict[int, int]] = dict,
         *,
-        fork: bool = forked.AVAILABLE,
+        sliced: bool = True,
     ) -> None:
         self.outputs = outputs
         self.store = store
         self.commit = commit
         self.metrics = metrics
         self.controls_read = controls_read
-        self.fork = fork
-        self.in_flight: _Delta | _Full | None = None
+        self.sliced = sliced
+        self.in_flight: _Sliced | None = None
 
-    # ------------------------------------------------------------------ in the thread
+    # ------------------------------------------------------------------ at once
     def run(self, states: Iterable[PartitionState], *, force: bool = False) -> CheckpointReport:
         """Checkpoint ``states`` now, all four steps in this thread (the checkpoint in
         flight is finished first and reported with it); ``force`` snapshots even those
@@ -177,123 +160,83 @@ class Checkpoint:
         return report
 
     def finish(self) -> CheckpointReport:
-        """Finish the checkpoint in flight, waiting for it (an empty report if none)."""
-        report = CheckpointReport()
-        while self.in_flight is not None:
-            done = self.collect(wait=True)
-            if done is not None:
-                report.add(done)
-        return report
+        """Finish the checkpoint in flight at once (an empty report if none)."""
+        report = self.collect(wait=True) if self.in_flight is not None else None
+        return report or CheckpointReport()
 
     # ------------------------------------------------------------------ in flight
     def start(self, state: PartitionState) -> CheckpointReport | None:
-        """Checkpoint ``state`` without stopping the loop: None while the checkpoint is in
-        flight (:meth:`collect` goes on with it), the report if it was done at once
-        (nothing moved, or :attr:`fork` is off)."""
+        """Checkpoint ``state`` without stopping the loop: None while its snapshot is
+        written in slices (:meth:`collect` goes on with it), the report if it was done at
+        once (nothing moved, a small delta, or :attr:`sliced` is off)."""
         if self.in_flight is not None:
             raise VigieError("a checkpoint is already in flight")
-        if not (self.fork and state.changed):
+        changes = increments.changed_entries(state)
+        full = not increments.next_is_delta(state, changes)
+        small = not full and state.costs.delta_seconds(changes) < SLICE_S
+        if not (self.sliced and state.changed) or small:
             return self.run([state])
-        report = CheckpointReport([state.partition])
-        if increments.next_is_delta(state, increments.changed_entries(state)):
-            self._start_delta(state, state.chain, report)
-        else:
-            started = time.monotonic()
-            self.in_flight = _Full(
-                state,
-                increments.FullSnapshot(state),
-                self.store.full_writer(state),
-                state.chain,
-                report,
-            )
-            report.seconds += time.monotonic() - started
+        started = time.monotonic()
+        snapshot = increments.SlicedSnapshot(state, full=full)
+        increments.forget_changes(state)  # from now on: what the closing delta saves
+        writer = self.store.full_writer(state) if full else self.store.delta_writer(state)
+        report = CheckpointReport([state.partition], seconds=time.monotonic() - started)
+        self.in_flight = _Sliced(state, snapshot, writer, full, changes, report)
         return None
 
     def collect(self, *, wait: bool = False) -> CheckpointReport | None:
-        """Go on with the checkpoint in flight: write a slice of a full snapshot, or
-        finish a delta whose child is done (``wait``: all of it). Its report once it is
-        finished, else None."""
+        """Write the next slice of the snapshot in flight (``wait``: all of them); once
+        it is written, close it with a delta of what changed meanwhile, in the four
+        steps, and return the report."""
         flight = self.in_flight
-        if isinstance(flight, _Full):
-            return self._slice(flight, wait)
-        if flight is None or not (wait or flight.child.done()):
+        if flight is None:
             return None
-        self.in_flight = None
-        state, report = flight.state, flight.report
-        try:
-            blob = flight.child.result(CHILD_TIMEOUT_S)
-        except VigieError as exc:
-            self._lost_changes(state, flight.previous, f"delta not pickled ({exc})")
-            return report
-        started = time.monotonic()
-        position = flight.covered.positions[state.partition]
-        writer = self.store.delta_writer(state)  # 3. save state
-        writer.write(blob)
-        chain = state.chain.with_delta(writer.close()) if state.chain is not None else None
-        assert chain is not None
-        saved = self.store.name_chain(state, chain, position)
-        seconds = flight.child.seconds + time.monotonic() - started
-        self._saved(state, saved, position, seconds, flight.changes, pickled=flight.child.seconds)
-        self.commit(flight.covered)  # 4. commit positions
-        report.saved += 1
-        report.bytes += saved.size
-        report.seconds += seconds
-        return report
-
-    def abandon(self, partitions: Iterable[int] | None = None) -> None:
-        """Drop the checkpoint in flight (if it is of one of ``partitions``, when given):
-        its partition is no longer held here, or the loop stops on an error."""
-        flight = self.in_flight
-        if flight is None or (partitions is not None and flight.state.partition not in partitions):
-            return
-        self.in_flight = None
-        if isinstance(flight, _Delta):
-            flight.child.cancel()
-        self._lost_changes(flight.state, flight.previous, "checkpoint abandoned")
-
-    def _start_delta(
-        self, state: PartitionState, previous: Chain | None, report: CheckpointReport
-    ) -> None:
-        """Steps 1 and 2, then fork the child pickling the delta."""
-        report.learnt += self._learn([state])  # 1. learn
-        self.outputs.flush()  # 2. flush outputs
-        changes = increments.changed_entries(state)
-        child = forked.PickledInChild(lambda: increments.dumps(state, full=False))  # 3.
-        increments.forget_changes(state)
-        self.metrics.snapshot_seconds.labels(phase="fork").observe(child.fork_seconds)
-        report.seconds += child.fork_seconds
-        covered = self._covered([state])
-        self.in_flight = _Delta(state, child, covered, changes, previous, report)
-
-    def _slice(self, flight: _Full, wait: bool) -> CheckpointReport | None:
-        """One slice of a full snapshot; once all are written, its closing delta starts."""
         now = time.monotonic()
         budget = float("inf") if wait else max(SLICE_S, SLICE_SHARE * (now - flight.sliced_at))
         done = flight.snapshot.advance(budget)
         flight.writer.write(flight.snapshot.take())
-        if done:
-            part = flight.writer.close()
-            flight.state.chain = Chain(flight.writer.slot, part)  # named with its delta
+        part = flight.writer.close() if done else None
         flight.sliced_at = time.monotonic()
-        spent = flight.sliced_at - now
-        flight.report.seconds += spent
-        self.metrics.snapshot_seconds.labels(phase="slice").observe(spent)
-        if not done:
+        flight.report.seconds += flight.sliced_at - now
+        self.metrics.snapshot_seconds.labels(phase="slice").observe(flight.sliced_at - now)
+        if part is None:
             return None
-        state = flight.state
-        state.costs.record(full=True, seconds=flight.report.seconds, changes=0)
-        flight.report.full = True
-        flight.report.bytes += part.bytes
-        self.metrics.snapshots.labels(kind="full").inc()
         self.in_flight = None
-        self._start_delta(state, flight.previous, flight.report)
-        return None
+        state, report = flight.state, flight.report
+        previous = state.chain
+        if flight.full:
+            chain = Chain(flight.writer.slot, part)
+        else:
+            assert previous is not None
+            chain = previous.with_delta(part)
+        started = time.monotonic()
+        report.learnt += self._learn([state])  # 1. learn
+        self.outputs.flush()  # 2. flush outputs
+        covered = self._covered([state])
+        closing = self.store.delta_writer(state, chain)  # 3. save state: the closing delta
+        closing.write(increments.dumps(state, full=False))
+        increments.forget_changes(state)
+        saved = self.store.name_chain(state, chain.with_delta(closing.close()))
+        closed = time.monotonic() - started
+        self.metrics.snapshot_seconds.labels(phase="closing").observe(closed)
+        report.seconds += closed
+        self._saved(state, saved, report.seconds, flight.changes, full=flight.full)
+        self.commit(covered)  # 4. commit positions
+        report.saved, report.full = 1, flight.full
+        report.bytes += part.bytes + saved.size
+        return report
 
-    def _lost_changes(self, state: PartitionState, previous: Chain | None, why: str) -> None:
-        """The change sets were emptied for a snapshot that was not saved: the chain the
-        manifest names stays, and no delta may follow it."""
-        log.error("partition %d: %s; its next snapshot is full", state.partition, why)
-        state.chain = previous.broken_off() if previous is not None else None
+    def abandon(self, partitions: Iterable[int] | None = None) -> None:
+        """Drop the checkpoint in flight (if it is of one of ``partitions``, when given):
+        its partition is no longer held here, or the loop stops on an error. Its change
+        sets were emptied: the chain the manifest names stays, and no delta may follow."""
+        flight = self.in_flight
+        if flight is None or (partitions is not None and flight.state.partition not in partitions):
+            return
+        self.in_flight = None
+        state = flight.state
+        state.chain = state.chain.broken_off() if state.chain is not None else None
+        log.warning("partition %d: checkpoint dropped; its next snapshot is full", state.partition)
 
     # ------------------------------------------------------------------ steps
     def _learn(self, states: list[PartitionState]) -> int:
@@ -313,26 +256,23 @@ class Checkpoint:
         changes = increments.changed_entries(state)
         delta = increments.next_is_delta(state, changes)
         blob = increments.dumps(state, full=not delta)
-        pickled = time.monotonic() - started
+        self.metrics.snapshot_seconds.labels(phase="pickle").observe(time.monotonic() - started)
         saved = self.store.save(state, blob, delta=delta)
         increments.forget_changes(state)
-        seconds = time.monotonic() - started
-        self._saved(state, saved, state.position, seconds, changes, pickled=pickled)
+        self._saved(state, saved, time.monotonic() - started, changes, full=not delta)
         return saved.size, saved.full
 
     def _saved(
         self,
         state: PartitionState,
         saved: SavedSnapshot,
-        position: tuple[int, int],
         seconds: float,
         changes: int,
         *,
-        pickled: float,
+        full: bool,
     ) -> None:
-        state.costs.record(full=saved.full, seconds=seconds, changes=changes)
-        state.saved_position = position
-        self.metrics.snapshot_seconds.labels(phase="pickle").observe(pickled)
+        state.costs.record(full=full, seconds=seconds, changes=changes)
+        state.saved_position = state.position
         self.metrics.snapshot_seconds.labels(phase="total").observe(seconds)
-        self.metrics.snapshots.labels(kind="full" if saved.full else "delta").inc()
+        self.metrics.snapshots.labels(kind="full" if full else "delta").inc()
         self.metrics.snapshot_bytes.labels(partition=str(state.partition)).set(saved.size)

@@ -8,13 +8,13 @@ written and decompressed as it is read:
   pickled with every large table and change set left out (pickle's persistent ids stand in
   for them): the small parts, always whole;
 * then, ``kind`` ``"full"``: each table as an empty table of its type, then its entries
-  in order, :data:`CHUNK` a pickle, then an empty pickle; ``"delta"``: per table, one
-  pickle of only what changed since the previous snapshot
-  (:func:`vigie.model.tables.table_delta`).
+  in order; ``"delta"``: per table, the keys forgotten, then the entries changed in place,
+  then the tail of entries moved or added (:func:`vigie.model.tables.table_delta`). Entries
+  come :data:`CHUNK` a pickle, and an empty pickle ends each run of them.
 
-A full snapshot can be written a slice at a time while the model goes on learning
-(:class:`FullSnapshot`): its core and the order of each table's keys are taken at the
-start, and each entry's value when its slice is written. Such a *fuzzy* snapshot is
+A snapshot can be written a slice at a time while the model goes on learning
+(:class:`SlicedSnapshot`): its core and each table's keys to write, in order, are taken at
+the start, and each entry's value when its slice is written. Such a *fuzzy* snapshot is
 consistent only with the delta that follows it: the change sets are emptied at the start,
 so that delta holds every entry changed while the slices were written, and the chain's
 manifest is written only once it is saved (:mod:`vigie.worker.checkpoint`).
@@ -58,15 +58,16 @@ from typing import Any
 from backports import zstd
 
 from vigie.errors import VigieError
-from vigie.model.tables import Tracked, apply_delta, table_delta
+from vigie.model.tables import Tracked, apply_delta, delta_keys
 from vigie.worker.state import PartitionState
 
 FORMAT = 5
 """2: the first incremental snapshots; 3: the model's small sets became lists; 4: the
 pending evidence packed, the memory's pairs complex numbers, the references' values arrays;
-5: a full snapshot's tables end with an empty pickle (format 4's gave their length, still
-read). A snapshot before format 4 is refused: the partition's model is rebuilt from its log.
-Snapshots before format 2 were one plain pickle of the state: read, then refused by the
+5: tables and deltas in chunks, each run ended by an empty pickle (format 4, a full
+snapshot's tables with their length and a delta's in one pickle, is still read). A snapshot
+before format 4 is refused: the partition's model is rebuilt from its log. Snapshots
+before format 2 were one plain pickle of the state: read, then refused by the
 layout check."""
 ZSTD_MAGIC = b"\x28\xb5\x2f\xfd"
 """The first bytes of a zstd frame (a zlib stream starts with 0x78)."""
@@ -86,48 +87,46 @@ def tracked(state: PartitionState) -> list[Tracked]:
 
 
 def dumps(state: PartitionState, *, full: bool) -> bytes:
-    """A compressed snapshot of ``state``: whole, or what changed since the previous one."""
-    if full:
-        snapshot = FullSnapshot(state)
-        snapshot.advance(float("inf"))
-        return snapshot.take()
-    tables = tracked(state)
-    out = io.BytesIO()
-    with _collector_paused(), zstd.ZstdFile(out, "w", level=3) as stream:
-        _dump((FORMAT, "delta", _core(state, tables), len(tables)), stream)
-        for table, changed in tables:
-            _dump(table_delta(table, changed), stream)
-    return out.getvalue()
+    """A compressed snapshot of ``state``: whole, or what changed since the previous one
+    (the change sets are left as they are)."""
+    snapshot = SlicedSnapshot(state, full=full)
+    snapshot.advance(float("inf"))
+    return snapshot.take()
 
 
-class FullSnapshot:
-    """A full snapshot of ``state`` written a slice at a time (see the module's notes).
-
-    Creating it takes the core and each table's keys, and empties the change sets: from
-    then on they hold what the delta closing this snapshot must save.
+class SlicedSnapshot:
+    """A snapshot of ``state``, whole or a delta, written a slice at a time (see the
+    module's notes): creating it takes the core and, per table, the keys to write and
+    their order; each entry is written as it is when its slice comes.
 
     >>> from vigie.model.engine import RiskEngine
     >>> state = PartitionState(0, RiskEngine())
-    >>> snapshot = FullSnapshot(state)
+    >>> snapshot = SlicedSnapshot(state, full=True)
     >>> while not snapshot.advance(0.0):  # one pickle of entries per call
     ...     pass
     >>> restore([snapshot.take()]).partition
     0
     """
 
-    def __init__(self, state: PartitionState) -> None:
-        self._tables = tracked(state)
+    def __init__(self, state: PartitionState, *, full: bool) -> None:
+        tables = tracked(state)
         self._out = io.BytesIO()
         self._stream = zstd.ZstdFile(self._out, "w", level=3)
+        self._sections: list[tuple[dict[str, Any], Any, list[str]]] = []
+        """(table, what opens the section or None, the keys of its entries), in order."""
         with _collector_paused():
-            head = (FORMAT, "full", _core(state, self._tables), len(self._tables))
+            head = (FORMAT, "full" if full else "delta", _core(state, tables), len(tables))
             _dump(head, self._stream)
-            self._keys = [list(table) for table, _ in self._tables]
-        forget_changes(state)
-        self._table = 0
+            for table, changed in tables:
+                if full:
+                    self._sections.append((table, (type(table)(), None), list(table)))
+                else:
+                    deleted, in_place, tail = delta_keys(table, changed)
+                    self._sections.append((table, deleted, in_place))
+                    self._sections.append((table, None, tail))
+        self._section = 0
         self._at = 0
-        self._opened = False
-        self.done = False
+        self.done = not self._sections
 
     def advance(self, budget_s: float) -> bool:
         """Write entries for about ``budget_s`` seconds (at least one pickle of them);
@@ -150,22 +149,20 @@ class FullSnapshot:
         return taken
 
     def _write_some(self) -> None:
-        table, _ = self._tables[self._table]
-        keys = self._keys[self._table]
-        if not self._opened:
-            _dump((type(table)(), None), self._stream)
-            self._opened = True
+        table, opening, keys = self._sections[self._section]
+        if self._at == 0 and opening is not None:
+            _dump(opening, self._stream)
         end = min(len(keys), self._at + CHUNK)
         # A key forgotten since the start is left out: the closing delta deletes it.
         entries = [(k, table[k]) for k in keys[self._at : end] if k in table]
-        if entries:  # an empty pickle ends the table
+        if entries:  # an empty pickle ends the section
             _dump(entries, self._stream)
         self._at = end
         if end == len(keys):
             _dump([], self._stream)
-            self._keys[self._table] = []
-            self._table, self._at, self._opened = self._table + 1, 0, False
-            self.done = self._table == len(self._tables)
+            self._sections[self._section] = (table, None, [])
+            self._section, self._at = self._section + 1, 0
+            self.done = self._section == len(self._sections)
 
 
 def _core(state: PartitionState, tables: list[Tracked]) -> bytes:
@@ -236,7 +233,10 @@ def _restore(blobs: Sequence[Snapshot]) -> PartitionState:
                     f"(format {fmt})"
                 )
             for table in tables:
-                apply_delta(table, pickle.load(stream))
+                if fmt == FORMAT:
+                    _apply_delta(table, stream)
+                else:  # format 4: one pickle per table
+                    apply_delta(table, pickle.load(stream))
     state = _CoreUnpickler(io.BytesIO(core), tables).load()
     if not isinstance(state, PartitionState):
         raise VigieError(f"model-state: expected a PartitionState, got {type(state)}")
@@ -323,6 +323,20 @@ def _header(head: Any) -> tuple[int, str, bytes, int]:
     format 2 or 3 was one pickle holding its tables: its format is refused after)."""
     fmt, kind, core, tables = head
     return fmt, kind, core, tables if isinstance(tables, int) else len(tables)
+
+
+def _apply_delta(table: dict[str, Any], stream: io.BufferedIOBase) -> None:
+    """Apply a table's delta: the keys forgotten, then the entries changed in place, then
+    the tail's, each section in chunks until an empty one (a tail chunk's keys are moved
+    to the end in order, so the whole tail ends up there in order)."""
+    for key in pickle.load(stream):
+        table.pop(key, None)
+    while chunk := pickle.load(stream):
+        table.update(chunk)
+    while chunk := pickle.load(stream):
+        for key, _ in chunk:
+            table.pop(key, None)
+        table.update(chunk)
 
 
 def _load_table(stream: io.BufferedIOBase) -> dict[str, Any]:

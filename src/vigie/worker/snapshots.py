@@ -125,11 +125,13 @@ class SnapshotStore:
         slot = (1 - chain.slot) if chain is not None else (state.snapshot_id + 1) % 2
         return PartWriter(self, state.partition, slot)
 
-    def delta_writer(self, state: PartitionState) -> PartWriter:
-        """Writes the next delta of ``state.chain``."""
-        if state.chain is None:
+    def delta_writer(self, state: PartitionState, chain: Chain | None = None) -> PartWriter:
+        """Writes the next delta of ``chain`` (by default ``state.chain``, the one the
+        manifest names)."""
+        chain = chain or state.chain
+        if chain is None:
             raise VigieError("model-state: a delta needs the chain it follows")
-        return PartWriter(self, state.partition, state.chain.slot, len(state.chain.deltas))
+        return PartWriter(self, state.partition, chain.slot, len(chain.deltas))
 
     def name_chain(
         self, state: PartitionState, chain: Chain, position: tuple[int, int] | None = None

@@ -121,6 +121,15 @@ class SnapshotCosts:
         self.full_s: float | None = None
         self.delta_s_per_change: float | None = None
 
+    def delta_seconds(self, changes: int) -> float:
+        """What a delta of ``changes`` should take, as the last one did (0: not measured).
+
+        >>> costs = SnapshotCosts(); costs.record(full=False, seconds=0.1, changes=1000)
+        >>> costs.delta_seconds(50)
+        0.005
+        """
+        return changes * (self.delta_s_per_change or 0.0)
+
     def prefers_delta(self, changes: int) -> bool:
         if self.full_s is None or self.delta_s_per_change is None:
             return True
