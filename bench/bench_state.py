@@ -9,16 +9,15 @@ interval of :mod:`vigie.worker.loop`: 5 s, or 20 times the last delta's time, he
 declarations: rate x interval), in files instead of Kafka. Prints, at each quarter of
 the stream: resident memory, the importers and pending declarations held, the last full
 snapshot and the deltas (size, and the work they took: the worker's own
-:class:`~vigie.worker.checkpoint.Checkpoint` writes a full snapshot in slices between turns
-of the loop and has each delta pickled by a forked child), the pauses of the loop for
-them (99th percentile and longest), the largest private memory of a pickling child, the
-share of the stream's time spent snapshotting, and the time to restore the chain in a
-fresh process (a restarted
-worker: its resident memory once restored, and its peak while restoring); then the peak
-resident memory of this process (the worker's: learning and snapshots; the world's arrays
-drawn here, about 50 MiB, included; the chain's snapshots are kept in files, as the
-broker keeps them) and bytes per importer and per pending declaration from
-a traced pass over the first ``--traced`` declarations.
+:class:`~vigie.worker.checkpoint.Checkpoint` writes them in slices between turns of the
+loop, then closes each with a delta of what changed meanwhile), the pauses of the loop for
+them (99th percentile and longest), the share of the stream's time spent snapshotting,
+and the time to restore the chain in a fresh process (a restarted worker: its resident
+memory once restored, and its peak while restoring); then the peak resident memory of
+this process (the worker's: learning and snapshots; the world's arrays drawn here, about
+50 MiB, included; the chain's snapshots are kept in files, as the broker keeps them) and
+bytes per importer and per pending declaration from a traced pass over the first
+``--traced`` declarations.
 
     PYTHONPATH=build/compiled .venv/bin/python bench/bench_state.py [--n 1000000] [--json F]
 
@@ -166,12 +165,20 @@ class FileStore:
         self._paths: dict[int, Path] = {}
         self._written = 0
 
+    def save(self, state: PartitionState, blob: bytes, *, delta: bool = False) -> SavedSnapshot:
+        writer = self.delta_writer(state) if delta else self.full_writer(state)
+        writer.write(blob)
+        part = writer.close()
+        chain = state.chain.with_delta(part) if delta and state.chain else Chain(writer.slot, part)
+        return self.name_chain(state, chain)
+
     def full_writer(self, state: PartitionState) -> FileWriter:
         return FileWriter(self, 1 - state.chain.slot if state.chain else 0)
 
-    def delta_writer(self, state: PartitionState) -> FileWriter:
-        assert state.chain is not None
-        return FileWriter(self, state.chain.slot)
+    def delta_writer(self, state: PartitionState, chain: Chain | None = None) -> FileWriter:
+        chain = chain or state.chain
+        assert chain is not None
+        return FileWriter(self, chain.slot)
 
     def name_chain(
         self, state: PartitionState, chain: Chain, position: tuple[int, int] | None = None
@@ -216,9 +223,9 @@ class NoOutputs:
 
 
 def run(args: argparse.Namespace, chain_dir: Path) -> None:
-    """Learn the stream and checkpoint it with the worker's own :class:`Checkpoint`: deltas
-    pickled by a forked child, full snapshots in slices between turns of the loop; the
-    chain kept in files under ``chain_dir``, as the broker keeps it."""
+    """Learn the stream and checkpoint it with the worker's own :class:`Checkpoint`
+    (snapshots in slices between turns of the loop, each closed by a delta); the chain kept
+    in files under ``chain_dir``, as the broker keeps it."""
     compiled = not str(vigie.model.engine.__file__).endswith(".py")
     print(f"model: {'compiled (mypyc)' if compiled else 'sources'}")
     state = PartitionState(0, RiskEngine(**get_settings().engine.options()))
@@ -229,7 +236,6 @@ def run(args: argparse.Namespace, chain_dir: Path) -> None:
     fulls: list[tuple[float, int]] = []  # (seconds of work, bytes), closing delta included
     deltas: list[tuple[float, int]] = []
     pauses: list[float] = []  # each call of the checkpoint made in the loop's thread
-    child_mib: list[float] = []  # a pickling child's private memory, sampled at each turn
     marks = [args.n // 4, args.n // 2, 3 * args.n // 4, args.n]
     report: list[dict[str, Any]] = []
     seq, learning, spent_in_loop = 0, 0.0, 0.0
@@ -245,9 +251,6 @@ def run(args: argparse.Namespace, chain_dir: Path) -> None:
         pause = time.perf_counter() - t0
         pauses.append(pause)
         spent_in_loop += pause
-        flight = checkpoint.in_flight
-        if flight is not None and hasattr(flight, "child"):
-            child_mib.append(private_mib(flight.child.pid))
         if done is not None:
             gc.collect(1)  # as the worker does after a checkpoint
             gc.freeze()
@@ -261,10 +264,8 @@ def run(args: argparse.Namespace, chain_dir: Path) -> None:
                 "loop_pause_ms_p99": round(1000 * float(np.quantile(pauses, 0.99)), 1),
                 "loop_pause_ms_max": round(1000 * max(pauses), 1),
                 "snapshot_share_of_loop_time": round(spent_in_loop / (learning + spent_in_loop), 3),
-                "child_private_mib_max": round(max(child_mib, default=0.0)),
             }
             pauses.clear()
-            child_mib.clear()
             report.append(figures)
             print(orjson.dumps(report[-1]).decode(), flush=True)
     peak = peak_rss_mib()
@@ -282,17 +283,6 @@ def run(args: argparse.Namespace, chain_dir: Path) -> None:
             "memory": memory,
         }
         args.json.write_bytes(orjson.dumps(figures, option=orjson.OPT_INDENT_2))
-
-
-def private_mib(pid: int) -> float:
-    """What process ``pid`` holds of its own (copied on write, for a forked child)."""
-    try:
-        rollup = Path(f"/proc/{pid}/smaps_rollup").read_text()
-    except OSError:  # exited meanwhile
-        return 0.0
-    fields = dict(line.split(":", 1) for line in rollup.splitlines()[1:])
-    kb = sum(int(fields[k].split()[0]) for k in ("Private_Dirty", "Private_Clean") if k in fields)
-    return kb / 1024
 
 
 def mark(
