@@ -14,9 +14,10 @@ then :meth:`Checkpoint.collect` at each turn of the loop, one checkpoint in flig
 time). The snapshot, full or delta, is written a slice at a time between batches while
 the model goes on learning (:class:`vigie.worker.increments.SlicedSnapshot`), its chunks
 sent as they fill. Then the four steps run at once, in the loop's thread, with a *closing
-delta*: what changed while the slices were written, usually a small fraction. The manifest
-naming both is written with it, and the offsets it covers are committed. Until then a
-restore reads the previous chain. A delta whose work is expected to take less than a
+delta*: what changed while the slices were written, usually a small fraction (when it is
+not, it is written in slices too, a further pass). The manifest naming them all is written
+with it, and the offsets it covers are committed. Until then a restore reads the previous
+chain. A delta whose work is expected to take less than a
 slice is written at once.
 
 A stop, a rebalance or a new partition checkpoints in the loop's thread, all four steps
@@ -32,7 +33,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from vigie.errors import VigieError
 from vigie.worker import increments
@@ -50,6 +51,12 @@ SLICE_S = 0.005
 SLICE_SHARE = 0.25
 """...and at most about this share of the time since the previous slice: a snapshot slows
 the loop down by a fifth at most, and takes about five times its own work."""
+CLOSING_S = 0.02
+"""A closing delta expected to take longer is written in slices too, a further pass..."""
+MAX_PASSES = 4
+"""...up to this many passes in all (a loop saturated by a backlog changes entries faster
+than slices save them: the last closing delta is then as large as a delta written at
+once, and its pause no longer than before)."""
 
 
 @dataclass(frozen=True)
@@ -94,9 +101,13 @@ class _Sliced:
     state: PartitionState
     snapshot: increments.SlicedSnapshot
     writer: PartWriter
+    chain: Chain | None
+    """The chain this pass extends (None: the pass is the full snapshot of a new one)."""
     full: bool
+    """Whether the checkpoint started a new chain."""
     changes: int
     report: CheckpointReport
+    passes: int = 1
     sliced_at: float = field(default_factory=time.monotonic)
 
 
@@ -161,7 +172,9 @@ class Checkpoint:
 
     def finish(self) -> CheckpointReport:
         """Finish the checkpoint in flight at once (an empty report if none)."""
-        report = self.collect(wait=True) if self.in_flight is not None else None
+        report = None
+        while self.in_flight is not None:
+            report = self.collect(wait=True)
         return report or CheckpointReport()
 
     # ------------------------------------------------------------------ in flight
@@ -181,13 +194,15 @@ class Checkpoint:
         increments.forget_changes(state)  # from now on: what the closing delta saves
         writer = self.store.full_writer(state) if full else self.store.delta_writer(state)
         report = CheckpointReport([state.partition], seconds=time.monotonic() - started)
-        self.in_flight = _Sliced(state, snapshot, writer, full, changes, report)
+        chain = None if full else state.chain
+        self.in_flight = _Sliced(state, snapshot, writer, chain, full, changes, report)
         return None
 
     def collect(self, *, wait: bool = False) -> CheckpointReport | None:
-        """Write the next slice of the snapshot in flight (``wait``: all of them); once
-        it is written, close it with a delta of what changed meanwhile, in the four
-        steps, and return the report."""
+        """Write the next slice of the snapshot in flight (``wait``: all of them). Once it
+        is written, what changed meanwhile is written in a further pass of slices if it
+        would take more than :data:`CLOSING_S`, else as the closing delta, in the four
+        steps at once; then the report is returned."""
         flight = self.in_flight
         if flight is None:
             return None
@@ -203,12 +218,20 @@ class Checkpoint:
             return None
         self.in_flight = None
         state, report = flight.state, flight.report
-        previous = state.chain
-        if flight.full:
+        report.bytes += part.bytes
+        if flight.chain is None:
             chain = Chain(flight.writer.slot, part)
         else:
-            assert previous is not None
-            chain = previous.with_delta(part)
+            chain = flight.chain.with_delta(part)
+        closing_s = state.costs.delta_seconds(increments.changed_entries(state))
+        if not wait and flight.passes < MAX_PASSES and closing_s > CLOSING_S:
+            snapshot = increments.SlicedSnapshot(state, full=False)  # a further pass
+            increments.forget_changes(state)
+            writer = self.store.delta_writer(state, chain)
+            self.in_flight = replace(
+                flight, snapshot=snapshot, writer=writer, chain=chain, passes=flight.passes + 1
+            )
+            return None
         started = time.monotonic()
         report.learnt += self._learn([state])  # 1. learn
         self.outputs.flush()  # 2. flush outputs
@@ -223,7 +246,7 @@ class Checkpoint:
         self._saved(state, saved, report.seconds, flight.changes, full=flight.full)
         self.commit(covered)  # 4. commit positions
         report.saved, report.full = 1, flight.full
-        report.bytes += part.bytes + saved.size
+        report.bytes += saved.size
         return report
 
     def abandon(self, partitions: Iterable[int] | None = None) -> None:
