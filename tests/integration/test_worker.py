@@ -364,8 +364,9 @@ def test_checkpoints_in_flight_save_the_state_they_covered_while_the_model_learn
 
     feed(live, 200)
     live.costs = SnapshotCosts()  # the kind chosen by the chain, and sliced, whatever the timings
-    with monkeypatch.context() as slow:  # every delta expected to take 1 s: all in passes
-        slow.setattr(SnapshotCosts, "delta_seconds", lambda self, changes: 1.0)
+    with monkeypatch.context() as passes:  # every closing delta worth a further pass
+        passes.setattr(checkpoint_module, "CLOSING_S", 0.0)
+        passes.setattr(SnapshotCosts, "delta_seconds", lambda self, changes: 1e-9)
         assert increments.next_is_delta(live, increments.changed_entries(live))
         assert checkpoint.start(live) is None  # a delta, in slices
         assert learning_until_saved() >= 10

@@ -52,11 +52,11 @@ SLICE_SHARE = 0.25
 """...and at most about this share of the time since the previous slice: a snapshot slows
 the loop down by a fifth at most, and takes about five times its own work."""
 CLOSING_S = 0.02
-"""A closing delta expected to take longer is written in slices too, a further pass..."""
+"""A closing delta expected to take longer is written in slices too, a further pass, as
+long as it is expected to take at most half the pass before (a loop saturated by a backlog
+changes entries about as fast as slices save them: further passes would only add work)..."""
 MAX_PASSES = 4
-"""...up to this many passes in all (a loop saturated by a backlog changes entries faster
-than slices save them: the last closing delta is then as large as a delta written at
-once, and its pause no longer than before)."""
+"""...and up to this many passes in all."""
 
 
 @dataclass(frozen=True)
@@ -108,6 +108,8 @@ class _Sliced:
     changes: int
     report: CheckpointReport
     passes: int = 1
+    work: float = 0.0
+    """The seconds this pass's slices took."""
     sliced_at: float = field(default_factory=time.monotonic)
 
 
@@ -212,6 +214,7 @@ class Checkpoint:
         flight.writer.write(flight.snapshot.take())
         part = flight.writer.close() if done else None
         flight.sliced_at = time.monotonic()
+        flight.work += flight.sliced_at - now
         flight.report.seconds += flight.sliced_at - now
         self.metrics.snapshot_seconds.labels(phase="slice").observe(flight.sliced_at - now)
         if part is None:
@@ -224,12 +227,18 @@ class Checkpoint:
         else:
             chain = flight.chain.with_delta(part)
         closing_s = state.costs.delta_seconds(increments.changed_entries(state))
-        if not wait and flight.passes < MAX_PASSES and closing_s > CLOSING_S:
+        shrinking = CLOSING_S < closing_s <= flight.work / 2
+        if shrinking and not wait and flight.passes < MAX_PASSES:
             snapshot = increments.SlicedSnapshot(state, full=False)  # a further pass
             increments.forget_changes(state)
             writer = self.store.delta_writer(state, chain)
             self.in_flight = replace(
-                flight, snapshot=snapshot, writer=writer, chain=chain, passes=flight.passes + 1
+                flight,
+                snapshot=snapshot,
+                writer=writer,
+                chain=chain,
+                passes=flight.passes + 1,
+                work=0.0,
             )
             return None
         started = time.monotonic()
