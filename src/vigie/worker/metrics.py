@@ -169,7 +169,9 @@ class WorkerMetrics:
         )
         self.snapshot_seconds = Histogram(
             "vigie_snapshot_seconds",
-            "Time to take (pickle, under the partition's lock) and write a snapshot.",
+            "Snapshot time by phase: slice (one slice written between batches), closing "
+            "(the closing delta and manifest, the loop paused), pickle (a snapshot taken at "
+            "once), total (a checkpoint's whole work).",
             ["phase"],
             buckets=_LATENCY_BUCKETS,
             registry=r,
