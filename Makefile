@@ -49,7 +49,7 @@ COMPILED := build/compiled/.built
 compiled: $(COMPILED)
 
 $(COMPILED): $(VENV)/.test setup.py pyproject.toml $(shell find src/vigie -name '*.py')
-	rm -rf build/compiled
+	rm -rf build/compiled build/lib.* build/temp.*  # no module compiled before left behind
 	VIGIE_COMPILE=1 nice -n 10 $(BIN)/python -m pip install --quiet --no-deps \
 		--no-build-isolation --target build/compiled .
 	touch $@
