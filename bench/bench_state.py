@@ -180,9 +180,7 @@ class FileStore:
         assert chain is not None
         return FileWriter(self, chain.slot)
 
-    def name_chain(
-        self, state: PartitionState, chain: Chain, position: tuple[int, int] | None = None
-    ) -> SavedSnapshot:
+    def name_chain(self, state: PartitionState, chain: Chain) -> SavedSnapshot:
         named = [self._paths[id(part)] for part in chain.parts()]
         for old in set(self.named) - set(named):
             old.unlink()
@@ -230,7 +228,7 @@ def run(args: argparse.Namespace, chain_dir: Path) -> None:
     print(f"model: {'compiled (mypyc)' if compiled else 'sources'}")
     state = PartitionState(0, RiskEngine(**get_settings().engine.options()))
     store = FileStore(chain_dir)
-    checkpoint = Checkpoint(NoOutputs(), store, lambda covered: None, WorkerMetrics())  # type: ignore[arg-type]
+    checkpoint = Checkpoint(NoOutputs(), store, lambda states: None, WorkerMetrics())  # type: ignore[arg-type]
     stream = world(args.n, args.seed)
     queue: list[tuple[float, int, ControlResult]] = []
     fulls: list[tuple[float, int]] = []  # (seconds of work, bytes), closing delta included

@@ -7,6 +7,7 @@ import subprocess
 import sys
 import threading
 from collections import Counter
+from collections.abc import Iterable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -315,7 +316,7 @@ def test_checkpoints_in_flight_save_the_state_they_covered_while_the_model_learn
     from vigie.model.engine import RiskEngine
     from vigie.worker import checkpoint as checkpoint_module
     from vigie.worker import increments
-    from vigie.worker.checkpoint import Checkpoint, Covered
+    from vigie.worker.checkpoint import Checkpoint
     from vigie.worker.increments import tracked
     from vigie.worker.metrics import WorkerMetrics
     from vigie.worker.outputs import Outputs
@@ -328,8 +329,12 @@ def test_checkpoints_in_flight_save_the_state_they_covered_while_the_model_learn
     _, store = snapshot_store(settings)
     decls, _ = declarations(1400, seed=41)
     live = PartitionState(1, RiskEngine(seed=2))
-    commits: list[Covered] = []
-    checkpoint = Checkpoint(Outputs(settings), store, commits.append, WorkerMetrics())
+    commits: list[dict[int, tuple[int, int]]] = []  # the positions committed, by partition
+
+    def commit(states: Iterable[PartitionState]) -> None:
+        commits.append({s.partition: s.position for s in states})
+
+    checkpoint = Checkpoint(Outputs(settings), store, commit, WorkerMetrics())
 
     def feed(state: PartitionState, n: int) -> None:
         start = state.declarations_offset + 1
@@ -348,7 +353,7 @@ def test_checkpoints_in_flight_save_the_state_they_covered_while_the_model_learn
     def restored_as_replayed() -> PartitionState:
         restored = store.load(1)
         assert restored is not None
-        assert restored.position == commits[-1].positions[1] == live.position
+        assert restored.position == commits[-1][1] == live.position
         replayed = PartitionState(1, RiskEngine(seed=2))
         feed(replayed, restored.declarations_offset + 1)
         assert restored.position == replayed.position

@@ -17,8 +17,7 @@ sent as they fill. Then the four steps run at once, in the loop's thread, with a
 delta*: what changed while the slices were written, usually a small fraction (when it is
 not, it is written in slices too, a further pass). The manifest naming them all is written
 with it, and the offsets it covers are committed. Until then a restore reads the previous
-chain. A delta whose work is expected to take less than a
-slice is written at once.
+chain. A delta whose work is expected to take less than a slice is written at once.
 
 A stop, a rebalance or a new partition checkpoints in the loop's thread, all four steps
 at once (:meth:`Checkpoint.run`), after finishing the checkpoint in flight.
@@ -59,17 +58,7 @@ MAX_PASSES = 4
 """...and up to this many passes in all."""
 
 
-@dataclass(frozen=True)
-class Covered:
-    """The offsets a checkpoint covers, committed once its snapshots are saved."""
-
-    positions: dict[int, tuple[int, int]]
-    """Per partition: the last ``declarations`` and fan-out offsets given to its engine."""
-    controls: dict[int, int]
-    """Per ``control-results`` partition: the last offset read and fanned out."""
-
-
-Commit = Callable[[Covered], None]
+Commit = Callable[[Iterable[PartitionState]], None]
 
 
 @dataclass
@@ -84,14 +73,6 @@ class CheckpointReport:
     bytes: int = 0
     seconds: float = 0.0
     """The work it took, slices included."""
-
-    def add(self, other: CheckpointReport) -> None:
-        self.partitions += [p for p in other.partitions if p not in self.partitions]
-        self.learnt += other.learnt
-        self.saved += other.saved
-        self.full |= other.full
-        self.bytes += other.bytes
-        self.seconds += other.seconds
 
 
 @dataclass
@@ -123,11 +104,9 @@ class Checkpoint:
     store
         Where snapshots go (step 3).
     commit
-        Commits the offsets a checkpoint covered (step 4).
+        Commits the positions of the given states (step 4).
     metrics
         The worker's metrics.
-    controls_read
-        The ``control-results`` offsets read and fanned out so far, by partition.
     sliced
         Whether :meth:`start` writes snapshots in slices (else it is :meth:`run`).
     """
@@ -138,7 +117,6 @@ class Checkpoint:
         store: SnapshotStore,
         commit: Commit,
         metrics: WorkerMetrics,
-        controls_read: Callable[[], dict[int, int]] = dict,
         *,
         sliced: bool = True,
     ) -> None:
@@ -146,7 +124,6 @@ class Checkpoint:
         self.store = store
         self.commit = commit
         self.metrics = metrics
-        self.controls_read = controls_read
         self.sliced = sliced
         self.in_flight: _Sliced | None = None
 
@@ -161,14 +138,13 @@ class Checkpoint:
         report.partitions += [s.partition for s in states if s.partition not in report.partitions]
         report.learnt += self._learn(states)  # 1. learn
         self.outputs.flush()  # 2. flush outputs
-        covered = self._covered(states)
         for state in states:  # 3. save state
             if force or state.changed:
                 size, full = self._save(state)
                 report.bytes += size
                 report.saved += 1
                 report.full |= full
-        self.commit(covered)  # 4. commit positions
+        self.commit(states)  # 4. commit positions
         report.seconds += time.monotonic() - started
         return report
 
@@ -244,7 +220,6 @@ class Checkpoint:
         started = time.monotonic()
         report.learnt += self._learn([state])  # 1. learn
         self.outputs.flush()  # 2. flush outputs
-        covered = self._covered([state])
         closing = self.store.delta_writer(state, chain)  # 3. save state: the closing delta
         closing.write(increments.dumps(state, full=False))
         increments.forget_changes(state)
@@ -253,7 +228,7 @@ class Checkpoint:
         self.metrics.snapshot_seconds.labels(phase="closing").observe(closed)
         report.seconds += closed
         self._saved(state, saved, report.seconds, flight.changes, full=flight.full)
-        self.commit(covered)  # 4. commit positions
+        self.commit([state])  # 4. commit positions
         report.saved, report.full = 1, flight.full
         report.bytes += saved.size
         return report
@@ -279,9 +254,6 @@ class Checkpoint:
             self.metrics.controls_learnt.inc(learnt)
             self.metrics.controls_unknown.inc(others)
         return total
-
-    def _covered(self, states: list[PartitionState]) -> Covered:
-        return Covered({s.partition: s.position for s in states}, dict(self.controls_read()))
 
     def _save(self, state: PartitionState) -> tuple[int, bool]:
         started = time.monotonic()

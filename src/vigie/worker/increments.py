@@ -73,7 +73,7 @@ ZSTD_MAGIC = b"\x28\xb5\x2f\xfd"
 """The first bytes of a zstd frame (a zlib stream starts with 0x78)."""
 CHUNK = 2_000
 """Table entries per pickle of a full snapshot: a few milliseconds of work, the smallest
-slice of a full snapshot written between two batches (:class:`FullSnapshot`)."""
+slice of a snapshot written between two batches (:class:`SlicedSnapshot`)."""
 _READ = frozenset({4, FORMAT})
 """The formats a restore reads."""
 _PROTOCOL = pickle.HIGHEST_PROTOCOL

@@ -20,7 +20,7 @@ import gc
 import logging
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from typing import Any
 
 from vigie import kafka
@@ -36,7 +36,7 @@ from vigie.contracts.codec import dead_letter, decode, encode
 from vigie.contracts.schemas import ControlResult
 from vigie.errors import ConfigurationError, DecodeError
 from vigie.settings import Settings
-from vigie.worker.checkpoint import Checkpoint, CheckpointReport, Covered
+from vigie.worker.checkpoint import Checkpoint, CheckpointReport
 from vigie.worker.layout import layout, layout_differences
 from vigie.worker.metrics import Tally, WorkerMetrics
 from vigie.worker.outputs import Outputs
@@ -134,9 +134,7 @@ class ScoringLoop:
         self.states: dict[int, PartitionState] = {}
         self.outputs = Outputs(settings)
         self.store = SnapshotStore(settings, snapshot_producer(settings))
-        self.checkpoint = Checkpoint(
-            self.outputs, self.store, self._commit, metrics, lambda: self._controls_read
-        )
+        self.checkpoint = Checkpoint(self.outputs, self.store, self._commit, metrics)
         self.status: dict[str, Any] = {"ready": False, "rebalancing": False, "partitions": []}
         """What /ready shows, replaced whole by the loop (readers never see it half-built)."""
         self.error: BaseException | None = None
@@ -265,8 +263,8 @@ class ScoringLoop:
 
     # ------------------------------------------------------------------ checkpoints
     def _checkpoint_due(self) -> None:
-        """Finish the checkpoint in flight if its child is done, else start one for the
-        most overdue partition (one at a time spreads the work)."""
+        """Go on with the checkpoint in flight (a slice, or its closing delta), else start
+        one for the most overdue partition (one at a time spreads the work)."""
         report = self.checkpoint.collect()
         if report is not None:
             self._scheduled(report)
@@ -303,15 +301,18 @@ class ScoringLoop:
         for partition in report.partitions:
             self._next_checkpoint[partition] = time.monotonic() + interval
 
-    def _commit(self, covered: Covered) -> None:
+    def _commit(self, states: Iterable[PartitionState]) -> None:
         from confluent_kafka import KafkaException, TopicPartition
 
         offsets = [
-            TopicPartition(self.topics.controls, p, o + 1) for p, o in covered.controls.items()
+            TopicPartition(self.topics.controls, p, o + 1) for p, o in self._controls_read.items()
         ]
-        for p, (declarations, fanout) in covered.positions.items():
-            offsets.append(TopicPartition(self.topics.declarations, p, declarations + 1))
-            offsets.append(TopicPartition(self.topics.fanout, p, fanout + 1))
+        for state in states:
+            p = state.partition
+            offsets.append(
+                TopicPartition(self.topics.declarations, p, state.declarations_offset + 1)
+            )
+            offsets.append(TopicPartition(self.topics.fanout, p, state.controls_offset + 1))
         offsets = [tp for tp in offsets if tp.offset > 0]
         if not offsets:
             return

@@ -104,11 +104,9 @@ class SnapshotStore:
         blob: bytes,
         *,
         delta: bool = False,
-        position: tuple[int, int] | None = None,
     ) -> SavedSnapshot:
-        """Write ``blob`` (a snapshot of the state at ``position``, by default where it
-        is now: a delta on ``state.chain`` when ``delta``, else a full one starting a new
-        chain), then the manifest."""
+        """Write ``blob`` (a snapshot of the state, taken now: a delta on ``state.chain``
+        when ``delta``, else a full one starting a new chain), then the manifest."""
         chain = state.chain
         if delta and chain is None:
             raise VigieError("model-state: a delta needs the chain it follows")
@@ -116,7 +114,7 @@ class SnapshotStore:
         writer.write(blob)
         part = writer.close()
         saved = chain.with_delta(part) if delta and chain is not None else Chain(writer.slot, part)
-        return self.name_chain(state, saved, position)
+        return self.name_chain(state, saved)
 
     def full_writer(self, state: PartitionState) -> PartWriter:
         """Writes a full snapshot of ``state``: the first of a new chain, in the slot the
@@ -133,12 +131,9 @@ class SnapshotStore:
             raise VigieError("model-state: a delta needs the chain it follows")
         return PartWriter(self, state.partition, chain.slot, len(chain.deltas))
 
-    def name_chain(
-        self, state: PartitionState, chain: Chain, position: tuple[int, int] | None = None
-    ) -> SavedSnapshot:
+    def name_chain(self, state: PartitionState, chain: Chain) -> SavedSnapshot:
         """Write the manifest naming ``chain``, every part of it written, as the snapshot
-        of ``state`` at ``position`` (by default where it is now)."""
-        declarations_offset, controls_offset = position or state.position
+        of ``state`` as it is now."""
         snapshot_id = state.snapshot_id + 1
         manifest = {
             "format": MANIFEST_FORMAT,
@@ -150,8 +145,8 @@ class SnapshotStore:
             "bytes": chain.full.bytes,
             "deltas": [vars(d) for d in chain.deltas],
             "written_at": utc_now().isoformat(),
-            "declarations_offset": declarations_offset,
-            "controls_offset": controls_offset,
+            "declarations_offset": state.declarations_offset,
+            "controls_offset": state.controls_offset,
         }
         target = self.target(state.partition)
         self._write(target, [(manifest_key(state.partition), orjson.dumps(manifest))])
