@@ -4,7 +4,7 @@ Every large dict of the model (keyed cells, profiles, pending evidence) is kept 
 *change set*: the keys of its entries inserted, deleted, moved or updated in place since
 the last snapshot. A part lists its tables with ``tables()``; each change of an entry
 adds the key to that table's set. :mod:`vigie.worker.increments` builds an incremental
-snapshot from the sets (:func:`table_delta`) and empties them once it is saved.
+snapshot from the sets (:func:`delta_keys`) and empties them once it is saved.
 
 The order of a table's entries is state (the model forgets its oldest entries first), and
 a delta keeps it exactly: an entry changed in place keeps its position, and the entries
@@ -19,10 +19,10 @@ Examples
 >>> after["a"] = after.pop("a") + 10; changed.add("a")      # moved to the end
 >>> del after["c"]; changed.add("c")                        # forgotten
 >>> after["e"] = 5; changed.add("e")                        # added
->>> delta = table_delta(after, changed)
->>> delta
-(['c'], [('b', 20)], [('a', 11), ('e', 5)])
->>> apply_delta(before, delta)
+>>> deleted, in_place, tail = delta_keys(after, changed)
+>>> deleted, in_place, tail
+(['c'], ['b'], ['a', 'e'])
+>>> apply_delta(before, (deleted, [(k, after[k]) for k in in_place], [(k, after[k]) for k in tail]))
 >>> list(before.items()) == list(after.items())
 True
 >>> table, changed = {"a": 1, "b": 2}, set()
@@ -43,14 +43,9 @@ Delta = tuple[list[str], list[tuple[str, Any]], list[tuple[str, Any]]]
 entries moved or added, in table order."""
 
 
-def table_delta(table: dict[str, Any], changed: set[str]) -> Delta:
-    """What changed in ``table``, given the keys ``changed`` since the previous snapshot."""
-    deleted, in_place, tail = delta_keys(table, changed)
-    return deleted, [(k, table[k]) for k in in_place], [(k, table[k]) for k in tail]
-
-
 def delta_keys(table: dict[str, Any], changed: set[str]) -> tuple[list[str], list[str], list[str]]:
-    """The keys of :func:`table_delta`: forgotten, changed in place, then the tail's."""
+    """What changed in ``table``, given the keys ``changed`` since the previous snapshot:
+    the keys forgotten, those changed in place, then the tail's, in table order."""
     tail: list[str] = []
     for key in reversed(table):
         if key not in changed:

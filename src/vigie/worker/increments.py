@@ -9,7 +9,7 @@ written and decompressed as it is read:
   for them): the small parts, always whole;
 * then, ``kind`` ``"full"``: each table as an empty table of its type, then its entries
   in order; ``"delta"``: per table, the keys forgotten, then the entries changed in place,
-  then the tail of entries moved or added (:func:`vigie.model.tables.table_delta`). Entries
+  then the tail of entries moved or added (:func:`vigie.model.tables.delta_keys`). Entries
   come :data:`CHUNK` a pickle, and an empty pickle ends each run of them.
 
 A snapshot can be written a slice at a time while the model goes on learning
