@@ -191,6 +191,10 @@ class RedisAlertSink(BatchingSink[Alert]):
             return sum(int(r) for r in pipe.execute())
         except (redis.ConnectionError, redis.TimeoutError, redis.BusyLoadingError) as exc:
             raise BackpressureError(f"Redis unavailable: {exc}", RETRY_AFTER_S) from exc
+        except redis.exceptions.NoScriptError as exc:
+            # Redis restarted empty after the pipeline checked its script: the retry loads
+            # it again, and the script skips the alerts this attempt already wrote.
+            raise BackpressureError(f"Redis lost its script: {exc}", RETRY_AFTER_S) from exc
         except redis.ResponseError as exc:
             if str(exc).startswith(("OOM", "BUSY", "LOADING", "MISCONF", "READONLY")):
                 raise BackpressureError(f"Redis refuses writes: {exc}", RETRY_AFTER_S) from exc
