@@ -60,6 +60,11 @@ def test_raw_peer_and_worker_process_every_declaration(
     assert rows["scores"] == N
     assert rows["alerts"] > 0
     assert result["ratios"]["worker_vs_peer"] > 0
+    cpu = worker["cpu"]  # the worker and the test stack's broker, both on this machine
+    assert sorted(cpu["processes"]) == ["broker", "worker-0"]
+    assert cpu["processes"]["worker-0"]["busiest_cores"] > 0
+    assert 0 < cpu["machine"]["busy_cores"] <= cpu["machine"]["cores"] + 0.1
+    assert result["ratios"]["scaling_bound"] == cpu["scaling_bound"] > 0
     assert result["targets"]["worker_per_s"]["value"] == worker["per_s"]
 
     written = sorted(results.glob("bench-*.json"))

@@ -11,6 +11,8 @@ from vigie.settings import Settings
 from vigie_dev.bench import latency, report, runner
 from vigie_dev.bench.backlog import Backlog
 from vigie_dev.bench.context import BenchOptions, Context
+from vigie_dev.bench.cpu import CpuWindow
+from vigie_dev.bench.worker import GroupProgress
 from vigie_dev.bench.stats import percentiles
 
 
@@ -43,8 +45,9 @@ def test_targets_read_the_right_figures() -> None:
     scenarios = {
         "peer": {"per_s": 8000.0},
         "detectors": {"per_s": 12000.0},
-        "worker": {"per_s": 12000.0, "peak_rss_mb": 2000.0},
-        "scaling": {"per_s": 18000.0},
+        "worker": {"per_s": 12000.0, "peak_rss_mb": 2000.0,
+                   "cpu": {"machine": {"cores": 2, "busy_cores": 1.25}, "scaling_bound": 1.6}},
+        "scaling": {"per_s": 15000.0, "settled_per_s": 18000.0},
         "latency": [latency_run(1000.0, "1000/s", 40.0), latency_run(6000.0, "half", 250.0)],
     }
     targets = runner.targets(scenarios, runner.ratios(scenarios))
@@ -56,6 +59,19 @@ def test_targets_read_the_right_figures() -> None:
         "worker_peak_rss_mb": (2000.0, False),
         "scaling_vs_one_worker": (1.5, False),
     }
+    ratios = runner.ratios(scenarios)
+    assert ratios["scaling_with_join_vs_one_worker"] == 1.25
+    assert ratios["scaling_bound"] == 1.6
+
+
+def test_the_group_rate_counts_only_while_every_worker_scores() -> None:
+    group = GroupProgress([], CpuWindow({}))
+    # worker 0 finishes its partitions at t=2 (ahead since the join), worker 1 at t=3
+    group.samples = [(0.0, [100.0, 0.0]), (1.0, [1100.0, 900.0]), (2.0, [2000.0, 1800.0]),
+                     (3.0, [2000.0, 2700.0]), (4.0, [2000.0, 2700.0])]  # fmt: skip
+    assert group.all_scoring() == (3700, 2.0)
+    group.samples = group.samples[:1]
+    assert group.all_scoring() == (0, 0.0)
 
 
 def test_a_scenario_not_run_is_no_verdict() -> None:

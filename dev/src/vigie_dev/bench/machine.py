@@ -100,10 +100,9 @@ def git_revision() -> str | None:
 
 def broker_version(bootstrap: str) -> str:
     """The Kafka version of the broker listening on the bootstrap's port, if it is local."""
-    port = bootstrap.split(",")[0].rsplit(":", 1)[-1]
-    for cmdline in _kafka_command_lines():
-        properties, classpath = cmdline[-1], _classpath(cmdline)
-        if classpath is None or not _listens_on(Path(properties), port):
+    for _, cmdline in _local_brokers(bootstrap):
+        classpath = _classpath(cmdline)
+        if classpath is None:
             continue
         for jar in Path(classpath.rstrip("*")).glob("kafka_2.*-*.jar"):
             version = jar.stem.split("-", 1)[1]
@@ -112,7 +111,14 @@ def broker_version(bootstrap: str) -> str:
     return f"unknown (not a broker of this host; vigie stack runs {KAFKA_VERSION})"
 
 
-def _kafka_command_lines() -> list[list[str]]:
+def broker_pid(bootstrap: str) -> int | None:
+    """The process id of the broker listening on the bootstrap's port, if it is local."""
+    return next((pid for pid, _ in _local_brokers(bootstrap)), None)
+
+
+def _local_brokers(bootstrap: str) -> list[tuple[int, list[str]]]:
+    """The ``kafka.Kafka`` processes of this host whose ``listeners`` name the port."""
+    port = bootstrap.split(",")[0].rsplit(":", 1)[-1]
     found = []
     for proc in Path("/proc").glob("[0-9]*"):
         try:
@@ -120,8 +126,9 @@ def _kafka_command_lines() -> list[list[str]]:
         except OSError:
             continue
         words = [a.decode(errors="replace") for a in args if a]
-        if "kafka.Kafka" in words and words[-1].endswith(".properties"):
-            found.append(words)
+        broker = "kafka.Kafka" in words and words[-1].endswith(".properties")
+        if broker and _listens_on(Path(words[-1]), port):
+            found.append((int(proc.name), words))
     return found
 
 

@@ -58,6 +58,10 @@ def throughput_rows(result: dict[str, Any]) -> list[list[str]]:
             label = f"{s.get('workers', '?')} {label}"
         rows.append([label, _n(s.get("declarations")), _n(s.get("seconds"), 1),
                      _n(s.get("per_s")), _n(s.get("peak_rss_mb"))])  # fmt: skip
+        if s.get("settled_per_s") is not None:
+            label = f"{s.get('workers', '?')} workers, all scoring"
+            rows.append([label, _n(s["settled_declarations"]), _n(s.get("settled_seconds"), 1),
+                         _n(s["settled_per_s"]), "-"])  # fmt: skip
         store = s.get("warehouse")
         if store:
             rows.append(["worker + writer, to last row", _n(store["rows"].get("scores")),
@@ -99,6 +103,10 @@ def summary_lines(result: dict[str, Any]) -> list[str]:
             f"worker peak RSS: {_n(worker['peak_rss_mb'])} MiB after the last Score, "
             f"{_n(worker['peak_rss_mb_to_exit'])} MiB up to its exit (last checkpoint)"
         )
+    for name in ("worker", "scaling"):
+        cpu = result["scenarios"].get(name, {}).get("cpu")
+        if cpu:
+            lines.append(f"cpu, {LABELS[name].split(',')[0]}: {cpu_line(cpu)}")
     ratios = ", ".join(f"{k} {_n(v, 2)}" for k, v in result["ratios"].items() if v is not None)
     lines.append(f"ratios: {ratios or '-'}")
     for name, t in result["targets"].items():
@@ -106,6 +114,31 @@ def summary_lines(result: dict[str, Any]) -> list[str]:
             verdict = "met" if t["met"] else "NOT met"
             lines.append(f"target {name} {t['target']}: {_n(t['value'], 2)} ({verdict})")
     return lines
+
+
+def cpu_line(cpu: dict[str, Any]) -> str:
+    """A CPU window in one line: each process, its busiest thread, the machine.
+
+    >>> print(cpu_line({"seconds": 7.0, "scaling_bound": 1.54,
+    ...   "machine": {"cores": 2, "busy_cores": 1.3, "stolen_cores": 0},
+    ...   "processes": {"worker-0": {"cores": 1.1, "busiest_thread": "vigie",
+    ...   "busiest_cores": 0.99, "busiest_waiting": 0.01}}}))
+    worker-0 1.10 cores (busiest thread 0.99, waiting for a core 0.01);
+    machine busy 1.30 of 2 cores (stolen 0.00) over 7.0 s: at most 1.54 x this rate on these cores
+    """
+    parts = []
+    for name, p in cpu["processes"].items():
+        if name == "broker":
+            parts.append(f"broker {p['cores']:.2f} cores")
+            continue
+        parts.append(f"{name} {p['cores']:.2f} cores (busiest thread {p['busiest_cores']:.2f}, "
+                     f"waiting for a core {p['busiest_waiting']:.2f})")  # fmt: skip
+    m = cpu["machine"]
+    line = (f"{', '.join(parts)}; machine busy {m['busy_cores']:.2f} of {m['cores']} cores "
+            f"(stolen {m['stolen_cores']:.2f}) over {cpu['seconds']:.1f} s")  # fmt: skip
+    if cpu.get("scaling_bound") is not None:
+        line += f": at most {cpu['scaling_bound']:.2f} x this rate on these cores"
+    return line
 
 
 def markdown(result: dict[str, Any], source: str = "its JSON file") -> str:

@@ -124,19 +124,26 @@ def _latency(ctx: Context, worker_per_s: float | None, progress: Progress) -> li
 def ratios(scenarios: dict[str, Any]) -> dict[str, float | None]:
     """Worker / peer loop, worker / detectors alone, several workers / one.
 
+    Several workers are compared once their group has settled (each on its share of the
+    partitions, ``settled_per_s``), and from the first one's start, join included
+    (``scaling_with_join_vs_one_worker``). ``scaling_bound`` is what this machine's cores
+    allow at the one worker's CPU per declaration (:func:`vigie_dev.bench.cpu.scaling_bound`).
+
     >>> ratios({"worker": {"per_s": 3000.0}, "peer": {"per_s": 6000.0}})["worker_vs_peer"]
     0.5
     """
 
-    def per_s(name: str) -> float | None:
-        value = scenarios.get(name, {}).get("per_s")
+    def figure(name: str, key: str = "per_s") -> float | None:
+        value = scenarios.get(name, {}).get(key)
         return float(value) if value is not None else None
 
     return {
-        "worker_vs_peer": ratio(per_s("worker"), per_s("peer")),
-        "worker_vs_detectors": ratio(per_s("worker"), per_s("detectors")),
-        "worker_vs_raw": ratio(per_s("worker"), per_s("raw")),
-        "scaling_vs_one_worker": ratio(per_s("scaling"), per_s("worker")),
+        "worker_vs_peer": ratio(figure("worker"), figure("peer")),
+        "worker_vs_detectors": ratio(figure("worker"), figure("detectors")),
+        "worker_vs_raw": ratio(figure("worker"), figure("raw")),
+        "scaling_vs_one_worker": ratio(figure("scaling", "settled_per_s"), figure("worker")),
+        "scaling_with_join_vs_one_worker": ratio(figure("scaling"), figure("worker")),
+        "scaling_bound": scenarios.get("worker", {}).get("cpu", {}).get("scaling_bound"),
     }
 
 

@@ -12,7 +12,16 @@ The backlog is complete before the worker starts. Times:
 
 Several workers (the scaling scenario) share one consumer group; their time starts when
 the first is ready (it may score before the others join), ``settled_s`` says when the
-group had shared every partition.
+group had shared every partition. From then on each worker's count of declarations
+scored (its ``/metrics``) is read twice a second: ``settled_per_s`` is the group's rate
+while every worker was still scoring, each on its share of the partitions. That leaves out
+the join (the first worker scores alone, then the group rebalances) and the end, where the
+first worker, ahead from the join, has finished its partitions while the other has not.
+
+``cpu``: where the machine's cores went over the same window (from ready to the last Score
+counted for one worker) (:mod:`vigie_dev.bench.cpu`): each worker, its scoring thread and
+that thread's wait for a core, the broker when it runs here, the whole machine, and
+``scaling_bound``, the most several workers could add on this machine.
 
 ClickHouse: once the worker is done, ``vigie warehouse write --drain`` reads the
 topics into its own embedded chDB directory, then ``vigie warehouse summary`` counts the
@@ -31,6 +40,8 @@ from vigie.contracts.catalogue import SCORES
 from vigie.errors import VigieError
 from vigie.settings import Settings
 from vigie_dev.bench.context import Context
+from vigie_dev.bench.cpu import CpuWindow, scaling_bound
+from vigie_dev.bench.machine import broker_pid
 from vigie_dev.bench.processes import BenchError, peak_rss_kb, vigie_json
 from vigie_dev.bench.stats import megabytes, rate
 from vigie_dev.bench.topics import TopicScan, consumer, record_count, wait_until
@@ -49,10 +60,17 @@ def run_workers(ctx: Context, settings: Settings, count: int = 1) -> dict[str, A
     ]
     try:
         ready_at, settled_at = _wait_ready(workers, settings.topic_partitions)
+        group = GroupProgress(workers, CpuWindow(_watched(workers, settings.bootstrap_servers)))
         watermarks = consumer(settings.bootstrap_servers)
         scores = settings.topic(SCORES.name)
         alive = lambda: all(w.alive() for w in workers)  # noqa: E731
-        wait_until(lambda: record_count(watermarks, scores) >= n, timeout, "the Scores", alive)
+
+        def all_scored() -> bool:
+            group.sample()
+            return record_count(watermarks, scores) >= n
+
+        wait_until(all_scored, timeout, "the Scores", alive)
+        cpu_figures = group.close()
         peaks = [peak_rss_kb(w.proc.pid) if w.proc else None for w in workers]
         watermarks.close()
         scan = TopicScan(settings.bootstrap_servers, scores).catch_up()
@@ -76,10 +94,15 @@ def run_workers(ctx: Context, settings: Settings, count: int = 1) -> dict[str, A
         "peak_rss_mb_to_exit": megabytes(_largest(final_peaks)),
         "engine_mean_ms": engine_ms,
         "exit_codes": codes,
+        "cpu": {**cpu_figures, "scaling_bound": scaling_bound(cpu_figures)},
     }
     if count > 1:
+        scored, seconds = group.all_scoring()
         result["workers"] = count
         result["settled_s"] = round(settled_at - began, 2)
+        result["settled_declarations"] = scored
+        result["settled_seconds"] = round(seconds, 2)
+        result["settled_per_s"] = rate(scored, seconds)
         result["peak_rss_mb_each"] = [megabytes(p) for p in peaks]
     return result
 
@@ -99,6 +122,66 @@ def stop_watching_memory(
             peaks[proc.pid] = peak_rss_kb(proc.pid) or peaks[proc.pid]
         time.sleep(0.05)
     return [(w.stop(), peaks.get(w.proc.pid) if w.proc else None) for w in workers]
+
+
+class GroupProgress:
+    """Each worker's declarations scored, read from its ``/metrics`` every half second,
+    and a CPU window closed when the first worker stops scoring (for one worker: at the
+    end)."""
+
+    INTERVAL_S = 0.5
+
+    def __init__(self, workers: list[WorkerProcess], cpu: CpuWindow) -> None:
+        self.workers = workers
+        self.cpu = cpu
+        self.samples: list[tuple[float, list[float]]] = []
+        self.cpu_figures: dict[str, Any] | None = None
+
+    def sample(self) -> None:
+        """Read every worker's count, if half a second has passed since the last reading."""
+        now = time.time()
+        if len(self.workers) < 2 or (self.samples and now - self.samples[-1][0] < self.INTERVAL_S):
+            return
+        try:
+            counts = [w.metric("vigie_declarations_total") for w in self.workers]
+        except VigieError:  # a worker busy or stopping: the next reading will do
+            return
+        stopped = self.samples and not _all_moved(self.samples[-1][1], counts)
+        if stopped and self.cpu_figures is None:
+            self.cpu_figures = self.cpu.close()
+        self.samples.append((now, counts))
+
+    def close(self) -> dict[str, Any]:
+        """The CPU window's figures (closed now if no worker stopped before)."""
+        if self.cpu_figures is None:
+            self.cpu_figures = self.cpu.close()
+        return self.cpu_figures
+
+    def all_scoring(self) -> tuple[int, float]:
+        """Declarations scored, and seconds, from the first reading to the last one at
+        which every worker had scored more than at the reading before."""
+        last = 0
+        for i in range(1, len(self.samples)):
+            if not _all_moved(self.samples[i - 1][1], self.samples[i][1]):
+                break
+            last = i
+        if last == 0:
+            return 0, 0.0
+        (t0, first), (t1, end) = self.samples[0], self.samples[last]
+        return int(sum(end) - sum(first)), t1 - t0
+
+
+def _all_moved(before: list[float], after: list[float]) -> bool:
+    return all(b > a for a, b in zip(before, after, strict=True))
+
+
+def _watched(workers: list[WorkerProcess], bootstrap: str) -> dict[str, int]:
+    """The processes a CPU window accounts for: each worker, and the broker if local."""
+    pids = {w.name: w.proc.pid for w in workers if w.proc is not None}
+    broker = broker_pid(bootstrap)
+    if broker is not None:
+        pids["broker"] = broker
+    return pids
 
 
 def _largest(values: list[int | None]) -> int | None:
