@@ -12,8 +12,8 @@ from vigie_dev.bench import latency, report, runner
 from vigie_dev.bench.backlog import Backlog
 from vigie_dev.bench.context import BenchOptions, Context
 from vigie_dev.bench.cpu import CpuWindow
-from vigie_dev.bench.worker import GroupProgress
 from vigie_dev.bench.stats import percentiles
+from vigie_dev.bench.worker import GroupProgress
 
 
 def latency_run(rate: float, role: str, p99: float) -> dict[str, Any]:
@@ -45,8 +45,11 @@ def test_targets_read_the_right_figures() -> None:
     scenarios = {
         "peer": {"per_s": 8000.0},
         "detectors": {"per_s": 12000.0},
-        "worker": {"per_s": 12000.0, "peak_rss_mb": 2000.0,
-                   "cpu": {"machine": {"cores": 2, "busy_cores": 1.25}, "scaling_bound": 1.6}},
+        "worker": {
+            "per_s": 12000.0,
+            "peak_rss_mb": 2000.0,
+            "cpu": {"machine": {"cores": 2, "busy_cores": 1.25}, "scaling_bound": 1.6},
+        },
         "scaling": {"per_s": 15000.0, "settled_per_s": 18000.0},
         "latency": [latency_run(1000.0, "1000/s", 40.0), latency_run(6000.0, "half", 250.0)],
     }
