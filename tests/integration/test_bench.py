@@ -65,6 +65,8 @@ def test_raw_peer_and_worker_process_every_declaration(
     assert cpu["processes"]["worker-0"]["busiest_cores"] > 0
     assert 0 < cpu["machine"]["busy_cores"] <= cpu["machine"]["cores"] + 0.1
     assert result["ratios"]["scaling_bound"] == cpu["scaling_bound"] > 0
+    cost = cpu["us_per_declaration"]
+    assert cost["machine"] > 0 and cost["worker-0"] >= cost["busiest_threads"] > 0
     assert result["targets"]["worker_per_s"]["value"] == worker["per_s"]
 
     written = sorted(results.glob("bench-*.json"))

@@ -30,6 +30,9 @@ True
 True
 >>> scaling_bound({"machine": {"cores": 2, "busy_cores": 1.25}})
 1.6
+>>> cost_per_record({"machine": {"busy_cores": 1.2}, "processes": {"worker-0":
+...     {"cores": 1.06, "busiest_cores": 0.98}, "broker": {"cores": 0.12}}}, 8000.0)
+{'machine': 150.0, 'busiest_threads': 122.5, 'worker-0': 132.5, 'broker': 15.0}
 """
 
 from __future__ import annotations
@@ -139,3 +142,16 @@ def scaling_bound(figures: dict[str, Any]) -> float | None:
     if not busy or not cores:
         return None
     return round(float(cores) / float(busy), 2)
+
+
+def cost_per_record(figures: dict[str, Any], per_s: float | None) -> dict[str, float] | None:
+    """CPU microseconds per record at ``per_s`` records a second over the window: the whole
+    machine's, the workers' busiest threads' together, and each process's. What sizing
+    rests on: a declaration costs this much CPU wherever it runs."""
+    if not per_s:
+        return None
+    out = {"machine": figures["machine"]["busy_cores"]}
+    workers = {k: p for k, p in figures["processes"].items() if "busiest_cores" in p}
+    out["busiest_threads"] = sum(p["busiest_cores"] for p in workers.values())
+    out.update({name: p["cores"] for name, p in figures["processes"].items()})
+    return {name: round(cores / per_s * 1e6, 1) for name, cores in out.items()}

@@ -138,6 +138,11 @@ def cpu_line(cpu: dict[str, Any]) -> str:
             f"(stolen {m['stolen_cores']:.2f}) over {cpu['seconds']:.1f} s")  # fmt: skip
     if cpu.get("scaling_bound") is not None:
         line += f": at most {cpu['scaling_bound']:.2f} x this rate on these cores"
+    cost = cpu.get("us_per_declaration")
+    if cost:
+        names = {"busiest_threads": "scoring threads"}
+        parts = [f"{names.get(k, k)} {us:,.0f}" for k, us in cost.items() if k != "machine"]
+        line += f"; CPU per declaration {cost['machine']:,.0f} us ({', '.join(parts)})"
     return line
 
 

@@ -20,8 +20,9 @@ first worker, ahead from the join, has finished its partitions while the other h
 
 ``cpu``: where the machine's cores went over the same window (from ready to the last Score
 counted for one worker) (:mod:`vigie_dev.bench.cpu`): each worker, its scoring thread and
-that thread's wait for a core, the broker when it runs here, the whole machine, and
-``scaling_bound``, the most several workers could add on this machine.
+that thread's wait for a core, the broker when it runs here, the whole machine,
+``scaling_bound``, the most several workers could add on this machine, and
+``us_per_declaration``, the CPU microseconds each declaration cost, process by process.
 
 ClickHouse: once the worker is done, ``vigie warehouse write --drain`` reads the
 topics into its own embedded chDB directory, then ``vigie warehouse summary`` counts the
@@ -40,7 +41,7 @@ from vigie.contracts.catalogue import SCORES
 from vigie.errors import VigieError
 from vigie.settings import Settings
 from vigie_dev.bench.context import Context
-from vigie_dev.bench.cpu import CpuWindow, scaling_bound
+from vigie_dev.bench.cpu import CpuWindow, cost_per_record, scaling_bound
 from vigie_dev.bench.machine import broker_pid
 from vigie_dev.bench.processes import BenchError, peak_rss_kb, vigie_json
 from vigie_dev.bench.stats import megabytes, rate
@@ -104,6 +105,8 @@ def run_workers(ctx: Context, settings: Settings, count: int = 1) -> dict[str, A
         result["settled_seconds"] = round(seconds, 2)
         result["settled_per_s"] = rate(scored, seconds)
         result["peak_rss_mb_each"] = [megabytes(p) for p in peaks]
+    window_per_s = result.get("settled_per_s") or result["per_s"]
+    result["cpu"]["us_per_declaration"] = cost_per_record(cpu_figures, window_per_s)
     return result
 
 
