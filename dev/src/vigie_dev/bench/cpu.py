@@ -31,7 +31,8 @@ True
 >>> scaling_bound({"machine": {"cores": 2, "busy_cores": 1.25}})
 1.6
 >>> cost_per_record({"machine": {"busy_cores": 1.2}, "processes": {"worker-0":
-...     {"cores": 1.06, "busiest_cores": 0.98}, "broker": {"cores": 0.12}}}, 8000.0)
+...     {"cores": 1.06, "busiest_cores": 0.98}, "broker": {"cores": 0.12,
+...     "busiest_cores": 0.05}}}, 8000.0, workers=["worker-0"])
 {'machine': 150.0, 'busiest_threads': 122.5, 'worker-0': 132.5, 'broker': 15.0}
 """
 
@@ -144,14 +145,18 @@ def scaling_bound(figures: dict[str, Any]) -> float | None:
     return round(float(cores) / float(busy), 2)
 
 
-def cost_per_record(figures: dict[str, Any], per_s: float | None) -> dict[str, float] | None:
+def cost_per_record(
+    figures: dict[str, Any], per_s: float | None, workers: list[str]
+) -> dict[str, float] | None:
     """CPU microseconds per record at ``per_s`` records a second over the window: the whole
-    machine's, the workers' busiest threads' together, and each process's. What sizing
-    rests on: a declaration costs this much CPU wherever it runs."""
+    machine's, the busiest threads of the ``workers`` processes together (their scoring
+    threads), and each process's. What sizing rests on: a declaration costs this much CPU
+    wherever it runs. Over a window of a second or less, the machine's figure is coarse
+    (the kernel accounts idle time lazily)."""
     if not per_s:
         return None
     out = {"machine": figures["machine"]["busy_cores"]}
-    workers = {k: p for k, p in figures["processes"].items() if "busiest_cores" in p}
-    out["busiest_threads"] = sum(p["busiest_cores"] for p in workers.values())
+    processes = figures["processes"]
+    out["busiest_threads"] = sum(processes[w]["busiest_cores"] for w in workers if w in processes)
     out.update({name: p["cores"] for name, p in figures["processes"].items()})
     return {name: round(cores / per_s * 1e6, 1) for name, cores in out.items()}

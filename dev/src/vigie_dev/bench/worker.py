@@ -106,7 +106,8 @@ def run_workers(ctx: Context, settings: Settings, count: int = 1) -> dict[str, A
         result["settled_per_s"] = rate(scored, seconds)
         result["peak_rss_mb_each"] = [megabytes(p) for p in peaks]
     window_per_s = result.get("settled_per_s") or result["per_s"]
-    result["cpu"]["us_per_declaration"] = cost_per_record(cpu_figures, window_per_s)
+    names = [w.name for w in workers]
+    result["cpu"]["us_per_declaration"] = cost_per_record(cpu_figures, window_per_s, names)
     return result
 
 
