@@ -94,7 +94,9 @@ def consumer_config(
         # member id and the restarted coordinator waits for the old one to expire: with
         # librdkafka's 45 s that paused every sink about 40 s after the broker was back.
         "session.timeout.ms": SESSION_TIMEOUT_MS,
-        "heartbeat.interval.ms": SESSION_TIMEOUT_MS // 5,
+        # A member learns of a rebalance at its next heartbeat: with 1 s, a second worker
+        # joining settled in 1.7-2.0 s from its start instead of 2.7-2.9 (three runs each).
+        "heartbeat.interval.ms": SESSION_TIMEOUT_MS // 10,
     }
     conf.update(overrides or {})
     return conf

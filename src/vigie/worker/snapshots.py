@@ -322,7 +322,13 @@ class _TailReader:
             settings,
             "vigie-model-state-reader",
             client_id="vigie-worker-restore",
-            overrides={"enable.partition.eof": True, "fetch.max.bytes": 8 * CHUNK_BYTES},
+            overrides={
+                "enable.partition.eof": True,
+                "fetch.max.bytes": 8 * CHUNK_BYTES,
+                # Once at the end, a fetch waits at the broker for new records (500 ms by
+                # default), and seeking back waits for it: each restore took 0.5 s more.
+                "fetch.wait.max.ms": 10,
+            },
         )
         self.consumer = Consumer(config)
         self.low, self.high = self.consumer.get_watermark_offsets(
