@@ -308,11 +308,11 @@ class ScoringLoop:
             TopicPartition(self.topics.controls, p, o + 1) for p, o in self._controls_read.items()
         ]
         for state in states:
-            p = state.partition
+            declarations, fanout = state.position
             offsets.append(
-                TopicPartition(self.topics.declarations, p, state.declarations_offset + 1)
+                TopicPartition(self.topics.declarations, state.partition, declarations + 1)
             )
-            offsets.append(TopicPartition(self.topics.fanout, p, state.controls_offset + 1))
+            offsets.append(TopicPartition(self.topics.fanout, state.partition, fanout + 1))
         offsets = [tp for tp in offsets if tp.offset > 0]
         if not offsets:
             return
