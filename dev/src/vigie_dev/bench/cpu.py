@@ -56,6 +56,9 @@ class ThreadTimes:
     waiting_s: float
 
 
+_NOT_YET = ThreadTimes("", 0.0, 0.0)
+
+
 def thread_times(pid: int) -> dict[int, ThreadTimes]:
     """Every thread of ``pid`` (empty once the process is gone)."""
     out: dict[int, ThreadTimes] = {}
@@ -106,15 +109,11 @@ class CpuWindow:
         busy, stolen = machine_times()
         processes = {}
         for name, pid in self.pids.items():
-            before, after = self._threads[name], thread_times(pid)
-            spent = {
-                tid: (
-                    t.name,
-                    t.cpu_s - before.get(tid, ThreadTimes(t.name, 0.0, 0.0)).cpu_s,
-                    t.waiting_s - before.get(tid, ThreadTimes(t.name, 0.0, 0.0)).waiting_s,
-                )
-                for tid, t in after.items()
-            }
+            before = self._threads[name]
+            spent = {}
+            for tid, t in thread_times(pid).items():
+                b = before.get(tid, _NOT_YET)  # a thread started within the window
+                spent[tid] = (t.name, t.cpu_s - b.cpu_s, t.waiting_s - b.waiting_s)
             if not spent:
                 continue
             busiest = max(spent.values(), key=lambda s: s[1])
@@ -158,5 +157,5 @@ def cost_per_record(
     out = {"machine": figures["machine"]["busy_cores"]}
     processes = figures["processes"]
     out["busiest_threads"] = sum(processes[w]["busiest_cores"] for w in workers if w in processes)
-    out.update({name: p["cores"] for name, p in figures["processes"].items()})
+    out.update({name: p["cores"] for name, p in processes.items()})
     return {name: round(cores / per_s * 1e6, 1) for name, cores in out.items()}
