@@ -6,7 +6,10 @@ time it was scored and how long that took. The field names are the Score's, so t
 conversion is a copy. Every float is finite.
 
 They live for one declaration, and are written as JSON for each: without ``__slots__``,
-orjson reads their fields from ``__dict__`` at once, three times faster.
+orjson reads their fields from ``__dict__`` at once, three times faster. Nothing changes
+them once built, yet they are not ``frozen``: a frozen dataclass sets each field through
+``object.__setattr__``, which made an Assessment three times slower to build (1.5 us
+against 0.56).
 
 Examples
 --------
@@ -33,7 +36,7 @@ MAX_EUR: Final = 1e15
 whatever value is declared."""
 
 
-@dataclass(frozen=True)
+@dataclass
 class Reason:
     """A stable reason code and the sentence a targeting agent reads."""
 
@@ -41,7 +44,7 @@ class Reason:
     text: str
 
 
-@dataclass(frozen=True)
+@dataclass
 class Contribution:
     """A feature that pushed the atypicality up: its value and its weight in the score."""
 
@@ -50,7 +53,7 @@ class Contribution:
     weight: float
 
 
-@dataclass(frozen=True)
+@dataclass
 class ValuationFinding:
     """The declared value against the live fair price of the same goods."""
 
@@ -65,7 +68,7 @@ class ValuationFinding:
     duty_at_risk_eur: float = 0.0
 
 
-@dataclass(frozen=True)
+@dataclass
 class AtypicalityFinding:
     """How far the declaration is from the reference model of normal flows, and why."""
 
@@ -73,7 +76,7 @@ class AtypicalityFinding:
     contributions: tuple[Contribution, ...] = ()
 
 
-@dataclass(frozen=True)
+@dataclass
 class Assessment:
     """The engine's whole answer for one declaration: findings, risk and decision."""
 

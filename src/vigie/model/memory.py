@@ -28,7 +28,7 @@ Examples
 from __future__ import annotations
 
 import math
-from typing import Final, NamedTuple
+from typing import Final
 
 from vigie.model.tables import Tracked, evict_oldest
 
@@ -73,19 +73,23 @@ def chain(fields: Compact) -> tuple[str, ...]:
     return (hs6[:2], hs6[:4], hs6, ho, hot, f"{hot}|{v}|{m}")
 
 
-class Read(NamedTuple):
-    """What the memory says of one declaration."""
+class Read:
+    """What the memory says of one declaration (a plain class: compiled, it is built
+    without a call into Python, where a NamedTuple's constructor is a Python function)."""
 
-    mu: float
-    """Posterior infraction probability (the finest level's smoothed rate)."""
-    priority: float
-    """``mu`` plus the exploration value of inspecting it (knowledge gradient)."""
-    level: int
-    """The finest level with control results (-1: none)."""
-    controls: float
-    """Control results of that level's cell."""
-    infractions: float
-    """Infractions among them."""
+    def __init__(
+        self, mu: float, priority: float, level: int, controls: float, infractions: float
+    ) -> None:
+        self.mu = mu
+        """Posterior infraction probability (the finest level's smoothed rate)."""
+        self.priority = priority
+        """``mu`` plus the exploration value of inspecting it (knowledge gradient)."""
+        self.level = level
+        """The finest level with control results (-1: none)."""
+        self.controls = controls
+        """Control results of that level's cell."""
+        self.infractions = infractions
+        """Infractions among them."""
 
 
 class CaseMemory:

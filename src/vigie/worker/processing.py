@@ -33,7 +33,7 @@ MAX_PARKED = 4096
 """Control results kept per partition while waiting for their declaration."""
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Scored:
     """What one declarations record produced (nothing at all: a repeat)."""
 
