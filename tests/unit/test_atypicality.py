@@ -112,8 +112,8 @@ def test_memory_is_bounded() -> None:
     det = AtypicalityDetector(max_contexts=50, cap=4)
     for i in range(500):
         det.learn_one(decl(i, importer=f"I{i}", commodity_code=f"{10 + i % 80:02d}0342"))
-    assert all(len(counts) <= 50 for counts in det._counts)
-    assert all(len(values) <= 4 for table in det._values for values in table.values())
+    assert all(len(contexts) <= 50 for contexts in det._contexts)
+    assert all(len(entry) - 1 <= 4 for table in det._contexts for entry in table.values())
 
 
 def test_learning_after_scoring_equals_learning_alone() -> None:

@@ -26,13 +26,13 @@ from __future__ import annotations
 
 import math
 import sys
-from typing import Final
+from typing import Any, Final, cast
 
 from vigie.contracts.schemas import Declaration
 from vigie.model.assessment import AtypicalityFinding, Contribution
 from vigie.model.base import Detector
 from vigie.model.behaviour import SIGNALS, Behaviour
-from vigie.model.tables import Tracked
+from vigie.model.tables import Tracked, evict_oldest
 
 PAIRS: Final[tuple[str, ...]] = (
     "origin_new_for_product",
@@ -53,6 +53,8 @@ MAX_CONTRIBUTIONS: Final = 3
 _CONSIGNMENT_WIDTH: Final = 0.01
 _NEUTRAL: Final = AtypicalityFinding(score=0.0)
 
+Context = tuple[Any, ...]
+"""A context's declarations counted, then its distinct values: ``(3, "CN", "VN")``."""
 Items = list[tuple[str | None, str]]
 """Per pair, its context (None: no context) and the declared value."""
 
@@ -119,13 +121,14 @@ class AtypicalityDetector(Detector):
         self.cap = cap
         self.max_contexts = max_contexts
         self._behaviour = Behaviour(max_keys=max_contexts)
-        self._counts: list[dict[str, int]] = [{} for _ in PAIRS]
-        self._values: list[dict[str, tuple[str, ...]]] = [{} for _ in PAIRS]
-        """The distinct values of each context: a tuple, not a set (most contexts hold one
-        or two values: 48 bytes and 8 a value where a set takes 216 and more), each value
-        interned (held once however many contexts hold it)."""
+        self._contexts: list[dict[str, Context]] = [{} for _ in PAIRS]
+        """Per pair, each context's count then its distinct values: one tuple per context
+        (most hold one or two values: 56 bytes, 8 more a value, where a set takes 216
+        and more), each value interned (held once however many contexts hold it). One
+        table per pair, not a table of counts beside a table of values: each context is
+        looked up once, and these tables, keyed by consignment among others, are the
+        engine's largest."""
         self._contexts_changed: list[set[str]] = [set() for _ in PAIRS]
-        """The contexts changed, in ``_counts`` and ``_values`` alike."""
         self._updates = 0
 
     @property
@@ -135,14 +138,13 @@ class AtypicalityDetector(Detector):
 
     def tables(self) -> list[Tracked]:
         """The large tables and their change sets (:mod:`vigie.model.tables`)."""
-        counts = list(zip(self._counts, self._contexts_changed, strict=True))
-        values = list(zip(self._values, self._contexts_changed, strict=True))
-        return [*self._behaviour.tables(), *counts, *values]
+        contexts = list(zip(self._contexts, self._contexts_changed, strict=True))
+        return [*self._behaviour.tables(), *contexts]
 
     @property
     def n_contexts(self) -> int:
         """Contexts held, every pair."""
-        return sum(len(counts) for counts in self._counts)
+        return sum(len(contexts) for contexts in self._contexts)
 
     def surprises(self, decl: Declaration, items: Items) -> list[float]:
         """The surprise of each of :data:`EVIDENCE` (0: familiar, or no history)."""
@@ -160,12 +162,9 @@ class AtypicalityDetector(Detector):
             context, value = items[k]
             if context is None:
                 continue
-            n = self._counts[k].get(context, 0)
-            if n == 0:
-                continue
-            seen = self._values[k][context]
-            if value not in seen:
-                out[k] = surprise(n, len(seen))
+            entry = self._contexts[k].get(context)
+            if entry is not None and value not in entry:  # entry[0], a count, is no value
+                out[k] = surprise(cast(int, entry[0]), len(entry) - 1)
         return out
 
     def score_one(self, decl: Declaration) -> AtypicalityFinding:
@@ -184,22 +183,18 @@ class AtypicalityDetector(Detector):
             context, value = items[k]
             if context is None:
                 continue
-            counts, values = self._counts[k], self._values[k]
-            changed = self._contexts_changed[k]
+            table, changed = self._contexts[k], self._contexts_changed[k]
             changed.add(context)
-            n = counts.pop(context, 0)
-            seen = values.pop(context, None)
-            if seen is None:
-                seen = ()
-                if len(counts) >= self.max_contexts:
-                    oldest = next(iter(counts))
-                    del counts[oldest]
-                    del values[oldest]
-                    changed.add(oldest)
-            if len(seen) < self.cap and value not in seen:
-                seen = (*seen, sys.intern(value))
-            counts[context] = n + 1
-            values[context] = seen
+            entry = table.pop(context, None)
+            if entry is None:
+                entry = (0,)
+                if len(table) >= self.max_contexts:
+                    evict_oldest(table, changed)
+            n = cast(int, entry[0]) + 1
+            if len(entry) <= self.cap and value not in entry:
+                table[context] = (n, *entry[1:], sys.intern(value))
+            else:
+                table[context] = (n, *entry[1:])
 
 
 def finding(surprises: list[float]) -> AtypicalityFinding:
