@@ -146,10 +146,11 @@ class AtypicalityDetector(Detector):
         """Contexts held, every pair."""
         return sum(len(contexts) for contexts in self._contexts)
 
-    def surprises(self, decl: Declaration, items: Items) -> list[float]:
-        """The surprise of each of :data:`EVIDENCE` (0: familiar, or no history)."""
+    def surprises(self, decl: Declaration, items: Items, day: float | None = None) -> list[float]:
+        """The surprise of each of :data:`EVIDENCE` (0: familiar, or no history); ``day``:
+        :func:`~vigie.model.behaviour.event_day` of ``decl``, when the caller has it."""
         out = self.pair_surprises(items)
-        behaviour = self._behaviour.surprises(decl)
+        behaviour = self._behaviour.surprises(decl, day)
         if out[0] > 0.0:
             behaviour[1] = 0.0  # a route new because its origin is new for the product: once
         out.extend(behaviour)
@@ -175,10 +176,11 @@ class AtypicalityDetector(Detector):
         """Count the declaration in each pair's context, and its behaviour."""
         self.learn_items(decl, pair_items(decl))
 
-    def learn_items(self, decl: Declaration, items: Items) -> None:
-        """Learn one declaration whose :func:`pair_items` are ``items``."""
+    def learn_items(self, decl: Declaration, items: Items, day: float | None = None) -> None:
+        """Learn one declaration whose :func:`pair_items` are ``items`` (``day`` as in
+        :meth:`surprises`)."""
         self._updates += 1
-        self._behaviour.learn_one(decl)
+        self._behaviour.learn_one(decl, day)
         for k in range(len(PAIRS)):
             context, value = items[k]
             if context is None:

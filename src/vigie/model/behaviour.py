@@ -70,6 +70,17 @@ _VALUE_FREE: Final = 2.0
 """Log-ratio of a value to the shipment's usual one taken as ordinary (a factor e ** 2)."""
 
 
+def event_day(decl: Declaration) -> float:
+    """The declaration's lodging time in days since 1970-01-01 UTC (a datetime's
+    ``timestamp()`` is worth computing once: it goes through a timedelta).
+
+    >>> from vigie.contracts.schemas import EXAMPLE_DECLARATION
+    >>> event_day(Declaration.model_validate(EXAMPLE_DECLARATION))
+    20514.34375
+    """
+    return decl.lodged_at.timestamp() / _SECONDS_PER_DAY
+
+
 def poisson_nats(k: float, mu: float) -> float:
     """``-log P(X >= k)`` for a Poisson count of mean ``mu`` (0 when ``k <= mu``).
 
@@ -133,9 +144,11 @@ class Behaviour:
                 (self._activity, self._activity_changed),
                 (self._products, self._products_changed)]  # fmt: skip
 
-    def surprises(self, decl: Declaration) -> list[float]:
-        """The surprise of each of :data:`SIGNALS`."""
-        day = decl.lodged_at.timestamp() / _SECONDS_PER_DAY
+    def surprises(self, decl: Declaration, day: float | None = None) -> list[float]:
+        """The surprise of each of :data:`SIGNALS` (``day``: :func:`event_day` of ``decl``,
+        when the caller has it already)."""
+        if day is None:
+            day = event_day(decl)
         out = [0.0] * len(SIGNALS)
         profile = self._importers.get(decl.importer)
         if profile is not None:
@@ -164,9 +177,11 @@ class Behaviour:
             out[_ASPECTS + 3] = activity.value_surprise(decl.customs_value_eur)
         return out
 
-    def learn_one(self, decl: Declaration) -> None:
-        """Learn one declaration's aspects, ratios and activity."""
-        day = decl.lodged_at.timestamp() / _SECONDS_PER_DAY
+    def learn_one(self, decl: Declaration, day: float | None = None) -> None:
+        """Learn one declaration's aspects, ratios and activity (``day`` as in
+        :meth:`surprises`)."""
+        if day is None:
+            day = event_day(decl)
         self._learn_importer(decl, day)
         code = decl.commodity_code[:6]
         product = _refreshed(self._products, self._products_changed, code, self.max_keys)

@@ -52,6 +52,7 @@ from vigie.model.atypicality import (
     tax_type,
 )
 from vigie.model.base import Detector
+from vigie.model.behaviour import event_day
 from vigie.model.combiner import RiskCombiner
 from vigie.model.memory import CaseMemory, Compact, chain, compact
 from vigie.model.operators import ROLES, OperatorHistory
@@ -60,7 +61,6 @@ from vigie.model.reasons import Facts, explain
 from vigie.model.tables import Tracked
 from vigie.model.valuation import ValuationDetector
 
-SECONDS_PER_DAY: Final = 86_400.0
 QUOTA_SLACK: Final = 5.0
 """Items the daily quota may run ahead of (or behind) its target: risky declarations come
 in clusters (a shipment in parts, an abrupt switch), which a tighter quota cuts."""
@@ -206,7 +206,7 @@ class RiskEngine(Detector):
         """Assess a declaration, learning nothing (test-then-train: :meth:`learn_one` next)."""
         if decl.direction == "export":
             return self._export()
-        day = decl.lodged_at.timestamp() / SECONDS_PER_DAY
+        day = event_day(decl)
         fields = compact(
             sys.intern(decl.commodity_code[:6]),
             sys.intern(decl.origin),
@@ -217,7 +217,7 @@ class RiskEngine(Detector):
         read = self._memory.read(chain(fields), day, self.max_pending_days)
         valuation = self._valuation.score_one(decl)
         items = pair_items(decl)
-        surprises = self._atypicality.surprises(decl, items)
+        surprises = self._atypicality.surprises(decl, items, day)
         atypicality = finding(surprises)
         z = valuation.robust_z
         operators = self._operators.read((decl.importer, decl.declarant))
@@ -295,8 +295,8 @@ class RiskEngine(Detector):
         """Learn a declaration: the detectors, the signature's arrival rate, the quota,
         the audit draw; and keep its evidence for its control result."""
         if decl.direction == "export":
-            day = decl.lodged_at.timestamp() / SECONDS_PER_DAY
-            self._remember(decl, Pending(_LODGED.pack(day), "", "", "", "", ""))
+            day = event_day(decl)
+            self._remember(decl, Pending(_LODGED.pack(day), "", "", "", "", ""), day)
             return
         last = self._last
         if (
@@ -316,7 +316,7 @@ class RiskEngine(Detector):
         else:
             memory.follow(last.threshold)
         self._valuation.learn_one(decl)
-        self._atypicality.learn_items(decl, last.items)
+        self._atypicality.learn_items(decl, last.items, last.day)
         self._quota.observe(math.floor(last.day), last.selection_score, last.targeted)
         if self.audit_share > 0:
             self._draw = self._rng.random()
@@ -327,7 +327,7 @@ class RiskEngine(Detector):
             last.mu, z, *last.surprises, *last.operators,
         )  # fmt: skip
         importer, declarant = sys.intern(decl.importer), sys.intern(decl.declarant)
-        self._remember(decl, Pending(evidence, hs6, origin, tax, importer, declarant))
+        self._remember(decl, Pending(evidence, hs6, origin, tax, importer, declarant), last.day)
 
     def learn_control(self, result: ControlResult) -> bool:
         """Learn a control result; False when the declaration's evidence is not held."""
@@ -349,13 +349,13 @@ class RiskEngine(Detector):
             self._combiner.learn(mu, z_or_none, surprises, fraud, weight, operators)
         return True
 
-    def _remember(self, decl: Declaration, item: Pending) -> None:
+    def _remember(self, decl: Declaration, item: Pending, lodged: float) -> None:
+        """Keep ``item`` for its control result, lodged on event-time day ``lodged``."""
         store, changed = self._pending, self._pending_changed
         changed.add(decl.declaration_id)
         items = store.pop(decl.declaration_id, ())
         # A rescored item replaces itself; other items of the declaration are kept.
         store[decl.declaration_id] = (*items[: decl.item_number - 1], item)
-        lodged = decl.lodged_at.timestamp() / SECONDS_PER_DAY
         horizon = lodged - self.max_pending_days
         while store and (
             len(store) > self.max_pending
