@@ -148,7 +148,7 @@ class AtypicalityDetector(Detector):
 
     def surprises(self, decl: Declaration, items: Items, day: float | None = None) -> list[float]:
         """The surprise of each of :data:`EVIDENCE` (0: familiar, or no history); ``day``:
-        :func:`~vigie.model.behaviour.event_day` of ``decl``, when the caller has it."""
+        :func:`~vigie.model.base.event_day` of ``decl``, when the caller has it."""
         out = self.pair_surprises(items)
         behaviour = self._behaviour.surprises(decl, day)
         if out[0] > 0.0:

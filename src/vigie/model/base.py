@@ -1,4 +1,5 @@
-"""What every Vigie detector shares, River style: parameters, clone, repr, version.
+"""What every Vigie detector shares, River style: parameters, clone, repr, version; and
+event time in days.
 
 A detector's constructor stores its arguments under the same names and nothing else
 public; :meth:`Detector.clone` rebuilds a fresh, unlearnt detector from them. Learnt state
@@ -20,7 +21,22 @@ Examples
 from __future__ import annotations
 
 import inspect
-from typing import Any, Self
+from typing import Any, Final, Self
+
+from vigie.contracts.schemas import Declaration
+
+SECONDS_PER_DAY: Final = 86_400.0
+
+
+def event_day(decl: Declaration) -> float:
+    """The declaration's lodging time in days since 1970-01-01 UTC (a datetime's
+    ``timestamp()`` is worth computing once: it goes through a timedelta).
+
+    >>> from vigie.contracts.schemas import EXAMPLE_DECLARATION
+    >>> event_day(Declaration.model_validate(EXAMPLE_DECLARATION))
+    20514.34375
+    """
+    return decl.lodged_at.timestamp() / SECONDS_PER_DAY
 
 
 class Detector:

@@ -35,6 +35,7 @@ from bisect import bisect_left, insort
 from typing import Final, TypeAlias, TypeVar
 
 from vigie.contracts.schemas import Declaration
+from vigie.model.base import event_day
 from vigie.model.tables import Tracked, evict_oldest
 
 T = TypeVar("T")
@@ -57,7 +58,6 @@ SIGNALS: Final[tuple[str, ...]] = (
 )
 """The behaviour surprises, in the order of :meth:`Behaviour.surprises`."""
 _ASPECTS: Final = 4
-_SECONDS_PER_DAY: Final = 86_400.0
 _SHORT_DAYS: Final = 0.25
 _LONG_DAYS: Final = 60.0
 _WINDOW: Final = 32
@@ -68,17 +68,6 @@ _BURST_FREE: Final = 3.0
 """Nats of a burst taken as ordinary (arrivals are over-dispersed, not Poisson)."""
 _VALUE_FREE: Final = 2.0
 """Log-ratio of a value to the shipment's usual one taken as ordinary (a factor e ** 2)."""
-
-
-def event_day(decl: Declaration) -> float:
-    """The declaration's lodging time in days since 1970-01-01 UTC (a datetime's
-    ``timestamp()`` is worth computing once: it goes through a timedelta).
-
-    >>> from vigie.contracts.schemas import EXAMPLE_DECLARATION
-    >>> event_day(Declaration.model_validate(EXAMPLE_DECLARATION))
-    20514.34375
-    """
-    return decl.lodged_at.timestamp() / _SECONDS_PER_DAY
 
 
 def poisson_nats(k: float, mu: float) -> float:
@@ -145,8 +134,8 @@ class Behaviour:
                 (self._products, self._products_changed)]  # fmt: skip
 
     def surprises(self, decl: Declaration, day: float | None = None) -> list[float]:
-        """The surprise of each of :data:`SIGNALS` (``day``: :func:`event_day` of ``decl``,
-        when the caller has it already)."""
+        """The surprise of each of :data:`SIGNALS` (``day``:
+        :func:`~vigie.model.base.event_day` of ``decl``, when the caller has it already)."""
         if day is None:
             day = event_day(decl)
         out = [0.0] * len(SIGNALS)

@@ -51,8 +51,7 @@ from vigie.model.atypicality import (
     pair_items,
     tax_type,
 )
-from vigie.model.base import Detector
-from vigie.model.behaviour import event_day
+from vigie.model.base import Detector, event_day
 from vigie.model.combiner import RiskCombiner
 from vigie.model.memory import CaseMemory, Compact, chain, compact
 from vigie.model.operators import ROLES, OperatorHistory
