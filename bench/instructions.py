@@ -53,10 +53,12 @@ def measured_loop(what: str, n: int, warmup: int, seed: int) -> None:
     def process(_: Any, record: Any) -> None:
         score_and_learn(state, record[0], record[1], source_topic="declarations")
 
-    step: Callable[[Any, Any], None] = process
-    items: list[Any] = [(d.declaration_id.encode(), encode(d)) for d in declarations]
+    step: Callable[[Any, Any], None]
+    items: list[Any]
     if what == "engine":
         step, items = score_then_learn, declarations
+    else:
+        step, items = process, [(d.declaration_id.encode(), encode(d)) for d in declarations]
     for item in items[:warmup]:
         step(None, item)
     # what outlived the warm-up leaves the collector's sight, as the worker freezes its
