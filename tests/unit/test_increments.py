@@ -92,7 +92,7 @@ def test_a_full_snapshot_and_its_deltas_restore_every_table_in_order(
         assert restored.position == live.position
     caps = {40, 50, 60, 70, 80, 150, 200}  # small_state's
     full = sum(len(table) in caps for table, _ in tracked(live))
-    assert 2 * full > len(tracked(live))  # most tables forget
+    assert full / len(tracked(live)) >= 20 / 35  # most tables forget: as 20 of 35 did
     assert feed(restored, 2050, 2400) == feed(live, 2050, 2400)
 
 
