@@ -10,7 +10,13 @@ tables may save more time than its instructions say, and one that only saves ins
 may save less. Compare builds with the same arguments:
 
     PYTHONPATH=build/compiled .venv/bin/python bench/instructions.py [--what worker|engine]
-        [--n 3000] [--warmup 1000] [--seed 11]
+        [--n 3000] [--warmup 1000] [--seed 11] [--days 4]
+
+The world's declarations are spread over ``--days`` event-time days: 4 for 4,000 is about
+the density of ``vigie bench``'s world (100,000 over 90 days). The daily quota computes its
+thresholds once a day; a world of 4,000 declarations over the generator's 90 days would
+count that computation 90 times, a third of all instructions, where service pays it once
+for thousands of declarations.
 
 ``worker``: :func:`vigie.worker.processing.score_and_learn` on encoded records (decoding,
 the replay guard, the engine, the Score's JSON), no Kafka. ``engine``: ``score_one`` then
@@ -33,7 +39,7 @@ from typing import Any
 _INSIDE = "VIGIE_INSTRUCTIONS_INSIDE"
 
 
-def measured_loop(what: str, n: int, warmup: int, seed: int) -> None:
+def measured_loop(what: str, n: int, warmup: int, seed: int, days: int) -> None:
     """Run ``warmup`` declarations, then ``n`` inside ``functools.reduce`` (counted)."""
     from vigie.contracts.codec import encode
     from vigie.model.engine import RiskEngine
@@ -42,7 +48,7 @@ def measured_loop(what: str, n: int, warmup: int, seed: int) -> None:
     from vigie.worker.state import PartitionState
     from vigie_dev.generator import generate
 
-    declarations = [item.declaration for item in generate(warmup + n, seed=seed)]
+    declarations = [item.declaration for item in generate(warmup + n, seed=seed, days=days)]
     engine = RiskEngine(**get_settings().engine.options())
     state = PartitionState(0, engine)
 
@@ -74,9 +80,10 @@ def main() -> None:
     parser.add_argument("--n", type=int, default=3000)
     parser.add_argument("--warmup", type=int, default=1000)
     parser.add_argument("--seed", type=int, default=11)
+    parser.add_argument("--days", type=int, default=4, help="event-time days of the world")
     args = parser.parse_args()
     if os.environ.get(_INSIDE):
-        measured_loop(args.what, args.n, args.warmup, args.seed)
+        measured_loop(args.what, args.n, args.warmup, args.seed, args.days)
         return
     command = [
         "valgrind", "--tool=callgrind", "--toggle-collect=functools_reduce",
@@ -91,7 +98,7 @@ def main() -> None:
     total = int(found.group(1))
     print(
         f"{args.what}: {total / args.n:,.0f} instructions a declaration "
-        f"({args.n} declarations after {args.warmup}, seed {args.seed})"
+        f"({args.n} declarations after {args.warmup}, seed {args.seed}, {args.days} days)"
     )
 
 
