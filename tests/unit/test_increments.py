@@ -7,10 +7,11 @@ forgets its oldest first), the hardest case for a delta: order is state.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, NamedTuple
 
 import pytest
 
+import vigie.model.engine as engine_module
 from vigie.contracts.codec import encode
 from vigie.model.engine import RiskEngine
 from vigie.worker import increments
@@ -171,3 +172,32 @@ def test_a_full_snapshot_alone_is_not_the_state_it_ended_at(
 
     assert tables(alone) != tables(live)
     assert tables(restore([dumps(live, full=True)])) == tables(live)
+
+
+class _FormerPending(NamedTuple):
+    """The pending item as snapshots of formats 4 and 5 pickled it."""
+
+    evidence: bytes
+    hs6: str
+    origin: str
+    tax_type: str
+    importer: str
+    declarant: str
+
+
+def test_pending_items_of_older_snapshots_restore_as_tuples(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    live = small_state()
+    feed(live, 0, 300)
+    store = live.engine._pending
+    expected = [(key, items) for key, items in store.items()]
+    for key, items in expected:
+        store[key] = tuple(_FormerPending(*item) for item in items)
+    _FormerPending.__module__, _FormerPending.__qualname__ = "vigie.model.engine", "Pending"
+    monkeypatch.setattr(engine_module, "Pending", _FormerPending, raising=False)
+    blob = dumps(live, full=True)
+    monkeypatch.delattr(engine_module, "Pending")
+    restored = restore([blob]).engine._pending
+    assert list(restored.items()) == expected
+    assert {type(item) for items in restored.values() for item in items} == {tuple}

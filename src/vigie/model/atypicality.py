@@ -32,7 +32,7 @@ from vigie.contracts.schemas import Declaration
 from vigie.model.assessment import AtypicalityFinding, Contribution
 from vigie.model.base import Detector
 from vigie.model.behaviour import SIGNALS, Behaviour
-from vigie.model.tables import Tracked, evict_oldest
+from vigie.model.tables import ChangeSet, Tracked, evict_oldest
 
 PAIRS: Final[tuple[str, ...]] = (
     "origin_new_for_product",
@@ -128,7 +128,7 @@ class AtypicalityDetector(Detector):
         table per pair, not a table of counts beside a table of values: each context is
         looked up once, and these tables, keyed by consignment among others, are the
         engine's largest."""
-        self._contexts_changed: list[set[str]] = [set() for _ in PAIRS]
+        self._contexts_changed: list[ChangeSet] = [{} for _ in PAIRS]
         self._updates = 0
 
     @property
@@ -186,7 +186,7 @@ class AtypicalityDetector(Detector):
             if context is None:
                 continue
             table, changed = self._contexts[k], self._contexts_changed[k]
-            changed.add(context)
+            changed[context] = None
             entry = table.pop(context, None)
             if entry is None:
                 entry = (0,)

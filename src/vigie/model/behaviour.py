@@ -36,7 +36,7 @@ from typing import Final, TypeAlias, TypeVar
 
 from vigie.contracts.schemas import Declaration
 from vigie.model.base import event_day
-from vigie.model.tables import Tracked, evict_oldest
+from vigie.model.tables import ChangeSet, Tracked, evict_oldest
 
 T = TypeVar("T")
 
@@ -123,9 +123,9 @@ class Behaviour:
         self._activity: dict[str, Activity] = {}
         # HS6 -> the last value-per-kg and mass-per-unit logs, each in arrival order and sorted
         self._products: dict[str, tuple[list[float], list[float], list[float], list[float]]] = {}
-        self._importers_changed: set[str] = set()
-        self._activity_changed: set[str] = set()
-        self._products_changed: set[str] = set()
+        self._importers_changed: ChangeSet = {}
+        self._activity_changed: ChangeSet = {}
+        self._products_changed: ChangeSet = {}
 
     def tables(self) -> list[Tracked]:
         """The large tables and their change sets (:mod:`vigie.model.tables`)."""
@@ -289,10 +289,10 @@ def _ratios(decl: Declaration) -> tuple[float | None, float | None]:
     )
 
 
-def _refreshed(table: dict[str, T], changed: set[str], key: str, cap: int) -> T | None:
+def _refreshed(table: dict[str, T], changed: ChangeSet, key: str, cap: int) -> T | None:
     """The entry of ``key``, taken out to be put back last (None when absent; the oldest
     entry is evicted then); both keys are noted in ``changed``."""
-    changed.add(key)
+    changed[key] = None
     entry = table.pop(key, None)
     if entry is None and len(table) >= cap:
         evict_oldest(table, changed)

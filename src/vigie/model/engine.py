@@ -57,7 +57,7 @@ from vigie.model.memory import CaseMemory, Compact, chain, compact
 from vigie.model.operators import ROLES, OperatorHistory
 from vigie.model.quota import DailyQuota
 from vigie.model.reasons import Facts, explain
-from vigie.model.tables import Tracked
+from vigie.model.tables import ChangeSet, Tracked
 from vigie.model.valuation import ValuationDetector
 
 QUOTA_SLACK: Final = 5.0
@@ -77,18 +77,14 @@ _LODGED: Final = struct.Struct("d")
 """The first field of the pending evidence: the day lodged."""
 
 
-class Pending(NamedTuple):
-    """What is kept of a scored declaration until its control result arrives (the strings
-    are interned: held once however many declarations share them)."""
-
-    evidence: bytes
-    """The day lodged first, then the numbers of :data:`_EVIDENCE` (an export: the day)."""
-    hs6: str
-    """The signature's product ("": an export, learnt as nothing)."""
-    origin: str
-    tax_type: str
-    importer: str
-    declarant: str
+PendingItem = tuple[bytes, str, str, str, str, str]
+"""What is kept of a scored declaration item until its control result arrives: the
+evidence (the day lodged first, then the numbers of :data:`_EVIDENCE`; an export: the day
+alone), the signature's product ("": an export, learnt as nothing), its origin and tax
+type, the importer and the declarant. The strings are interned: held once however many
+declarations share them. A plain tuple of strings and bytes, which the garbage collector
+stops tracking once it has seen it: 400,000 declarations may be pending, and a class's
+instances (a NamedTuple's too) would be walked at every full collection."""
 
 
 class _Scored(NamedTuple):
@@ -165,8 +161,8 @@ class RiskEngine(Detector):
         self._quota = DailyQuota(budget=budget, slack=QUOTA_SLACK)
         self._rng = random.Random(seed)
         self._draw = self._rng.random()  # the next audit draw: read by score, spent by learn
-        self._pending: OrderedDict[str, tuple[Pending, ...]] = OrderedDict()
-        self._pending_changed: set[str] = set()
+        self._pending: OrderedDict[str, tuple[PendingItem, ...]] = OrderedDict()
+        self._pending_changed: ChangeSet = {}
         self._last: _Scored | None = None
 
     @property
@@ -295,7 +291,7 @@ class RiskEngine(Detector):
         the audit draw; and keep its evidence for its control result."""
         if decl.direction == "export":
             day = event_day(decl)
-            self._remember(decl, Pending(_LODGED.pack(day), "", "", "", "", ""), day)
+            self._remember(decl, (_LODGED.pack(day), "", "", "", "", ""), day)
             return
         last = self._last
         if (
@@ -326,41 +322,41 @@ class RiskEngine(Detector):
             last.mu, z, *last.surprises, *last.operators,
         )  # fmt: skip
         importer, declarant = sys.intern(decl.importer), sys.intern(decl.declarant)
-        self._remember(decl, Pending(evidence, hs6, origin, tax, importer, declarant), last.day)
+        self._remember(decl, (evidence, hs6, origin, tax, importer, declarant), last.day)
 
     def learn_control(self, result: ControlResult) -> bool:
         """Learn a control result; False when the declaration's evidence is not held."""
         items = self._pending.pop(result.declaration_id, None)
         if items is None:
             return False
-        self._pending_changed.add(result.declaration_id)
+        self._pending_changed[result.declaration_id] = None
         fraud = result.is_fraud
-        for item in items:
-            if not item.hs6:
+        for evidence, hs6, origin, tax, importer, declarant in items:
+            if not hs6:
                 continue  # an export: no import risk to learn
-            _, probability, value_bin, mass_bin, mu, z, *rest = _EVIDENCE.unpack(item.evidence)
+            _, probability, value_bin, mass_bin, mu, z, *rest = _EVIDENCE.unpack(evidence)
             surprises, operators = rest[: len(EVIDENCE)], rest[len(EVIDENCE) :]
             weight = ipw(result.selection_probability, probability, self.max_weight)
-            fields = (item.hs6, item.origin, item.tax_type, int(value_bin), int(mass_bin))
+            fields = (hs6, origin, tax, int(value_bin), int(mass_bin))
             self._memory.learn_label(chain(fields), fraud)
-            self._operators.learn((item.importer, item.declarant), fraud)
+            self._operators.learn((importer, declarant), fraud)
             z_or_none = None if math.isnan(z) else z
             self._combiner.learn(mu, z_or_none, surprises, fraud, weight, operators)
         return True
 
-    def _remember(self, decl: Declaration, item: Pending, lodged: float) -> None:
+    def _remember(self, decl: Declaration, item: PendingItem, lodged: float) -> None:
         """Keep ``item`` for its control result, lodged on event-time day ``lodged``."""
         store, changed = self._pending, self._pending_changed
-        changed.add(decl.declaration_id)
+        changed[decl.declaration_id] = None
         items = store.pop(decl.declaration_id, ())
         # A rescored item replaces itself; other items of the declaration are kept.
         store[decl.declaration_id] = (*items[: decl.item_number - 1], item)
         horizon = lodged - self.max_pending_days
         while store and (
             len(store) > self.max_pending
-            or _LODGED.unpack_from(next(iter(store.values()))[0].evidence)[0] < horizon
+            or _LODGED.unpack_from(next(iter(store.values()))[0][0])[0] < horizon
         ):
-            changed.add(store.popitem(last=False)[0])
+            changed[store.popitem(last=False)[0]] = None
 
 
 def ipw(selection_probability: float | None, fallback: float, max_weight: float) -> float:

@@ -30,7 +30,7 @@ from __future__ import annotations
 import math
 from typing import Final
 
-from vigie.model.tables import Tracked, evict_oldest
+from vigie.model.tables import ChangeSet, Tracked, evict_oldest
 
 LEVELS: Final[tuple[str, ...]] = (
     "hs2",
@@ -135,9 +135,9 @@ class CaseMemory:
         self._pairs = 0
         self._arrivals: dict[str, complex] = {}  # signature -> decayed count + day j
         self._in_flight: dict[str, complex] = {}  # signature -> labels awaited + day j
-        self._cells_changed: list[set[str]] = [set() for _ in range(n)]
-        self._arrivals_changed: set[str] = set()
-        self._in_flight_changed: set[str] = set()
+        self._cells_changed: list[ChangeSet] = [{} for _ in range(n)]
+        self._arrivals_changed: ChangeSet = {}
+        self._in_flight_changed: ChangeSet = {}
         self._tau = 0.5
         self._labels = 0
 
@@ -220,7 +220,7 @@ class CaseMemory:
     def observe(self, signature: str, day: float) -> None:
         """Count a declaration of ``signature`` (its arrival rate; no label needed)."""
         table = self._arrivals
-        self._arrivals_changed.add(signature)
+        self._arrivals_changed[signature] = None
         entry = table.pop(signature, None)
         if entry is None:
             entry = complex(1.0, day)
@@ -234,7 +234,7 @@ class CaseMemory:
 
     def selected(self, signature: str, day: float, threshold: float) -> None:
         """A declaration of ``signature`` was selected: its label is in flight."""
-        self._in_flight_changed.add(signature)
+        self._in_flight_changed[signature] = None
         flight = self._in_flight.get(signature)
         if flight is None and len(self._in_flight) >= self.max_keys:
             evict_oldest(self._in_flight, self._in_flight_changed)
@@ -251,7 +251,7 @@ class CaseMemory:
         """Count one control result (unweighted) down the chain."""
         flight = self._in_flight.get(keys[-1])
         if flight is not None:
-            self._in_flight_changed.add(keys[-1])
+            self._in_flight_changed[keys[-1]] = None
             if flight.real <= 1.0:
                 del self._in_flight[keys[-1]]
             else:
@@ -260,7 +260,7 @@ class CaseMemory:
         root = self.global_rate
         for lvl in range(len(keys)):
             cells, changed = self._cells[lvl], self._cells_changed[lvl]
-            changed.add(keys[lvl])
+            changed[keys[lvl]] = None
             cell = cells.get(keys[lvl])
             if cell is None:
                 if len(cells) >= self.max_keys:

@@ -24,7 +24,7 @@ from __future__ import annotations
 import math
 from typing import Final
 
-from vigie.model.tables import Tracked, evict_oldest
+from vigie.model.tables import ChangeSet, Tracked, evict_oldest
 
 ROLES: Final[tuple[str, ...]] = ("importer", "declarant")
 """The operators whose history is kept, in the order of the keys."""
@@ -54,7 +54,7 @@ class OperatorHistory:
         self.max_keys = max_keys
         # operator -> controls + infractions j: two numbers in one object (as the memory's)
         self._cells: list[dict[str, complex]] = [{} for _ in ROLES]
-        self._cells_changed: list[set[str]] = [set() for _ in ROLES]
+        self._cells_changed: list[ChangeSet] = [{} for _ in ROLES]
         self._cov = [0.0] * len(ROLES)
         self._var = [0.0] * len(ROLES)
         self._strength = [MAX_STRENGTH] * len(ROLES)
@@ -89,7 +89,7 @@ class OperatorHistory:
         root = (self._infractions + 1.0) / (self._controls + 2.0)
         for k in range(len(ROLES)):
             cells, changed = self._cells[k], self._cells_changed[k]
-            changed.add(keys[k])
+            changed[keys[k]] = None
             cell = cells.pop(keys[k], None)
             if cell is None:
                 if len(cells) >= self.max_keys:

@@ -6,6 +6,11 @@ the last snapshot. A part lists its tables with ``tables()``; each change of an 
 adds the key to that table's set. :mod:`vigie.worker.increments` builds an incremental
 snapshot from the sets (:func:`delta_keys`) and empties them once it is saved.
 
+A change set is a dict of keys to None (:data:`ChangeSet`), not a ``set``: the garbage
+collector never tracks a dict of strings to None, where it walks every key of a set at
+each full collection. Held by an engine that is never snapshotted, the change sets grow
+as large as the tables, and walking them was a third of the collector's work.
+
 The order of a table's entries is state (the model forgets its oldest entries first), and
 a delta keeps it exactly: an entry changed in place keeps its position, and the entries
 moved to the end or added since the previous snapshot come after every unchanged one, so
@@ -14,28 +19,32 @@ they are the table's tail, read backwards until the first unchanged key.
 Examples
 --------
 >>> before = {"a": 1, "b": 2, "c": 3, "d": 4}
->>> after, changed = dict(before), set()
->>> after["b"] = 20; changed.add("b")                       # updated in place
->>> after["a"] = after.pop("a") + 10; changed.add("a")      # moved to the end
->>> del after["c"]; changed.add("c")                        # forgotten
->>> after["e"] = 5; changed.add("e")                        # added
+>>> after, changed = dict(before), {}
+>>> after["b"] = 20; changed["b"] = None                    # updated in place
+>>> after["a"] = after.pop("a") + 10; changed["a"] = None   # moved to the end
+>>> del after["c"]; changed["c"] = None                     # forgotten
+>>> after["e"] = 5; changed["e"] = None                     # added
 >>> deleted, in_place, tail = delta_keys(after, changed)
 >>> deleted, in_place, tail
 (['c'], ['b'], ['a', 'e'])
 >>> apply_delta(before, (deleted, [(k, after[k]) for k in in_place], [(k, after[k]) for k in tail]))
 >>> list(before.items()) == list(after.items())
 True
->>> table, changed = {"a": 1, "b": 2}, set()
+>>> table, changed = {"a": 1, "b": 2}, {}
 >>> evict_oldest(table, changed)
->>> table, changed
-({'b': 2}, {'a'})
+>>> table, list(changed)
+({'b': 2}, ['a'])
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-Tracked = tuple[dict[str, Any], set[str]]
+ChangeSet = dict[str, None]
+"""The keys of a table changed since the last snapshot, in the order of their first change
+(a set the garbage collector does not track)."""
+
+Tracked = tuple[dict[str, Any], ChangeSet]
 """A table and the set of its keys changed since the last snapshot."""
 
 Delta = tuple[list[str], list[tuple[str, Any]], list[tuple[str, Any]]]
@@ -43,7 +52,7 @@ Delta = tuple[list[str], list[tuple[str, Any]], list[tuple[str, Any]]]
 entries moved or added, in table order."""
 
 
-def delta_keys(table: dict[str, Any], changed: set[str]) -> tuple[list[str], list[str], list[str]]:
+def delta_keys(table: dict[str, Any], changed: ChangeSet) -> tuple[list[str], list[str], list[str]]:
     """What changed in ``table``, given the keys ``changed`` since the previous snapshot:
     the keys forgotten, those changed in place, then the tail's, in table order."""
     tail: list[str] = []
@@ -77,8 +86,8 @@ def apply_delta(table: dict[str, Any], delta: Delta) -> None:
         table[key] = value
 
 
-def evict_oldest(table: dict[str, Any], changed: set[str]) -> None:
+def evict_oldest(table: dict[str, Any], changed: ChangeSet) -> None:
     """Forget the oldest entry of ``table`` (its first key), noting the change."""
     oldest = next(iter(table))
     del table[oldest]
-    changed.add(oldest)
+    changed[oldest] = None

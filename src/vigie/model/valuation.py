@@ -32,7 +32,7 @@ from typing import Final, TypeAlias
 from vigie.contracts.schemas import Declaration
 from vigie.model.assessment import MAX_EUR, ValuationFinding
 from vigie.model.base import Detector
-from vigie.model.tables import Tracked, evict_oldest
+from vigie.model.tables import ChangeSet, Tracked, evict_oldest
 
 LEVELS: Final[tuple[str, ...]] = ("hs6+origin+quantity", "hs6+origin", "hs6", "hs4")
 """The references, finest first."""
@@ -161,7 +161,7 @@ class ValuationDetector(Detector):
         self.score_midpoint = score_midpoint
         self.score_slope = score_slope
         self._cells: list[dict[str, Cell]] = [{} for _ in LEVELS]
-        self._cells_changed: list[set[str]] = [set() for _ in LEVELS]
+        self._cells_changed: list[ChangeSet] = [{} for _ in LEVELS]
         self._pooled = list(_POOLED_START)
         self._updates = 0
 
@@ -208,7 +208,7 @@ class ValuationDetector(Detector):
         keys = reference_keys(decl, self.quantity_band)
         for lvl in range(len(LEVELS)):
             cells, changed = self._cells[lvl], self._cells_changed[lvl]
-            changed.add(keys[lvl])
+            changed[keys[lvl]] = None
             cell = cells.pop(keys[lvl], None)
             if cell is None:
                 cell = array("d")

@@ -37,7 +37,7 @@ from typing import Literal, NamedTuple
 
 from vigie.contracts.codec import encode
 from vigie.contracts.schemas import Declaration
-from vigie.model.tables import Tracked
+from vigie.model.tables import ChangeSet, Tracked
 
 
 class Item(NamedTuple):
@@ -74,7 +74,7 @@ class SeenItems:
     def __init__(self, capacity: int = 400_000) -> None:
         self.capacity = capacity
         self._items: OrderedDict[str, tuple[int, int]] = OrderedDict()
-        self._changed: set[str] = set()
+        self._changed: ChangeSet = {}
 
     def tables(self) -> list[Tracked]:
         """The items and their change set (:mod:`vigie.model.tables`)."""
@@ -82,7 +82,7 @@ class SeenItems:
 
     def __setstate__(self, state: dict[str, object]) -> None:
         self.__dict__.update(state)
-        self.__dict__.setdefault("_changed", set())  # snapshots before incremental ones
+        self.__dict__.setdefault("_changed", {})  # snapshots before incremental ones
 
     def __len__(self) -> int:
         return len(self._items)
@@ -101,6 +101,6 @@ class SeenItems:
         """Record that ``item`` was scored."""
         self._items[item.key] = (item.digest, item.revision)
         self._items.move_to_end(item.key)
-        self._changed.add(item.key)
+        self._changed[item.key] = None
         while len(self._items) > self.capacity:
-            self._changed.add(self._items.popitem(last=False)[0])
+            self._changed[self._items.popitem(last=False)[0]] = None

@@ -58,15 +58,16 @@ from typing import Any
 from backports import zstd
 
 from vigie.errors import VigieError
-from vigie.model.tables import Tracked, apply_delta, delta_keys
+from vigie.model.tables import ChangeSet, Tracked, apply_delta, delta_keys
 from vigie.worker.state import PartitionState
 
-FORMAT = 5
+FORMAT = 6
 """2: the first incremental snapshots; 3: the model's small sets became lists; 4: the
 pending evidence packed, the memory's pairs complex numbers, the references' values arrays;
 5: tables and deltas in chunks, each run ended by an empty pickle (format 4, a full
-snapshot's tables with their length and a delta's in one pickle, is still read). A snapshot
-before format 4 is refused: the partition's model is rebuilt from its log. Snapshots
+snapshot's tables with their length and a delta's in one pickle, is still read); 6: the
+pending items plain tuples (formats 4 and 5 are still read, their items as tuples). A
+snapshot before format 4 is refused: the partition's model is rebuilt from its log. Snapshots
 before format 2 were one plain pickle of the state: read, then refused by the
 layout check."""
 ZSTD_MAGIC = b"\x28\xb5\x2f\xfd"
@@ -74,7 +75,7 @@ ZSTD_MAGIC = b"\x28\xb5\x2f\xfd"
 CHUNK = 2_000
 """Table entries per pickle of a full snapshot: a few milliseconds of work, the smallest
 slice of a snapshot written between two batches (:class:`SlicedSnapshot`)."""
-_READ = frozenset({4, FORMAT})
+_READ = frozenset({4, 5, FORMAT})
 """The formats a restore reads."""
 _PROTOCOL = pickle.HIGHEST_PROTOCOL
 
@@ -215,7 +216,7 @@ def restore(blobs: Sequence[Snapshot]) -> PartitionState:
 
 def _restore(blobs: Sequence[Snapshot]) -> PartitionState:
     with _opened(blobs[0]) as stream:
-        head = pickle.load(stream)
+        head = _load(stream)
         if isinstance(head, PartitionState):
             if len(blobs) > 1:
                 raise VigieError("model-state: deltas after a snapshot of an earlier format")
@@ -226,17 +227,17 @@ def _restore(blobs: Sequence[Snapshot]) -> PartitionState:
         tables = [_load_table(stream) for _ in range(n)]
     for blob in blobs[1:]:
         with _opened(blob) as stream:
-            fmt, kind, core, n = _header(pickle.load(stream))
+            fmt, kind, core, n = _header(_load(stream))
             if fmt not in _READ or kind != "delta" or n != len(tables):
                 raise VigieError(
                     f"model-state: expected a delta of {len(tables)} tables, got {kind!r} "
                     f"(format {fmt})"
                 )
             for table in tables:
-                if fmt == FORMAT:
+                if fmt == 4:  # one pickle per table
+                    apply_delta(table, _load(stream))
+                else:
                     _apply_delta(table, stream)
-                else:  # format 4: one pickle per table
-                    apply_delta(table, pickle.load(stream))
     state = _CoreUnpickler(io.BytesIO(core), tables).load()
     if not isinstance(state, PartitionState):
         raise VigieError(f"model-state: expected a PartitionState, got {type(state)}")
@@ -329,11 +330,11 @@ def _apply_delta(table: dict[str, Any], stream: io.BufferedIOBase) -> None:
     """Apply a table's delta: the keys forgotten, then the entries changed in place, then
     the tail's, each section in chunks until an empty one (a tail chunk's keys are moved
     to the end in order, so the whole tail ends up there in order)."""
-    for key in pickle.load(stream):
+    for key in _load(stream):
         table.pop(key, None)
-    while chunk := pickle.load(stream):
+    while chunk := _load(stream):
         table.update(chunk)
-    while chunk := pickle.load(stream):
+    while chunk := _load(stream):
         for key, _ in chunk:
             table.pop(key, None)
         table.update(chunk)
@@ -343,14 +344,38 @@ def _load_table(stream: io.BufferedIOBase) -> dict[str, Any]:
     """A table of a full snapshot: its type, then its entries in chunks until an empty
     one (format 4: its type and length, then chunks up to that length)."""
     table: dict[str, Any]
-    table, length = pickle.load(stream)
+    table, length = _load(stream)
     if length is not None:
         while len(table) < length:
-            table.update(pickle.load(stream))
+            table.update(_load(stream))
         return table
-    while chunk := pickle.load(stream):
+    while chunk := _load(stream):
         table.update(chunk)
     return table
+
+
+def _load(stream: io.BufferedIOBase) -> Any:
+    """The next pickle of a snapshot (older snapshots' classes read as they are now)."""
+    return _SnapshotUnpickler(stream).load()
+
+
+class _PendingItemOfFormat5(tuple):  # type: ignore[type-arg]
+    """A pending item of a snapshot written before format 6, when it was a NamedTuple
+    (``vigie.model.engine.Pending``): read as the plain tuple it is now."""
+
+    def __new__(cls, *fields: Any) -> Any:
+        return tuple(fields)
+
+
+_RENAMED = {("vigie.model.engine", "Pending"): _PendingItemOfFormat5}
+"""Classes of older snapshots that are no longer classes, and what reads them."""
+
+
+class _SnapshotUnpickler(pickle.Unpickler):
+    """Reads a snapshot's pickles, older formats' renamed classes included."""
+
+    def find_class(self, module: str, name: str) -> Any:
+        return _RENAMED.get((module, name)) or super().find_class(module, name)
 
 
 class _CorePickler(pickle.Pickler):
@@ -364,15 +389,15 @@ class _CorePickler(pickle.Pickler):
         return self.refs.get(id(obj))
 
 
-class _CoreUnpickler(pickle.Unpickler):
+class _CoreUnpickler(_SnapshotUnpickler):
     """Unpickles a core onto restored tables; each change set starts empty."""
 
     def __init__(self, file: io.BytesIO, tables: list[Any]) -> None:
         super().__init__(file)
         self.tables = tables
-        self.sets: dict[str, set[str]] = {}
+        self.sets: dict[str, ChangeSet] = {}
 
     def persistent_load(self, pid: Any) -> Any:
         if pid.startswith("t"):
             return self.tables[int(pid[1:])]
-        return self.sets.setdefault(pid, set())
+        return self.sets.setdefault(pid, {})
