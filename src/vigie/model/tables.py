@@ -9,7 +9,7 @@ snapshot from the sets (:func:`delta_keys`) and empties them once it is saved.
 A change set is a dict of keys to None (:data:`ChangeSet`), not a ``set``: the garbage
 collector never tracks a dict of strings to None, where it walks every key of a set at
 each full collection. Held by an engine that is never snapshotted, the change sets grow
-as large as the tables, and walking them was a third of the collector's work.
+as large as the tables: 29 % of what a full collection walked (100,000 declarations).
 
 The order of a table's entries is state (the model forgets its oldest entries first), and
 a delta keeps it exactly: an entry changed in place keeps its position, and the entries
