@@ -3,6 +3,7 @@ snapshots, and the settings it is built from."""
 
 from __future__ import annotations
 
+import gc
 import inspect
 import math
 import pickle
@@ -218,3 +219,21 @@ def test_odd_inputs_give_finite_bounded_scores() -> None:
         assert all(math.isfinite(v) for v in floats)
         assert 0.0 <= assessment.risk <= 1.0 and assessment.expected_recoverable_eur >= 0.0
         score_record(decl, assessment, decl.lodged_at, latency_ms=0.0)  # a valid Score
+
+
+def test_change_sets_and_pending_items_stay_out_of_the_collectors_sight() -> None:
+    """An engine that is never snapshotted keeps every key it changed, and many pending
+    declarations: the collector must not walk them at each full collection."""
+    engine = RiskEngine(seed=0)
+    for item in generate(2000, seed=4):
+        engine.score_one(item.declaration)
+        engine.learn_one(item.declaration)
+    gc.collect()
+    gc.collect()  # a tuple of tuples may be untracked one collection after its content
+    changed = [changes for _, changes in engine.tables()]
+    assert sum(map(len, changed)) > 10_000
+    assert not any(gc.is_tracked(changes) for changes in changed)
+    pending = list(engine._pending.values())
+    assert len(pending) == engine.n_pending > 1000
+    assert not any(gc.is_tracked(items) for items in pending)
+    assert not any(gc.is_tracked(item) for items in pending for item in items)
