@@ -77,3 +77,28 @@ def test_a_late_declaration_counts_in_the_current_day() -> None:
     quota.observe(3, 0.5, True)
     quota.observe(2, 0.5, False)  # dated the day before: no new day
     assert quota.selected_today == 1 and quota._seen == 2
+
+
+def _reference_thresholds(quota: DailyQuota) -> list[float]:
+    """The dynamic programme as written: V[m][q] = E max(X + V[m-1][q-1], V[m-1][q]) over
+    the grid, each expectation a mean over the grid's values."""
+    scores, g = quota._sorted, quota.grid
+    x = [scores[int(min((i + 0.5) / g * len(scores), len(scores) - 1))] for i in range(g)]
+    k = math.ceil(quota.budget * quota._horizon + 2 * quota.slack + 2)
+    values = [0.0] * (k + 1)
+    for _ in range(quota._horizon - 1):
+        values = [0.0] + [
+            sum(max(xi + values[q - 1], values[q]) for xi in x) / g for q in range(1, k + 1)
+        ]
+    return [math.inf] + [values[q] - values[q - 1] for q in range(1, k + 1)]
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_the_thresholds_are_the_dynamic_programmes(seed: int) -> None:
+    rng = random.Random(seed)
+    quota = DailyQuota(budget=rng.choice([0.01, 0.05, 0.2]), slack=rng.choice([2.0, 5.0]))
+    for _ in range(rng.choice([25, 400, 1500])):
+        quota.observe(0, rng.random() ** rng.choice([1, 4]), False)
+    fast, reference = quota._thresholds(), _reference_thresholds(quota)
+    assert len(fast) == len(reference) and fast[0] == math.inf
+    assert max(abs(a - b) for a, b in zip(fast[1:], reference[1:], strict=True)) < 1e-9

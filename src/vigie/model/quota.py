@@ -33,8 +33,6 @@ from bisect import bisect_left, insort
 from collections import deque
 from typing import Final
 
-import numpy as np
-
 from vigie.model.base import Detector
 
 HORIZON_ITEMS: Final = 5.0
@@ -147,20 +145,45 @@ class DailyQuota(Detector):
         return self._cached[1]
 
     def _thresholds(self) -> list[float]:
-        """Thresholds at the full horizon for q = 0 .. q_max selections left."""
-        scores = np.asarray(self._sorted)
-        g = self.grid
-        at = np.minimum((np.arange(g) + 0.5) / g * len(scores), len(scores) - 1).astype(int)
-        x = scores[at]
+        """Thresholds at the full horizon for q = 0 .. q_max selections left.
+
+        ``E max(X + a, b)`` over the grid's ``g`` values ``x`` (sorted) is ``a + (the sum
+        of the x above b - a, plus b - a for each of the others) / g``: a binary search
+        and a suffix sum instead of a pass over the grid, for each q of each step.
+        """
+        scores, g = self._sorted, self.grid
+        n = len(scores)
+        x = [scores[int(min((i + 0.5) / g * n, n - 1))] for i in range(g)]
+        above = [0.0] * (g + 1)  # above[i]: the sum of x[i:]
+        for i in range(g - 1, -1, -1):
+            above[i] = above[i + 1] + x[i]
         k = math.ceil(self.budget * self._horizon + 2 * self.slack + 2)
-        values = np.zeros(k + 1)  # V[q] with m - 1 declarations left
+        values = [0.0] * (k + 1)  # V[q] with m - 1 declarations left
         for _ in range(self._horizon - 1):
-            take = x[:, None] + values[None, :-1]
-            keep = values[None, 1:]
-            updated = np.empty(k + 1)
-            updated[0] = 0.0
-            updated[1:] = np.maximum(take, keep).mean(axis=0)
+            updated = [0.0] * (k + 1)
+            for q in range(1, k + 1):
+                a = values[q - 1]
+                t = values[q] - a
+                below = _count_at_most(x, t)
+                updated[q] = a + (above[below] + below * t) / g
             values = updated
         table: list[float] = [math.inf]
-        table.extend((values[1:] - values[:-1]).tolist())
+        table.extend([values[q] - values[q - 1] for q in range(1, k + 1)])
         return table
+
+
+def _count_at_most(ordered: list[float], t: float) -> int:
+    """How many values of ``ordered`` are at most ``t`` (``bisect_right``, compiled
+    inline: the dynamic programme asks it a thousand times a day).
+
+    >>> _count_at_most([1.0, 2.0, 2.0, 3.0], 2.0), _count_at_most([1.0], 0.5)
+    (3, 0)
+    """
+    low, high = 0, len(ordered)
+    while low < high:
+        middle = (low + high) // 2
+        if t < ordered[middle]:
+            high = middle
+        else:
+            low = middle + 1
+    return low
