@@ -32,7 +32,7 @@ from vigie.contracts.schemas import Declaration
 from vigie.model.assessment import AtypicalityFinding, Contribution
 from vigie.model.base import Detector
 from vigie.model.behaviour import SIGNALS, Behaviour
-from vigie.model.tables import ChangeSet, Tracked, evict_oldest
+from vigie.model.tables import ChangeSet, Tracked, refreshed
 
 PAIRS: Final[tuple[str, ...]] = (
     "origin_new_for_product",
@@ -185,13 +185,10 @@ class AtypicalityDetector(Detector):
             context, value = items[k]
             if context is None:
                 continue
-            table, changed = self._contexts[k], self._contexts_changed[k]
-            changed[context] = None
-            entry = table.pop(context, None)
+            table = self._contexts[k]
+            entry = refreshed(table, self._contexts_changed[k], context, self.max_contexts)
             if entry is None:
                 entry = (0,)
-                if len(table) >= self.max_contexts:
-                    evict_oldest(table, changed)
             n = cast(int, entry[0]) + 1
             if len(entry) <= self.cap and value not in entry:
                 table[context] = (n, *entry[1:], sys.intern(value))

@@ -32,13 +32,11 @@ import math
 import sys
 from array import array
 from bisect import bisect_left, insort
-from typing import Final, TypeAlias, TypeVar
+from typing import Final, TypeAlias
 
 from vigie.contracts.schemas import Declaration
 from vigie.model.base import event_day
-from vigie.model.tables import ChangeSet, Tracked, evict_oldest
-
-T = TypeVar("T")
+from vigie.model.tables import ChangeSet, Tracked, refreshed
 
 Profile: TypeAlias = "tuple[array[float], list[tuple[str, ...]], list[str]]"
 """An importer's habits. Per aspect of :func:`_aspects`: in the array, its declarations
@@ -173,7 +171,7 @@ class Behaviour:
             day = event_day(decl)
         self._learn_importer(decl, day)
         code = decl.commodity_code[:6]
-        product = _refreshed(self._products, self._products_changed, code, self.max_keys)
+        product = refreshed(self._products, self._products_changed, code, self.max_keys)
         if product is None:
             product = ([], [], [], [])
         self._products[code] = product
@@ -186,14 +184,14 @@ class Behaviour:
                 if len(arrived) > _WINDOW:
                     del ordered[bisect_left(ordered, arrived.pop(0))]
         shipment = _shipment(decl)
-        activity = _refreshed(self._activity, self._activity_changed, shipment, self.max_keys)
+        activity = refreshed(self._activity, self._activity_changed, shipment, self.max_keys)
         if activity is None:
             activity = Activity(day)
         activity.learn(day, decl.declaration_id, decl.customs_value_eur)
         self._activity[shipment] = activity
 
     def _learn_importer(self, decl: Declaration, day: float) -> None:
-        profile = _refreshed(self._importers, self._importers_changed, decl.importer, self.max_keys)
+        profile = refreshed(self._importers, self._importers_changed, decl.importer, self.max_keys)
         if profile is None:
             profile = (array("d", _NO_NUMBERS), [()] * _ASPECTS, [""] * _ASPECTS)
         self._importers[decl.importer] = profile
@@ -287,13 +285,3 @@ def _ratios(decl: Declaration) -> tuple[float | None, float | None]:
         None if per_kg is None else min(max(per_kg, -50.0), 50.0),
         None if per_unit is None else min(max(per_unit, -50.0), 50.0),
     )
-
-
-def _refreshed(table: dict[str, T], changed: ChangeSet, key: str, cap: int) -> T | None:
-    """The entry of ``key``, taken out to be put back last (None when absent; the oldest
-    entry is evicted then); both keys are noted in ``changed``."""
-    changed[key] = None
-    entry = table.pop(key, None)
-    if entry is None and len(table) >= cap:
-        evict_oldest(table, changed)
-    return entry

@@ -30,7 +30,7 @@ from __future__ import annotations
 import math
 from typing import Final
 
-from vigie.model.tables import ChangeSet, Tracked, evict_oldest
+from vigie.model.tables import ChangeSet, Tracked, evict_oldest, refreshed
 
 LEVELS: Final[tuple[str, ...]] = (
     "hs2",
@@ -220,12 +220,9 @@ class CaseMemory:
     def observe(self, signature: str, day: float) -> None:
         """Count a declaration of ``signature`` (its arrival rate; no label needed)."""
         table = self._arrivals
-        self._arrivals_changed[signature] = None
-        entry = table.pop(signature, None)
+        entry = refreshed(table, self._arrivals_changed, signature, self.max_keys)
         if entry is None:
             entry = complex(1.0, day)
-            if len(table) >= self.max_keys:
-                evict_oldest(table, self._arrivals_changed)
         else:
             count, since = entry.real, entry.imag
             decay = 0.5 ** (max(day - since, 0.0) / self.half_life_days)

@@ -34,11 +34,15 @@ True
 >>> evict_oldest(table, changed)
 >>> table, list(changed)
 ({'b': 2}, ['a'])
+>>> refreshed(table, changed, "c", cap=1), table, list(changed)  # absent, table full
+(None, {}, ['a', 'c', 'b'])
 """
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, TypeVar
+
+T = TypeVar("T")
 
 ChangeSet = dict[str, None]
 """The keys of a table changed since the last snapshot, in the order of their first change
@@ -91,3 +95,14 @@ def evict_oldest(table: dict[str, Any], changed: ChangeSet) -> None:
     oldest = next(iter(table))
     del table[oldest]
     changed[oldest] = None
+
+
+def refreshed(table: dict[str, T], changed: ChangeSet, key: str, cap: int) -> T | None:
+    """The entry of ``key``, taken out to be put back last (None when absent; the oldest
+    entry is evicted then, when the table holds ``cap``); both keys are noted in
+    ``changed``."""
+    changed[key] = None
+    entry = table.pop(key, None)
+    if entry is None and len(table) >= cap:
+        evict_oldest(table, changed)
+    return entry

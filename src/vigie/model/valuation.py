@@ -32,7 +32,7 @@ from typing import Final, TypeAlias
 from vigie.contracts.schemas import Declaration
 from vigie.model.assessment import MAX_EUR, ValuationFinding
 from vigie.model.base import Detector
-from vigie.model.tables import ChangeSet, Tracked, evict_oldest
+from vigie.model.tables import ChangeSet, Tracked, refreshed
 
 LEVELS: Final[tuple[str, ...]] = ("hs6+origin+quantity", "hs6+origin", "hs6", "hs4")
 """The references, finest first."""
@@ -207,13 +207,10 @@ class ValuationDetector(Detector):
             return
         keys = reference_keys(decl, self.quantity_band)
         for lvl in range(len(LEVELS)):
-            cells, changed = self._cells[lvl], self._cells_changed[lvl]
-            changed[keys[lvl]] = None
-            cell = cells.pop(keys[lvl], None)
+            cells = self._cells[lvl]
+            cell = refreshed(cells, self._cells_changed[lvl], keys[lvl], self.max_cells)
             if cell is None:
                 cell = array("d")
-                if len(cells) >= self.max_cells:
-                    evict_oldest(cells, changed)
             elif len(cell) >= 6:
                 self._learn_dispersion(lvl, x, cell)
             cells[keys[lvl]] = cell
