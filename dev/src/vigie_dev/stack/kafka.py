@@ -115,8 +115,13 @@ def server_properties(settings: Settings) -> dict[str, str]:
 
 
 def new_cluster_id() -> str:
-    """A random cluster id in Kafka's format (URL-safe base64 of 16 bytes, no padding)."""
-    return base64.urlsafe_b64encode(uuid.uuid4().bytes).rstrip(b"=").decode("ascii")
+    """A random cluster id in Kafka's format (URL-safe base64 of 16 bytes, no padding),
+    never starting with "-": ``kafka-storage format -t -X...`` would read it as an option
+    and fail (one id in 64 did). Kafka's own ``Uuid.randomUuid`` redraws such ids too."""
+    while True:
+        found = base64.urlsafe_b64encode(uuid.uuid4().bytes).rstrip(b"=").decode("ascii")
+        if not found.startswith("-"):
+            return found
 
 
 def _require(program: str, package: str) -> str:
