@@ -14,7 +14,7 @@ import pytest
 import vigie.model.engine as engine_module
 from vigie.contracts.codec import encode
 from vigie.model.engine import RiskEngine
-from vigie.worker import increments
+from vigie.worker import idempotency, increments
 from vigie.worker.increments import dumps, forget_changes, restore, tracked
 from vigie.worker.processing import apply_control, score_and_learn
 from vigie.worker.state import PartitionState
@@ -201,3 +201,16 @@ def test_pending_items_of_older_snapshots_restore_as_tuples(
     restored = restore([blob]).engine._pending
     assert list(restored.items()) == expected
     assert {type(item) for items in restored.values() for item in items} == {tuple}
+
+
+def test_items_remembered_before_the_value_digest_are_still_recognised() -> None:
+    live = small_state()
+    live.seen._digest_scheme = 1  # a worker before format 7: digests of the JSON...
+    feed(live, 0, 150)
+    del live.seen._digest_scheme  # ...and no scheme in its pickle
+    restored = restore([dumps(live, full=True)])
+    for decl in (ITEMS[i].declaration for i in range(140, 150)):
+        out = score_and_learn(restored, b"k", encode(decl), source_topic="declarations")
+        assert out.seen == "repeat"
+    fresh = PartitionState(0, RiskEngine(seed=3))
+    assert fresh.seen._digest_scheme == max(idempotency.DIGESTS) != 1

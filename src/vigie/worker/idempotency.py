@@ -27,13 +27,21 @@ Examples
 >>> amended = seen.classify(first.model_copy(update={"customs_value_eur": 100.0}))
 >>> amended.kind, amended.revision
 ('amendment', 2)
+
+The digest is taken over the validated values (:func:`digest`). Items remembered by a
+worker before it (snapshot format 6 and earlier) carry the digest of the canonical JSON
+(:func:`encoded_digest`); a state restored from such a snapshot goes on with that one, so
+a repeat of an item scored before an upgrade is still a repeat.
 """
 
 from __future__ import annotations
 
 import hashlib
 from collections import OrderedDict
+from collections.abc import Callable
 from typing import Literal, NamedTuple
+
+import orjson
 
 from vigie.contracts.codec import encode
 from vigie.contracts.schemas import Declaration
@@ -56,9 +64,31 @@ def identity(decl: Declaration) -> str:
 
 
 def digest(decl: Declaration) -> int:
-    """A 64-bit digest of the item's canonical encoding (key order, number formats and
-    time zones of the original bytes do not matter)."""
+    """A 64-bit digest of the item's validated values, in the order of the fields (key
+    order, number formats and time zones of the original bytes do not matter: validation
+    made every amount a float and every time UTC).
+
+    orjson writes the values as they are, a third of the work of the record's JSON
+    (:func:`encoded_digest`), over half the bytes.
+
+    >>> from vigie.contracts.schemas import EXAMPLE_DECLARATION
+    >>> resent = {**EXAMPLE_DECLARATION, "lodged_at": "2026-03-02T09:15:00+01:00",
+    ...     "customs_value_eur": 25000}
+    >>> digest(Declaration.model_validate(resent)) == digest(
+    ...     Declaration.model_validate(EXAMPLE_DECLARATION))
+    True
+    """
+    values = orjson.dumps(list(decl.__dict__.values()))
+    return int.from_bytes(hashlib.blake2b(values, digest_size=8).digest(), "big")
+
+
+def encoded_digest(decl: Declaration) -> int:
+    """The digest of workers before :func:`digest`: over the record's canonical JSON."""
     return int.from_bytes(hashlib.blake2b(encode(decl), digest_size=8).digest(), "big")
+
+
+DIGESTS: dict[int, Callable[[Declaration], int]] = {1: encoded_digest, 2: digest}
+"""The digests by scheme: a state keeps the scheme its remembered items were taken with."""
 
 
 class SeenItems:
@@ -75,6 +105,7 @@ class SeenItems:
         self.capacity = capacity
         self._items: OrderedDict[str, tuple[int, int]] = OrderedDict()
         self._changed: ChangeSet = {}
+        self._digest_scheme = max(DIGESTS)
 
     def tables(self) -> list[Tracked]:
         """The items and their change set (:mod:`vigie.model.tables`)."""
@@ -83,13 +114,14 @@ class SeenItems:
     def __setstate__(self, state: dict[str, object]) -> None:
         self.__dict__.update(state)
         self.__dict__.setdefault("_changed", {})  # snapshots before incremental ones
+        self.__dict__.setdefault("_digest_scheme", 1)  # items digested as JSON (format <= 6)
 
     def __len__(self) -> int:
         return len(self._items)
 
     def classify(self, decl: Declaration) -> Item:
         """Whether ``decl`` is new, a repeat of an item scored, or an amendment of one."""
-        key, content = identity(decl), digest(decl)
+        key, content = identity(decl), DIGESTS[self._digest_scheme](decl)
         known = self._items.get(key)
         if known is None:
             return Item("new", 1, key, content)
