@@ -46,16 +46,20 @@ pickle.dump((vigie.model.engine.__file__, assessments({N}, {N // 2})), sys.stdou
 def assessments(n: int, restore_at: int = -1) -> list[Assessment]:
     """Generated declarations, test-then-train, every label revealed two days later; the
     engine is snapshotted whole half-way to ``restore_at``, then restored from that and a
-    delta before declaration ``restore_at``."""
+    delta before declaration ``restore_at``, taken after an amendment was scored and not
+    learnt (the engine then holds what it read of it)."""
     engine = RiskEngine()
     out = []
     queue: list[tuple[float, int, ControlResult]] = []
     full = b""
-    for seq, item in enumerate(generate(n, seed=5)):
+    items = list(generate(n, seed=5))
+    for seq, item in enumerate(items):
         if seq == restore_at // 2:
             full = dumps(PartitionState(0, engine), full=True)
             forget_changes(PartitionState(0, engine))
         if seq == restore_at:
+            before = items[seq - 1].declaration
+            engine.score_one(before.model_copy(update={"customs_value_eur": 1.0}))
             delta = dumps(PartitionState(0, engine), full=False)
             engine = restore([full, delta]).engine
         decl = item.declaration

@@ -237,3 +237,20 @@ def test_change_sets_and_pending_items_stay_out_of_the_collectors_sight() -> Non
     assert len(pending) == engine.n_pending > 1000
     assert not any(gc.is_tracked(items) for items in pending)
     assert not any(gc.is_tracked(item) for items in pending for item in items)
+
+
+def test_a_score_restored_without_its_fields_is_learnt_from_the_declaration() -> None:
+    """A snapshot before format 7 holds the last score not learnt without the fields the
+    engine read: learning that declaration reads them again, to the same state."""
+    stream = [item.declaration for item in generate(400, seed=4)]
+    kept, restored = RiskEngine(seed=2), RiskEngine(seed=2)
+    for decl in stream[:300]:
+        for engine in (kept, restored):
+            engine.score_one(decl)
+        last = restored._last
+        assert last is not None and last.decl is not None
+        restored._last = last._replace(decl=None)
+        for engine in (kept, restored):
+            engine.learn_one(decl)
+    later = [[astuple(e.score_one(d)) for d in stream[300:]] for e in (kept, restored)]
+    assert later[0] == later[1]

@@ -30,7 +30,7 @@ from typing import Any, Final, cast
 
 from vigie.contracts.schemas import Declaration
 from vigie.model.assessment import AtypicalityFinding, Contribution
-from vigie.model.base import Detector
+from vigie.model.base import Declared, Detector, declared
 from vigie.model.behaviour import SIGNALS, Behaviour
 from vigie.model.tables import ChangeSet, Tracked, refreshed
 
@@ -59,12 +59,12 @@ Items = list[tuple[str | None, str]]
 """Per pair, its context (None: no context) and the declared value."""
 
 
-def tax_type(decl: Declaration) -> str:
+def tax_type(decl: Declared) -> str:
     """The declared tariff regime (tax type, else the preference claimed; ``-``: none)."""
     return decl.attributes.get("tax_type") or decl.preference or "-"
 
 
-def consignment(decl: Declaration) -> str | None:
+def consignment(decl: Declared) -> str | None:
     """Declared value and net mass to 1 %: the same consignment lodged again."""
     if decl.customs_value_eur <= 0 or decl.net_mass_kg <= 0:
         return None
@@ -73,11 +73,11 @@ def consignment(decl: Declaration) -> str | None:
     return f"{v}|{m}"
 
 
-def pair_items(decl: Declaration) -> Items:
+def pair_items(decl: Declared) -> Items:
     """Each pair's context and value, in the order of :data:`PAIRS`.
 
     >>> from vigie.contracts.schemas import EXAMPLE_DECLARATION
-    >>> pair_items(Declaration.model_validate(EXAMPLE_DECLARATION))[:3]
+    >>> pair_items(declared(Declaration.model_validate(EXAMPLE_DECLARATION)))[:3]
     [('620342', 'CN'), ('FR12345678901', '62'), ('CN', '100')]
     """
     hs6 = decl.commodity_code[:6]
@@ -146,11 +146,10 @@ class AtypicalityDetector(Detector):
         """Contexts held, every pair."""
         return sum(len(contexts) for contexts in self._contexts)
 
-    def surprises(self, decl: Declaration, items: Items, day: float | None = None) -> list[float]:
-        """The surprise of each of :data:`EVIDENCE` (0: familiar, or no history); ``day``:
-        :func:`~vigie.model.base.event_day` of ``decl``, when the caller has it."""
+    def surprises(self, decl: Declared, items: Items) -> list[float]:
+        """The surprise of each of :data:`EVIDENCE` (0: familiar, or no history)."""
         out = self.pair_surprises(items)
-        behaviour = self._behaviour.surprises(decl, day)
+        behaviour = self._behaviour.surprises(decl)
         if out[0] > 0.0:
             behaviour[1] = 0.0  # a route new because its origin is new for the product: once
         out.extend(behaviour)
@@ -170,17 +169,18 @@ class AtypicalityDetector(Detector):
 
     def score_one(self, decl: Declaration) -> AtypicalityFinding:
         """How surprising the declaration's facts are, and which pairs say so."""
-        return finding(self.surprises(decl, pair_items(decl)))
+        fields = declared(decl)
+        return finding(self.surprises(fields, pair_items(fields)))
 
     def learn_one(self, decl: Declaration) -> None:
         """Count the declaration in each pair's context, and its behaviour."""
-        self.learn_items(decl, pair_items(decl))
+        fields = declared(decl)
+        self.learn_items(fields, pair_items(fields))
 
-    def learn_items(self, decl: Declaration, items: Items, day: float | None = None) -> None:
-        """Learn one declaration whose :func:`pair_items` are ``items`` (``day`` as in
-        :meth:`surprises`)."""
+    def learn_items(self, decl: Declared, items: Items) -> None:
+        """Learn one declaration whose :func:`pair_items` are ``items``."""
         self._updates += 1
-        self._behaviour.learn_one(decl, day)
+        self._behaviour.learn_one(decl)
         for k in range(len(PAIRS)):
             context, value = items[k]
             if context is None:

@@ -14,15 +14,16 @@ Three kinds of surprise, each in nats like the coherence pairs' (docs/detectors.
 Examples
 --------
 >>> from vigie.contracts.schemas import EXAMPLE_DECLARATION, Declaration
+>>> from vigie.model.base import declared
 >>> from datetime import timedelta
 >>> behaviour = Behaviour()
 >>> base = Declaration.model_validate(EXAMPLE_DECLARATION)
 >>> for i in range(40):
-...     behaviour.learn_one(base.model_copy(update={"lodged_at": base.lodged_at
-...         + timedelta(days=i), "customs_value_eur": 25_000.0 + 10 * i}))
+...     behaviour.learn_one(declared(base.model_copy(update={"lodged_at": base.lodged_at
+...         + timedelta(days=i), "customs_value_eur": 25_000.0 + 10 * i})))
 >>> switch = base.model_copy(update={"lodged_at": base.lodged_at + timedelta(days=41),
 ...     "commodity_code": "85171300", "declarant": "BROKER9"})
->>> [round(s, 2) for s in behaviour.surprises(switch)]
+>>> [round(s, 2) for s in behaviour.surprises(declared(switch))]
 [0.0, 0.0, 3.04, 0.0, 0.0, 0.0, 0.0, 0.0]
 """
 
@@ -34,8 +35,7 @@ from array import array
 from bisect import bisect_left, insort
 from typing import Final, TypeAlias
 
-from vigie.contracts.schemas import Declaration
-from vigie.model.base import event_day
+from vigie.model.base import Declared
 from vigie.model.tables import ChangeSet, Tracked, refreshed
 
 Profile: TypeAlias = "tuple[array[float], list[tuple[str, ...]], list[str]]"
@@ -131,11 +131,9 @@ class Behaviour:
                 (self._activity, self._activity_changed),
                 (self._products, self._products_changed)]  # fmt: skip
 
-    def surprises(self, decl: Declaration, day: float | None = None) -> list[float]:
-        """The surprise of each of :data:`SIGNALS` (``day``:
-        :func:`~vigie.model.base.event_day` of ``decl``, when the caller has it already)."""
-        if day is None:
-            day = event_day(decl)
+    def surprises(self, decl: Declared) -> list[float]:
+        """The surprise of each of :data:`SIGNALS`."""
+        day = decl.day
         out = [0.0] * len(SIGNALS)
         profile = self._importers.get(decl.importer)
         if profile is not None:
@@ -164,11 +162,9 @@ class Behaviour:
             out[_ASPECTS + 3] = activity.value_surprise(decl.customs_value_eur)
         return out
 
-    def learn_one(self, decl: Declaration, day: float | None = None) -> None:
-        """Learn one declaration's aspects, ratios and activity (``day`` as in
-        :meth:`surprises`)."""
-        if day is None:
-            day = event_day(decl)
+    def learn_one(self, decl: Declared) -> None:
+        """Learn one declaration's aspects, ratios and activity."""
+        day = decl.day
         self._learn_importer(decl, day)
         code = decl.commodity_code[:6]
         product = refreshed(self._products, self._products_changed, code, self.max_keys)
@@ -190,7 +186,7 @@ class Behaviour:
         activity.learn(day, decl.declaration_id, decl.customs_value_eur)
         self._activity[shipment] = activity
 
-    def _learn_importer(self, decl: Declaration, day: float) -> None:
+    def _learn_importer(self, decl: Declared, day: float) -> None:
         profile = refreshed(self._importers, self._importers_changed, decl.importer, self.max_keys)
         if profile is None:
             profile = (array("d", _NO_NUMBERS), [()] * _ASPECTS, [""] * _ASPECTS)
@@ -259,12 +255,12 @@ class Activity:
             self.last_id = declaration_id
 
 
-def _shipment(decl: Declaration) -> str:
+def _shipment(decl: Declared) -> str:
     """The parties and goods of a shipment: importer, seller and HS6."""
     return f"{decl.importer}|{decl.seller}|{decl.commodity_code[:6]}"
 
 
-def _aspects(decl: Declaration) -> tuple[str, str, str, str]:
+def _aspects(decl: Declared) -> tuple[str, str, str, str]:
     """Chapter, route (origin > dispatch @ office), declarant and seller: an importer's
     habits."""
     origin = decl.origin
@@ -276,7 +272,7 @@ def _aspects(decl: Declaration) -> tuple[str, str, str, str]:
     )
 
 
-def _ratios(decl: Declaration) -> tuple[float | None, float | None]:
+def _ratios(decl: Declared) -> tuple[float | None, float | None]:
     """log value per kg and log kg per unit (None without them), bounded."""
     mass, value, units = decl.net_mass_kg, decl.customs_value_eur, decl.supplementary_units
     per_kg = math.log(value) - math.log(mass) if value > 0 and mass > 0 else None

@@ -51,7 +51,7 @@ from vigie.model.atypicality import (
     pair_items,
     tax_type,
 )
-from vigie.model.base import Detector, event_day
+from vigie.model.base import Declared, Detector, declared, event_day
 from vigie.model.combiner import RiskCombiner
 from vigie.model.memory import CaseMemory, Compact, chain, compact
 from vigie.model.operators import ROLES, OperatorHistory
@@ -104,6 +104,8 @@ class _Scored(NamedTuple):
     audited: bool
     selection_probability: float
     day: float
+    decl: Declared | None = None
+    """The fields read (None in a snapshot before format 7, after a score not learnt)."""
 
 
 class RiskEngine(Detector):
@@ -201,7 +203,10 @@ class RiskEngine(Detector):
         """Assess a declaration, learning nothing (test-then-train: :meth:`learn_one` next)."""
         if decl.direction == "export":
             return self._export()
-        day = event_day(decl)
+        return self._score(declared(decl))
+
+    def _score(self, decl: Declared) -> Assessment:
+        day = decl.day
         fields = compact(
             sys.intern(decl.commodity_code[:6]),
             sys.intern(decl.origin),
@@ -210,9 +215,9 @@ class RiskEngine(Detector):
             decl.net_mass_kg,
         )
         read = self._memory.read(chain(fields), day, self.max_pending_days)
-        valuation = self._valuation.score_one(decl)
+        valuation = self._valuation.score_declared(decl)
         items = pair_items(decl)
-        surprises = self._atypicality.surprises(decl, items, day)
+        surprises = self._atypicality.surprises(decl, items)
         atypicality = finding(surprises)
         z = valuation.robust_z
         operators = self._operators.read((decl.importer, decl.declarant))
@@ -255,6 +260,7 @@ class RiskEngine(Detector):
             audited,
             probability,
             day,
+            decl,
         )
         return Assessment(
             valuation=valuation,
@@ -291,7 +297,8 @@ class RiskEngine(Detector):
         the audit draw; and keep its evidence for its control result."""
         if decl.direction == "export":
             day = event_day(decl)
-            self._remember(decl, (_LODGED.pack(day), "", "", "", "", ""), day)
+            export = (_LODGED.pack(day), "", "", "", "", "")
+            self._remember(decl.declaration_id, decl.item_number, export, day)
             return
         last = self._last
         if (
@@ -310,8 +317,9 @@ class RiskEngine(Detector):
             memory.selected(signature, last.day, last.threshold)
         else:
             memory.follow(last.threshold)
-        self._valuation.learn_one(decl)
-        self._atypicality.learn_items(decl, last.items, last.day)
+        learnt = declared(decl) if last.decl is None else last.decl
+        self._valuation.learn_declared(learnt)
+        self._atypicality.learn_items(learnt, last.items)
         self._quota.observe(math.floor(last.day), last.selection_score, last.targeted)
         if self.audit_share > 0:
             self._draw = self._rng.random()
@@ -321,8 +329,9 @@ class RiskEngine(Detector):
             last.day, last.selection_probability, value_bin, mass_bin,
             last.mu, z, *last.surprises, *last.operators,
         )  # fmt: skip
-        importer, declarant = sys.intern(decl.importer), sys.intern(decl.declarant)
-        self._remember(decl, (evidence, hs6, origin, tax, importer, declarant), last.day)
+        importer, declarant = sys.intern(learnt.importer), sys.intern(learnt.declarant)
+        item = (evidence, hs6, origin, tax, importer, declarant)
+        self._remember(learnt.declaration_id, learnt.item_number, item, last.day)
 
     def learn_control(self, result: ControlResult) -> bool:
         """Learn a control result; False when the declaration's evidence is not held."""
@@ -344,13 +353,16 @@ class RiskEngine(Detector):
             self._combiner.learn(mu, z_or_none, surprises, fraud, weight, operators)
         return True
 
-    def _remember(self, decl: Declaration, item: PendingItem, lodged: float) -> None:
-        """Keep ``item`` for its control result, lodged on event-time day ``lodged``."""
+    def _remember(
+        self, declaration_id: str, item_number: int, item: PendingItem, lodged: float
+    ) -> None:
+        """Keep ``item`` (item ``item_number`` of the declaration) for its control result,
+        lodged on event-time day ``lodged``."""
         store, changed = self._pending, self._pending_changed
-        changed[decl.declaration_id] = None
-        items = store.pop(decl.declaration_id, ())
+        changed[declaration_id] = None
+        items = store.pop(declaration_id, ())
         # A rescored item replaces itself; other items of the declaration are kept.
-        store[decl.declaration_id] = (*items[: decl.item_number - 1], item)
+        store[declaration_id] = (*items[: item_number - 1], item)
         horizon = lodged - self.max_pending_days
         while store and (
             len(store) > self.max_pending

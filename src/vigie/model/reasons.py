@@ -8,7 +8,8 @@ reference, which declared fact is new in which context, why an inspection teache
 Examples
 --------
 >>> from vigie.contracts.schemas import EXAMPLE_DECLARATION, Declaration
->>> decl = Declaration.model_validate(EXAMPLE_DECLARATION)
+>>> from vigie.model.base import declared
+>>> decl = declared(Declaration.model_validate(EXAMPLE_DECLARATION))
 >>> valuation = ValuationFinding(score=0.97, reference_unit_value=40.3, unit="kg",
 ...     support_level="hs6+origin", support_count=412, ratio=0.31, robust_z=-6.2,
 ...     below_lowest_acceptable=True)
@@ -27,9 +28,9 @@ from __future__ import annotations
 
 from typing import Final, NamedTuple
 
-from vigie.contracts.schemas import Declaration
 from vigie.model.assessment import AtypicalityFinding, Reason, ValuationFinding
 from vigie.model.atypicality import tax_type
+from vigie.model.base import Declared
 
 HISTORY_CODES: Final[tuple[str, ...]] = (
     "CHAPTER_HISTORY",
@@ -86,7 +87,7 @@ class Facts(NamedTuple):
     """The exploration value added to the selection score."""
 
 
-def _subject(decl: Declaration, level: int) -> str:
+def _subject(decl: Declared, level: int) -> str:
     hs6 = decl.commodity_code[:6]
     return (
         f"chapter {hs6[:2]}",
@@ -98,7 +99,7 @@ def _subject(decl: Declaration, level: int) -> str:
     )[level]
 
 
-def _history(decl: Declaration, facts: Facts) -> list[tuple[float, Reason]]:
+def _history(decl: Declared, facts: Facts) -> list[tuple[float, Reason]]:
     if facts.level < 0 or facts.controls < 1 or facts.infractions <= 0:
         return []
     floor = max(1.5 * facts.global_rate, facts.global_rate + 0.1)
@@ -111,7 +112,7 @@ def _history(decl: Declaration, facts: Facts) -> list[tuple[float, Reason]]:
     return [(0.5 + facts.mu, Reason(HISTORY_CODES[facts.level], text))]
 
 
-def _valuation(decl: Declaration, ev: ValuationFinding) -> list[tuple[float, Reason]]:
+def _valuation(decl: Declared, ev: ValuationFinding) -> list[tuple[float, Reason]]:
     if ev.ratio is None or ev.robust_z is None or ev.support_level is None:
         return []
     if not (ev.below_lowest_acceptable or ev.score >= 0.5):
@@ -127,7 +128,7 @@ def _valuation(decl: Declaration, ev: ValuationFinding) -> list[tuple[float, Rea
     return [(1.0 + ev.score, Reason("VALUE_BELOW_REFERENCE", text))]
 
 
-def _atypical(decl: Declaration, ev: AtypicalityFinding) -> list[tuple[float, Reason]]:
+def _atypical(decl: Declared, ev: AtypicalityFinding) -> list[tuple[float, Reason]]:
     out: list[tuple[float, Reason]] = []
     hs6 = decl.commodity_code[:6]
     for c in ev.contributions:
@@ -160,7 +161,7 @@ def _exploration(facts: Facts) -> list[tuple[float, Reason]]:
 
 
 def explain(
-    decl: Declaration,
+    decl: Declared,
     valuation: ValuationFinding,
     atypicality: AtypicalityFinding,
     facts: Facts,

@@ -31,7 +31,7 @@ from typing import Final, TypeAlias
 
 from vigie.contracts.schemas import Declaration
 from vigie.model.assessment import MAX_EUR, ValuationFinding
-from vigie.model.base import Detector
+from vigie.model.base import Declared, Detector, declared
 from vigie.model.tables import ChangeSet, Tracked, refreshed
 
 LEVELS: Final[tuple[str, ...]] = ("hs6+origin+quantity", "hs6+origin", "hs6", "hs4")
@@ -51,11 +51,11 @@ One array of 8-byte numbers, where a pair of lists of float objects took 40 byte
 and 176 more (at a million declarations, the two finest levels took 245 MiB, now 113)."""
 
 
-def reference_keys(decl: Declaration, quantity_band: float) -> tuple[str, ...]:
+def reference_keys(decl: Declared, quantity_band: float) -> tuple[str, ...]:
     """The keys of a declaration's references, finest first (:data:`LEVELS`).
 
     >>> from vigie.contracts.schemas import EXAMPLE_DECLARATION
-    >>> reference_keys(Declaration.model_validate(EXAMPLE_DECLARATION), 0.2)
+    >>> reference_keys(declared(Declaration.model_validate(EXAMPLE_DECLARATION)), 0.2)
     ('620342|CN|38', '620342|CN', '620342', '6203')
     """
     hs6 = decl.commodity_code[:6]
@@ -64,7 +64,7 @@ def reference_keys(decl: Declaration, quantity_band: float) -> tuple[str, ...]:
     return (f"{ho}|{band}", ho, hs6, hs6[:4])
 
 
-def log_unit_value(decl: Declaration) -> float | None:
+def log_unit_value(decl: Declared) -> float | None:
     """log(value / mass) bounded to 1e-6 .. 1e12 EUR/kg; None without a value or a mass
     (no evidence then)."""
     if decl.customs_value_eur <= 0 or decl.net_mass_kg <= 0:
@@ -181,6 +181,10 @@ class ValuationDetector(Detector):
 
     def score_one(self, decl: Declaration) -> ValuationFinding:
         """The finding of under-declaration; neutral without a reference."""
+        return self.score_declared(declared(decl))
+
+    def score_declared(self, decl: Declared) -> ValuationFinding:
+        """:meth:`score_one` of the fields the engine read once (:func:`declared`)."""
         x = log_unit_value(decl)
         if x is None:
             return _NEUTRAL
@@ -201,6 +205,10 @@ class ValuationDetector(Detector):
 
     def learn_one(self, decl: Declaration) -> None:
         """Add the declared unit value to every reference of the declaration."""
+        self.learn_declared(declared(decl))
+
+    def learn_declared(self, decl: Declared) -> None:
+        """:meth:`learn_one` of the fields the engine read once (:func:`declared`)."""
         self._updates += 1
         x = log_unit_value(decl)
         if x is None:
@@ -225,7 +233,7 @@ class ValuationDetector(Detector):
         self._pooled[lvl] = max(p, self.floor)
 
     def _finding(
-        self, decl: Declaration, x: float, center: float, z: float, lvl: int, n: int
+        self, decl: Declared, x: float, center: float, z: float, lvl: int, n: int
     ) -> ValuationFinding:
         reference = math.exp(center)
         ratio = math.exp(x - center)
