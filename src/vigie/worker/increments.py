@@ -19,6 +19,10 @@ consistent only with the delta that follows it: the change sets are emptied at t
 so that delta holds every entry changed while the slices were written, and the chain's
 manifest is written only once it is saved (:mod:`vigie.worker.checkpoint`).
 
+The stream is compressed by a thread of its own while the loop's thread pickles
+(:class:`_Compressing`): zstd lets go of the interpreter while it works, and took a third
+of a snapshot's time (45 of 150 ms for a partition of 25,000 declarations).
+
 A pickler keeps every object it has written alive until it is done (its memo), with the
 intermediate objects it made for them: one pickle of a whole state at 400,000
 declarations held 720 MiB more while it was written. Chunks bound that, and the stream
@@ -48,10 +52,13 @@ import copyreg
 import gc
 import io
 import pickle
+import threading
 import time
 import zlib
 from array import array
+from collections import deque
 from collections.abc import Iterator, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import contextmanager
 from typing import Any
 
@@ -113,8 +120,7 @@ class SlicedSnapshot:
 
     def __init__(self, state: PartitionState, *, full: bool) -> None:
         tables = tracked(state)
-        self._out = io.BytesIO()
-        self._stream = zstd.ZstdFile(self._out, "w", level=3)
+        self._stream = _Compressing(level=3)
         self._sections: list[tuple[dict[str, Any], Any, list[str]]] = []
         """(table, what opens the section or None, the keys of its entries), in order."""
         with _collector_paused():
@@ -143,13 +149,13 @@ class SlicedSnapshot:
         return self.done
 
     def take(self) -> bytes:
-        """The compressed bytes written since the last take (all of them once done)."""
-        if self.done and not self._stream.closed:
+        """The compressed bytes written since the last take, as far as they are compressed
+        (all of them once done: this waits for the compression to end)."""
+        if not self.done:
+            return self._stream.take()
+        if not self._stream.closed:
             self._stream.close()
-        taken = self._out.getvalue()
-        self._out.seek(0)
-        self._out.truncate()
-        return taken
+        return self._stream.take(wait=True)
 
     def _write_some(self) -> None:
         table, opening, keys = self._sections[self._section]
@@ -272,7 +278,60 @@ def _array_reduced(values: array[Any]) -> tuple[Any, ...]:
 _DISPATCH: dict[type, Any] = {**copyreg.dispatch_table, array: _array_reduced}
 
 
-def _dump(obj: Any, stream: io.BufferedIOBase) -> None:
+class _Compressing:
+    """A zstd frame compressed by a thread of its own, in the order it is written.
+
+    :meth:`write` queues the bytes; :meth:`take` returns what is compressed so far (with
+    ``wait``: all of it). At most :data:`QUEUED` writes wait for the compressor: a slow
+    compressor slows the writer down rather than holding every pickle in memory.
+
+    >>> stream = _Compressing(level=3)
+    >>> stream.write(b"abc" * 1000)
+    3000
+    >>> stream.close()
+    >>> zstd.decompress(stream.take(wait=True)) == b"abc" * 1000
+    True
+    """
+
+    QUEUED = 64
+
+    _pool: ThreadPoolExecutor | None = None
+    _pool_lock = threading.Lock()
+
+    def __init__(self, level: int) -> None:
+        self._compressor = zstd.ZstdCompressor(level)
+        self._queued: deque[Future[bytes]] = deque()
+        self.closed = False
+
+    @classmethod
+    def _compressing_thread(cls) -> ThreadPoolExecutor:
+        with cls._pool_lock:
+            if cls._pool is None:
+                cls._pool = ThreadPoolExecutor(1, thread_name_prefix="vigie-zstd")
+            return cls._pool
+
+    def write(self, data: bytes | bytearray | memoryview) -> int:
+        chunk = bytes(data)  # a buffer pickle hands over may be reused after the call
+        if len(self._queued) >= self.QUEUED:
+            self._queued[0].result()
+        self._queued.append(self._compressing_thread().submit(self._compressor.compress, chunk))
+        return len(chunk)
+
+    def close(self) -> None:
+        """End the frame (what is queued is still compressed first)."""
+        if not self.closed:
+            self._queued.append(self._compressing_thread().submit(self._compressor.flush))
+            self.closed = True
+
+    def take(self, *, wait: bool = False) -> bytes:
+        """The compressed bytes not taken yet, in order: those ready, or (``wait``) all."""
+        out = []
+        while self._queued and (wait or self._queued[0].done()):
+            out.append(self._queued.popleft().result())
+        return b"".join(out)
+
+
+def _dump(obj: Any, stream: Any) -> None:
     """One pickle of the snapshot's stream (its own memo)."""
     pickler = pickle.Pickler(stream, _PROTOCOL)
     pickler.dispatch_table = _DISPATCH
