@@ -254,3 +254,15 @@ def test_a_score_restored_without_its_fields_is_learnt_from_the_declaration() ->
             engine.learn_one(decl)
     later = [[astuple(e.score_one(d)) for d in stream[300:]] for e in (kept, restored)]
     assert later[0] == later[1]
+
+
+def test_the_view_the_models_read_holds_the_declarations_own_values() -> None:
+    from vigie.model.base import Declared, declared, event_day
+
+    names = [name for name in inspect.signature(Declared).parameters if name != "day"]
+    assert len(names) == 16
+    for item in generate(50, seed=9):
+        decl = item.declaration
+        view = declared(decl)
+        assert [getattr(view, n) for n in names] == [getattr(decl, n) for n in names]
+        assert view.day == event_day(decl)
