@@ -214,3 +214,18 @@ def test_items_remembered_before_the_value_digest_are_still_recognised() -> None
         assert out.seen == "repeat"
     fresh = PartitionState(0, RiskEngine(seed=3))
     assert fresh.seen._digest_scheme == max(idempotency.DIGESTS) != 1
+
+
+def test_a_full_snapshot_finished_at_once_restores_whole() -> None:
+    """Its first slices are compressed by the compressing thread, the rest in this one
+    (``advance`` with no time limit): one zstd frame, in order."""
+    live = small_state()
+    feed(live, 0, 600)
+    snapshot = increments.SlicedSnapshot(live, full=True)
+    parts = []
+    for _ in range(3):
+        snapshot.advance(0.0)
+        parts.append(snapshot.take())
+    assert snapshot.advance(float("inf"))
+    restored = restore([b"".join([*parts, snapshot.take()])])
+    assert [plain(t) for t, _ in tracked(restored)] == [plain(t) for t, _ in tracked(live)]

@@ -120,6 +120,7 @@ class SlicedSnapshot:
 
     def __init__(self, state: PartitionState, *, full: bool) -> None:
         tables = tracked(state)
+        self._full = full
         self._stream = _Compressing(level=3)
         self._sections: list[tuple[dict[str, Any], Any, list[str]]] = []
         """(table, what opens the section or None, the keys of its entries), in order."""
@@ -139,7 +140,10 @@ class SlicedSnapshot:
 
     def advance(self, budget_s: float) -> bool:
         """Write entries for about ``budget_s`` seconds (at least one pickle of them);
-        True once every table is written."""
+        True once every table is written. A full snapshot whose rest is written at once
+        (an endless budget) is compressed in this thread from there (see :class:`_Compressing`)."""
+        if self._full and budget_s == float("inf"):
+            self._stream.compress_here()
         deadline = time.perf_counter() + budget_s
         with _collector_paused():
             while not self.done:
@@ -285,11 +289,20 @@ class _Compressing:
     ``wait``: all of it). At most :data:`QUEUED` writes wait for the compressor: a slow
     compressor slows the writer down rather than holding every pickle in memory.
 
+    What the thread compresses is allocated in its own malloc arena, which the loop's
+    thread does not reuse. A whole full snapshot held there until it is taken (written at
+    once: at a stop, a rebalance, a test) raised the peak of a 1,000,000-declaration
+    partition from 1,330 to 1,454 MiB; :meth:`compress_here` compresses the rest in the
+    caller's thread, as before.
+
     >>> stream = _Compressing(level=3)
     >>> stream.write(b"abc" * 1000)
     3000
+    >>> stream.compress_here()
+    >>> stream.write(b"def" * 1000)
+    3000
     >>> stream.close()
-    >>> zstd.decompress(stream.take(wait=True)) == b"abc" * 1000
+    >>> zstd.decompress(stream.take(wait=True)) == b"abc" * 1000 + b"def" * 1000
     True
     """
 
@@ -300,7 +313,9 @@ class _Compressing:
 
     def __init__(self, level: int) -> None:
         self._compressor = zstd.ZstdCompressor(level)
-        self._queued: deque[Future[bytes]] = deque()
+        self._queued: deque[Future[bytes] | bytes] = deque()
+        """In order: what the thread compresses, then what this thread compressed."""
+        self._here = False
         self.closed = False
 
     @classmethod
@@ -310,24 +325,46 @@ class _Compressing:
                 cls._pool = ThreadPoolExecutor(1, thread_name_prefix="vigie-zstd")
             return cls._pool
 
+    def compress_here(self) -> None:
+        """Compress what is written from now on in the caller's thread (what the thread
+        has queued is waited for first: a compressor is used by one thread at a time)."""
+        if not self._here:
+            for queued in self._queued:
+                if isinstance(queued, Future):
+                    queued.result()
+            self._here = True
+
     def write(self, data: bytes | bytearray | memoryview) -> int:
+        if self._here:
+            self._queued.append(self._compressor.compress(data))
+            return len(data)
         chunk = bytes(data)  # a buffer pickle hands over may be reused after the call
-        if len(self._queued) >= self.QUEUED:
-            self._queued[0].result()
+        oldest = self._queued[0] if len(self._queued) >= self.QUEUED else None
+        if isinstance(oldest, Future):
+            oldest.result()
         self._queued.append(self._compressing_thread().submit(self._compressor.compress, chunk))
         return len(chunk)
 
     def close(self) -> None:
         """End the frame (what is queued is still compressed first)."""
         if not self.closed:
-            self._queued.append(self._compressing_thread().submit(self._compressor.flush))
+            if self._here:
+                self._queued.append(self._compressor.flush())
+            else:
+                self._queued.append(self._compressing_thread().submit(self._compressor.flush))
             self.closed = True
 
     def take(self, *, wait: bool = False) -> bytes:
         """The compressed bytes not taken yet, in order: those ready, or (``wait``) all."""
         out = []
-        while self._queued and (wait or self._queued[0].done()):
-            out.append(self._queued.popleft().result())
+        while self._queued:
+            first = self._queued[0]
+            if isinstance(first, Future):
+                if not (wait or first.done()):
+                    break
+                first = first.result()
+            out.append(first)
+            self._queued.popleft()
         return b"".join(out)
 
 
