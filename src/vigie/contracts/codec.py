@@ -41,9 +41,11 @@ KEPT_TEXT = 500
 __all__ = [
     "EXAMPLE_DECLARATION",
     "Declaration",
+    "content_digest",
     "dead_letter",
     "decode",
     "decode_object",
+    "digest64",
     "encode",
 ]
 
@@ -54,6 +56,21 @@ def encode(record: BaseModel) -> bytes:
     pydantic-core writes the bytes directly, without an intermediate dict.
     """
     return type(record).__pydantic_serializer__.to_json(record, exclude_none=True)
+
+
+def digest64(data: bytes) -> int:
+    """A 64-bit digest of ``data`` (blake2b).
+
+    >>> digest64(b"abc") < 2**64
+    True
+    """
+    return int.from_bytes(hashlib.blake2b(data, digest_size=8).digest(), "big")
+
+
+def content_digest(record: BaseModel) -> int:
+    """A 64-bit digest of a record's canonical encoding: two records of equal content have
+    equal digests, whatever the key order, number formats or time zones of their bytes."""
+    return digest64(encode(record))
 
 
 def decode(schema: type[M], raw: bytes | None, *, max_bytes: int = DEFAULT_MAX_BYTES) -> M:

@@ -30,20 +30,20 @@ Examples
 
 The digest is taken over the validated values (:func:`digest`). Items remembered by a
 worker before it (snapshot format 6 and earlier) carry the digest of the canonical JSON
-(:func:`encoded_digest`); a state restored from such a snapshot goes on with that one, so
-a repeat of an item scored before an upgrade is still a repeat.
+(:func:`~vigie.contracts.codec.content_digest`, the warehouse's); a state restored from
+such a snapshot goes on with that one, so a repeat of an item scored before an upgrade is
+still a repeat.
 """
 
 from __future__ import annotations
 
-import hashlib
 from collections import OrderedDict
 from collections.abc import Callable
 from typing import Literal, NamedTuple
 
 import orjson
 
-from vigie.contracts.codec import encode
+from vigie.contracts.codec import content_digest, digest64
 from vigie.contracts.schemas import Declaration
 from vigie.model.tables import ChangeSet, Tracked
 
@@ -69,7 +69,7 @@ def digest(decl: Declaration) -> int:
     made every amount a float and every time UTC).
 
     orjson writes the values as they are, a third of the work of the record's JSON
-    (:func:`encoded_digest`), over half the bytes.
+    (:func:`~vigie.contracts.codec.content_digest`), over half the bytes.
 
     >>> from vigie.contracts.schemas import EXAMPLE_DECLARATION
     >>> resent = {**EXAMPLE_DECLARATION, "lodged_at": "2026-03-02T09:15:00+01:00",
@@ -78,16 +78,10 @@ def digest(decl: Declaration) -> int:
     ...     Declaration.model_validate(EXAMPLE_DECLARATION))
     True
     """
-    values = orjson.dumps(list(decl.__dict__.values()))
-    return int.from_bytes(hashlib.blake2b(values, digest_size=8).digest(), "big")
+    return digest64(orjson.dumps(list(decl.__dict__.values())))
 
 
-def encoded_digest(decl: Declaration) -> int:
-    """The digest of workers before :func:`digest`: over the record's canonical JSON."""
-    return int.from_bytes(hashlib.blake2b(encode(decl), digest_size=8).digest(), "big")
-
-
-DIGESTS: dict[int, Callable[[Declaration], int]] = {1: encoded_digest, 2: digest}
+DIGESTS: dict[int, Callable[[Declaration], int]] = {1: content_digest, 2: digest}
 """The digests by scheme: a state keeps the scheme its remembered items were taken with."""
 
 

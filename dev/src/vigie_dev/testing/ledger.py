@@ -32,11 +32,11 @@ from typing import Any, NamedTuple
 
 import orjson
 
-from vigie.contracts.codec import dead_letter, decode
+from vigie.contracts.codec import content_digest, dead_letter, decode
 from vigie.contracts.schemas import Declaration
 from vigie.errors import DecodeError, VigieError
 from vigie.settings import Settings
-from vigie.sinks.warehouse.rows import content_digest, letter_id
+from vigie.sinks.warehouse.rows import letter_id
 
 Identity = tuple[str, int, int]
 """(declaration id, item number, revision)."""

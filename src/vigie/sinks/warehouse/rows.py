@@ -25,7 +25,7 @@ from typing import Any
 import orjson
 from pydantic import BaseModel
 
-from vigie.contracts.codec import encode, original_bytes
+from vigie.contracts.codec import content_digest, original_bytes
 from vigie.contracts.schemas import Alert, ControlResult, DeadLetter, Declaration, Score
 
 Row = list[Any]
@@ -46,12 +46,6 @@ class Table:
     identity: tuple[str, ...]
     to_row: Callable[[Any], Row]
     revised: bool = False
-
-
-def content_digest(record: BaseModel) -> int:
-    """A 64-bit digest of a record's canonical encoding: two records of equal content have
-    equal digests, whatever the key order, number formats or time zones of their bytes."""
-    return int.from_bytes(hashlib.blake2b(encode(record), digest_size=8).digest(), "big")
 
 
 FIRST_REVISION = 1
