@@ -339,9 +339,11 @@ class _Compressing:
             self._queued.append(self._compressor.compress(data))
             return len(data)
         chunk = bytes(data)  # a buffer pickle hands over may be reused after the call
-        oldest = self._queued[0] if len(self._queued) >= self.QUEUED else None
-        if isinstance(oldest, Future):
-            oldest.result()
+        if len(self._queued) >= self.QUEUED:
+            # the thread compresses in order: once this one is done, so are all before it
+            limit = self._queued[-self.QUEUED]
+            if isinstance(limit, Future):
+                limit.result()
         self._queued.append(self._compressing_thread().submit(self._compressor.compress, chunk))
         return len(chunk)
 
