@@ -144,3 +144,46 @@ def test_a_reference_window_is_bounded() -> None:
     # the arrivals, then the same values sorted
     assert all(sorted(cell[: len(cell) // 2]) == cell[len(cell) // 2 :] for cell in cells)
     assert max(len(cell) for cell in cells) == 2 * 8
+
+
+def test_removing_a_value_keeps_a_reference_as_if_it_had_never_come() -> None:
+    """Against a plain list: the arrivals in order, the sorted half sorted, the window."""
+    from array import array
+
+    from vigie.model.valuation import add_value, remove_value
+
+    rng = random.Random(5)
+    for _ in range(200):
+        cell, kept = array("d"), list[float]()
+        for _ in range(rng.randrange(1, 40)):
+            x = float(rng.randrange(8))  # repeats on purpose
+            add_value(cell, x, window=10)
+            kept = [*kept, x][-10:]
+        x = float(rng.randrange(8))
+        held = x in kept
+        assert remove_value(cell, x) is held
+        if held:
+            del kept[len(kept) - 1 - kept[::-1].index(x)]  # the latest arrival goes
+        n = len(cell) // 2
+        assert list(cell[:n]) == kept and list(cell[n:]) == sorted(kept)
+
+
+def test_a_value_found_in_infraction_no_longer_sets_the_norm() -> None:
+    """An under-declared consignment stays in its references until a control finds it;
+    then the next one at that price is judged against the honest values alone."""
+    from vigie.model.base import declared
+
+    det = ValuationDetector()
+    for i in range(8):
+        det.learn_one(decl(i, price=100.0 + i))
+    cheat = declared(decl(50, price=30.0))
+    for _ in range(10):  # a habit: the low price becomes the reference's median
+        det.learn_declared(cheat)
+    before = det.score_one(decl(60, price=30.0))
+    for _ in range(10):
+        det.forget_value("620342", "CN", cheat.customs_value_eur, cheat.net_mass_kg)
+    after = det.score_one(decl(60, price=30.0))
+    assert before.support_count == 18 and after.support_count == 8
+    assert before.score < 0.1 and not before.below_lowest_acceptable
+    assert (after.robust_z or 0.0) < -3.0 and after.below_lowest_acceptable
+    assert det.score_one(decl(61, price=104.0)).score < 0.1

@@ -4,8 +4,9 @@ values of identical goods in substantially the same quantity.
 The log value per kg is compared with the last values of comparable declarations, finest
 reference first: HS6 x origin x net-mass band (+-10 %), HS6 x origin, HS6, HS4. The first
 with enough values gives a robust z-score: its median, and its MAD shrunk toward the
-level's pooled dispersion. No decay, no blending of levels, every value learnt. Why:
-docs/detectors.md.
+level's pooled dispersion. No decay, no blending of levels, every value learnt; a value
+found in infraction by a control is taken out again (:meth:`ValuationDetector.forget_value`).
+Why: docs/detectors.md.
 
 Examples
 --------
@@ -51,25 +52,46 @@ One array of 8-byte numbers, where a pair of lists of float objects took 40 byte
 and 176 more (at a million declarations, the two finest levels took 245 MiB, now 113)."""
 
 
-def reference_keys(decl: Declared, quantity_band: float) -> tuple[str, ...]:
+def reference_keys(decl: Declared, quantity_band: float) -> tuple[str, str, str, str]:
     """The keys of a declaration's references, finest first (:data:`LEVELS`).
 
     >>> from vigie.contracts.schemas import EXAMPLE_DECLARATION
     >>> reference_keys(declared(Declaration.model_validate(EXAMPLE_DECLARATION)), 0.2)
     ('620342|CN|38', '620342|CN', '620342', '6203')
     """
-    hs6 = decl.commodity_code[:6]
-    ho = hs6 + "|" + decl.origin
-    band = round(math.log(decl.net_mass_kg) / quantity_band) if decl.net_mass_kg > 0 else 0
+    return keys_of(decl.commodity_code[:6], decl.origin, mass_band(decl.net_mass_kg, quantity_band))
+
+
+def mass_band(net_mass_kg: float, quantity_band: float) -> int:
+    """The net-mass band: ``log(mass) / quantity_band``, rounded (0: no mass)."""
+    return round(math.log(net_mass_kg) / quantity_band) if net_mass_kg > 0 else 0
+
+
+def keys_of(hs6: str, origin: str, band: int) -> tuple[str, str, str, str]:
+    """The reference keys, finest first, of a product, an origin and a net-mass band.
+
+    >>> keys_of("620342", "CN", 38)
+    ('620342|CN|38', '620342|CN', '620342', '6203')
+    """
+    ho = hs6 + "|" + origin
     return (f"{ho}|{band}", ho, hs6, hs6[:4])
 
 
 def log_unit_value(decl: Declared) -> float | None:
     """log(value / mass) bounded to 1e-6 .. 1e12 EUR/kg; None without a value or a mass
     (no evidence then)."""
-    if decl.customs_value_eur <= 0 or decl.net_mass_kg <= 0:
+    return unit_value_log(decl.customs_value_eur, decl.net_mass_kg)
+
+
+def unit_value_log(customs_value_eur: float, net_mass_kg: float) -> float | None:
+    """:func:`log_unit_value` of a value and a mass.
+
+    >>> round(unit_value_log(1000.0, 10.0), 3), unit_value_log(1000.0, 0.0)
+    (4.605, None)
+    """
+    if customs_value_eur <= 0 or net_mass_kg <= 0:
         return None
-    x = math.log(decl.customs_value_eur) - math.log(decl.net_mass_kg)
+    x = math.log(customs_value_eur) - math.log(net_mass_kg)
     return min(max(x, _LOG_UNIT_VALUE_LOW), _LOG_UNIT_VALUE_HIGH)
 
 
@@ -114,6 +136,27 @@ def add_value(cell: Cell, x: float, window: int) -> None:
     if n + 1 > window:
         oldest = cell.pop(0)  # the sorted half now starts at n, n + 1 values long
         del cell[bisect_left(cell, oldest, n, 2 * n + 1)]
+
+
+def remove_value(cell: Cell, x: float) -> bool:
+    """Take the latest arrival equal to ``x`` out of a reference; False if none is held
+    (it left the window, or was never there).
+
+    >>> cell = array("d")
+    >>> for x in (3.0, 1.0, 2.0):
+    ...     add_value(cell, x, window=3)
+    >>> remove_value(cell, 1.0), cell.tolist(), remove_value(cell, 1.0)
+    (True, [3.0, 2.0, 2.0, 3.0], False)
+    """
+    n = len(cell) // 2
+    i = n - 1
+    while i >= 0 and cell[i] != x:
+        i -= 1
+    if i < 0:
+        return False
+    del cell[i]  # the sorted half now starts at n - 1
+    del cell[bisect_left(cell, x, n - 1, 2 * n - 1)]
+    return True
 
 
 class ValuationDetector(Detector):
@@ -223,6 +266,37 @@ class ValuationDetector(Detector):
                 self._learn_dispersion(lvl, x, cell)
             cells[keys[lvl]] = cell
             add_value(cell, x, self.window)
+
+    def forget_value(
+        self, hs6: str, origin: str, customs_value_eur: float, net_mass_kg: float
+    ) -> None:
+        """Take the unit value of a declaration found in infraction out of the references
+        that still hold it: it says nothing of the normal price of its goods.
+
+        A reference left empty is dropped. The pooled dispersions keep what they learnt.
+
+        >>> from vigie.contracts.schemas import EXAMPLE_DECLARATION
+        >>> det = ValuationDetector()
+        >>> det.learn_one(Declaration.model_validate(EXAMPLE_DECLARATION))
+        >>> det.n_cells
+        4
+        >>> det.forget_value("620342", "CN", 25_000.0, 2_000.0)
+        >>> det.n_cells
+        0
+        """
+        x = unit_value_log(customs_value_eur, net_mass_kg)
+        if x is None:
+            return
+        keys = keys_of(hs6, origin, mass_band(net_mass_kg, self.quantity_band))
+        for lvl in range(len(LEVELS)):
+            cells, key = self._cells[lvl], keys[lvl]
+            cell = cells.get(key)
+            if cell is None or not remove_value(cell, x):
+                continue
+            self._cells_changed[lvl][key] = None
+            if not cell:
+                del cells[key]
+        self._updates += 1
 
     def _learn_dispersion(self, lvl: int, x: float, cell: Cell) -> None:
         """The level's pooled robust dispersion: a median tracker of ``1.4826 |x - med|``."""
