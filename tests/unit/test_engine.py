@@ -266,3 +266,45 @@ def test_the_view_the_models_read_holds_the_declarations_own_values() -> None:
         view = declared(decl)
         assert [getattr(view, n) for n in names] == [getattr(decl, n) for n in names]
         assert view.day == event_day(decl)
+
+
+def test_an_infraction_takes_the_value_out_of_the_references() -> None:
+    """A compliant result leaves the declared value in the valuation's references; an
+    infraction takes it out of every reference still holding it (snapshot format 8)."""
+    engine = RiskEngine()
+    for i in range(20):
+        decl = _decl(i)
+        engine.score_one(decl)
+        engine.learn_one(decl)
+    valuation = engine._valuation
+    held = [sum(len(c) // 2 for c in cells.values()) for cells in valuation._cells]
+    honest, cheat = _decl(100), _decl(101, customs_value_eur=4_000.0)
+    for decl in (honest, cheat):
+        engine.score_one(decl)
+        engine.learn_one(decl)
+    assert [sum(len(c) // 2 for c in cells.values()) for cells in valuation._cells] == [
+        n + 2 for n in held
+    ]
+    assert engine.learn_control(_control(honest, fraud=False))
+    assert engine.learn_control(_control(cheat, fraud=True))
+    assert [sum(len(c) // 2 for c in cells.values()) for cells in valuation._cells] == [
+        n + 1 for n in held
+    ]
+    x = math.log(cheat.customs_value_eur) - math.log(cheat.net_mass_kg)
+    assert all(x not in cell for cells in valuation._cells for cell in cells.values())
+
+
+def test_pending_evidence_of_format_7_is_learnt_without_its_value() -> None:
+    from vigie.model import engine as engine_module
+
+    engine = RiskEngine()
+    decl = _decl(1, customs_value_eur=4_000.0)
+    engine.score_one(decl)
+    engine.learn_one(decl)
+    ((evidence, hs6, origin, tax, importer, declarant),) = engine._pending[decl.declaration_id]
+    former = engine_module._EVIDENCE_7.pack(*engine_module._EVIDENCE.unpack(evidence)[:-2])
+    engine._pending[decl.declaration_id] = ((former, hs6, origin, tax, importer, declarant),)
+    cells = [dict(c) for c in engine._valuation._cells]
+    assert engine.learn_control(_control(decl, fraud=True))
+    assert engine.versions["combiner"] == "combiner-1"
+    assert [dict(c) for c in engine._valuation._cells] == cells

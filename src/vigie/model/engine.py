@@ -68,11 +68,15 @@ MIN_SELECTION_PROBABILITY: Final = 1e-4
 REASONS_FROM: Final = 0.5
 """Reasons are written for selected declarations and those with a risk of at least this
 share of the threshold (nobody reads the others')."""
-_EVIDENCE: Final = struct.Struct(f"{6 + len(EVIDENCE) + len(ROLES)}d")
+_EVIDENCE: Final = struct.Struct(f"{8 + len(EVIDENCE) + len(ROLES)}d")
 """Pending evidence: the day lodged, the selection probability, the value and mass bins of
 the signature (:func:`vigie.model.memory.compact`), the memory's rate, the valuation z
-(NaN: none), each surprise, each operator's log odds ratio. One bytes object holds them all:
-a float object costs four times its eight bytes, and 400,000 declarations may be pending."""
+(NaN: none), each surprise, each operator's log odds ratio, then the customs value and the net mass,
+for the valuation to forget the value of a declaration found in infraction. One
+bytes object holds them all: a float object costs four times its eight bytes, and 400,000
+declarations may be pending."""
+_EVIDENCE_7: Final = struct.Struct(f"{6 + len(EVIDENCE) + len(ROLES)}d")
+"""The pending evidence of a snapshot of format 7 or before: without the last two numbers."""
 _LODGED: Final = struct.Struct("d")
 """The first field of the pending evidence: the day lodged."""
 
@@ -328,23 +332,33 @@ class RiskEngine(Detector):
         evidence = _EVIDENCE.pack(
             last.day, last.selection_probability, value_bin, mass_bin,
             last.mu, z, *last.surprises, *last.operators,
+            learnt.customs_value_eur, learnt.net_mass_kg,
         )  # fmt: skip
         importer, declarant = sys.intern(learnt.importer), sys.intern(learnt.declarant)
         item = (evidence, hs6, origin, tax, importer, declarant)
         self._remember(learnt.declaration_id, learnt.item_number, item, last.day)
 
     def learn_control(self, result: ControlResult) -> bool:
-        """Learn a control result; False when the declaration's evidence is not held."""
+        """Learn a control result; False when the declaration's evidence is not held.
+
+        An infraction also takes the declaration's unit value out of the valuation's
+        references (:meth:`~vigie.model.valuation.ValuationDetector.forget_value`).
+        """
         items = self._pending.pop(result.declaration_id, None)
         if items is None:
             return False
         self._pending_changed[result.declaration_id] = None
         fraud = result.is_fraud
+        n_surprises, n_operators = len(EVIDENCE), len(ROLES)
         for evidence, hs6, origin, tax, importer, declarant in items:
             if not hs6:
                 continue  # an export: no import risk to learn
-            _, probability, value_bin, mass_bin, mu, z, *rest = _EVIDENCE.unpack(evidence)
-            surprises, operators = rest[: len(EVIDENCE)], rest[len(EVIDENCE) :]
+            _, probability, value_bin, mass_bin, mu, z, *rest = unpack_evidence(evidence)
+            surprises = rest[:n_surprises]
+            operators = rest[n_surprises : n_surprises + n_operators]
+            value, mass = rest[-2], rest[-1]
+            if fraud and not math.isnan(value):
+                self._valuation.forget_value(hs6, origin, value, mass)
             weight = ipw(result.selection_probability, probability, self.max_weight)
             fields = (hs6, origin, tax, int(value_bin), int(mass_bin))
             self._memory.learn_label(chain(fields), fraud)
@@ -369,6 +383,14 @@ class RiskEngine(Detector):
             or _LODGED.unpack_from(next(iter(store.values()))[0][0])[0] < horizon
         ):
             changed[store.popitem(last=False)[0]] = None
+
+
+def unpack_evidence(evidence: bytes) -> tuple[float, ...]:
+    """The numbers of a pending evidence (:data:`_EVIDENCE`); one kept by a snapshot of
+    format 7 or before gets NaN for its value and mass."""
+    if len(evidence) == _EVIDENCE_7.size:
+        return (*_EVIDENCE_7.unpack(evidence), math.nan, math.nan)
+    return _EVIDENCE.unpack(evidence)
 
 
 def ipw(selection_probability: float | None, fallback: float, max_weight: float) -> float:

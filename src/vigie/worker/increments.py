@@ -68,14 +68,16 @@ from vigie.errors import VigieError
 from vigie.model.tables import ChangeSet, Tracked, apply_delta, delta_keys
 from vigie.worker.state import PartitionState
 
-FORMAT = 7
+FORMAT = 8
 """2: the first incremental snapshots; 3: the model's small sets became lists; 4: the
 pending evidence packed, the memory's pairs complex numbers, the references' values arrays;
 5: tables and deltas in chunks, each run ended by an empty pickle (format 4, a full
 snapshot's tables with their length and a delta's in one pickle, is still read); 6: the
 pending items plain tuples (formats 4 and 5 are still read, their items as tuples); 7: the
 replay guard's digests taken over the validated values (a state of an earlier format goes
-on with the digests of the canonical JSON, :mod:`vigie.worker.idempotency`). A
+on with the digests of the canonical JSON, :mod:`vigie.worker.idempotency`); 8: the
+pending evidence ends with the customs value and net mass (an item of an earlier
+format is learnt without them: :func:`vigie.model.engine.unpack_evidence`). A
 snapshot before format 4 is refused: the partition's model is rebuilt from its log. Snapshots
 before format 2 were one plain pickle of the state: read, then refused by the
 layout check."""
@@ -84,7 +86,7 @@ ZSTD_MAGIC = b"\x28\xb5\x2f\xfd"
 CHUNK = 2_000
 """Table entries per pickle of a full snapshot: a few milliseconds of work, the smallest
 slice of a snapshot written between two batches (:class:`SlicedSnapshot`)."""
-_READ = frozenset({4, 5, 6, FORMAT})
+_READ = frozenset({4, 5, 6, 7, FORMAT})
 """The formats a restore reads."""
 _PROTOCOL = pickle.HIGHEST_PROTOCOL
 
