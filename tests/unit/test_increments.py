@@ -229,3 +229,28 @@ def test_a_full_snapshot_finished_at_once_restores_whole() -> None:
     assert snapshot.advance(float("inf"))
     restored = restore([b"".join([*parts, snapshot.take()])])
     assert [plain(t) for t, _ in tracked(restored)] == [plain(t) for t, _ in tracked(live)]
+
+
+def test_a_snapshot_of_format_7_restores_and_goes_on_learning(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Format 7's pending evidence has no customs value nor net mass: the items restore and
+    learn their control results, taking no value out of the valuation's references."""
+    live = small_state()
+    feed(live, 0, 300)
+    store = live.engine._pending
+    for key, items in store.items():
+        store[key] = tuple(
+            (engine_module._EVIDENCE_7.pack(*engine_module._EVIDENCE.unpack(e)[:-2]), *rest)
+            if len(e) == engine_module._EVIDENCE.size
+            else (e, *rest)
+            for e, *rest in items
+        )
+    monkeypatch.setattr(increments, "FORMAT", 7)
+    blob = dumps(live, full=True)
+    monkeypatch.undo()
+    restored = restore([blob])
+    assert list(restored.engine._pending) == list(store)
+    learnt = restored.controls_learnt
+    feed(restored, 300, 420)
+    assert restored.controls_learnt > learnt
