@@ -19,7 +19,7 @@ from vigie.evaluation import Example, metrics, prequential, selection_metrics
 from vigie.evaluation.baselines import HierarchicalRates, NoveltyRule, RobustZ
 from vigie.evaluation.comparison import run_baselines
 from vigie.evaluation.injection import inject, parse_specs
-from vigie.evaluation.metrics import kind_groups, kind_recall, ratio, weekly
+from vigie.evaluation.metrics import kind_groups, kind_recall, ratio, week_extremes, weekly
 from vigie.evaluation.protocol import AUDIT, CLOSED_LOOP, EVERY_LABEL, Window
 from vigie.evaluation.quota import DailyQuota
 from vigie.model.assessment import Assessment
@@ -304,6 +304,10 @@ def test_selection_metrics_on_a_hand_computed_example() -> None:
     per_week = weekly(weeks, labels, targeted, audited, duty, -np.arange(10.0), 0.2)
     assert per_week["W1"]["precision"] == 0.6 and per_week["W2"]["precision"] is None
     assert per_week["W1"]["rank_precision@20%"] == 1.0
+    stub = {"precision": 0.0, "precision_targeted": 0.0, "share": 0.08, "partial": True}
+    extremes = week_extremes({"W0": stub, **per_week})
+    assert extremes["week_min_precision"] == 0.0  # every week, the stub of three days too
+    assert extremes["full_week_min_precision"] == 0.6
     groups = kind_groups(["a", None, "a", "b", None, None, "b", None, None, None], np.zeros(10))
     kinds = kind_recall(groups, -np.arange(10.0), 0.2, targeted)
     # AUC of "a" (rows 0 and 2) against the rows of no kind (1, 4, 5, 7, 8, 9): 11 of 12 pairs
@@ -362,6 +366,9 @@ def test_evaluate_command_end_to_end(tmp_path: Path) -> None:
     )
     assert "recall_top[under_valuation]" in report["baselines"]["robust_z"]["ratio"]
     assert all(week.startswith("2026-W") for week in report["weeks"])
+    # the generator's world starts on a Thursday: its first week is measured in part
+    first = next(iter(report["weeks"].values()))
+    assert first["partial"] and report["selection"]["full_week_min_precision"] is not None
     human = runner.invoke(app, [*args, "--full-information", "--baselines"])
     assert human.exit_code == 0, human.output
     assert EVERY_LABEL in human.stdout and "engine/rates" in human.stdout

@@ -23,6 +23,7 @@ SELECTION_ROWS = (
     "share",
     "share_targeted",
     "week_min_precision",
+    "full_week_min_precision",
     "week_share_min",
     "week_share_max",
 )
@@ -117,7 +118,7 @@ def _weeks(weeks: dict[str, Any], budget: float) -> Table:
         table.add_column(name, justify="right")
     for week, row in weeks.items():
         cells = [_cell(row.get(name)) for name in (*WEEK_COLUMNS, at, "rank_auc")]
-        table.add_row(week, *cells)
+        table.add_row(f"{week} (partial)" if row.get("partial") else week, *cells)
     return table
 
 

@@ -20,7 +20,8 @@ recall of each fraud kind at the budget.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
+from datetime import date
 from typing import Any
 
 import numpy as np
@@ -144,15 +145,43 @@ def weekly(
     return out
 
 
-def week_extremes(weeks: dict[str, dict[str, Any]]) -> dict[str, Any]:
-    """The lowest weekly precision, and the range of the weekly selected share."""
+def partial_weeks(weeks: Iterable[str], days: np.ndarray) -> list[str]:
+    """The ISO weeks (``2021-W03``) that the measured days, ordinals of UTC dates from the
+    first to the last declaration measured, do not cover whole: a run from Friday
+    1 January 2021 begins with three days of ``2020-W53``.
 
-    def values(name: str) -> list[float]:
-        return [w[name] for w in weeks.values() if w[name] is not None]
+    >>> from datetime import date
+    >>> days = np.array([date(2021, 1, 1).toordinal(), date(2021, 1, 13).toordinal()])
+    >>> partial_weeks(["2020-W53", "2021-W01", "2021-W02"], days)
+    ['2020-W53', '2021-W02']
+    """
+    if not len(days):
+        return []
+    first, last = int(days.min()), int(days.max())
+    out = []
+    for week in weeks:
+        year, number = week.split("-W")
+        monday = date.fromisocalendar(int(year), int(number), 1).toordinal()
+        if monday < first or monday + 6 > last:
+            out.append(week)
+    return out
+
+
+def week_extremes(weeks: dict[str, dict[str, Any]]) -> dict[str, Any]:
+    """The lowest weekly precision (of every week, and of the weeks measured whole), and
+    the range of the weekly selected share."""
+
+    def values(name: str, full_only: bool = False) -> list[float]:
+        return [
+            w[name]
+            for w in weeks.values()
+            if w[name] is not None and not (full_only and w.get("partial"))
+        ]
 
     precision, share = values("precision"), values("share")
     return {
         "week_min_precision": min(precision) if precision else None,
+        "full_week_min_precision": min(values("precision", full_only=True), default=None),
         "week_min_precision_targeted": min(values("precision_targeted"), default=None),
         "week_share_min": min(share) if share else None,
         "week_share_max": max(share) if share else None,

@@ -71,6 +71,7 @@ COLUMNS: tuple[str, ...] = (
     "typology",
     "gap",
     "week",
+    "day",
 )
 AUDIT = "random_audit"
 """The selection of a random audit; any other selection of a selected declaration is targeted."""
@@ -128,6 +129,7 @@ class Trace:
         cols["gap"].append(example.gap)
         year, week, _ = example.declaration.lodged_at.isocalendar()
         cols["week"].append(f"{year}-W{week:02d}")
+        cols["day"].append(example.declaration.lodged_at.date().toordinal())
 
     @property
     def regime(self) -> str:

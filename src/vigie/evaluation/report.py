@@ -16,6 +16,7 @@ from vigie.evaluation.metrics import (
     FRACTIONS,
     kind_groups,
     kind_recall,
+    partial_weeks,
     ranking_metrics,
     ratio,
     selection_metrics,
@@ -34,6 +35,7 @@ def _columns(trace: Trace) -> dict[str, np.ndarray]:
     for name in ("selected", "targeted", "audited"):
         arrays[name] = np.array(cols[name], dtype=bool)
     arrays["week"] = np.array(cols["week"], dtype=object)
+    arrays["day"] = np.array(cols["day"], dtype=np.int64)
     return arrays
 
 
@@ -54,6 +56,8 @@ def metrics(trace: Trace, budget: float = 0.05) -> dict[str, Any]:
         a["risk"][known],
         budget,
     )
+    for week in partial_weeks(weeks, a["day"]):
+        weeks[week]["partial"] = True
     selection.update(week_extremes(weeks))
     selection["share_all"] = round(float(a["selected"].mean()), 4) if len(known) else None
     report: dict[str, Any] = {
