@@ -351,9 +351,16 @@ def test_evaluate_command_end_to_end(tmp_path: Path) -> None:
     runner = CliRunner()
     args = ["evaluate", str(out), "--controls", str(controls), "--rejects", str(tmp_path / "r")]
     inject_args = ["--inject", "under-valuation:0.05,new-origin:0.03", "--seed", "3"]
-    done = runner.invoke(app, [*args, *inject_args, "--baselines", "--limit", "1200", "--json"])
+    done = runner.invoke(
+        app, [*args, *inject_args, "--baselines", "--limit", "1200", "--seeds", "2", "--json"]
+    )
     assert done.exit_code == 0, done.output
     report = orjson.loads(done.stdout)
+    spread = report["seeds"]
+    assert spread["seeds"] == [3, 4] and report["engine"]["seed"] == 3
+    assert spread["precision"]["values"][0] == report["selection"]["precision"]
+    precisions = [v for v in spread["precision"]["values"] if v is not None]
+    assert spread["precision"]["min"] == min(precisions)
     assert report["label_regime"] == CLOSED_LOOP and report["n"] == 1200
     assert report["injected"] == ["under-valuation:0.05:0.15-0.5", "new-origin:0.03:0-0"]
     assert {"precision", "hit_ratio", "duty_recovered", "week_min_precision"} <= set(
@@ -369,8 +376,9 @@ def test_evaluate_command_end_to_end(tmp_path: Path) -> None:
     # the generator's world starts on a Thursday: its first week is measured in part
     first = next(iter(report["weeks"].values()))
     assert first["partial"] and report["selection"]["full_week_min_precision"] is not None
-    human = runner.invoke(app, [*args, "--full-information", "--baselines"])
+    human = runner.invoke(app, [*args, "--full-information", "--baselines", "--seeds", "2"])
     assert human.exit_code == 0, human.output
+    assert "selection over the engine's seeds" in human.stdout
     assert EVERY_LABEL in human.stdout and "engine/rates" in human.stdout
     bad = runner.invoke(app, [*args, "--inject", "over-valuation"])
     assert isinstance(bad.exception, CommandError) and "--inject" in str(bad.exception)

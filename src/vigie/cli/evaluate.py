@@ -211,6 +211,14 @@ def evaluate(
         min=0,
         help="Seed of the random audits and of the injections (default: the settings').",
     ),
+    seeds: int = typer.Option(
+        1,
+        "--seeds",
+        min=1,
+        help="Replay the stream with this many engine seeds (--seed, then the next ones) and "
+        "report the spread of the selection figures: the closed loop depends on the random "
+        "audits. The other figures are those of the first seed.",
+    ),
     limit: int | None = style.limit_option(None, "this many declarations (the first in time)"),
     as_json: bool = style.JSON,
 ) -> None:
@@ -226,6 +234,7 @@ def evaluate(
     from vigie.evaluation.comparison import run_baselines
     from vigie.evaluation.injection import inject as inject_frauds
     from vigie.evaluation.injection import parse_specs
+    from vigie.evaluation.metrics import seed_spread
     from vigie.evaluation.protocol import Window
     from vigie.model.engine import RiskEngine
     from vigie.settings import get_settings
@@ -270,6 +279,24 @@ def evaluate(
             full_information=full_information,
         )
         report["baselines"] = compare(report, trace, columns, options["budget"])
+    if seeds > 1:
+        others = [
+            metrics(
+                prequential(
+                    examples,
+                    RiskEngine(**(options | {"seed": options["seed"] + k})),
+                    label_delay=delay,
+                    start=window.start,
+                    end=window.end,
+                    full_information=full_information,
+                ),
+                budget=options["budget"],
+            )["selection"]
+            for k in range(1, seeds)
+        ]
+        report["seeds"] = seed_spread(
+            [report["selection"], *others], [options["seed"] + k for k in range(seeds)]
+        )
     report["injected"] = [f"{s.kind}:{s.share:g}:{s.low:g}-{s.high:g}" for s in specs]
     report["keep_labels"] = keep_labels if specs else None
     report["rejected"] = {"count": rejections.count, "by_reason": dict(rejections.reasons),

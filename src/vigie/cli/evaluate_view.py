@@ -44,6 +44,9 @@ def show(report: dict[str, Any]) -> None:
     )
     baselines = report.pop("baselines", {})
     console.print(_selection(report.pop("selection"), baselines))
+    spread = report.pop("seeds", None)
+    if spread is not None:
+        console.print(_spread(spread))
     console.print(_ranking(report.pop("detectors"), baselines, budget))
     typologies = report.pop("typologies", {})
     if typologies:
@@ -70,6 +73,19 @@ def _selection(engine: dict[str, Any], baselines: dict[str, Any]) -> Table:
         for entry in selecting.values():
             cells += [_cell(entry["selection"].get(row)), _cell(entry["ratio"].get(row))]
         table.add_row(row, *cells)
+    return table
+
+
+def _spread(spread: dict[str, Any]) -> Table:
+    seeds = spread["seeds"]
+    table = _table(f"selection over the engine's seeds {seeds[0]}-{seeds[-1]}", "figure")
+    for name in ("min", "median", "max", *(f"seed {s}" for s in seeds)):
+        table.add_column(name, justify="right")
+    for figure, row in spread.items():
+        if figure == "seeds":
+            continue
+        values = [_cell(row[k]) for k in ("min", "median", "max")]
+        table.add_row(figure, *values, *(_cell(v) for v in row["values"]))
     return table
 
 
