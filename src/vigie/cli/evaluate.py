@@ -15,6 +15,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
+from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
@@ -259,15 +260,15 @@ def evaluate(
     options = settings.engine.options() | {k: v for k, v in given.items() if v is not None}
     if specs:
         examples = inject_frauds(examples, specs, options["seed"], keep_labels)
-    engine = RiskEngine(**options)
-    trace = prequential(
-        _progress(examples, as_json),
-        engine,
+    replay = partial(
+        prequential,
         label_delay=delay,
         start=window.start,
         end=window.end,
         full_information=full_information,
     )
+    engine = RiskEngine(**options)
+    trace = replay(_progress(examples, as_json), engine)
     report = metrics(trace, budget=options["budget"])
     if baselines:
         columns = run_baselines(
@@ -282,14 +283,7 @@ def evaluate(
     if seeds > 1:
         others = [
             metrics(
-                prequential(
-                    examples,
-                    RiskEngine(**(options | {"seed": options["seed"] + k})),
-                    label_delay=delay,
-                    start=window.start,
-                    end=window.end,
-                    full_information=full_information,
-                ),
+                replay(examples, RiskEngine(**(options | {"seed": options["seed"] + k}))),
                 budget=options["budget"],
             )["selection"]
             for k in range(1, seeds)

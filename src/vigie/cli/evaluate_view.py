@@ -12,6 +12,7 @@ from typing import Any
 from rich.table import Table
 
 from vigie.cli import output
+from vigie.evaluation.metrics import SPREAD_FIGURES
 
 SELECTION_ROWS = (
     "precision",
@@ -81,9 +82,8 @@ def _spread(spread: dict[str, Any]) -> Table:
     table = _table(f"selection over the engine's seeds {seeds[0]}-{seeds[-1]}", "figure")
     for name in ("min", "median", "max", *(f"seed {s}" for s in seeds)):
         table.add_column(name, justify="right")
-    for figure, row in spread.items():
-        if figure == "seeds":
-            continue
+    for figure in SPREAD_FIGURES:
+        row = spread[figure]
         values = [_cell(row[k]) for k in ("min", "median", "max")]
         table.add_row(figure, *values, *(_cell(v) for v in row["values"]))
     return table

@@ -77,16 +77,11 @@ def keys_of(hs6: str, origin: str, band: int) -> tuple[str, str, str, str]:
     return (f"{ho}|{band}", ho, hs6, hs6[:4])
 
 
-def log_unit_value(decl: Declared) -> float | None:
+def log_unit_value(customs_value_eur: float, net_mass_kg: float) -> float | None:
     """log(value / mass) bounded to 1e-6 .. 1e12 EUR/kg; None without a value or a mass
-    (no evidence then)."""
-    return unit_value_log(decl.customs_value_eur, decl.net_mass_kg)
+    (no evidence then).
 
-
-def unit_value_log(customs_value_eur: float, net_mass_kg: float) -> float | None:
-    """:func:`log_unit_value` of a value and a mass.
-
-    >>> round(unit_value_log(1000.0, 10.0), 3), unit_value_log(1000.0, 0.0)
+    >>> round(log_unit_value(1000.0, 10.0), 3), log_unit_value(1000.0, 0.0)
     (4.605, None)
     """
     if customs_value_eur <= 0 or net_mass_kg <= 0:
@@ -228,7 +223,7 @@ class ValuationDetector(Detector):
 
     def score_declared(self, decl: Declared) -> ValuationFinding:
         """:meth:`score_one` of the fields the engine read once (:func:`declared`)."""
-        x = log_unit_value(decl)
+        x = log_unit_value(decl.customs_value_eur, decl.net_mass_kg)
         if x is None:
             return _NEUTRAL
         keys = reference_keys(decl, self.quantity_band)
@@ -253,7 +248,7 @@ class ValuationDetector(Detector):
     def learn_declared(self, decl: Declared) -> None:
         """:meth:`learn_one` of the fields the engine read once (:func:`declared`)."""
         self._updates += 1
-        x = log_unit_value(decl)
+        x = log_unit_value(decl.customs_value_eur, decl.net_mass_kg)
         if x is None:
             return
         keys = reference_keys(decl, self.quantity_band)
@@ -284,7 +279,7 @@ class ValuationDetector(Detector):
         >>> det.n_cells
         0
         """
-        x = unit_value_log(customs_value_eur, net_mass_kg)
+        x = log_unit_value(customs_value_eur, net_mass_kg)
         if x is None:
             return
         keys = keys_of(hs6, origin, mass_band(net_mass_kg, self.quantity_band))
