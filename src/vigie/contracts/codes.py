@@ -18,7 +18,6 @@ codes for precious metals, funds, units of account and tests (``XAU``, ``XDR``,
 
 from __future__ import annotations
 
-import re
 from functools import lru_cache
 
 import pycountry
@@ -26,7 +25,8 @@ import pycountry
 _USER_ASSIGNED_COUNTRIES = frozenset(
     {"ZZ", "EU", "XK", "XC", "XL", "XS", "QU", "QV", "QW", "QX", "QY", "QZ"}
 )
-COMMODITY_CODE = re.compile(r"^\d{6}(\d{2}(\d{2})?)?$")
+COMMODITY_CODE_LENGTHS = (6, 8, 10)
+"""HS6, CN8, TARIC10."""
 
 
 @lru_cache(maxsize=1)
@@ -55,6 +55,15 @@ def is_country(code: str) -> bool:
 
 def is_currency(code: str) -> bool:
     return code in currency_codes()
+
+
+def is_commodity_code(code: str) -> bool:
+    """Whether ``code`` is 6, 8 or 10 ASCII digits (HS6, CN8 or TARIC10).
+
+    >>> is_commodity_code("620342"), is_commodity_code("6203A2"), is_commodity_code("620342\\n")
+    (True, False, False)
+    """
+    return len(code) in COMMODITY_CODE_LENGTHS and code.isascii() and code.isdigit()
 
 
 def normalise_commodity_code(raw: str) -> str:
