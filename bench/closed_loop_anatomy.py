@@ -91,11 +91,6 @@ def anatomy(seed: int, start: datetime, delay: timedelta) -> dict[str, Any]:
             hits[kind] += fraud
     slots = sum(targeted.values())
     exploit = frauds["known fraud"]
-    selected = slots + audits
-
-    def ceiling(explore: float) -> float:
-        caught = min(exploit, slots) + max(slots - exploit, 0) * explore
-        return round((caught + audit_hits) / selected, 3)
 
     def summary(kind: str) -> dict[str, Any]:
         return {
@@ -112,13 +107,27 @@ def anatomy(seed: int, start: datetime, delay: timedelta) -> dict[str, Any]:
         "classes": {kind: summary(kind) for kind in CLASSES},
         "audits": audits,
         "audit_precision": rate(audit_hits, audits),
-        "precision": rate(sum(hits.values()) + audit_hits, selected),
+        "precision": rate(sum(hits.values()) + audit_hits, slots + audits),
         "precision_targeted": rate(sum(hits.values()), slots),
-        "ceiling_exploring_as_seen": ceiling(hits["seen"] / max(targeted["seen"], 1)),
+        "ceiling_exploring_as_seen": ceiling(
+            exploit, slots, audits, audit_hits, hits["seen"] / max(targeted["seen"], 1)
+        ),
         "ceiling_exploring_as_first_time": ceiling(
-            hits["first time"] / max(targeted["first time"], 1)
+            exploit, slots, audits, audit_hits, hits["first time"] / max(targeted["first time"], 1)
         ),
     }
+
+
+def ceiling(exploit: int, slots: int, audits: int, audit_hits: int, explore: float) -> float:
+    """The selected set's precision if the ``slots`` targeted selections caught every one of
+    the ``exploit`` known-fraud infractions first, and the other slots were right at the
+    rate ``explore``; the audits as they were.
+
+    >>> ceiling(exploit=250, slots=400, audits=80, audit_hits=20, explore=0.25)
+    0.641
+    """
+    caught = min(exploit, slots) + max(slots - exploit, 0) * explore
+    return round((caught + audit_hits) / (slots + audits), 3)
 
 
 def rate(hits: int, n: int) -> float | None:
