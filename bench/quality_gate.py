@@ -8,7 +8,10 @@ Runs the ``vigie evaluate`` protocol (score, then learn; labels 7 days late) on:
   learning from the generator's control results ("ctl") and once from the engine's own
   selections only ("own", ``label_share`` 0.05): the share of injected under-valuations
   with a gap above 50 % that the engine selects (target 0.90), and the lowest recall of
-  any typology in the top 5 % by risk (chance 0.05).
+  any typology in the top 5 % by risk (chance 0.05). Beside them, the naive baselines of
+  ``vigie evaluate --baselines`` run on the same stream under the same label regime: for
+  precision@5 % and for the big under-valuations in the top 5 %, the best baseline of the
+  run and the ratio engine / baseline.
 
 The engines are built from the settings (``VIGIE_ENGINE__*``; by default a 5 % budget,
 1 % audits, seed 0). Each run goes in its own process (two at a time), so the figures come
@@ -21,17 +24,22 @@ from __future__ import annotations
 
 import argparse
 import time
+from collections.abc import Callable
 from concurrent.futures import ProcessPoolExecutor
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from vigie.evaluation import Example, metrics, prequential
+from vigie.evaluation import Example, compare, metrics, prequential
+from vigie.evaluation.comparison import run_baselines
+from vigie.evaluation.protocol import Window
 from vigie.model.engine import RiskEngine
 from vigie.settings import get_settings
 
 CUSTOMS_KR = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "customs-kr"
 DELAY = timedelta(days=7)
+BIG = "under_valuation_gap>0.5"
+"""The injected under-valuations hiding more than half of the value."""
 
 
 def customs_kr() -> dict[str, Any]:
@@ -65,26 +73,57 @@ def generated(n: int, seed: int, label_share: float) -> dict[str, Any]:
     from vigie_dev.generator import generate
 
     examples = [Example.from_generated(item) for item in generate(n, seed=seed)]
+    start, budget = datetime(2026, 1, 15, tzinfo=UTC), get_settings().engine.budget
     began = time.perf_counter()
     trace = prequential(
         examples,
         RiskEngine(**get_settings().engine.options()),
         label_delay=DELAY,
-        start=datetime(2026, 1, 15, tzinfo=UTC),
+        start=start,
         full_information=label_share >= 1.0,
     )
     elapsed = time.perf_counter() - began
-    report = metrics(trace, budget=get_settings().engine.budget)
+    report = metrics(trace, budget=budget)
     typologies = report["typologies"]["risk"]
     worst = min(typologies.items(), key=lambda kv: kv[1]["recall_top"])
+    baselines = compare(
+        report,
+        trace,
+        run_baselines(
+            examples,
+            trace.audits,
+            budget=budget,
+            label_delay=DELAY,
+            window=Window(start),
+            full_information=label_share >= 1.0,
+        ),
+        budget,
+    )
+    at = f"precision@{budget * 100:g}%"
+    precise = best(baselines, lambda b: b["ranking"][at])
+    big = best(baselines, lambda b: b.get("kinds", {}).get(BIG, {}).get("recall_top"))
     return {
         "run": f"seed {seed} {'ctl' if label_share >= 1.0 else 'own'}",
-        "big_selected": typologies["under_valuation_gap>0.5"]["recall_selected"],
+        "big_selected": typologies[BIG]["recall_selected"],
         "worst_typology": f"{worst[0]} {worst[1]['recall_top']:.3f}",
-        "p@5%": report["detectors"]["risk"]["precision@5%"],
+        "p@5%": report["detectors"]["risk"][at],
         "decl/s": n / elapsed,
         "selected share": report["selection"]["share"],
+        "baseline_p@5%": f"{precise} {baselines[precise]['ranking'][at]:.3f}",
+        "ratio_p@5%": baselines[precise]["ratio"][f"rank_{at}"],
+        "big_top": typologies[BIG]["recall_top"],
+        "baseline_big_top": f"{big} {baselines[big]['kinds'][BIG]['recall_top']:.3f}",
+        "ratio_big_top": baselines[big]["ratio"][f"recall_top[{BIG}]"],
     }
+
+
+def best(baselines: dict[str, Any], figure: Callable[[dict[str, Any]], float | None]) -> str:
+    """The name of the baseline with the highest ``figure`` (None counts as lowest).
+
+    >>> best({"a": {"x": 0.2}, "b": {"x": 0.5}, "c": {"x": None}}, lambda b: b["x"])
+    'b'
+    """
+    return max(baselines, key=lambda name: figure(baselines[name]) or 0.0)
 
 
 def main() -> None:
