@@ -143,6 +143,61 @@ def take(consumer: Any, want: int, poll_s: float, linger_s: float = BATCH_LINGER
     return [first, *consumer.consume(num_messages=want - 1, timeout=linger_s)]
 
 
+TRANSIENT_ERRORS = frozenset({"NOT_LEADER_FOR_PARTITION", "LEADER_NOT_AVAILABLE",
+                              "UNKNOWN_TOPIC_OR_PART", "_TRANSPORT", "_TIMED_OUT"})  # fmt: skip
+"""Errors of a partition whose leader is moving or not known yet (a topic just created, a
+broker restarting): asked again, the broker answers."""
+RETRY_BACKOFF_S = 0.2
+
+
+def watermarks(consumer: Any, partition: Any, timeout_s: float) -> tuple[int, int]:
+    """The low and high offsets of ``partition`` (a TopicPartition), asking again while
+    the broker answers with a :data:`TRANSIENT_ERRORS` error, until ``timeout_s``.
+
+    A restore reads them first: without the retry, a leader election at that moment made
+    the worker rebuild a model from its log (or learn controls during a replay).
+    """
+    low, high = retry_transient(
+        lambda left: consumer.get_watermark_offsets(partition, timeout=left), timeout_s
+    )
+    return int(low), int(high)
+
+
+def retry_transient(call: Callable[[float], Any], timeout_s: float) -> Any:
+    """``call(seconds left)``, again after a :data:`TRANSIENT_ERRORS` KafkaException, until
+    ``timeout_s`` has passed (then the last error is raised).
+
+    >>> from confluent_kafka import KafkaError, KafkaException
+    >>> answers = [KafkaError.NOT_LEADER_FOR_PARTITION, None]
+    >>> def ask(left: float) -> tuple[int, int]:
+    ...     code = answers.pop(0)
+    ...     if code is not None:
+    ...         raise KafkaException(KafkaError(code))
+    ...     return (0, 42)
+    >>> retry_transient(ask, 5.0)
+    (0, 42)
+    >>> def refused(left: float) -> None:
+    ...     raise KafkaException(KafkaError(KafkaError.TOPIC_AUTHORIZATION_FAILED))
+    >>> retry_transient(refused, 5.0)  # doctest: +IGNORE_EXCEPTION_DETAIL
+    Traceback (most recent call last):
+    KafkaException: TOPIC_AUTHORIZATION_FAILED
+    """
+    from confluent_kafka import KafkaException
+
+    deadline = time.monotonic() + timeout_s
+    while True:
+        left = max(deadline - time.monotonic(), 0.1)
+        try:
+            return call(left)
+        except KafkaException as exc:
+            error: Any = exc.args[0] if exc.args else None
+            name = error.name() if error is not None and hasattr(error, "name") else ""
+            if name not in TRANSIENT_ERRORS or time.monotonic() + RETRY_BACKOFF_S > deadline:
+                raise
+            log.info("kafka: %s, asking again", name)
+            time.sleep(RETRY_BACKOFF_S)
+
+
 class ClientEvents:
     """The log lines, errors and statistics of one client, each said once per state.
 

@@ -34,7 +34,7 @@ from vigie.contracts.schemas import DeadLetter
 from vigie.errors import ConfigurationError, DecodeError
 from vigie.ingest.producer import Headers, KafkaProducer
 from vigie.ingest.rejections import Rejections
-from vigie.kafka import consumer_config
+from vigie.kafka import consumer_config, watermarks
 from vigie.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -169,9 +169,7 @@ def _start_positions(consumer: Consumer, topic: str, n: int, timeout: float) -> 
         )
     assignment, ends = [], {}
     for partition in metadata.partitions:
-        low, high = consumer.get_watermark_offsets(
-            TopicPartition(topic, partition), timeout=timeout
-        )
+        low, high = watermarks(consumer, TopicPartition(topic, partition), timeout)
         if high > low:
             ends[partition] = high
         assignment.append(TopicPartition(topic, partition, max(low, high - n)))

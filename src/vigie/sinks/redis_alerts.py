@@ -47,7 +47,7 @@ from vigie.contracts.catalogue import ALERTS
 from vigie.contracts.codec import encode
 from vigie.contracts.schemas import Alert
 from vigie.errors import BackpressureError
-from vigie.kafka import ClientEvents, consumer_config
+from vigie.kafka import ClientEvents, consumer_config, watermarks
 from vigie.settings import Settings
 from vigie.sinks.base import Batch, BatchingSink
 from vigie.sinks.deadletters import DeadLetterSink
@@ -263,7 +263,7 @@ def republish(
         starts = consumer.offsets_for_times(wanted, timeout=30)
         ends, assignment = {}, []
         for tp in starts:
-            high = consumer.get_watermark_offsets(tp, timeout=30)[1]
+            high = watermarks(consumer, tp, 30)[1]
             if 0 <= tp.offset < high:
                 ends[(topic, tp.partition)] = high
                 assignment.append(TopicPartition(topic, tp.partition, tp.offset))

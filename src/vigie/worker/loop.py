@@ -389,8 +389,8 @@ class ScoringLoop:
         from confluent_kafka import TopicPartition
 
         try:
-            _, high = self._consumer.get_watermark_offsets(
-                TopicPartition(self.topics.declarations, partition), timeout=15
+            _, high = kafka.watermarks(
+                self._consumer, TopicPartition(self.topics.declarations, partition), 30
             )
             return int(high)
         except Exception as exc:

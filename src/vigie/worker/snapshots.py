@@ -39,7 +39,7 @@ import orjson
 from vigie.contracts.catalogue import MODEL_STATE
 from vigie.contracts.schemas import utc_now
 from vigie.errors import ConfigurationError, VigieError
-from vigie.kafka import admin_config, consumer_config
+from vigie.kafka import admin_config, consumer_config, watermarks
 from vigie.settings import Settings
 from vigie.worker.chain import Chain, Part
 from vigie.worker.increments import Snapshot, restore
@@ -331,8 +331,8 @@ class _TailReader:
             },
         )
         self.consumer = Consumer(config)
-        self.low, self.high = self.consumer.get_watermark_offsets(
-            TopicPartition(topic, partition), timeout=15
+        self.low, self.high = watermarks(
+            self.consumer, TopicPartition(topic, partition), timeout_s=30
         )
 
     def latest(self, key: bytes, window: int = 64) -> bytes | None:
