@@ -2,8 +2,9 @@
 template when the engine chose.
 
 customs-kr's rows are copies of templates (the same HS6, origin, tax type, declared value
-and net mass; docs/evaluation.md). This replays the closed loop as ``vigie evaluate`` does
-(labels only for the engine's selections, 7 days late) and sorts every measured
+and net mass; docs/evaluation.md). This replays the closed loop with ``vigie evaluate``'s
+:func:`~vigie.evaluation.protocol.prequential` (labels only for the engine's selections,
+7 days late), then follows the same labels back to their templates, and sorts every measured
 declaration by what the labels returned so far said of its template:
 
 - ``known fraud``: an infraction of the template had come back;
@@ -36,7 +37,7 @@ import orjson
 
 from vigie.cli.evaluate import read_examples
 from vigie.contracts.schemas import Declaration
-from vigie.evaluation.protocol import AUDIT, revealed_control
+from vigie.evaluation.protocol import prequential
 from vigie.model.engine import RiskEngine
 from vigie.settings import EngineSettings
 
@@ -55,7 +56,9 @@ def anatomy(seed: int, start: datetime, delay: timedelta) -> dict[str, Any]:
     files = [CUSTOMS_KR / "train.csv", CUSTOMS_KR / "valid.csv"]
     examples, _ = read_examples(files, "customs-kr", None, None, Path("/dev/null"))
     engine = RiskEngine(**(EngineSettings().options() | {"seed": seed}))
-    returned: list[tuple[datetime, int, Any, tuple[Any, ...], bool]] = []
+    trace = prequential(examples, engine, label_delay=delay)  # every import is measured
+    columns = zip(*(trace.columns[name] for name in ("selected", "audited", "label")), strict=True)
+    returned: list[tuple[datetime, int, tuple[Any, ...], bool]] = []
     labels: dict[tuple[Any, ...], list[bool]] = {}
     declared: set[tuple[Any, ...]] = set()
     rows, targeted, frauds, hits = Counter[str](), Counter[str](), Counter[str](), Counter[str]()
@@ -63,30 +66,29 @@ def anatomy(seed: int, start: datetime, delay: timedelta) -> dict[str, Any]:
     for seq, example in enumerate(examples):
         decl = example.declaration
         while returned and returned[0][0] <= decl.lodged_at:
-            _, _, control, key, label = heapq.heappop(returned)
-            engine.learn_control(control)
-            labels.setdefault(key, []).append(label)
-        assessment = engine.score_one(decl)
-        engine.learn_one(decl)
+            _, _, returned_key, label = heapq.heappop(returned)
+            labels.setdefault(returned_key, []).append(label)
         key = template(decl)
-        control = revealed_control(example, assessment, full_information=False)
-        if control is not None:
-            heapq.heappush(returned, (decl.lodged_at + delay, seq, control, key, control.is_fraud))
         known, seen = labels.get(key), key in declared
         declared.add(key)
-        if not example.is_import or decl.lodged_at < start or example.label is None:
+        if not example.is_import:
+            continue
+        selected, audited, label = next(columns)
+        if selected and example.label is not None:  # its label comes back, as to the engine
+            heapq.heappush(returned, (decl.lodged_at + delay, seq, key, bool(example.label)))
+        if decl.lodged_at < start or example.label is None:
             continue
         kind = (
             ("known fraud" if any(known) else "known clean") if known
             else "seen" if seen else "first time"
         )  # fmt: skip
-        fraud = bool(example.label)
+        fraud = label == 1.0
         rows[kind] += 1
         frauds[kind] += fraud
-        if assessment.selected and assessment.selection == AUDIT:
+        if audited:
             audits += 1
             audit_hits += fraud
-        elif assessment.selected:
+        elif selected:
             targeted[kind] += 1
             hits[kind] += fraud
     slots = sum(targeted.values())
