@@ -32,13 +32,14 @@ from typing import Any
 
 from vigie.evaluation import Example, compare, metrics, prequential
 from vigie.evaluation.comparison import run_baselines
+from vigie.evaluation.metrics import UNDER_VALUATION_GAP
 from vigie.evaluation.protocol import Window
 from vigie.model.engine import RiskEngine
 from vigie.settings import get_settings
 
 CUSTOMS_KR = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "customs-kr"
 DELAY = timedelta(days=7)
-BIG = "under_valuation_gap>0.5"
+BIG = f"under_valuation_gap>{UNDER_VALUATION_GAP:g}"
 """The injected under-valuations hiding more than half of the value."""
 
 
@@ -74,13 +75,14 @@ def generated(n: int, seed: int, label_share: float) -> dict[str, Any]:
 
     examples = [Example.from_generated(item) for item in generate(n, seed=seed)]
     start, budget = datetime(2026, 1, 15, tzinfo=UTC), get_settings().engine.budget
+    full_information = label_share >= 1.0
     began = time.perf_counter()
     trace = prequential(
         examples,
         RiskEngine(**get_settings().engine.options()),
         label_delay=DELAY,
         start=start,
-        full_information=label_share >= 1.0,
+        full_information=full_information,
     )
     elapsed = time.perf_counter() - began
     report = metrics(trace, budget=budget)
@@ -95,7 +97,7 @@ def generated(n: int, seed: int, label_share: float) -> dict[str, Any]:
             budget=budget,
             label_delay=DELAY,
             window=Window(start),
-            full_information=label_share >= 1.0,
+            full_information=full_information,
         ),
         budget,
     )
@@ -103,7 +105,7 @@ def generated(n: int, seed: int, label_share: float) -> dict[str, Any]:
     precise = best(baselines, lambda b: b["ranking"][at])
     big = best(baselines, lambda b: b.get("kinds", {}).get(BIG, {}).get("recall_top"))
     return {
-        "run": f"seed {seed} {'ctl' if label_share >= 1.0 else 'own'}",
+        "run": f"seed {seed} {'ctl' if full_information else 'own'}",
         "big_selected": typologies[BIG]["recall_selected"],
         "worst_typology": f"{worst[0]} {worst[1]['recall_top']:.3f}",
         "p@5%": report["detectors"]["risk"][at],
