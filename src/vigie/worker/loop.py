@@ -392,7 +392,7 @@ class ScoringLoop:
             _, high = kafka.watermarks(
                 self._consumer, TopicPartition(self.topics.declarations, partition), 30
             )
-            return int(high)
+            return high
         except Exception as exc:
             log.error("end of declarations[%d] unknown (%r): controls learnt now", partition, exc)
             return 0
