@@ -9,6 +9,8 @@ from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Any
 
+from vigie.kafka import retry_transient, watermarks
+
 
 def kafka_time(message: Any) -> datetime:
     """The broker's timestamp of a message (so a replayed rejection keeps its time)."""
@@ -46,9 +48,10 @@ def caught_up(consumer: Any) -> bool:
             unread.append(tp)
     if not unread:
         return True
-    committed = consumer.committed(unread, timeout=10)
+    # A partition whose leader is moving answers with an error for a moment: asked again.
+    committed = retry_transient(lambda left: consumer.committed(unread, timeout=left), 10)
     for tp, done in zip(unread, committed, strict=True):
-        low, high = consumer.get_watermark_offsets(tp, timeout=10, cached=False)
+        low, high = watermarks(consumer, tp, 10)
         offset = tp.offset if tp.offset >= 0 else done.offset if done.offset >= 0 else low
         if offset < high:
             return False

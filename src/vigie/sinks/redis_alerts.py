@@ -47,7 +47,7 @@ from vigie.contracts.catalogue import ALERTS
 from vigie.contracts.codec import encode
 from vigie.contracts.schemas import Alert
 from vigie.errors import BackpressureError
-from vigie.kafka import ClientEvents, consumer_config, watermarks
+from vigie.kafka import ClientEvents, consumer_config, retry_transient, watermarks
 from vigie.settings import Settings
 from vigie.sinks.base import Batch, BatchingSink
 from vigie.sinks.deadletters import DeadLetterSink
@@ -260,7 +260,7 @@ def republish(
         metadata = consumer.list_topics(topic, timeout=30).topics[topic]
         stamp = int(since.timestamp() * 1000)
         wanted = [TopicPartition(topic, p, stamp) for p in sorted(metadata.partitions)]
-        starts = consumer.offsets_for_times(wanted, timeout=30)
+        starts = retry_transient(lambda left: consumer.offsets_for_times(wanted, timeout=left), 30)
         ends, assignment = {}, []
         for tp in starts:
             high = watermarks(consumer, tp, 30)[1]
