@@ -77,7 +77,7 @@ def run_workers(ctx: Context, settings: Settings, count: int = 1) -> dict[str, A
         scan = TopicScan(settings.bootstrap_servers, scores).catch_up()
         wait_until(lambda: len(scan.catch_up().first_ms) >= n, 120, "distinct Scores", alive)
         scan.close()
-        engine_ms = _engine_mean_ms(workers)
+        engine_ms = engine_mean_ms(workers)
     finally:
         stopped = stop_watching_memory(workers)
     codes = [code for code, _ in stopped]
@@ -216,7 +216,7 @@ def _wait_ready(workers: list[WorkerProcess], partitions: int) -> tuple[float, f
     return (first or settled_at), settled_at
 
 
-def _engine_mean_ms(workers: list[WorkerProcess]) -> float | None:
+def engine_mean_ms(workers: list[WorkerProcess]) -> float | None:
     """The workers' own mean engine time per declaration, when their metrics say it."""
     try:
         total = sum(w.metric("vigie_scoring_latency_seconds_sum") for w in workers)
