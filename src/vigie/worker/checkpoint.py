@@ -48,8 +48,11 @@ log = logging.getLogger(__name__)
 SLICE_S = 0.005
 """A slice of a snapshot between two batches takes at least this long..."""
 SLICE_SHARE = 0.25
-"""...and at most about this share of the time since the previous slice: a snapshot slows
-the loop down by a fifth at most, and takes about five times its own work."""
+"""...and about this share of the time since the previous slice, no more: a slice waits
+for turns of the loop worth four times its length (at least 20 ms for 5 ms), so a snapshot
+slows the loop down by a fifth at most, and takes about five times its own work. When a
+slice came at every turn, short turns (a steady rate, small batches) gave the snapshot
+more than half the loop."""
 CLOSING_S = 0.02
 """A closing delta expected to take longer is written in slices too, a further pass, as
 long as it is expected to take at most half the pass before (a loop saturated by a backlog
@@ -185,7 +188,9 @@ class Checkpoint:
         if flight is None:
             return None
         now = time.monotonic()
-        budget = float("inf") if wait else max(SLICE_S, SLICE_SHARE * (now - flight.sliced_at))
+        budget = float("inf") if wait else SLICE_SHARE * (now - flight.sliced_at)
+        if budget < SLICE_S:
+            return None  # too soon: the share of the time is not a slice's worth yet
         done = flight.snapshot.advance(budget)
         flight.writer.write(flight.snapshot.take())
         part = flight.writer.close() if done else None
