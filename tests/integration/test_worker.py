@@ -371,12 +371,23 @@ def test_checkpoints_in_flight_save_the_state_they_covered_while_the_model_learn
 
     feed(live, 200)
     live.costs = SnapshotCosts()  # the kind chosen by the chain, and sliced, whatever the timings
+    recorded: list[int] = []
+    record = SnapshotCosts.record
+
+    def recording(self: SnapshotCosts, *, full: bool, seconds: float, changes: int) -> None:
+        recorded.append(changes)
+        record(self, full=full, seconds=seconds, changes=changes)
+
     with monkeypatch.context() as passes:  # every closing delta worth a further pass
         passes.setattr(checkpoint_module, "CLOSING_S", 0.0)
         passes.setattr(SnapshotCosts, "delta_seconds", lambda self, changes: 1e-9)
-        assert increments.next_is_delta(live, increments.changed_entries(live))
+        passes.setattr(SnapshotCosts, "record", recording)
+        at_start = increments.changed_entries(live)
+        assert increments.next_is_delta(live, at_start)
         assert checkpoint.start(live) is None  # a delta, in slices
         assert learning_until_saved() >= 10
+    # its cost is measured over every entry written, those changed while the slices were
+    assert recorded[-1] > at_start
     restored = restored_as_replayed()
     assert restored.chain is not None  # the closing delta, then 4 passes and their closing
     assert len(restored.chain.deltas) == 1 + checkpoint_module.MAX_PASSES + 1
