@@ -11,7 +11,7 @@ Usage::
 
     PYTHONPATH=build/compiled .venv/bin/python bench/engine_pauses.py [--n 40000] [--repeat 2]
 
->>> engine_us(list(generate(200, seed=1)), batch=50, pause_s=0.0, spin=False) > 0
+>>> engine_us(declarations(200, seed=1), batch=50, pause_s=0.0, spin=False) > 0
 True
 """
 
@@ -23,7 +23,7 @@ import time
 
 from vigie.contracts.schemas import Declaration
 from vigie.model.engine import RiskEngine
-from vigie_dev.generator import generate as generate_items
+from vigie_dev.generator import generate
 
 SETTINGS = (
     (500, 0.0, False),
@@ -38,8 +38,9 @@ SETTINGS = (
 """(batch, pause in seconds, spinning instead of sleeping)."""
 
 
-def generate(n: int, seed: int) -> list[Declaration]:
-    return [item.declaration for item in generate_items(n, seed=seed)]
+def declarations(n: int, seed: int) -> list[Declaration]:
+    """``n`` generated declarations, in lodging order."""
+    return [item.declaration for item in generate(n, seed=seed)]
 
 
 def engine_us(decls: list[Declaration], *, batch: int, pause_s: float, spin: bool) -> float:
@@ -67,7 +68,7 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=8)
     parser.add_argument("--repeat", type=int, default=2)
     args = parser.parse_args()
-    decls = generate(args.n, args.seed)
+    decls = declarations(args.n, args.seed)
     times: dict[tuple[int, float, bool], list[float]] = {s: [] for s in SETTINGS}
     for _ in range(args.repeat):
         for batch, pause_s, spin in SETTINGS:

@@ -62,7 +62,7 @@ def main() -> None:
     result = json.loads(args.result.read_text())
     selected = full_weeks(result["weeks"])
     own = float(result["selection"]["precision"])
-    observed = min(float(w["precision"]) for w in result["weeks"].values() if not w.get("partial"))
+    observed = result["selection"]["full_week_min_precision"]
     print(f"{len(selected)} full weeks, {min(selected)}-{max(selected)} selections each")
     print(f"this run: precision {own:.3f}, lowest full week {observed:.3f}")
     for p in sorted({round(own, 3), *PRECISIONS}):

@@ -17,10 +17,10 @@ A rate above what the worker sustains measures its backlog, not its latency: com
 
 ``cpu`` is where the cores went over the steady run (the worker, the alert publisher,
 this process producing, the broker; :mod:`vigie_dev.bench.cpu`), and ``engine_mean_ms``
-the worker's own mean engine time a declaration. At a steady rate a declaration costs the
-worker more than in a backlog (small batches, the core shared with the broker and the
-clients): 113-129 us of the scoring thread at 5,200/s, against 91-107 us in the same
-day's backlog runs. Half the backlog maximum is three quarters of the steady one.
+the worker's own mean engine time a declaration (warm-up included). At a steady rate a
+declaration costs the worker more than in a backlog: between batches its core goes idle
+and comes back slower (``bench/engine_pauses.py``; docs/performance.md), so half the
+backlog maximum may keep the worker's core three quarters busy or more.
 """
 
 from __future__ import annotations
@@ -34,7 +34,7 @@ from vigie.sinks.redis_alerts import AlertKeys, redis_client
 from vigie_dev.bench.backlog import Backlog, Line, produce_steady
 from vigie_dev.bench.context import Context
 from vigie_dev.bench.cpu import CpuWindow, cost_per_record
-from vigie_dev.bench.machine import broker_pid, load_average
+from vigie_dev.bench.machine import load_average, with_broker
 from vigie_dev.bench.processes import Child
 from vigie_dev.bench.stats import percentiles, rate
 from vigie_dev.bench.topics import TopicScan, consumer, record_count, wait_until
@@ -133,14 +133,10 @@ def measure(
 def _watched(settings: Settings, worker: WorkerProcess, publisher: Child) -> dict[str, int]:
     """The steady window's processes: the worker, the alert publisher, this process (the
     producer) and the broker if local."""
-    pids = {"bench": os.getpid()}
-    for name, proc in (("worker", worker.proc), ("publisher", publisher.proc)):
-        if proc is not None:
-            pids[name] = proc.pid
-    broker = broker_pid(settings.bootstrap_servers)
-    if broker is not None:
-        pids["broker"] = broker
-    return pids
+    pids = {"bench": os.getpid(), "publisher": publisher.proc.pid}
+    if worker.proc is not None:
+        pids["worker"] = worker.proc.pid
+    return with_broker(pids, settings.bootstrap_servers)
 
 
 def _alerts_in_redis(client: Any, prefix: str) -> dict[str, int]:

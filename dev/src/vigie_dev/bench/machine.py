@@ -116,6 +116,13 @@ def broker_pid(bootstrap: str) -> int | None:
     return next((pid for pid, _ in _local_brokers(bootstrap)), None)
 
 
+def with_broker(pids: dict[str, int], bootstrap: str) -> dict[str, int]:
+    """``pids`` (the processes a CPU window accounts for, by name), and the broker's as
+    ``broker`` if it runs on this host."""
+    broker = broker_pid(bootstrap)
+    return pids if broker is None else {**pids, "broker": broker}
+
+
 def _local_brokers(bootstrap: str) -> list[tuple[int, list[str]]]:
     """The ``kafka.Kafka`` processes of this host whose ``listeners`` name the port."""
     port = bootstrap.split(",")[0].rsplit(":", 1)[-1]

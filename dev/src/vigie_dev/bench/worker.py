@@ -42,7 +42,7 @@ from vigie.errors import VigieError
 from vigie.settings import Settings
 from vigie_dev.bench.context import Context
 from vigie_dev.bench.cpu import CpuWindow, cost_per_record, scaling_bound
-from vigie_dev.bench.machine import broker_pid
+from vigie_dev.bench.machine import with_broker
 from vigie_dev.bench.processes import BenchError, peak_rss_kb, vigie_json
 from vigie_dev.bench.stats import megabytes, rate
 from vigie_dev.bench.topics import TopicScan, consumer, record_count, wait_until
@@ -181,11 +181,7 @@ def _all_moved(before: list[float], after: list[float]) -> bool:
 
 def _watched(workers: list[WorkerProcess], bootstrap: str) -> dict[str, int]:
     """The processes a CPU window accounts for: each worker, and the broker if local."""
-    pids = {w.name: w.proc.pid for w in workers if w.proc is not None}
-    broker = broker_pid(bootstrap)
-    if broker is not None:
-        pids["broker"] = broker
-    return pids
+    return with_broker({w.name: w.proc.pid for w in workers if w.proc is not None}, bootstrap)
 
 
 def _largest(values: list[int | None]) -> int | None:
