@@ -5,7 +5,8 @@ and the peer loop. Each runs as its own process on the run's backlog.
   partitions' assignment to the last one decoded;
 * ``detectors``: one RiskEngine in process, no Kafka (:mod:`.detectors`);
 * ``peer``: ``bench/peer_loop.py``, from the partitions' assignment to the last Score in
-  Kafka (the Kafka timestamp of the last one), as the worker is measured.
+  Kafka (the Kafka timestamp of the last one), as the worker is measured, with its
+  engine's mean time per declaration (``engine_mean_ms``, timed as the worker's).
 """
 
 from __future__ import annotations
@@ -69,6 +70,7 @@ def peer(ctx: Context, settings: Settings) -> dict[str, Any]:
         "seconds": round(seconds, 3),
         "per_s": rate(len(scan.first_ms), seconds),
         "own_per_s": result["per_s"],
+        "engine_mean_ms": result.get("engine_mean_ms"),
         "peak_rss_mb": megabytes(result["peak_rss_kb"]),
     }
 
