@@ -14,7 +14,8 @@ written and decompressed as it is read:
 
 A snapshot can be written a slice at a time while the model goes on learning
 (:class:`SlicedSnapshot`): its core and each table's keys to write, in order, are taken at
-the start, and each entry's value when its slice is written. Such a *fuzzy* snapshot is
+the start, with the values of a delta's tail (read in table order: no lookups), and each
+other entry's value when its slice is written. Such a *fuzzy* snapshot is
 consistent only with the delta that follows it: the change sets are emptied at the start,
 so that delta holds every entry changed while the slices were written, and the chain's
 manifest is written only once it is saved (:mod:`vigie.worker.checkpoint`).
@@ -60,7 +61,7 @@ from collections import deque
 from collections.abc import Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import contextmanager
-from typing import Any
+from typing import Any, NamedTuple
 
 from backports import zstd
 
@@ -129,18 +130,18 @@ class SlicedSnapshot:
         tables = tracked(state)
         self._full = full
         self._stream = _Compressing(level=3)
-        self._sections: list[tuple[dict[str, Any], Any, list[str]]] = []
-        """(table, what opens the section or None, the keys of its entries), in order."""
+        self._sections: list[_Section] = []
+        """Per table, in order: its entries to write (a delta's in place, then its tail)."""
         with _collector_paused():
             head = (FORMAT, "full" if full else "delta", _core(state, tables), len(tables))
             _dump(head, self._stream)
             for table, changed in tables:
                 if full:
-                    self._sections.append((table, (type(table)(), None), list(table)))
+                    self._sections.append(_Section(table, (type(table)(), None), list(table)))
                 else:
-                    deleted, in_place, tail = delta_keys(table, changed)
-                    self._sections.append((table, deleted, in_place))
-                    self._sections.append((table, None, tail))
+                    deleted, in_place, tail, values = delta_keys(table, changed)
+                    self._sections.append(_Section(table, deleted, in_place))
+                    self._sections.append(_Section(table, None, tail, values))
         self._section = 0
         self._at = 0
         self._entry_s: dict[int, float] = {}
@@ -194,22 +195,39 @@ class SlicedSnapshot:
 
     def _write_some(self, chunk: int) -> int:
         """Write up to ``chunk`` entries of the current section; how many were looked at."""
-        table, opening, keys = self._sections[self._section]
-        if self._at == 0 and opening is not None:
-            _dump(opening, self._stream)
-        end = min(len(keys), self._at + chunk)
-        looked_at = end - self._at
-        # A key forgotten since the start is left out: the closing delta deletes it.
-        entries = [(k, table[k]) for k in keys[self._at : end] if k in table]
+        section = self._sections[self._section]
+        table, keys = section.table, section.keys
+        if self._at == 0 and section.opening is not None:
+            _dump(section.opening, self._stream)
+        start, end = self._at, min(len(keys), self._at + chunk)
+        if section.values is not None:
+            # Values taken at the start: one changed since is in the closing delta too.
+            entries = list(zip(keys[start:end], section.values[start:end], strict=True))
+        else:
+            # A key forgotten since the start is left out: the closing delta deletes it.
+            entries = [(k, table[k]) for k in keys[start:end] if k in table]
         if entries:  # an empty pickle ends the section
             _dump(entries, self._stream)
         self._at = end
         if end == len(keys):
             _dump([], self._stream)
-            self._sections[self._section] = (table, None, [])
+            self._sections[self._section] = _Section(table, None, [])
             self._section, self._at = self._section + 1, 0
             self.done = self._section == len(self._sections)
-        return looked_at
+        return end - start
+
+
+class _Section(NamedTuple):
+    """One run of a table's entries in a snapshot."""
+
+    table: dict[str, Any]
+    opening: Any
+    """What is written before the entries (a full snapshot's empty table, a delta's keys
+    forgotten), or None."""
+    keys: list[str]
+    values: list[Any] | None = None
+    """The keys' values, taken with them (a delta's tail), or None: looked up as each
+    slice is written."""
 
 
 def _core(state: PartitionState, tables: list[Tracked]) -> bytes:
