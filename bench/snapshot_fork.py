@@ -34,6 +34,7 @@ import argparse
 import gc
 import os
 import resource
+import signal
 import statistics
 import time
 from collections.abc import Iterable, Iterator
@@ -111,14 +112,27 @@ def _fork_delta(state: PartitionState) -> int:
     return pid
 
 
-def _reap(children: list[int], *, block: bool) -> int:
-    """Wait for the children done (``block``: for all); how many failed."""
+def _reap(children: list[int], *, block: bool, timeout_s: float = 120.0) -> int:
+    """Collect the children done (``block``: all, those still alive after ``timeout_s``
+    killed); how many failed."""
     failed = 0
-    for pid in list(children):
-        done, status = os.waitpid(pid, 0 if block else os.WNOHANG)
-        if done:
-            children.remove(pid)
-            failed += os.waitstatus_to_exitcode(status) != 0
+    deadline = time.monotonic() + timeout_s
+    while children:
+        for pid in list(children):
+            done, status = os.waitpid(pid, os.WNOHANG)
+            if done:
+                children.remove(pid)
+                failed += os.waitstatus_to_exitcode(status) != 0
+        if not block or not children:
+            break
+        if time.monotonic() > deadline:
+            for pid in children:
+                os.kill(pid, signal.SIGKILL)
+                os.waitpid(pid, 0)
+            failed += len(children)
+            children.clear()
+            break
+        time.sleep(0.005)
     return failed
 
 
