@@ -79,14 +79,15 @@ def _bin(earlier: int) -> str:
 
 
 def main() -> None:
-    from vigie.cli.evaluate import read_examples
+    from vigie.cli.evaluate import default_rejects, read_examples
+    from vigie.settings import get_settings
 
     parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
     parser.add_argument("files", nargs="+", type=Path)
     parser.add_argument("--mapping", default=None)
     parser.add_argument("--from", dest="start", default="1970-01-01")
     args = parser.parse_args()
-    rejects = Path("/tmp/novelty-base-rates-rejects.jsonl")
+    rejects = default_rejects(get_settings())  # where `vigie evaluate` writes its own
     examples, _ = read_examples(args.files, args.mapping, None, None, rejects)
     declarations = [e.declaration for e in examples]
     rows = [(d.importer, d.commodity_code[:6], d.origin) for d in declarations]
