@@ -32,7 +32,6 @@ import gc
 import heapq
 import os
 import random
-import resource
 import statistics
 import subprocess
 import sys
@@ -58,7 +57,7 @@ from vigie.worker.loop import SNAPSHOT_COST_FACTOR
 from vigie.worker.metrics import WorkerMetrics
 from vigie.worker.snapshots import CHUNK_BYTES, SavedSnapshot
 from vigie.worker.state import PartitionState
-from vigie_dev.bench.processes import peak_rss_kb
+from vigie_dev.bench.processes import peak_rss_kb, rss_kb
 
 IMPORTERS, CODES = 200_000, 5_000
 ORIGINS = ["CN", "US", "DE", "IT", "ES", "GB", "TR", "IN", "VN", "JP", "KR", "BR", "MA", "TN",
@@ -105,8 +104,7 @@ def world(n: int, seed: int) -> Iterator[tuple[Declaration, ControlResult | None
 
 
 def rss_mib() -> float:
-    resident = int(Path("/proc/self/statm").read_text().split()[1])
-    return resident * resource.getpagesize() / 2**20
+    return (rss_kb(os.getpid()) or 0) / 1024
 
 
 def peak_rss_mib() -> float:

@@ -39,7 +39,6 @@ import statistics
 import time
 from collections.abc import Iterable, Iterator
 from itertools import islice
-from pathlib import Path
 from typing import Any
 
 from vigie.contracts.schemas import Declaration
@@ -47,6 +46,7 @@ from vigie.model.engine import RiskEngine
 from vigie.worker import increments
 from vigie.worker.processing import score_decoded
 from vigie.worker.state import PartitionState
+from vigie_dev.bench.processes import rss_kb
 from vigie_dev.generator import GeneratorConfig, stream
 
 MODES = ("none", "inline", "fork")
@@ -150,8 +150,9 @@ def main() -> None:
     state = scored_state(islice(decls, args.warm))
     gc.collect()
     gc.freeze()  # as the worker does after a checkpoint
+    rss_mib = (rss_kb(os.getpid()) or 0) / 1024
     print(f"state: {args.warm:,} declarations; a delta every {args.every:,}; "
-          f"{args.n:,} declarations a pass; RSS {_rss_mib():,.0f} MiB")  # fmt: skip
+          f"{args.n:,} declarations a pass; RSS {rss_mib:,.0f} MiB")  # fmt: skip
     results: dict[str, list[dict[str, Any]]] = {mode: [] for mode in MODES}
     for _ in range(args.repeat):
         for mode in MODES:
@@ -164,11 +165,6 @@ def main() -> None:
     print("medians:", ", ".join(
         f"{mode} {statistics.median(f['us_per_declaration'] for f in runs):.1f} us"
         for mode, runs in results.items()))  # fmt: skip
-
-
-def _rss_mib() -> float:
-    resident_pages = int(Path("/proc/self/statm").read_text().split()[1])
-    return resident_pages * os.sysconf("SC_PAGE_SIZE") / 2**20
 
 
 if __name__ == "__main__":

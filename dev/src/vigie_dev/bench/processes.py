@@ -4,7 +4,7 @@ memory and CPU, and their peak resident memory.
 Examples
 --------
 >>> import os
->>> peak_rss_kb(os.getpid()) > 0
+>>> peak_rss_kb(os.getpid()) >= rss_kb(os.getpid()) > 0
 True
 >>> peak_rss_kb(2**22 + 1) is None
 True
@@ -32,9 +32,18 @@ class BenchError(VigieError):
 
 def peak_rss_kb(pid: int) -> int | None:
     """The peak resident set size (VmHWM) of a running process, in kB; None if gone."""
+    return _status_kb(pid, "VmHWM:")
+
+
+def rss_kb(pid: int) -> int | None:
+    """The resident set size (VmRSS) of a running process now, in kB; None if gone."""
+    return _status_kb(pid, "VmRSS:")
+
+
+def _status_kb(pid: int, field: str) -> int | None:
     try:
         for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-            if line.startswith("VmHWM:"):
+            if line.startswith(field):
                 return int(line.split()[1])
     except OSError:
         return None
